@@ -1,0 +1,3 @@
+"""ftgui: fine-tune pretrained torchvision image classifiers."""
+
+__version__ = "0.1.0"

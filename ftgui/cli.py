@@ -1,0 +1,241 @@
+"""ftgui-train and ftgui-predict: thin command lines over ``ftgui.core``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from . import __version__
+from .core import events as ev
+from .core.errors import FtguiError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {text})")
+    return value
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ftgui-train",
+        description="Fine-tune a pretrained torchvision classifier on a folder of images "
+        "(one subfolder per class, or train/ and val/ folders).",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="image folder: one subfolder per class")
+    p.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for model.safetensors and model.json")
+    p.add_argument("--model", default="resnet18", help="torchvision architecture (default: resnet18)")
+    p.add_argument("--weights", default="default",
+                   help="'default' (torchvision's best), a weights name (IMAGENET1K_V1), 'none', or a local "
+                   ".pth/.pt/.safetensors file")
+    p.add_argument("--strategy", default="head",
+                   help="head | last-N (last N blocks + head, e.g. last-2) | full | gradual (default: head)")
+    p.add_argument("--unfreeze-every", type=_positive_int, default=1, metavar="E",
+                   help="gradual: unfreeze one more block every E epochs")
+    p.add_argument("--train-bn", action="store_true", help="keep BatchNorm layers trainable inside frozen blocks")
+    p.add_argument("--epochs", type=_positive_int, default=5)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--lr-decay", type=float, default=1.0,
+                   help="discriminative learning rates: each earlier block gets lr × this (default 1 = off)")
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--schedule", choices=["constant", "cosine", "onecycle"], default="cosine")
+    p.add_argument("--image-size", type=_positive_int, default=None, metavar="N",
+                   help="input size in pixels (default: the weights' own, e.g. 224)")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=False,
+                   help="random resized crops and flips while training")
+    p.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a better validation loss (0 = off)")
+    p.add_argument("--num-workers", type=int, default=0, help="image-loading processes (default 0)")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="E",
+                   help="save OUT_DIR/checkpoint.pt every E epochs (0 = never; default 1)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")
+    p.add_argument("--quiet", action="store_true", help="only print the summary")
+    p.add_argument("--version", action="version", version=f"ftgui {__version__}")
+    return p
+
+
+class Progress:
+    """A one-line progress bar on a terminal; plain lines otherwise."""
+
+    def __init__(self, stream: TextIO, quiet: bool = False) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.quiet = quiet
+        self._last = 0.0
+
+    def line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def batch(self, e: ev.BatchEnded) -> None:
+        if self.quiet or not self.tty:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and e.batch != e.batches:
+            return
+        self._last = now
+        width = 24
+        filled = int(width * e.batch / e.batches)
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(
+            f"\r\033[Kepoch {e.epoch} [{bar}] {e.batch}/{e.batches}  loss {e.loss:.4f}  "
+            f"lr {e.lr:.2g}  {e.images_per_s:.0f} img/s  ETA {_duration(e.eta_s)}"
+        )
+        self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _print_event(e: ev.Event, out: Progress) -> None:
+    if isinstance(e, ev.BatchEnded):
+        out.batch(e)
+    elif isinstance(e, ev.RunStarted):
+        out.line(
+            f"{len(e.classes)} classes ({', '.join(e.classes[:8])}{', ...' if len(e.classes) > 8 else ''}), "
+            f"{e.num_train} training / {e.num_val} validation images, device {e.device}, "
+            f"trainable {e.trainable_params:,} of {e.total_params:,} parameters"
+        )
+    elif isinstance(e, ev.EpochEnded):
+        val = "" if e.val_loss is None else f"  val loss {e.val_loss:.4f}  val acc {_pct(e.val_accuracy)}"
+        out.line(
+            f"epoch {e.epoch}/{e.epochs}  train loss {e.train_loss:.4f}  train acc {_pct(e.train_accuracy)}"
+            f"{val}  ({e.seconds:.1f}s){'  *best' if e.is_best else ''}"
+        )
+    elif isinstance(e, ev.FileSkipped):
+        out.line(f"skipped {e.path}: {e.reason}")
+    elif isinstance(e, ev.Message):
+        out.line(f"{e.level}: {e.text}")
+    elif isinstance(e, ev.BlocksUnfrozen):
+        out.line(f"epoch {e.epoch}: unfroze {', '.join(e.blocks)} ({e.trainable_params:,} trainable parameters)")
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    args = train_parser().parse_args(argv)
+    err = sys.stderr
+    progress = Progress(err, args.quiet)
+    try:
+        return _train(args, progress)
+    except FtguiError as exc:
+        err.write(f"ftgui-train: error: {exc}\n")
+        return 2
+
+
+def _train(args: argparse.Namespace, progress: Progress) -> int:
+    # Heavy imports after argument parsing, so --help is instant.
+    from .core.engine import CancelToken, TrainConfig, Trainer
+    from .core.export import export_bundle
+
+    out_dir = Path(args.out).expanduser()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FtguiError(f"--out {out_dir} is a file; give a folder.")
+    if args.resume:
+        trainer = Trainer.from_checkpoint(args.resume, data_dir=args.data_dir, epochs=args.epochs,
+                                          device=args.device)
+        progress.line(f"resuming from {args.resume} after epoch {trainer.epoch}")
+    else:
+        cfg = TrainConfig(
+            data_dir=args.data_dir, arch=args.model, weights=args.weights, strategy=args.strategy,
+            unfreeze_every=args.unfreeze_every, train_bn=args.train_bn, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay, optimizer=args.optimizer,
+            weight_decay=args.weight_decay, schedule=args.schedule, image_size=args.image_size,
+            val_fraction=args.val_fraction, seed=args.seed, device=args.device, augment=args.augment,
+            early_stopping=args.early_stopping, num_workers=args.num_workers,
+        )
+        trainer = Trainer(cfg)
+        trainer.prepare()
+    cancel = CancelToken()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        progress.line("stopping after this batch (Ctrl+C again to abort without saving)...")
+        cancel.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    final: ev.Event | None = None
+    try:
+        for e in trainer.run(cancel):
+            _print_event(e, progress)
+            if isinstance(e, ev.EpochEnded) and args.checkpoint_every and e.epoch % args.checkpoint_every == 0:
+                trainer.save_checkpoint(out_dir / "checkpoint.pt")
+            final = e
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if trainer.epoch > 0:
+        export_bundle(trainer, out_dir)
+    if isinstance(final, ev.Failed):
+        progress.stream.write(f"ftgui-train: error: {final.message.splitlines()[0]}\n")
+        if trainer.epoch:
+            progress.line(f"the model after {trainer.epoch} epoch(s) was written to {out_dir}")
+        return 1
+    if isinstance(final, ev.Cancelled):
+        if trainer.epoch:
+            progress.line(f"stopped; the model after {trainer.epoch} epoch(s) was written to {out_dir}")
+        else:
+            progress.line("stopped before the first epoch ended; nothing was written")
+        return 130
+    assert isinstance(final, ev.Finished)
+    best = f", best epoch {final.best_epoch}" if final.best_epoch else ""
+    progress.line(
+        f"done: {final.epochs_completed} epochs{best}, validation accuracy {_pct(final.best_val_accuracy)}; "
+        f"wrote {out_dir / 'model.safetensors'} and {out_dir / 'model.json'}"
+    )
+    return 0
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ftgui-predict", description="Classify images with a model exported by ftgui.")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="folder with model.safetensors and model.json")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    p.add_argument("--topk", type=_positive_int, default=5, help="how many classes to show (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument("--version", action="version", version=f"ftgui {__version__}")
+    return p
+
+
+def predict_main(argv: Sequence[str] | None = None) -> int:
+    args = predict_parser().parse_args(argv)
+    from .core.predict import predict_files
+
+    try:
+        preds = predict_files(args.model_dir, args.images, args.topk)
+    except FtguiError as exc:
+        sys.stderr.write(f"ftgui-predict: error: {exc}\n")
+        return 2
+    if args.json:
+        json.dump([p.to_dict() for p in preds], sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        for p in preds:
+            print(p.path)
+            if p.error:
+                print(f"  error: {p.error}")
+            width = max((len(c) for c, _ in p.top), default=0)
+            for cls, prob in p.top:
+                print(f"  {cls:<{width}}  {100 * prob:5.1f}%")
+    return 1 if any(p.error for p in preds) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(train_main())

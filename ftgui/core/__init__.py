@@ -1,0 +1,1 @@
+"""The Qt-free engine of ftgui: models, layer freezing, data, training, export."""

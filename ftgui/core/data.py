@@ -1,0 +1,316 @@
+"""Image folders: scanning (ImageFolder semantics), splitting, decoding and transforms.
+
+The user's files are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, ImageOps
+
+from .errors import DataError
+from .models import Preprocess
+
+# Same list and same case-insensitive check as torchvision.datasets.folder.
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# Folders that file managers and tools leave behind; never classes, never images.
+IGNORED_DIRS = {"__MACOSX", "__pycache__"}
+SPLIT_DIRS = ("train", "val")
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str  # relative to the dataset root, with forward slashes
+    label: int
+
+
+@dataclass
+class ScanResult:
+    """What a folder holds: classes in ImageFolder order, readable samples, skipped files."""
+
+    root: str
+    classes: list[str]
+    samples: list[Sample]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    warnings: list[str] = field(default_factory=list)
+    presplit: dict[str, list[Sample]] | None = None  # {"train": [...], "val": [...]}
+
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.classes)}
+
+    def counts(self, samples: Sequence[Sample] | None = None) -> list[int]:
+        out = [0] * len(self.classes)
+        for s in self.samples if samples is None else samples:
+            out[s.label] += 1
+        return out
+
+
+@dataclass
+class Split:
+    """The train/validation file lists of a run, recorded so the run can be reproduced."""
+
+    train: list[Sample]
+    val: list[Sample]
+
+    def to_dict(self) -> dict[str, list[list[Any]]]:
+        return {
+            "train": [[s.path, s.label] for s in self.train],
+            "val": [[s.path, s.label] for s in self.val],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Split:
+        return cls(
+            train=[Sample(str(p), int(lbl)) for p, lbl in d["train"]],
+            val=[Sample(str(p), int(lbl)) for p, lbl in d["val"]],
+        )
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name in IGNORED_DIRS
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
+def find_classes(directory: str | os.PathLike[str]) -> list[str]:
+    """Class folders in ImageFolder's order (sorted names), hidden folders left out."""
+    with os.scandir(directory) as it:
+        return sorted(e.name for e in it if e.is_dir() and not _hidden(e.name))
+
+
+def check_image(path: str | os.PathLike[str]) -> str | None:
+    """Why this file cannot be used as an image, or None if it looks fine (cheap: header only)."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.verify()
+    except Image.DecompressionBombError as exc:
+        return f"image too large to decode safely ({exc})"
+    except Image.DecompressionBombWarning as exc:
+        return f"image too large to decode safely ({exc})"
+    except Image.UnidentifiedImageError:
+        return "not an image Pillow can read (wrong or unknown format)"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"unreadable image ({exc})"
+    return None
+
+
+def _walk(top: Path) -> list[tuple[str, list[str]]]:
+    """os.walk following symlinks once (loops cut), hidden folders pruned, in ImageFolder order."""
+    seen: set[str] = set()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not _hidden(d)]
+        found.append((dirpath, filenames))
+    return sorted(found)
+
+
+def _scan_classes(root: Path, classes: list[str], result: ScanResult, prefix: str = "") -> list[Sample]:
+    samples: list[Sample] = []
+    for label, cls in enumerate(classes):
+        class_dir = root / cls
+        if not class_dir.is_dir():
+            continue
+        for dirpath, filenames in _walk(class_dir):
+            for fname in sorted(filenames):
+                if _hidden(fname):
+                    continue
+                full = os.path.join(dirpath, fname)
+                rel = prefix + os.path.relpath(full, root).replace(os.sep, "/")
+                if not is_image_name(fname):
+                    result.skipped.append((rel, "not an image file extension"))
+                    continue
+                reason = check_image(full)
+                if reason:
+                    result.skipped.append((rel, reason))
+                else:
+                    samples.append(Sample(rel, label))
+    return samples
+
+
+def scan_folder(root: str | os.PathLike[str], check: bool = True) -> ScanResult:
+    """Scan an image folder: one subfolder per class, or ``train/`` and ``val/`` each with them."""
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DataError(f"Folder not found: {path}")
+    if not path.is_dir():
+        raise DataError(f"Not a folder: {path}. Choose a folder with one subfolder per class.")
+    top = find_classes(path)
+    if all(d in top for d in SPLIT_DIRS) and set(top) <= {*SPLIT_DIRS, "test"}:
+        classes = find_classes(path / "train")
+        result = ScanResult(str(path), classes, [])
+        train = _scan_classes(path / "train", classes, result, prefix="train/")
+        val = _scan_classes(path / "val", classes, result, prefix="val/")
+        extra = sorted(set(find_classes(path / "val")) - set(classes))
+        if extra:
+            result.warnings.append(f"val/ has classes missing from train/, ignored: {', '.join(extra)}")
+        result.samples = train + val
+        result.presplit = {"train": train, "val": val}
+    else:
+        result = ScanResult(str(path), top, [])
+        result.samples = _scan_classes(path, top, result)
+    _drop_empty_classes(result)
+    if len(result.classes) < 2:
+        found = f"found {len(result.classes)}" + (f" ({result.classes[0]})" if result.classes else "")
+        raise DataError(
+            f"{path} needs at least 2 class folders with images in them ({found}). "
+            f"Put each class's images in its own subfolder."
+        )
+    return result
+
+
+def _drop_empty_classes(result: ScanResult) -> None:
+    counts = result.counts()
+    empty = [c for c, n in zip(result.classes, counts) if n == 0]
+    if not empty:
+        return
+    result.warnings.append(f"Class folders without usable images were left out: {', '.join(empty)}")
+    keep = [c for c, n in zip(result.classes, counts) if n > 0]
+    remap = {result.classes.index(c): i for i, c in enumerate(keep)}
+
+    def fix(samples: list[Sample]) -> list[Sample]:
+        return [Sample(s.path, remap[s.label]) for s in samples]
+
+    result.classes = keep
+    result.samples = fix(result.samples)
+    if result.presplit:
+        result.presplit = {k: fix(v) for k, v in result.presplit.items()}
+
+
+def split_samples(scan: ScanResult, val_fraction: float = 0.2, seed: int = 0) -> Split:
+    """Use ``train/``+``val/`` when present, else a stratified, seeded split per class."""
+    if scan.presplit is not None:
+        return Split(list(scan.presplit["train"]), list(scan.presplit["val"]))
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"Validation fraction must be between 0 and 1 (got {val_fraction}).")
+    rng = random.Random(seed)
+    train: list[Sample] = []
+    val: list[Sample] = []
+    for label in range(len(scan.classes)):
+        items = [s for s in scan.samples if s.label == label]
+        rng.shuffle(items)
+        n_val = int(round(len(items) * val_fraction))
+        if val_fraction > 0 and len(items) >= 2:
+            n_val = min(max(n_val, 1), len(items) - 1)
+        val.extend(items[:n_val])
+        train.extend(items[n_val:])
+    train.sort(key=lambda s: s.path)
+    val.sort(key=lambda s: s.path)
+    return Split(train, val)
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        hi = arr.max() if arr.size else 0.0
+        scale = 255.0 / (65535.0 if im.mode.startswith("I;16") or hi > 255 else max(hi, 1.0))
+        im = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        # Transparent areas become white, as most viewers show them.
+        background = Image.new("RGB", im.size, (255, 255, 255))
+        background.paste(im.convert("RGBA"), mask=im.convert("RGBA").getchannel("A"))
+        return background
+    return im.convert("RGB") if im.mode != "RGB" else im
+
+
+def load_rgb(path: str | os.PathLike[str], target: int | None = None) -> Image.Image:
+    """Decode an image as RGB, EXIF orientation applied, first frame of animations.
+
+    ``target``: the smallest side needed; JPEGs are decoded at reduced size when much larger.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            if target and im.format == "JPEG":
+                # draft() picks a DCT scale that keeps both sides >= the requested size.
+                im.draft("RGB", (target, target))
+            im.seek(0)
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _to_rgb(im)
+
+
+def build_transform(pre: Preprocess, augment: bool = False) -> Callable[[Image.Image], torch.Tensor]:
+    """torchvision transforms matching the weights' preprocessing (plus training augmentation)."""
+    from torchvision import transforms as T
+
+    interp = T.InterpolationMode(pre.interpolation)
+    if augment:
+        steps: list[Any] = [
+            T.RandomResizedCrop(pre.crop_size, interpolation=interp, antialias=True),
+            T.RandomHorizontalFlip(),
+        ]
+    else:
+        steps = [T.Resize(pre.resize_size, interpolation=interp, antialias=True), T.CenterCrop(pre.crop_size)]
+    steps += [T.ToTensor(), T.Normalize(pre.mean, pre.std)]
+    return T.Compose(steps)
+
+
+class ImageListDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Samples of a split; a file that fails to decode yields an error instead of a crash."""
+
+    def __init__(self, root: str, samples: Sequence[Sample], transform: Callable[[Image.Image], torch.Tensor],
+                 decode_size: int | None = None) -> None:
+        self.root = root
+        self.samples = list(samples)
+        self.transform = transform
+        self.decode_size = decode_size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, int, int, str | None]:
+        s = self.samples[index]
+        try:
+            img = load_rgb(os.path.join(self.root, s.path), self.decode_size)
+            return self.transform(img), s.label, index, None
+        except Exception as exc:  # one bad file must never end a run
+            return None, s.label, index, f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    failed: list[tuple[int, str]]
+
+
+def collate(items: list[tuple[torch.Tensor | None, int, int, str | None]]) -> Batch:
+    good = [it for it in items if it[0] is not None]
+    failed = [(it[2], it[3] or "unreadable") for it in items if it[0] is None]
+    if not good:
+        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), failed)
+    return Batch(
+        torch.stack([it[0] for it in good]),  # type: ignore[misc]
+        torch.tensor([it[1] for it in good], dtype=torch.long),
+        torch.tensor([it[2] for it in good], dtype=torch.long),
+        failed,
+    )

@@ -1,0 +1,573 @@
+"""The training engine: one loop for the window, the command line and the tests.
+
+``Trainer.run()`` is a generator of events (see ``events.py``); it checks a cancellation
+token before every batch and never raises for problems the user can act on: it yields
+``Failed`` with a readable message instead.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import events as ev
+from .data import ImageListDataset, ScanResult, Split, build_transform, collate, scan_folder, split_samples
+from .errors import CheckpointError, DataError, FtguiError, TrainingError
+from .layers import (
+    FreezeSpec,
+    apply_freeze,
+    count_params,
+    head_names,
+    model_blocks,
+    train_mode,
+    trainable_names,
+)
+from .models import BuiltModel, Preprocess, build_model, rebuild_for_inference
+from .optim import group_parameters, lr_factor, make_optimizer, set_lr
+
+CHECKPOINT_FORMAT = "ftgui-checkpoint"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved with checkpoints and exports."""
+
+    data_dir: str = ""
+    arch: str = "resnet18"
+    weights: str | None = "default"
+    strategy: str = "head"  # head | last-N | full | gradual | custom
+    trainable: tuple[str, ...] = ()  # for strategy "custom"
+    unfreeze_every: int = 1
+    train_bn: bool = False
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-3
+    lr_decay: float = 1.0  # discriminative LRs: each earlier block gets lr * lr_decay**depth
+    optimizer: str = "adam"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    image_size: int | None = None
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    augment: bool = False
+    early_stopping: int = 0  # patience in epochs; 0 = off
+    num_workers: int = 0
+    amp: bool = True  # mixed precision when on CUDA
+
+    def freeze_spec(self) -> FreezeSpec:
+        if self.strategy == "custom":
+            return FreezeSpec("custom", train_bn=self.train_bn, trainable=tuple(self.trainable))
+        return FreezeSpec.parse(self.strategy, train_bn=self.train_bn, unfreeze_every=self.unfreeze_every)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["trainable"] = list(self.trainable)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if "trainable" in kw:
+            kw["trainable"] = tuple(kw["trainable"])
+        return cls(**kw)
+
+
+class CancelToken:
+    """Set from any thread; the engine checks it before every batch."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+def select_device(choice: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then CPU; or the named device when it is available."""
+    choice = (choice or "auto").lower()
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise FtguiError("CUDA was requested but no CUDA GPU is available; use --device cpu or auto.")
+    if choice == "mps" and not has_mps:
+        raise FtguiError("MPS was requested but is not available on this machine; use --device cpu or auto.")
+    if choice not in ("cpu", "mps") and not choice.startswith("cuda"):
+        raise FtguiError(f"Unknown device '{choice}': use auto, cpu, cuda or mps.")
+    return torch.device(choice)
+
+
+def available_devices() -> list[str]:
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out.insert(0, "cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps and mps.is_available():
+        out.insert(0, "mps")
+    return out
+
+
+def _logits(output: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Main logits plus auxiliary logits (GoogLeNet/Inception return named tuples in training)."""
+    if isinstance(output, torch.Tensor):
+        return output, []
+    main, *aux = tuple(output)
+    return main, [a for a in aux if isinstance(a, torch.Tensor)]
+
+
+def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class Trainer:
+    """A fine-tuning run. ``prepare()`` scans data and builds the model; ``run()`` trains."""
+
+    def __init__(self, config: TrainConfig, allow_download: bool = True) -> None:
+        self.config = config
+        self.allow_download = allow_download
+        self.scan: ScanResult | None = None
+        self.split: Split | None = None
+        self.built: BuiltModel | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.device = torch.device("cpu")
+        self.epoch = 0  # epochs completed
+        self.step = 0
+        self.unfrozen_blocks = 0
+        self.history: list[dict[str, Any]] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch: int | None = None
+        self.best_val_loss: float | None = None
+        self.skipped: dict[str, str] = {}
+        self._rng_state: torch.Tensor | None = None
+
+    # ------------------------------------------------------------ set-up
+
+    @property
+    def model(self) -> nn.Module:
+        if self.built is None:
+            raise FtguiError("The model is not built yet.")
+        return self.built.model
+
+    @property
+    def classes(self) -> list[str]:
+        return self.scan.classes if self.scan else []
+
+    @property
+    def prepared(self) -> bool:
+        return self.built is not None and self.optimizer is not None
+
+    def prepare(self, scan: ScanResult | None = None, built: BuiltModel | None = None) -> None:
+        """Scan the folder, split it, build the model, freeze it, make the optimizer.
+
+        Raises :class:`FtguiError` with a readable message on bad input.
+        """
+        cfg = self.config
+        spec = cfg.freeze_spec()  # validates the strategy before any slow work
+        self.device = select_device(cfg.device)
+        self.scan = scan or scan_folder(cfg.data_dir)
+        self.split = split_samples(self.scan, cfg.val_fraction, cfg.seed)
+        if not self.split.train:
+            raise DataError("No training images left after the split; lower the validation fraction.")
+        torch.manual_seed(cfg.seed)
+        self.built = built or build_model(
+            cfg.arch, len(self.scan.classes), cfg.weights, cfg.image_size, allow_download=self.allow_download
+        )
+        self._freeze(spec, 0)
+        self.built.model.to(self.device)
+        self.optimizer = self._new_optimizer()
+        for rel, reason in self.scan.skipped:
+            self.skipped.setdefault(rel, reason)
+
+    def _freeze(self, spec: FreezeSpec, unfrozen_blocks: int) -> None:
+        assert self.built is not None
+        self.unfrozen_blocks = unfrozen_blocks
+        apply_freeze(self.built.model, self.built.head, spec, unfrozen_blocks)
+
+    def _units(self) -> list[list[str]]:
+        assert self.built is not None
+        blocks = model_blocks(self.built.model, self.built.head)
+        return [head_names(self.built.model, self.built.head), *reversed(blocks)]
+
+    def _new_optimizer(self, only: set[str] | None = None) -> torch.optim.Optimizer:
+        cfg = self.config
+        groups = group_parameters(self.model, self._units(), cfg.lr, cfg.weight_decay, cfg.lr_decay, only)
+        return make_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum)
+
+    @property
+    def blocks(self) -> list[list[str]]:
+        return model_blocks(self.model, self.built.head) if self.built else []
+
+    @property
+    def preprocess(self) -> Preprocess:
+        assert self.built is not None
+        return self.built.preprocess
+
+    def _loader(self, train: bool) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]
+        assert self.scan is not None and self.split is not None
+        cfg = self.config
+        samples = self.split.train if train else self.split.val
+        transform = build_transform(self.preprocess, augment=train and cfg.augment)
+        ds = ImageListDataset(self.scan.root, samples, transform, decode_size=self.preprocess.resize_size)
+        kwargs: dict[str, Any] = {}
+        if cfg.num_workers > 0:
+            # Explicit spawn: forking a process that runs Qt or CUDA is unsafe.
+            kwargs = {"num_workers": cfg.num_workers, "multiprocessing_context": "spawn", "persistent_workers": False}
+        gen = torch.Generator().manual_seed(cfg.seed + self.epoch)
+        return torch.utils.data.DataLoader(
+            ds,
+            batch_size=cfg.batch_size,
+            shuffle=train,
+            generator=gen if train else None,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------ running
+
+    def run(self, cancel: CancelToken | None = None) -> Iterator[ev.Event]:
+        """Train to ``config.epochs``, yielding events. Ends with Finished, Cancelled or Failed."""
+        cancel = cancel or CancelToken()
+        try:
+            if not self.prepared:
+                self.prepare()
+            yield from self._run(cancel)
+        except FtguiError as exc:
+            self._restore_best()
+            yield ev.Failed(str(exc), self.epoch)
+        except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+            self._restore_best()
+            yield ev.Failed(_oom_message(exc, self.config), self.epoch)
+        except RuntimeError as exc:
+            self._restore_best()
+            msg = _oom_message(exc, self.config) if "out of memory" in str(exc).lower() else (
+                f"Training failed: {exc}\n{traceback.format_exc(limit=3)}"
+            )
+            yield ev.Failed(msg, self.epoch)
+
+    def _run(self, cancel: CancelToken) -> Iterator[ev.Event]:
+        cfg = self.config
+        spec = cfg.freeze_spec()
+        assert self.scan is not None and self.split is not None and self.optimizer is not None
+        model = self.model
+        for w in self.scan.warnings:
+            yield ev.Message("warning", w)
+        for rel, reason in self.scan.skipped:
+            yield ev.FileSkipped(rel, reason)
+        trainable, total = count_params(model)
+        batches = math.ceil(len(self.split.train) / cfg.batch_size)
+        yield ev.RunStarted(
+            tuple(self.scan.classes), len(self.split.train), len(self.split.val), str(self.device),
+            trainable, total, cfg.epochs, self.epoch, batches,
+        )
+        if self._rng_state is not None:
+            torch.set_rng_state(self._rng_state)
+        else:
+            torch.manual_seed(cfg.seed + 1)
+        total_steps = cfg.epochs * batches
+        run_start = time.perf_counter()
+        steps_at_start = self.step
+        use_amp = cfg.amp and self.device.type == "cuda"
+        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+        stale = 0
+        stopped_early = False
+        while self.epoch < cfg.epochs:
+            if cancel.cancelled:
+                break
+            if spec.strategy == "gradual":
+                event = self._maybe_unfreeze(spec)
+                if event:
+                    yield event
+            epoch_start = time.perf_counter()
+            train_mode(model)
+            loss_sum, correct, seen = 0.0, 0, 0
+            for b, batch in enumerate(self._loader(train=True), start=1):
+                if cancel.cancelled:
+                    break
+                yield from self._report_failures(batch, self.split.train)
+                if batch.images.numel() == 0:
+                    continue
+                t0 = time.perf_counter()
+                lr = set_lr(self.optimizer, lr_factor(cfg.schedule, self.step, total_steps))
+                x = batch.images.to(self.device, non_blocking=True)
+                y = batch.labels.to(self.device, non_blocking=True)
+                with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
+                    main, aux = _logits(model(x))
+                    loss = F.cross_entropy(main, y)
+                    full = loss + sum((0.3 * F.cross_entropy(a, y) for a in aux), torch.zeros((), device=x.device))
+                if not torch.isfinite(full):
+                    raise TrainingError(
+                        f"The loss became {full.item()} at epoch {self.epoch + 1}, batch {b}. "
+                        f"Try a lower learning rate (now {cfg.lr:g})."
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                scaler.scale(full).backward()
+                scaler.step(self.optimizer)
+                scaler.update()
+                self.step += 1
+                n = int(y.numel())
+                loss_value = float(loss.detach())
+                loss_sum += loss_value * n
+                correct += int((main.detach().argmax(1) == y).sum())
+                seen += n
+                elapsed = time.perf_counter() - run_start
+                done = self.step - steps_at_start
+                eta = elapsed / done * max(total_steps - self.step, 0) if done else 0.0
+                dt = max(time.perf_counter() - t0, 1e-9)
+                yield ev.BatchEnded(self.epoch + 1, b, batches, self.step, loss_value, lr, n / dt, eta)
+            if cancel.cancelled:
+                break
+            if seen == 0:
+                self._check_root()
+                raise DataError("No image of the training set could be read in this epoch.")
+            val_loss, val_acc, per_class = yield from self._evaluate(cancel)
+            if cancel.cancelled:
+                break
+            self.epoch += 1
+            metric = val_loss if val_loss is not None else loss_sum / seen
+            is_best = self.best_val_loss is None or metric < self.best_val_loss
+            if is_best:
+                self.best_val_loss, self.best_epoch = metric, self.epoch
+                self.best_state = _state_copy(model)
+                stale = 0
+            else:
+                stale += 1
+            record = ev.EpochEnded(
+                self.epoch, cfg.epochs, loss_sum / seen, correct / seen, val_loss, val_acc,
+                tuple(per_class), max(g["lr"] for g in self.optimizer.param_groups),
+                time.perf_counter() - epoch_start, is_best,
+            )
+            self.history.append(record.to_dict())
+            self._rng_state = torch.get_rng_state()
+            yield record
+            if cfg.early_stopping and stale >= cfg.early_stopping and self.epoch < cfg.epochs:
+                stopped_early = True
+                yield ev.Message(
+                    "info", f"Early stopping: validation loss has not improved for {stale} epochs."
+                )
+                break
+        self._restore_best()
+        if cancel.cancelled:
+            yield ev.Cancelled(self.epoch)
+            return
+        best_acc = None
+        if self.best_epoch is not None:
+            best_acc = self.history[self.best_epoch - 1].get("val_accuracy") if self.best_epoch <= len(self.history) else None
+        yield ev.Finished(self.epoch, self.best_epoch, self.best_val_loss, best_acc, stopped_early)
+
+    def _maybe_unfreeze(self, spec: FreezeSpec) -> ev.BlocksUnfrozen | None:
+        assert self.optimizer is not None
+        blocks = self.blocks
+        wanted = min(self.epoch // max(spec.unfreeze_every, 1), len(blocks))
+        if wanted <= self.unfrozen_blocks:
+            return None
+        before = set(trainable_names(self.model))
+        self._freeze(spec, wanted)
+        new = [n for n in trainable_names(self.model) if n not in before]
+        for group in group_parameters(
+            self.model, self._units(), self.config.lr, self.config.weight_decay, self.config.lr_decay, only=new
+        ):
+            # New groups join the optimizer; existing groups keep their state (momentum, Adam moments).
+            self.optimizer.add_param_group(group)
+        names = tuple(".".join(b[:1]) for b in blocks[len(blocks) - wanted :])
+        return ev.BlocksUnfrozen(self.epoch + 1, names, count_params(self.model)[0])
+
+    def _report_failures(self, batch: Any, samples: list[Any]) -> Iterator[ev.Event]:
+        for index, reason in batch.failed:
+            rel = samples[index].path
+            if rel not in self.skipped:
+                self.skipped[rel] = reason
+                yield ev.FileSkipped(rel, reason)
+
+    def _check_root(self) -> None:
+        assert self.scan is not None
+        if not os.path.isdir(self.scan.root):
+            raise DataError(f"The dataset folder {self.scan.root} is no longer there; training stopped.")
+
+    def _evaluate(self, cancel: CancelToken) -> Iterator[ev.Event]:
+        """Validation loss, accuracy and per-class accuracy (None values without a val split)."""
+        assert self.scan is not None and self.split is not None
+        k = len(self.scan.classes)
+        if not self.split.val:
+            return None, None, [None] * k
+        model = self.model
+        model.eval()
+        loss_sum, correct, seen = 0.0, 0, 0
+        hits = torch.zeros(k, dtype=torch.long)
+        totals = torch.zeros(k, dtype=torch.long)
+        with torch.inference_mode():
+            for batch in self._loader(train=False):
+                if cancel.cancelled:
+                    return None, None, [None] * k
+                yield from self._report_failures(batch, self.split.val)
+                if batch.images.numel() == 0:
+                    continue
+                x = batch.images.to(self.device)
+                y = batch.labels.to(self.device)
+                logits = model(x).float()
+                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+                ok = (logits.argmax(1) == y).cpu()
+                correct += int(ok.sum())
+                seen += int(y.numel())
+                totals += torch.bincount(y.cpu(), minlength=k)
+                hits += torch.bincount(y.cpu()[ok], minlength=k)
+        if seen == 0:
+            self._check_root()
+            return None, None, [None] * k
+        per_class = [float(h) / float(t) if t else None for h, t in zip(hits.tolist(), totals.tolist())]
+        return loss_sum / seen, correct / seen, per_class
+
+    def _restore_best(self) -> None:
+        if self.best_state is not None and self.built is not None:
+            self.model.load_state_dict(self.best_state)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything needed to resume, as tensors and plain values (loads with weights_only=True)."""
+        assert self.built is not None and self.optimizer is not None and self.split is not None and self.scan
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": 1,
+            "config": self.config.to_dict(),
+            "classes": list(self.scan.classes),
+            "root": self.scan.root,
+            "split": self.split.to_dict(),
+            "skipped": [[p, r] for p, r in self.skipped.items()],
+            "epoch": self.epoch,
+            "step": self.step,
+            "unfrozen_blocks": self.unfrozen_blocks,
+            "arch": self.built.arch,
+            "head": list(self.built.head),
+            "model_kwargs": dict(self.built.model_kwargs),
+            "preprocess": self.built.preprocess.to_dict(),
+            "weights_source": self.built.weights_source,
+            "trainable": trainable_names(self.model),
+            "group_names": [list(g["names"]) for g in self.optimizer.param_groups],
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+            "best_state": {k: v.cpu() for k, v in self.best_state.items()} if self.best_state else None,
+            "rng_state": self._rng_state,
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
+        from .export import atomic_torch_save
+
+        return atomic_torch_save(self.checkpoint_state(), path)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike[str], data_dir: str | None = None, epochs: int | None = None,
+        device: str | None = None,
+    ) -> Trainer:
+        """Resume a run: same freeze state, optimizer state, schedule position and split."""
+        state = load_checkpoint(path)
+        cfg = TrainConfig.from_dict(state["config"])
+        if data_dir:
+            cfg.data_dir = str(data_dir)
+        if epochs is not None:
+            cfg.epochs = int(epochs)
+        if device:
+            cfg.device = device
+        self = cls(cfg)
+        root = cfg.data_dir or state["root"]
+        if not os.path.isdir(root):
+            raise CheckpointError(f"The dataset folder of this checkpoint is missing: {root}")
+        classes = list(state["classes"])
+        self.split = Split.from_dict(state["split"])
+        self.scan = ScanResult(str(root), classes, self.split.train + self.split.val)
+        self.device = select_device(cfg.device)
+        model = rebuild_for_inference(state["arch"], len(classes), state["model_kwargs"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"The checkpoint's weights do not fit {state['arch']}: {exc}") from None
+        pre = Preprocess.from_dict(state["preprocess"])
+        self.built = BuiltModel(model, state["arch"], len(classes), list(state["head"]), pre,
+                                state["weights_source"], dict(state["model_kwargs"]))
+        from .layers import set_trainable_exactly
+
+        set_trainable_exactly(model, state["trainable"])
+        self.unfrozen_blocks = int(state["unfrozen_blocks"])
+        model.to(self.device)
+        params = dict(model.named_parameters())
+        groups = []
+        for names, saved in zip(state["group_names"], state["optimizer"]["param_groups"]):
+            groups.append({**{k: v for k, v in saved.items() if k != "params"}, "params": [params[n] for n in names]})
+        self.optimizer = make_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+        self.history = list(state["history"])
+        self.best_epoch = state["best_epoch"]
+        self.best_val_loss = state["best_val_loss"]
+        self.best_state = state["best_state"]
+        if self.best_state is not None:
+            self.best_state = {k: v.to(self.device) for k, v in self.best_state.items()}
+        self._rng_state = state["rng_state"]
+        self.skipped = {p: r for p, r in state["skipped"]}
+        return self
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"Checkpoint not found: {p}")
+    try:
+        state = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        from .models import unsafe_pickle_reason
+
+        code = unsafe_pickle_reason(exc)
+        detail = f"it holds Python objects other than tensors ({code})" if code else "it is not a checkpoint file"
+        raise CheckpointError(
+            f"Refused to load checkpoint {p.name}: {detail}. "
+            "ftgui only loads checkpoints made of tensors and plain values, and never runs code from a file."
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{p.name} is not an ftgui training checkpoint.")
+    return state
+
+
+def _oom_message(exc: BaseException, cfg: TrainConfig) -> str:
+    return (
+        f"Out of memory during training ({str(exc).splitlines()[0][:120]}). "
+        f"Try a smaller batch size (now {cfg.batch_size}) or image size."
+    )
+
+
+def run_to_end(trainer: Trainer, cancel: CancelToken | None = None,
+               on_event: Callable[[ev.Event], None] | None = None) -> ev.Event:
+    """Run and return the final event (Finished, Cancelled or Failed)."""
+    last: ev.Event | None = None
+    for event in trainer.run(cancel):
+        if on_event:
+            on_event(event)
+        last = event
+    assert last is not None
+    return last

@@ -1,0 +1,273 @@
+"""The layer tree the window shows, and freezing: by module name or by strategy.
+
+Frozen means frozen: ``requires_grad=False`` *and* eval mode during training, so BatchNorm
+statistics, Dropout and StochasticDepth inside frozen parts neither change nor randomise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torch import nn
+
+from .errors import ModelError
+from .models import aux_modules
+
+TrainState = Literal["all", "none", "partial"]
+Strategy = Literal["head", "last", "full", "gradual", "custom"]
+
+# Containers whose children are the architecture's blocks (ResNet's layers are top-level).
+_EXPAND = {"features", "layers", "trunk_output", "encoder", "blocks", "stages"}
+_NORM_TYPES = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+)
+_BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+@dataclass
+class LayerNode:
+    """One module in the tree: what the layer browser shows per row."""
+
+    name: str  # qualified name, "" for the whole model
+    type_name: str
+    own_params: int
+    total_params: int
+    trainable_params: int
+    children: list[LayerNode] = field(default_factory=list)
+
+    @property
+    def state(self) -> TrainState:
+        if self.total_params == 0 or self.trainable_params == 0:
+            return "none"
+        return "all" if self.trainable_params == self.total_params else "partial"
+
+    @property
+    def short_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1] if self.name else "(model)"
+
+    def walk(self) -> Iterable[LayerNode]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+def layer_tree(model: nn.Module) -> LayerNode:
+    """The module tree with own/total/trainable parameter counts."""
+
+    def build(name: str, module: nn.Module) -> LayerNode:
+        own = list(module.parameters(recurse=False))
+        children = [build(f"{name}.{n}" if name else n, m) for n, m in module.named_children()]
+        own_n = sum(p.numel() for p in own)
+        return LayerNode(
+            name=name,
+            type_name=type(module).__name__,
+            own_params=own_n,
+            total_params=own_n + sum(c.total_params for c in children),
+            trainable_params=sum(p.numel() for p in own if p.requires_grad)
+            + sum(c.trainable_params for c in children),
+            children=children,
+        )
+
+    return build("", model)
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
+
+
+def trainable_names(model: nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def _under(name: str, prefix: str) -> bool:
+    return prefix == "" or name == prefix or name.startswith(prefix + ".")
+
+
+def set_trainable(model: nn.Module, prefixes: Iterable[str], trainable: bool) -> None:
+    """Freeze or unfreeze every parameter under the given module/parameter names."""
+    prefixes = list(prefixes)
+    known = {n for n, _ in model.named_modules()} | {n for n, _ in model.named_parameters()}
+    unknown = [p for p in prefixes if p not in known]
+    if unknown:
+        raise ModelError(f"No layer named {', '.join(repr(u) for u in unknown)} in this model.")
+    for name, param in model.named_parameters():
+        if any(_under(name, p) for p in prefixes):
+            param.requires_grad_(trainable)
+
+
+def freeze_all(model: nn.Module) -> None:
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+
+def set_trainable_exactly(model: nn.Module, names: Iterable[str]) -> None:
+    """Make exactly these parameters trainable (e.g. restoring a saved freeze state)."""
+    wanted = set(names)
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in wanted)
+
+
+def unfreeze_batchnorm(model: nn.Module) -> None:
+    """The 'train BatchNorm layers' option: BN stays trainable inside frozen blocks."""
+    for module in model.modules():
+        if isinstance(module, _BATCHNORM_TYPES):
+            for p in module.parameters(recurse=False):
+                p.requires_grad_(True)
+
+
+def apply_frozen_eval(model: nn.Module) -> None:
+    """Put every fully frozen subtree in eval mode. Call after every ``model.train()``."""
+
+    def visit(module: nn.Module) -> None:
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+            return
+        for child in module.children():
+            visit(child)
+
+    visit(model)
+
+
+def train_mode(model: nn.Module) -> None:
+    """``model.train()`` that keeps frozen parts in eval mode."""
+    model.train()
+    apply_frozen_eval(model)
+
+
+# ---------------------------------------------------------------- blocks and strategies
+
+
+def _has_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def model_blocks(model: nn.Module, head: list[str]) -> list[list[str]]:
+    """The architecture's blocks, earliest first, each a list of module/parameter names.
+
+    ResNet: [conv1, bn1], layer1, ..., layer4; VGG/AlexNet/MobileNet/EfficientNet/ConvNeXt/
+    DenseNet/Swin: the children of ``features``; ViT: the encoder layers; hidden layers of a
+    multi-layer classifier count as the last blocks. A lone normalisation layer joins the block
+    before it. The head and auxiliary classifiers are not blocks.
+    """
+    excluded = set(head) | set(aux_modules(model))
+    head_parents = {h.rsplit(".", 1)[0] for h in head if "." in h}
+    blocks: list[list[str]] = []
+    stem: list[str] = []  # parameters owned directly by containers (ViT's class token, ...)
+
+    leaf_names: set[str] = set()
+
+    def add(name: str, module: nn.Module, top_level_leaf: bool) -> None:
+        joins_previous = isinstance(module, _NORM_TYPES) or (
+            top_level_leaf and bool(blocks) and blocks[-1][-1] in leaf_names
+        )
+        if blocks and joins_previous:
+            blocks[-1].append(name)
+        else:
+            blocks.append([name])
+        if top_level_leaf:
+            leaf_names.add(name)
+
+    def visit(prefix: str, module: nn.Module, expand: bool) -> None:
+        stem.extend(f"{prefix}.{n}" if prefix else n for n, _ in module.named_parameters(recurse=False))
+        for n, child in module.named_children():
+            name = f"{prefix}.{n}" if prefix else n
+            if name in excluded or not _has_params(child):
+                continue
+            if n in _EXPAND or name in head_parents:
+                visit(name, child, expand=True)
+            else:
+                # Consecutive top-level leaves (ResNet's conv1 + bn1) form one block.
+                add(name, child, top_level_leaf=not expand and not list(child.children()))
+
+    visit("", model, expand=False)
+    if stem:
+        if blocks:
+            blocks[0] = stem + blocks[0]
+        else:
+            blocks.append(stem)
+    return blocks
+
+
+def head_names(model: nn.Module, head: list[str]) -> list[str]:
+    """The head's layers plus whole auxiliary classifiers (they only shape training)."""
+    return list(dict.fromkeys([*head, *aux_modules(model)]))
+
+
+@dataclass(frozen=True)
+class FreezeSpec:
+    """Which layers train: a strategy, or (custom) an explicit list of trainable names."""
+
+    strategy: Strategy = "head"
+    blocks: int = 1  # for "last": how many blocks before the head train
+    unfreeze_every: int = 1  # for "gradual": epochs between unfreezing one more block
+    train_bn: bool = False
+    trainable: tuple[str, ...] = ()  # for "custom": module or parameter names
+
+    @classmethod
+    def parse(cls, text: str, train_bn: bool = False, unfreeze_every: int = 1) -> FreezeSpec:
+        """'head', 'full', 'gradual', 'last-N' (e.g. 'last-2')."""
+        t = text.strip().lower()
+        if t in ("head", "head-only", "full", "gradual"):
+            strategy: Strategy = "head" if t.startswith("head") else t  # type: ignore[assignment]
+            return cls(strategy, train_bn=train_bn, unfreeze_every=unfreeze_every)
+        if t.startswith("last"):
+            n = t[4:].lstrip("-") or "1"
+            if n.isdigit() and int(n) >= 1:
+                return cls("last", blocks=int(n), train_bn=train_bn)
+        raise ModelError(f"Unknown strategy '{text}': use head, last-N (e.g. last-2), full or gradual.")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "strategy": self.strategy,
+            "blocks": self.blocks,
+            "unfreeze_every": self.unfreeze_every,
+            "train_bn": self.train_bn,
+            "trainable": list(self.trainable),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> FreezeSpec:
+        return cls(
+            strategy=str(d.get("strategy", "head")),  # type: ignore[arg-type]
+            blocks=int(d.get("blocks", 1)),  # type: ignore[call-overload]
+            unfreeze_every=int(d.get("unfreeze_every", 1)),  # type: ignore[call-overload]
+            train_bn=bool(d.get("train_bn", False)),
+            trainable=tuple(d.get("trainable", ())),  # type: ignore[arg-type]
+        )
+
+
+def apply_freeze(model: nn.Module, head: list[str], spec: FreezeSpec, unfrozen_blocks: int | None = None) -> None:
+    """Set ``requires_grad`` for the strategy. ``unfrozen_blocks`` overrides the block count
+    (gradual unfreezing's current stage)."""
+    blocks = model_blocks(model, head)
+    heads = head_names(model, head)
+    if spec.strategy == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+    elif spec.strategy == "custom":
+        freeze_all(model)
+        set_trainable(model, spec.trainable, True)
+    else:
+        freeze_all(model)
+        if spec.strategy == "last":
+            n = spec.blocks
+        elif spec.strategy == "gradual":
+            n = unfrozen_blocks or 0
+        else:
+            n = 0
+        set_trainable(model, heads, True)
+        for block in blocks[len(blocks) - min(n, len(blocks)) :]:
+            set_trainable(model, block, True)
+    if spec.train_bn and spec.strategy != "full":
+        unfreeze_batchnorm(model)

@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny generated image folders and an isolated torch hub cache."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from ftgui.core.engine import TrainConfig  # noqa: E402
+from ftgui.core.example import make_example_dataset  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_torch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Never touch (or download into) the real hub cache."""
+    home = tmp_path_factory.mktemp("torch_home")
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    torch.hub.set_dir(str(home / "hub"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 classes x 20 JPEGs of 32 px: shapes in distinct colours (learnable from scratch)."""
+    return make_example_dataset(tmp_path_factory.mktemp("data") / "shapes", per_class=20, size=32, seed=1)
+
+
+@pytest.fixture
+def tiny_config(image_folder: Path) -> TrainConfig:
+    return TrainConfig(
+        data_dir=str(image_folder), arch="resnet18", weights="none", strategy="full", epochs=1,
+        batch_size=16, lr=1e-3, image_size=32, val_fraction=0.25, seed=0, device="cpu",
+    )
