@@ -30,36 +30,74 @@ def train_parser() -> argparse.ArgumentParser:
         "(one subfolder per class, or train/ and val/ folders).",
     )
     p.add_argument("data_dir", metavar="DATA_DIR", help="image folder: one subfolder per class")
-    p.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for model.safetensors and model.json")
+    p.add_argument(
+        "--out", required=True, metavar="OUT_DIR", help="folder for model.safetensors and model.json"
+    )
     p.add_argument("--model", default="resnet18", help="torchvision architecture (default: resnet18)")
-    p.add_argument("--weights", default="default",
-                   help="'default' (torchvision's best), a weights name (IMAGENET1K_V1), 'none', or a local "
-                   ".pth/.pt/.safetensors file")
-    p.add_argument("--strategy", default="head",
-                   help="head | last-N (last N blocks + head, e.g. last-2) | full | gradual (default: head)")
-    p.add_argument("--unfreeze-every", type=_positive_int, default=1, metavar="E",
-                   help="gradual: unfreeze one more block every E epochs")
-    p.add_argument("--train-bn", action="store_true", help="keep BatchNorm layers trainable inside frozen blocks")
+    p.add_argument(
+        "--weights",
+        default="default",
+        help="'default' (torchvision's best), a weights name (IMAGENET1K_V1), 'none', or a local "
+        ".pth/.pt/.safetensors file",
+    )
+    p.add_argument(
+        "--strategy",
+        default="head",
+        help="head | last-N (last N blocks + head, e.g. last-2) | full | gradual (default: head)",
+    )
+    p.add_argument(
+        "--unfreeze-every",
+        type=_positive_int,
+        default=1,
+        metavar="E",
+        help="gradual: unfreeze one more block every E epochs",
+    )
+    p.add_argument(
+        "--train-bn", action="store_true", help="keep BatchNorm layers trainable inside frozen blocks"
+    )
     p.add_argument("--epochs", type=_positive_int, default=5)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    p.add_argument("--lr-decay", type=float, default=1.0,
-                   help="discriminative learning rates: each earlier block gets lr × this (default 1 = off)")
+    p.add_argument(
+        "--lr-decay",
+        type=float,
+        default=1.0,
+        help="discriminative learning rates: each earlier block gets lr × this (default 1 = off)",
+    )
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--schedule", choices=["constant", "cosine", "onecycle"], default="cosine")
-    p.add_argument("--image-size", type=_positive_int, default=None, metavar="N",
-                   help="input size in pixels (default: the weights' own, e.g. 224)")
+    p.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="input size in pixels (default: the weights' own, e.g. 224)",
+    )
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=False,
-                   help="random resized crops and flips while training")
-    p.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without a better validation loss (0 = off)")
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="random resized crops and flips while training",
+    )
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        default=0,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without a better validation loss (0 = off)",
+    )
     p.add_argument("--num-workers", type=int, default=0, help="image-loading processes (default 0)")
-    p.add_argument("--checkpoint-every", type=int, default=1, metavar="E",
-                   help="save OUT_DIR/checkpoint.pt every E epochs (0 = never; default 1)")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=1,
+        metavar="E",
+        help="save OUT_DIR/checkpoint.pt every E epochs (0 = never; default 1)",
+    )
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")
     p.add_argument("--quiet", action="store_true", help="only print the summary")
     p.add_argument("--version", action="version", version=f"ftgui {__version__}")
@@ -127,7 +165,9 @@ def _print_event(e: ev.Event, out: Progress) -> None:
     elif isinstance(e, ev.Message):
         out.line(f"{e.level}: {e.text}")
     elif isinstance(e, ev.BlocksUnfrozen):
-        out.line(f"epoch {e.epoch}: unfroze {', '.join(e.blocks)} ({e.trainable_params:,} trainable parameters)")
+        out.line(
+            f"epoch {e.epoch}: unfroze {', '.join(e.blocks)} ({e.trainable_params:,} trainable parameters)"
+        )
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
@@ -150,17 +190,32 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise FtguiError(f"--out {out_dir} is a file; give a folder.")
     if args.resume:
-        trainer = Trainer.from_checkpoint(args.resume, data_dir=args.data_dir, epochs=args.epochs,
-                                          device=args.device)
+        trainer = Trainer.from_checkpoint(
+            args.resume, data_dir=args.data_dir, epochs=args.epochs, device=args.device
+        )
         progress.line(f"resuming from {args.resume} after epoch {trainer.epoch}")
     else:
         cfg = TrainConfig(
-            data_dir=args.data_dir, arch=args.model, weights=args.weights, strategy=args.strategy,
-            unfreeze_every=args.unfreeze_every, train_bn=args.train_bn, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay, optimizer=args.optimizer,
-            weight_decay=args.weight_decay, schedule=args.schedule, image_size=args.image_size,
-            val_fraction=args.val_fraction, seed=args.seed, device=args.device, augment=args.augment,
-            early_stopping=args.early_stopping, num_workers=args.num_workers,
+            data_dir=args.data_dir,
+            arch=args.model,
+            weights=args.weights,
+            strategy=args.strategy,
+            unfreeze_every=args.unfreeze_every,
+            train_bn=args.train_bn,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            lr_decay=args.lr_decay,
+            optimizer=args.optimizer,
+            weight_decay=args.weight_decay,
+            schedule=args.schedule,
+            image_size=args.image_size,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            device=args.device,
+            augment=args.augment,
+            early_stopping=args.early_stopping,
+            num_workers=args.num_workers,
         )
         trainer = Trainer(cfg)
         trainer.prepare()
@@ -177,7 +232,11 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
     try:
         for e in trainer.run(cancel):
             _print_event(e, progress)
-            if isinstance(e, ev.EpochEnded) and args.checkpoint_every and e.epoch % args.checkpoint_every == 0:
+            if (
+                isinstance(e, ev.EpochEnded)
+                and args.checkpoint_every
+                and e.epoch % args.checkpoint_every == 0
+            ):
                 trainer.save_checkpoint(out_dir / "checkpoint.pt")
             final = e
     finally:
@@ -205,7 +264,9 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def predict_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ftgui-predict", description="Classify images with a model exported by ftgui.")
+    p = argparse.ArgumentParser(
+        prog="ftgui-predict", description="Classify images with a model exported by ftgui."
+    )
     p.add_argument("model_dir", metavar="MODEL_DIR", help="folder with model.safetensors and model.json")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
     p.add_argument("--topk", type=_positive_int, default=5, help="how many classes to show (default 5)")

@@ -34,6 +34,15 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_config(image_folder: Path) -> TrainConfig:
     return TrainConfig(
-        data_dir=str(image_folder), arch="resnet18", weights="none", strategy="full", epochs=1,
-        batch_size=16, lr=1e-3, image_size=32, val_fraction=0.25, seed=0, device="cpu",
+        data_dir=str(image_folder),
+        arch="resnet18",
+        weights="none",
+        strategy="full",
+        epochs=1,
+        batch_size=16,
+        lr=1e-3,
+        image_size=32,
+        val_fraction=0.25,
+        seed=0,
+        device="cpu",
     )

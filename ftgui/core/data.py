@@ -276,8 +276,13 @@ def build_transform(pre: Preprocess, augment: bool = False) -> Callable[[Image.I
 class ImageListDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """Samples of a split; a file that fails to decode yields an error instead of a crash."""
 
-    def __init__(self, root: str, samples: Sequence[Sample], transform: Callable[[Image.Image], torch.Tensor],
-                 decode_size: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        samples: Sequence[Sample],
+        transform: Callable[[Image.Image], torch.Tensor],
+        decode_size: int | None = None,
+    ) -> None:
         self.root = root
         self.samples = list(samples)
         self.transform = transform
@@ -307,7 +312,9 @@ def collate(items: list[tuple[torch.Tensor | None, int, int, str | None]]) -> Ba
     good = [it for it in items if it[0] is not None]
     failed = [(it[2], it[3] or "unreadable") for it in items if it[0] is None]
     if not good:
-        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), failed)
+        return Batch(
+            torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), failed
+        )
     return Batch(
         torch.stack([it[0] for it in good]),  # type: ignore[misc]
         torch.tensor([it[1] for it in good], dtype=torch.long),

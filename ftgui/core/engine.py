@@ -232,7 +232,11 @@ class Trainer:
         kwargs: dict[str, Any] = {}
         if cfg.num_workers > 0:
             # Explicit spawn: forking a process that runs Qt or CUDA is unsafe.
-            kwargs = {"num_workers": cfg.num_workers, "multiprocessing_context": "spawn", "persistent_workers": False}
+            kwargs = {
+                "num_workers": cfg.num_workers,
+                "multiprocessing_context": "spawn",
+                "persistent_workers": False,
+            }
         gen = torch.Generator().manual_seed(cfg.seed + self.epoch)
         return torch.utils.data.DataLoader(
             ds,
@@ -261,8 +265,10 @@ class Trainer:
             yield ev.Failed(_oom_message(exc, self.config), self.epoch)
         except RuntimeError as exc:
             self._restore_best()
-            msg = _oom_message(exc, self.config) if "out of memory" in str(exc).lower() else (
-                f"Training failed: {exc}\n{traceback.format_exc(limit=3)}"
+            msg = (
+                _oom_message(exc, self.config)
+                if "out of memory" in str(exc).lower()
+                else (f"Training failed: {exc}\n{traceback.format_exc(limit=3)}")
             )
             yield ev.Failed(msg, self.epoch)
 
@@ -278,8 +284,15 @@ class Trainer:
         trainable, total = count_params(model)
         batches = math.ceil(len(self.split.train) / cfg.batch_size)
         yield ev.RunStarted(
-            tuple(self.scan.classes), len(self.split.train), len(self.split.val), str(self.device),
-            trainable, total, cfg.epochs, self.epoch, batches,
+            tuple(self.scan.classes),
+            len(self.split.train),
+            len(self.split.val),
+            str(self.device),
+            trainable,
+            total,
+            cfg.epochs,
+            self.epoch,
+            batches,
         )
         if self._rng_state is not None:
             torch.set_rng_state(self._rng_state)
@@ -316,7 +329,9 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
                     main, aux = _logits(model(x))
                     loss = F.cross_entropy(main, y)
-                    full = loss + sum((0.3 * F.cross_entropy(a, y) for a in aux), torch.zeros((), device=x.device))
+                    full = loss + sum(
+                        (0.3 * F.cross_entropy(a, y) for a in aux), torch.zeros((), device=x.device)
+                    )
                 if not torch.isfinite(full):
                     raise TrainingError(
                         f"The loss became {full.item()} at epoch {self.epoch + 1}, batch {b}. "
@@ -355,9 +370,16 @@ class Trainer:
             else:
                 stale += 1
             record = ev.EpochEnded(
-                self.epoch, cfg.epochs, loss_sum / seen, correct / seen, val_loss, val_acc,
-                tuple(per_class), max(g["lr"] for g in self.optimizer.param_groups),
-                time.perf_counter() - epoch_start, is_best,
+                self.epoch,
+                cfg.epochs,
+                loss_sum / seen,
+                correct / seen,
+                val_loss,
+                val_acc,
+                tuple(per_class),
+                max(g["lr"] for g in self.optimizer.param_groups),
+                time.perf_counter() - epoch_start,
+                is_best,
             )
             self.history.append(record.to_dict())
             self._rng_state = torch.get_rng_state()
@@ -374,7 +396,11 @@ class Trainer:
             return
         best_acc = None
         if self.best_epoch is not None:
-            best_acc = self.history[self.best_epoch - 1].get("val_accuracy") if self.best_epoch <= len(self.history) else None
+            best_acc = (
+                self.history[self.best_epoch - 1].get("val_accuracy")
+                if self.best_epoch <= len(self.history)
+                else None
+            )
         yield ev.Finished(self.epoch, self.best_epoch, self.best_val_loss, best_acc, stopped_early)
 
     def _maybe_unfreeze(self, spec: FreezeSpec) -> ev.BlocksUnfrozen | None:
@@ -387,7 +413,12 @@ class Trainer:
         self._freeze(spec, wanted)
         new = [n for n in trainable_names(self.model) if n not in before]
         for group in group_parameters(
-            self.model, self._units(), self.config.lr, self.config.weight_decay, self.config.lr_decay, only=new
+            self.model,
+            self._units(),
+            self.config.lr,
+            self.config.weight_decay,
+            self.config.lr_decay,
+            only=new,
         ):
             # New groups join the optimizer; existing groups keep their state (momentum, Adam moments).
             self.optimizer.add_param_group(group)
@@ -482,7 +513,10 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike[str], data_dir: str | None = None, epochs: int | None = None,
+        cls,
+        path: str | os.PathLike[str],
+        data_dir: str | None = None,
+        epochs: int | None = None,
         device: str | None = None,
     ) -> Trainer:
         """Resume a run: same freeze state, optimizer state, schedule position and split."""
@@ -508,8 +542,15 @@ class Trainer:
         except RuntimeError as exc:
             raise CheckpointError(f"The checkpoint's weights do not fit {state['arch']}: {exc}") from None
         pre = Preprocess.from_dict(state["preprocess"])
-        self.built = BuiltModel(model, state["arch"], len(classes), list(state["head"]), pre,
-                                state["weights_source"], dict(state["model_kwargs"]))
+        self.built = BuiltModel(
+            model,
+            state["arch"],
+            len(classes),
+            list(state["head"]),
+            pre,
+            state["weights_source"],
+            dict(state["model_kwargs"]),
+        )
         from .layers import set_trainable_exactly
 
         set_trainable_exactly(model, state["trainable"])
@@ -518,7 +559,9 @@ class Trainer:
         params = dict(model.named_parameters())
         groups = []
         for names, saved in zip(state["group_names"], state["optimizer"]["param_groups"]):
-            groups.append({**{k: v for k, v in saved.items() if k != "params"}, "params": [params[n] for n in names]})
+            groups.append(
+                {**{k: v for k, v in saved.items() if k != "params"}, "params": [params[n] for n in names]}
+            )
         self.optimizer = make_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum)
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
@@ -544,7 +587,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         from .models import unsafe_pickle_reason
 
         code = unsafe_pickle_reason(exc)
-        detail = f"it holds Python objects other than tensors ({code})" if code else "it is not a checkpoint file"
+        detail = (
+            f"it holds Python objects other than tensors ({code})" if code else "it is not a checkpoint file"
+        )
         raise CheckpointError(
             f"Refused to load checkpoint {p.name}: {detail}. "
             "ftgui only loads checkpoints made of tensors and plain values, and never runs code from a file."
@@ -561,8 +606,9 @@ def _oom_message(exc: BaseException, cfg: TrainConfig) -> str:
     )
 
 
-def run_to_end(trainer: Trainer, cancel: CancelToken | None = None,
-               on_event: Callable[[ev.Event], None] | None = None) -> ev.Event:
+def run_to_end(
+    trainer: Trainer, cancel: CancelToken | None = None, on_event: Callable[[ev.Event], None] | None = None
+) -> ev.Event:
     """Run and return the final event (Finished, Cancelled or Failed)."""
     last: ev.Event | None = None
     for event in trainer.run(cancel):

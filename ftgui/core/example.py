@@ -10,7 +10,12 @@ from PIL import Image, ImageDraw, ImageFilter
 
 # Each class: a shape drawn in a colour family, on a noisy background.
 EXAMPLE_CLASSES = ("circle", "square", "triangle", "stripes")
-_HUES = {"circle": (220, 60, 50), "square": (50, 170, 70), "triangle": (50, 90, 220), "stripes": (230, 190, 40)}
+_HUES = {
+    "circle": (220, 60, 50),
+    "square": (50, 170, 70),
+    "triangle": (50, 90, 220),
+    "stripes": (230, 190, 40),
+}
 
 
 def draw_example(kind: str, size: int, rng: random.Random) -> Image.Image:

@@ -247,7 +247,9 @@ class FreezeSpec:
         )
 
 
-def apply_freeze(model: nn.Module, head: list[str], spec: FreezeSpec, unfrozen_blocks: int | None = None) -> None:
+def apply_freeze(
+    model: nn.Module, head: list[str], spec: FreezeSpec, unfrozen_blocks: int | None = None
+) -> None:
     """Set ``requires_grad`` for the strategy. ``unfrozen_blocks`` overrides the block count
     (gradual unfreezing's current stage)."""
     blocks = model_blocks(model, head)

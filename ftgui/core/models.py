@@ -283,7 +283,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         code = unsafe_pickle_reason(exc)
         if code is None:
-            raise WeightsError(f"Could not read weights file {p.name}: it is not a PyTorch weights file.") from None
+            raise WeightsError(
+                f"Could not read weights file {p.name}: it is not a PyTorch weights file."
+            ) from None
         raise WeightsError(
             f"Refused to load {p.name}: it holds Python objects other than tensors ({code}), "
             f"which ftgui never executes. Use a .safetensors file or a plain state-dict .pth."
@@ -325,7 +327,11 @@ def describe_mismatch(model: nn.Module, state: dict[str, torch.Tensor], limit: i
         if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
     ]
     parts = []
-    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+    for label, items in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("shape mismatches", shapes),
+    ):
         if items:
             more = f" and {len(items) - limit} more" if len(items) > limit else ""
             parts.append(f"{len(items)} {label} ({'; '.join(items[:limit])}{more})")
@@ -339,7 +345,9 @@ def _load_into(model: nn.Module, state: dict[str, torch.Tensor], what: str, arch
     model.load_state_dict(state, strict=False)
 
 
-def _aux_kwargs(arch: str, state: dict[str, torch.Tensor] | None, pretrained_imagenet: bool) -> dict[str, Any]:
+def _aux_kwargs(
+    arch: str, state: dict[str, torch.Tensor] | None, pretrained_imagenet: bool
+) -> dict[str, Any]:
     if arch not in _AUX_ARCHS:
         return {}
     kwargs: dict[str, Any] = {"init_weights": False} if state is not None else {}
@@ -474,8 +482,12 @@ def _load_pretrained(arch: str, weights: Any, allow_download: bool) -> nn.Module
         raise WeightsError(f"Refused to load cached weights {cached.name}: {exc}") from None
     except (OSError, RuntimeError, ValueError) as exc:
         if cached.is_file():
-            raise WeightsError(f"Cached weights file {cached} could not be read ({exc}). Delete it and retry.") from None
-        raise WeightsError(f"Pretrained weights {name} are not cached and could not be downloaded ({exc}). {advice}") from None
+            raise WeightsError(
+                f"Cached weights file {cached} could not be read ({exc}). Delete it and retry."
+            ) from None
+        raise WeightsError(
+            f"Pretrained weights {name} are not cached and could not be downloaded ({exc}). {advice}"
+        ) from None
 
 
 def rebuild_for_inference(arch: str, num_classes: int, model_kwargs: dict[str, Any]) -> nn.Module:

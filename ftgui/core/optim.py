@@ -63,7 +63,9 @@ def group_parameters(
     return groups
 
 
-def make_optimizer(name: str, groups: list[dict[str, object]], lr: float, momentum: float = 0.9) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str, groups: list[dict[str, object]], lr: float, momentum: float = 0.9
+) -> torch.optim.Optimizer:
     if not groups:
         raise ModelError("Nothing to train: every layer is frozen. Unfreeze at least the head.")
     name = name.lower()

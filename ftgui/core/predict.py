@@ -60,7 +60,9 @@ class Predictor:
             raise CheckpointError(f"Cannot build {meta['arch']} for this bundle: {exc}") from None
         problem = describe_mismatch(model, state)
         if problem:
-            raise CheckpointError(f"{WEIGHTS_FILE} does not fit {meta['arch']} with {meta['num_classes']} classes: {problem}.")
+            raise CheckpointError(
+                f"{WEIGHTS_FILE} does not fit {meta['arch']} with {meta['num_classes']} classes: {problem}."
+            )
         model.load_state_dict(state, strict=True)
         pre = Preprocess(
             crop_size=meta["input_size"],
@@ -94,7 +96,11 @@ class Predictor:
                 continue
             probs = torch.softmax(self.logits(x)[0], dim=0)
             values, idx = probs.topk(k)
-            out.append(Prediction(str(p), tuple((self.classes[i], float(v)) for v, i in zip(values.tolist(), idx.tolist()))))
+            out.append(
+                Prediction(
+                    str(p), tuple((self.classes[i], float(v)) for v, i in zip(values.tolist(), idx.tolist()))
+                )
+            )
         return out
 
 

@@ -16,9 +16,28 @@ def test_train_then_predict_with_the_installed_commands(image_folder, tmp_path):
     out = tmp_path / "model"
     env = {**os.environ}
     run = subprocess.run(
-        [str(BIN / "ftgui-train"), str(image_folder), "--out", str(out), "--weights", "none", "--strategy",
-         "full", "--epochs", "2", "--batch-size", "16", "--image-size", "32", "--val-fraction", "0.25"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            str(BIN / "ftgui-train"),
+            str(image_folder),
+            "--out",
+            str(out),
+            "--weights",
+            "none",
+            "--strategy",
+            "full",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--image-size",
+            "32",
+            "--val-fraction",
+            "0.25",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr
     assert "epoch 2/2" in run.stderr and "done: 2 epochs" in run.stderr
@@ -27,8 +46,12 @@ def test_train_then_predict_with_the_installed_commands(image_folder, tmp_path):
     meta = json.loads((out / "model.json").read_text())
     assert meta["training"]["epochs"] == 2 and meta["training"]["strategy"] == "full"
     image = image_folder / "circle" / "circle_0003.jpg"
-    pred = subprocess.run([str(BIN / "ftgui-predict"), str(out), str(image), "--json", "--topk", "2"],
-                          capture_output=True, text=True, timeout=120)
+    pred = subprocess.run(
+        [str(BIN / "ftgui-predict"), str(out), str(image), "--json", "--topk", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pred.returncode == 0, pred.stderr
     result = json.loads(pred.stdout)
     assert result[0]["path"] == str(image) and len(result[0]["top"]) == 2
@@ -43,20 +66,22 @@ def _one_line_error(capsys, argv, main=train_main):
     return code, err
 
 
-@pytest.mark.parametrize("case,expect", [
-    ("missing", "Folder not found"),
-    ("one_class", "at least 2 class folders"),
-    ("unknown_model", "Unknown model 'resnet1000'"),
-    ("bad_weights", "Could not read weights file"),
-    ("missing_cache", "--weights none"),
-    ("bad_strategy", "Unknown strategy"),
-])
+@pytest.mark.parametrize(
+    "case,expect",
+    [
+        ("missing", "Folder not found"),
+        ("one_class", "at least 2 class folders"),
+        ("unknown_model", "Unknown model 'resnet1000'"),
+        ("bad_weights", "Could not read weights file"),
+        ("missing_cache", "--weights none"),
+        ("bad_strategy", "Unknown strategy"),
+    ],
+)
 def test_bad_input_exits_nonzero_with_one_clear_line(capsys, tmp_path, image_folder, case, expect):
     data, extra = str(image_folder), []
     if case == "missing":
         data = str(tmp_path / "does-not-exist")
     elif case == "one_class":
-        Image.new("RGB", (8, 8)).save(tmp_path / "x.png") if False else None
         (tmp_path / "single" / "cats").mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(tmp_path / "single" / "cats" / "a.png")
         data = str(tmp_path / "single")
@@ -81,7 +106,17 @@ def test_predict_errors(capsys, tmp_path):
 
 def test_resume_from_the_cli(capsys, image_folder, tmp_path):
     out = tmp_path / "m"
-    base = [str(image_folder), "--out", str(out), "--weights", "none", "--image-size", "32", "--batch-size", "32"]
+    base = [
+        str(image_folder),
+        "--out",
+        str(out),
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "32",
+    ]
     assert train_main([*base, "--epochs", "1"]) == 0
     assert train_main([*base, "--epochs", "2", "--resume", str(out / "checkpoint.pt")]) == 0
     err = capsys.readouterr().err
@@ -90,5 +125,7 @@ def test_resume_from_the_cli(capsys, image_folder, tmp_path):
 
 
 def test_python_dash_m_ftgui_runs():
-    run = subprocess.run([sys.executable, "-m", "ftgui", "--version"], capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "ftgui", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0

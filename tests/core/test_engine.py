@@ -30,7 +30,11 @@ def test_tiny_fine_tuning_beats_chance(tiny_config):
     assert epochs[-1].train_loss < epochs[0].train_loss
     batches = [e for e in events if isinstance(e, ev.BatchEnded)]
     assert len(batches) == 3 * 4 and batches[-1].step == 12 and all(b.loss > 0 for b in batches)
-    started = events[0] if isinstance(events[0], ev.RunStarted) else next(e for e in events if isinstance(e, ev.RunStarted))
+    started = (
+        events[0]
+        if isinstance(events[0], ev.RunStarted)
+        else next(e for e in events if isinstance(e, ev.RunStarted))
+    )
     assert started.classes == ("circle", "square", "stripes", "triangle")
     assert (started.num_train, started.num_val) == (60, 20)
 

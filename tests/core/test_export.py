@@ -50,14 +50,24 @@ def test_failed_write_leaves_no_partial_file(tmp_path):
 
 
 def test_metadata_is_validated(tmp_path):
-    good = {"format": "ftgui-model", "arch": "resnet18", "classes": ["a", "b"], "num_classes": 2,
-            "input_size": 224, "resize_size": 256, "mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]}
+    good = {
+        "format": "ftgui-model",
+        "arch": "resnet18",
+        "classes": ["a", "b"],
+        "num_classes": 2,
+        "input_size": 224,
+        "resize_size": 256,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.2, 0.2, 0.2],
+    }
     (tmp_path / "model.json").write_text(json.dumps(good))
     assert read_metadata(tmp_path)["classes"] == ["a", "b"]
-    for change, message in [({"num_classes": 3}, "differs from the 2 class names"),
-                            ({"classes": "ab"}, "'classes'"),
-                            ({"std": [0, 1, 1]}, "positive"),
-                            ({"format": "other"}, "format")]:
+    for change, message in [
+        ({"num_classes": 3}, "differs from the 2 class names"),
+        ({"classes": "ab"}, "'classes'"),
+        ({"std": [0, 1, 1]}, "positive"),
+        ({"format": "other"}, "format"),
+    ]:
         (tmp_path / "model.json").write_text(json.dumps({**good, **change}))
         with pytest.raises(CheckpointError, match=message):
             read_metadata(tmp_path)

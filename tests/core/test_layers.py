@@ -37,7 +37,13 @@ def test_layer_tree_counts_and_states(resnet):
 
 
 def test_resnet_blocks(resnet):
-    assert model_blocks(resnet.model, resnet.head) == [["conv1", "bn1"], ["layer1"], ["layer2"], ["layer3"], ["layer4"]]
+    assert model_blocks(resnet.model, resnet.head) == [
+        ["conv1", "bn1"],
+        ["layer1"],
+        ["layer2"],
+        ["layer3"],
+        ["layer4"],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -87,10 +93,13 @@ def _snapshot(model, prefix_filter):
     return {k: v.clone() for k, v in model.state_dict().items() if prefix_filter(k)}
 
 
-@pytest.mark.parametrize("arch,strategy,frozen", [
-    ("resnet18", "last-1", lambda k: not k.startswith(("layer4.", "fc."))),
-    ("mobilenet_v3_small", "head", lambda k: not k.startswith("classifier.3.")),
-])
+@pytest.mark.parametrize(
+    "arch,strategy,frozen",
+    [
+        ("resnet18", "last-1", lambda k: not k.startswith(("layer4.", "fc."))),
+        ("mobilenet_v3_small", "head", lambda k: not k.startswith("classifier.3.")),
+    ],
+)
 def test_frozen_part_bit_identical_after_an_epoch(tiny_config, arch, strategy, frozen):
     tiny_config.arch, tiny_config.strategy = arch, strategy
     trainer = Trainer(tiny_config)

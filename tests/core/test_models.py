@@ -23,8 +23,20 @@ ARCHS = list_architectures()
 
 def test_architectures_come_from_torchvision_registry():
     assert ARCHS == sorted(tvm.list_models(module=tvm))
-    for name in ("resnet18", "vgg16", "densenet121", "squeezenet1_0", "googlenet", "inception_v3",
-                 "shufflenet_v2_x1_0", "regnet_y_400mf", "vit_b_16", "swin_t", "maxvit_t", "convnext_tiny"):
+    for name in (
+        "resnet18",
+        "vgg16",
+        "densenet121",
+        "squeezenet1_0",
+        "googlenet",
+        "inception_v3",
+        "shufflenet_v2_x1_0",
+        "regnet_y_400mf",
+        "vit_b_16",
+        "swin_t",
+        "maxvit_t",
+        "convnext_tiny",
+    ):
         assert name in ARCHS
     assert not any(a.startswith(("fasterrcnn", "deeplab", "raft", "r3d")) for a in ARCHS)
 
@@ -96,7 +108,10 @@ def test_missing_weights_offline_names_the_expected_file():
     with pytest.raises(WeightsError) as info:
         build_model("resnet18", 5, weights="default", allow_download=False)
     msg = str(info.value)
-    assert "resnet18-f37072fd.pth" in msg and str(weights_cache_path(resolve_weights("resnet18", "default"))) in msg
+    assert (
+        "resnet18-f37072fd.pth" in msg
+        and str(weights_cache_path(resolve_weights("resnet18", "default"))) in msg
+    )
     assert "--weights none" in msg and "local weights file" in msg
 
 

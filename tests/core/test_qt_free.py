@@ -1,0 +1,12 @@
+import subprocess
+import sys
+
+
+def test_core_never_imports_qt():
+    code = (
+        "import sys, ftgui.cli, ftgui.core.engine, ftgui.core.export, ftgui.core.predict, ftgui.core.example;"
+        "bad = [m for m in sys.modules if m.startswith(('PySide6', 'PyQt', 'pyqtgraph'))];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
