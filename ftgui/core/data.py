@@ -127,7 +127,9 @@ def _walk(top: Path) -> list[tuple[str, list[str]]]:
     return sorted(found)
 
 
-def _scan_classes(root: Path, classes: list[str], result: ScanResult, prefix: str = "") -> list[Sample]:
+def _scan_classes(
+    root: Path, classes: list[str], result: ScanResult, prefix: str = "", progress: Progress | None = None
+) -> list[Sample]:
     samples: list[Sample] = []
     for label, cls in enumerate(classes):
         class_dir = root / cls
@@ -139,6 +141,8 @@ def _scan_classes(root: Path, classes: list[str], result: ScanResult, prefix: st
                     continue
                 full = os.path.join(dirpath, fname)
                 rel = prefix + os.path.relpath(full, root).replace(os.sep, "/")
+                if progress is not None:
+                    progress(len(samples) + len(result.samples) + len(result.skipped), rel)
                 if not is_image_name(fname):
                     result.skipped.append((rel, "not an image file extension"))
                     continue
@@ -150,8 +154,14 @@ def _scan_classes(root: Path, classes: list[str], result: ScanResult, prefix: st
     return samples
 
 
-def scan_folder(root: str | os.PathLike[str], check: bool = True) -> ScanResult:
-    """Scan an image folder: one subfolder per class, or ``train/`` and ``val/`` each with them."""
+Progress = Callable[[int, str], None]
+
+
+def scan_folder(root: str | os.PathLike[str], progress: Progress | None = None) -> ScanResult:
+    """Scan an image folder: one subfolder per class, or ``train/`` and ``val/`` each with them.
+
+    ``progress(files_seen, relative_path)`` is called for every file looked at.
+    """
     path = Path(root).expanduser()
     if not path.exists():
         raise DataError(f"Folder not found: {path}")
@@ -161,8 +171,9 @@ def scan_folder(root: str | os.PathLike[str], check: bool = True) -> ScanResult:
     if all(d in top for d in SPLIT_DIRS) and set(top) <= {*SPLIT_DIRS, "test"}:
         classes = find_classes(path / "train")
         result = ScanResult(str(path), classes, [])
-        train = _scan_classes(path / "train", classes, result, prefix="train/")
-        val = _scan_classes(path / "val", classes, result, prefix="val/")
+        train = _scan_classes(path / "train", classes, result, "train/", progress)
+        result.samples = train
+        val = _scan_classes(path / "val", classes, result, "val/", progress)
         extra = sorted(set(find_classes(path / "val")) - set(classes))
         if extra:
             result.warnings.append(f"val/ has classes missing from train/, ignored: {', '.join(extra)}")
@@ -170,7 +181,7 @@ def scan_folder(root: str | os.PathLike[str], check: bool = True) -> ScanResult:
         result.presplit = {"train": train, "val": val}
     else:
         result = ScanResult(str(path), top, [])
-        result.samples = _scan_classes(path, top, result)
+        result.samples = _scan_classes(path, top, result, "", progress)
     _drop_empty_classes(result)
     if len(result.classes) < 2:
         found = f"found {len(result.classes)}" + (f" ({result.classes[0]})" if result.classes else "")

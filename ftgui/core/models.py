@@ -153,6 +153,26 @@ def weights_cache_path(weights: Any) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
+def weights_availability(weights: Any, timeout: float = 2.0) -> tuple[str, str]:
+    """('cached' | 'download' | 'offline', a sentence for the user) for torchvision weights."""
+    import socket
+
+    path = weights_cache_path(weights)
+    if path.is_file():
+        return "cached", f"Cached: {path}"
+    size = weights.meta.get("_file_size")
+    mb = f" ({size:.0f} MB)" if isinstance(size, (int, float)) else ""
+    host = urlparse(weights.url).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return "offline", (
+            f"Not cached and the download server cannot be reached. Copy {path.name} to {path.parent}, "
+            f"choose a weights file (From file…), or use none (random initialisation)."
+        )
+    return "download", f"Will download {path.name}{mb} on Start."
+
+
 def is_local_weights(spec: str | None) -> bool:
     return bool(spec) and (
         str(spec).lower().endswith(LOCAL_WEIGHT_SUFFIXES) or os.sep in str(spec) or Path(str(spec)).is_file()
@@ -399,10 +419,7 @@ def build_model(
         else:
             pre = preprocess_for(arch, w, image_size)
             model = _load_pretrained(arch, w, allow_download)
-            if arch == "googlenet":
-                model_kwargs = {"aux_logits": False, "transform_input": True}
-            elif arch == "inception_v3":
-                model_kwargs = {"aux_logits": True, "transform_input": True, "init_weights": False}
+            model_kwargs = pretrained_model_kwargs(arch)
             source = f"{type(w).__name__}.{w.name}"
         if arch.startswith("vit_") and w is not None and image_size is not None:
             fixed = int(w.transforms().crop_size[0])
@@ -410,6 +427,16 @@ def build_model(
                 raise ModelError(f"{arch} with pretrained weights works only at {fixed} px.")
     head = replace_head(model, num_classes)
     return BuiltModel(model, arch, num_classes, head, pre, source, model_kwargs)
+
+
+def pretrained_model_kwargs(arch: str) -> dict[str, Any]:
+    """Constructor arguments that torchvision's builder uses with pretrained weights and that
+    differ from the plain constructor (needed to rebuild the same model without weights)."""
+    if arch == "googlenet":
+        return {"aux_logits": False, "transform_input": True}
+    if arch == "inception_v3":
+        return {"aux_logits": True, "transform_input": True, "init_weights": False}
+    return {}
 
 
 def _construct(arch: str, kwargs: dict[str, Any]) -> nn.Module:

@@ -1,0 +1,275 @@
+"""Data panel: drop zone, folder scanning in the background, class table, skipped files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QStandardPaths, Qt, QThread, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .worker import ScanWorker, start_in_thread
+
+FEW_IMAGES = 10  # a class with fewer images than this gets a warning
+IMBALANCE = 5.0  # largest/smallest class ratio that gets a warning
+
+
+def folder_from_mime(mime: Any) -> str | None:
+    """The first local folder among dragged URLs (files are not datasets)."""
+    if not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile() and Path(url.toLocalFile()).is_dir():
+            return url.toLocalFile()
+    return None
+
+
+class DropZone(QFrame):
+    """The big dashed 'Drop an image folder here' target."""
+
+    dropped = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.setObjectName("dropZone")
+        self.setMinimumHeight(64)
+        self._set_highlight(False)
+        self.label = QLabel("Drop an image folder here\n(one subfolder per class)")
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.label)
+
+    def _set_highlight(self, on: bool) -> None:
+        color = "#2a82da" if on else "#9a9a9a"
+        background = "#eaf3fc" if on else "transparent"
+        self.setStyleSheet(
+            f"#dropZone {{ border: 2px dashed {color}; border-radius: 8px; background: {background}; }}"
+        )
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if folder_from_mime(event.mimeData()):
+            self._set_highlight(True)
+            event.acceptProposedAction()
+
+    def dragLeaveEvent(self, event: Any) -> None:
+        self._set_highlight(False)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self._set_highlight(False)
+        folder = folder_from_mime(event.mimeData())
+        if folder:
+            event.acceptProposedAction()
+            self.dropped.emit(folder)
+
+
+class DataPanel(QWidget):
+    scanned = Signal(object)  # ScanResult
+    scan_failed = Signal(str)
+    split_changed = Signal()
+    logged = Signal(str, str)  # level, text
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.scan: Any = None
+        self.folder: str | None = None
+        self._thread: QThread | None = None
+        self._worker: ScanWorker | None = None
+        self._thumbs: dict[int, bytes] = {}
+
+        self.drop_zone = DropZone()
+        self.browse_button = QPushButton("Browse…")
+        self.example_button = QPushButton("Open example dataset")
+        self.example_button.setToolTip(
+            "Write a small generated image folder (4 classes of shapes) and open it"
+        )
+        self.folder_label = QLabel("No dataset yet.")
+        self.folder_label.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(False)
+        self.val_fraction = QDoubleSpinBox()
+        self.val_fraction.setRange(0.05, 0.5)
+        self.val_fraction.setSingleStep(0.05)
+        self.val_fraction.setValue(0.2)
+        self.val_fraction.setDecimals(2)
+        self.val_fraction.setToolTip(
+            "Share of each class kept aside for validation (ignored with train/ and val/ folders)"
+        )
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["Class", "Images", "Train", "Val"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setIconSize(self.table.iconSize().expandedTo(self.table.iconSize() * 2))
+        self.warnings = QLabel()
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet("color: #a35d00;")
+        self.skipped_label = QLabel()
+        self.skipped = QListWidget()
+        self.skipped.setMaximumHeight(90)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.browse_button)
+        buttons.addWidget(self.example_button)
+        buttons.addStretch(1)
+        buttons.addWidget(QLabel("Validation"))
+        buttons.addWidget(self.val_fraction)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.drop_zone)
+        layout.addLayout(buttons)
+        layout.addWidget(self.folder_label)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.warnings)
+        layout.addWidget(self.skipped_label)
+        layout.addWidget(self.skipped)
+        self.skipped_label.setVisible(False)
+        self.skipped.setVisible(False)
+
+        self.drop_zone.dropped.connect(self.load_folder)
+        self.browse_button.clicked.connect(self._on_browse_clicked)
+        self.example_button.clicked.connect(self.open_example)
+        self.val_fraction.valueChanged.connect(self._on_val_fraction_changed)
+
+    # ------------------------------------------------------------ loading
+
+    @property
+    def scanning(self) -> bool:
+        return self._thread is not None
+
+    def _on_browse_clicked(self) -> None:
+        start = str(Path(self.folder).parent) if self.folder else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open an image folder", start)
+        if folder:
+            self.load_folder(folder)
+
+    def open_example(self) -> str:
+        """Write the example dataset to the user's data folder (once) and load it."""
+        from ..core.example import make_example_dataset
+
+        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+        dest = Path(base or Path.home() / ".ftgui") / "example-shapes"
+        make_example_dataset(dest, per_class=40, size=96)
+        self.load_folder(str(dest))
+        return str(dest)
+
+    def load_folder(self, folder: str) -> None:
+        """Scan ``folder`` in the background; ``scanned`` or ``scan_failed`` follows."""
+        if self.scanning:
+            return
+        self.folder = folder
+        self.folder_label.setText(f"Scanning {folder}…")
+        self.progress.setVisible(True)
+        self.progress.setFormat("Scanning…")
+        self.setEnabledForScan(False)
+        worker = ScanWorker(folder)
+        worker.progressed.connect(self._on_scan_progressed)
+        worker.scanned.connect(self._on_scan_scanned)
+        worker.failed.connect(self._on_scan_failed)
+        self._worker = worker
+        self._thread = start_in_thread(worker, self)
+        self._thread.finished.connect(self._on_scan_thread_finished)
+
+    def setEnabledForScan(self, enabled: bool) -> None:
+        for w in (self.browse_button, self.example_button, self.drop_zone, self.val_fraction):
+            w.setEnabled(enabled)
+
+    def _on_scan_progressed(self, count: int, path: str) -> None:
+        self.folder_label.setText(f"Scanning… {count} files ({path})")
+
+    def _on_scan_thread_finished(self) -> None:
+        if self._thread is not None:
+            self._thread.deleteLater()
+        self._thread = None
+        self._worker = None
+        self.progress.setVisible(False)
+        self.setEnabledForScan(True)
+
+    def _on_scan_failed(self, message: str) -> None:
+        self.folder_label.setText(f"⚠ {message}")
+        self.logged.emit("error", message)
+        self.scan_failed.emit(message)
+
+    def _on_scan_scanned(self, scan: Any, thumbs: dict[int, bytes]) -> None:
+        self.scan = scan
+        self._thumbs = thumbs
+        kind = "train/ and val/ folders" if scan.presplit else "one folder per class"
+        self.folder_label.setText(
+            f"<b>{Path(scan.root).name}</b> — {len(scan.samples):,} images in {len(scan.classes)} classes ({kind})"
+        )
+        self.val_fraction.setEnabled(scan.presplit is None)
+        self._fill_table()
+        self.skipped.clear()
+        for path, reason in scan.skipped:
+            self.skipped.addItem(f"{path}: {reason}")
+        self.skipped_label.setText(f"Skipped {len(scan.skipped)} file(s):")
+        self.skipped_label.setVisible(bool(scan.skipped))
+        self.skipped.setVisible(bool(scan.skipped))
+        for w in scan.warnings:
+            self.logged.emit("warning", w)
+        for path, reason in scan.skipped:
+            self.logged.emit("warning", f"Skipped {path}: {reason}")
+        self.scanned.emit(scan)
+
+    # ------------------------------------------------------------ table
+
+    def split(self) -> Any:
+        from ..core.data import split_samples
+
+        return split_samples(self.scan, self.val_fraction.value(), seed=0) if self.scan else None
+
+    def _fill_table(self) -> None:
+        scan = self.scan
+        split = self.split()
+        train, val = scan.counts(split.train), scan.counts(split.val)
+        total = scan.counts()
+        self.table.setRowCount(len(scan.classes))
+        for row, name in enumerate(scan.classes):
+            item = QTableWidgetItem(name)
+            png = self._thumbs.get(row)
+            if png:
+                item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
+            cells = [item] + [QTableWidgetItem(f"{n:,}") for n in (total[row], train[row], val[row])]
+            for col, cell in enumerate(cells):
+                if col:
+                    cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, col, cell)
+        self.table.resizeRowsToContents()
+        notes = list(scan.warnings)
+        few = [c for c, n in zip(scan.classes, total) if n < FEW_IMAGES]
+        if few:
+            notes.append(f"Very few images (under {FEW_IMAGES}) in: {', '.join(few)}.")
+        if min(total) and max(total) / min(total) >= IMBALANCE:
+            notes.append(
+                f"Strong imbalance: the largest class has {max(total) / min(total):.0f}× the images "
+                "of the smallest."
+            )
+        self.warnings.setText("⚠ " + " ".join(notes) if notes else "")
+        self.warnings.setVisible(bool(notes))
+
+    def _on_val_fraction_changed(self, value: float) -> None:
+        if self.scan is not None:
+            self._fill_table()
+            self.split_changed.emit()
+
+    def shutdown(self) -> None:
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()

@@ -1,0 +1,529 @@
+"""The ftgui main window: model, data, training and live plot, around one background trainer."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import __version__
+from .data_panel import DataPanel, folder_from_mime
+from .model_panel import DEFAULT_ARCH, ModelPanel
+from .plot import TrainingPlot
+from .train_panel import TrainPanel
+from .worker import TrainingWorker, start_in_thread
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+def app_icon() -> QIcon:
+    for name in ("ftgui.svg", "ftgui.png"):
+        path = RESOURCES / name
+        if path.is_file():
+            return QIcon(str(path))
+    return QIcon()
+
+
+class MainWindow(QMainWindow):
+    torch_ready = Signal()
+
+    def __init__(self, settings: QSettings | None = None, initial_folder: str | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QSettings("ftgui", "ftgui")
+        self.initial_folder = initial_folder
+        self.trainer: Any = None  # the last run's trainer (export, checkpoints)
+        self.resume_trainer: Any = None  # loaded from a checkpoint, waiting for Start
+        self.worker: TrainingWorker | None = None
+        self.thread: QThread | None = None
+        self.ready = False
+        self.last_error_box: QMessageBox | None = None
+        self.setWindowTitle("ftgui")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+
+        self.model_panel = ModelPanel()
+        self.data_panel = DataPanel()
+        self.train_panel = TrainPanel()
+        self.plot = TrainingPlot()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+
+        center = QSplitter(Qt.Orientation.Vertical)
+        center.addWidget(self.data_panel)
+        center.addWidget(self.plot)
+        center.setStretchFactor(0, 2)
+        center.setStretchFactor(1, 3)
+        right = QTabWidget()
+        right.addTab(self.train_panel, "Training")
+        right.addTab(self.log, "Log")
+        self.side_tabs = right
+        right_box = QWidget()
+        right_layout = QVBoxLayout(right_box)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(right)
+        main = QSplitter(Qt.Orientation.Horizontal)
+        main.addWidget(self.model_panel)
+        main.addWidget(center)
+        main.addWidget(right_box)
+        main.setStretchFactor(0, 3)
+        main.setStretchFactor(1, 4)
+        main.setStretchFactor(2, 2)
+        main.setSizes([400, 560, 320])
+        self.setCentralWidget(main)
+        self.speed_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.speed_label)
+        self.statusBar().showMessage("Loading PyTorch…")
+
+        self._make_menus()
+        self.data_panel.scanned.connect(self._on_data_scanned)
+        self.data_panel.scan_failed.connect(self._on_data_scan_failed)
+        self.data_panel.logged.connect(self.log_message)
+        self.model_panel.error_raised.connect(self.show_error)
+        self.train_panel.start_requested.connect(self.start_training)
+        self.train_panel.stop_requested.connect(self.stop_training)
+        self.torch_ready.connect(self._on_torch_ready)
+        self._restore_settings()
+        self._update_actions()
+
+    # ------------------------------------------------------------ set-up
+
+    def _make_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = QAction("&Open dataset…", self, shortcut=QKeySequence.StandardKey.Open)
+        self.example_action = QAction("Open &example dataset", self)
+        self.export_action = QAction("&Export model…", self, shortcut=QKeySequence("Ctrl+E"))
+        self.save_ckpt_action = QAction(
+            "&Save training checkpoint…", self, shortcut=QKeySequence.StandardKey.Save
+        )
+        self.load_ckpt_action = QAction("&Load training checkpoint…", self)
+        self.quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
+        for action in (
+            self.open_action,
+            self.example_action,
+            None,
+            self.export_action,
+            self.save_ckpt_action,
+            self.load_ckpt_action,
+            None,
+            self.quit_action,
+        ):
+            if action is None:
+                file_menu.addSeparator()
+            else:
+                file_menu.addAction(action)
+        help_menu = self.menuBar().addMenu("&Help")
+        self.about_action = QAction("&About ftgui", self)
+        help_menu.addAction(self.about_action)
+        self.open_action.triggered.connect(self.data_panel._on_browse_clicked)
+        self.example_action.triggered.connect(self.data_panel.open_example)
+        self.export_action.triggered.connect(self._on_export_triggered)
+        self.save_ckpt_action.triggered.connect(self._on_save_checkpoint_triggered)
+        self.load_ckpt_action.triggered.connect(self._on_load_checkpoint_triggered)
+        self.quit_action.triggered.connect(self.close)
+        self.about_action.triggered.connect(self.show_about)
+
+    def start_background_init(self) -> None:
+        """Import torch off the GUI thread, so the window is up and responsive meanwhile."""
+
+        def load() -> None:
+            import torch  # noqa: F401
+            import torchvision  # noqa: F401
+
+            from ..core import engine, layers, models  # noqa: F401
+
+            self.torch_ready.emit()
+
+        threading.Thread(target=load, name="ftgui-import-torch", daemon=True).start()
+        if self.initial_folder:
+            self.data_panel.load_folder(self.initial_folder)
+
+    def _on_torch_ready(self) -> None:
+        from ..core.engine import available_devices
+
+        self.model_panel.populate(str(self.settings.value("model/arch", DEFAULT_ARCH)))
+        saved_strategy = str(self.settings.value("model/strategy", "head"))
+        if saved_strategy in ("head", "last", "full", "gradual"):
+            self.model_panel.set_strategy(saved_strategy, int(self.settings.value("model/blocks", 1)))
+        self.train_panel.set_devices(available_devices())
+        self.train_panel.load_settings(self.settings)
+        if self.data_panel.scan is not None:
+            self.model_panel.set_num_classes(len(self.data_panel.scan.classes))
+        self.ready = True
+        self.statusBar().showMessage("Ready. Drop an image folder onto the window to begin.", 8000)
+        self._update_actions()
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        self.data_panel.val_fraction.setValue(float(self.settings.value("data/val_fraction", 0.2)))
+
+    def _save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        if self.data_panel.folder:
+            s.setValue("data/last_folder", self.data_panel.folder)
+        s.setValue("data/val_fraction", self.data_panel.val_fraction.value())
+        if self.model_panel.populated:
+            s.setValue("model/arch", self.model_panel.arch)
+            s.setValue("model/strategy", self.model_panel.strategy_key)
+            s.setValue("model/blocks", self.model_panel.blocks_spin.value())
+            self.train_panel.save_settings(s)
+        s.sync()
+
+    # ------------------------------------------------------------ drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if not self.training and folder_from_mime(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        folder = folder_from_mime(event.mimeData())
+        if folder and not self.training:
+            event.acceptProposedAction()
+            self.data_panel.load_folder(folder)
+
+    # ------------------------------------------------------------ data
+
+    def _on_data_scanned(self, scan: Any) -> None:
+        self.setWindowTitle(f"ftgui — {Path(scan.root).name}")
+        self.log_message(
+            "info", f"Opened {scan.root}: {len(scan.samples)} images in {len(scan.classes)} classes"
+        )
+        self.resume_trainer = None
+        if self.model_panel.populated:
+            self.model_panel.set_num_classes(len(scan.classes))
+        self.settings.setValue("data/last_folder", scan.root)
+        self._update_actions()
+
+    def _on_data_scan_failed(self, message: str) -> None:
+        self.show_error("Cannot use this folder", message)
+
+    # ------------------------------------------------------------ training
+
+    @property
+    def training(self) -> bool:
+        return self.thread is not None
+
+    def build_config(self) -> Any:
+        from ..core.engine import TrainConfig
+
+        scan = self.data_panel.scan
+        return TrainConfig(
+            data_dir=scan.root,
+            val_fraction=self.data_panel.val_fraction.value(),
+            seed=0,
+            **self.model_panel.config_fields(),
+            **self.train_panel.config_fields(),
+        )
+
+    def start_training(self) -> None:
+        if self.training:
+            return
+        if not self.ready:
+            self.show_error("Not ready yet", "PyTorch is still loading; try again in a moment.")
+            return
+        from ..core.engine import Trainer
+
+        if self.resume_trainer is not None:
+            trainer = self.resume_trainer
+            trainer.config.epochs = max(self.train_panel.epochs.value(), trainer.epoch + 1)
+            self.resume_trainer = None
+            self.log_message(
+                "info", f"Resuming after epoch {trainer.epoch} to {trainer.config.epochs} epochs"
+            )
+            scan = None
+        else:
+            if self.data_panel.scan is None:
+                self.show_error(
+                    "No dataset", "Drop an image folder onto the window (or use File → Open dataset…)."
+                )
+                return
+            trainer = Trainer(self.build_config())
+            scan = self.data_panel.scan
+            self.plot.clear()
+        self.trainer = trainer
+        self.worker = TrainingWorker(trainer, scan)
+        self.worker.reported.connect(self._on_worker_reported)
+        self.thread = start_in_thread(self.worker, self)
+        self.thread.finished.connect(self._on_thread_finished)
+        self._run_started_at = time.monotonic()
+        self.train_panel.set_running(True)
+        self.train_panel.show_idle("Preparing model…")
+        self._set_inputs_enabled(False)
+        self._update_actions()
+        self.statusBar().showMessage("Preparing model…")
+
+    def stop_training(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.train_panel.stop_button.setEnabled(False)
+            self.train_panel.show_idle("Stopping…")
+            self.log_message("info", "Stop requested; finishing the current batch")
+
+    def _set_inputs_enabled(self, enabled: bool) -> None:
+        self.model_panel.setEnabled(enabled)
+        self.data_panel.setEnabledForScan(enabled)
+
+    def _on_worker_reported(self, e: Any) -> None:
+        from ..core import events as ev
+
+        if isinstance(e, ev.BatchEnded):
+            self.plot.add_batch(e.epoch, e.batch, e.batches, e.loss)
+            epochs = self.trainer.config.epochs if self.trainer else e.epoch
+            self.train_panel.show_batch(e.epoch, epochs, e.batch, e.batches, e.eta_s)
+            self.speed_label.setText(f"{e.images_per_s:,.0f} images/s · loss {e.loss:.4f} · lr {e.lr:.2g}")
+        elif isinstance(e, ev.EpochEnded):
+            self.plot.add_epoch(e.epoch, e.val_loss, e.val_accuracy)
+            val = (
+                ""
+                if e.val_loss is None
+                else f", val loss {e.val_loss:.4f}, val accuracy {100 * e.val_accuracy:.1f}%"
+            )
+            self.log_message(
+                "info",
+                f"Epoch {e.epoch}/{e.epochs}: train loss {e.train_loss:.4f}{val} "
+                f"({e.seconds:.1f}s){' — best so far' if e.is_best else ''}",
+            )
+            self._update_actions()
+        elif isinstance(e, ev.RunStarted):
+            self.log_message(
+                "info",
+                f"Training {len(e.classes)} classes on {e.device}: {e.num_train} train / "
+                f"{e.num_val} val images, {e.trainable_params:,} of {e.total_params:,} "
+                "parameters trainable",
+            )
+            self.statusBar().showMessage(f"Training on {e.device}…")
+        elif isinstance(e, ev.FileSkipped):
+            self.log_message("warning", f"Skipped {e.path}: {e.reason}")
+        elif isinstance(e, ev.Message):
+            self.log_message(e.level, e.text)
+        elif isinstance(e, ev.BlocksUnfrozen):
+            self.log_message(
+                "info",
+                f"Epoch {e.epoch}: unfroze {', '.join(e.blocks)} "
+                f"({e.trainable_params:,} trainable parameters)",
+            )
+        elif isinstance(e, ev.Finished):
+            acc = (
+                ""
+                if e.best_val_accuracy is None
+                else f", best validation accuracy {100 * e.best_val_accuracy:.1f}%"
+            )
+            text = f"Finished {e.epochs_completed} epochs{acc}" + (
+                " (stopped early)" if e.stopped_early else ""
+            )
+            self.log_message("info", text)
+            self.train_panel.show_idle(text)
+        elif isinstance(e, ev.Cancelled):
+            text = f"Stopped after {e.epochs_completed} complete epoch(s)"
+            self.log_message("info", text)
+            self.train_panel.show_idle(text)
+        elif isinstance(e, ev.Failed):
+            self.log_message("error", e.message)
+            self.train_panel.show_idle("Failed")
+            self.show_error("Training stopped", e.message.split("\n\n")[0])
+
+    def _on_thread_finished(self) -> None:
+        if self.thread is not None:
+            self.thread.wait()
+            self.thread.deleteLater()
+        self.thread = None
+        self.worker = None
+        self.train_panel.set_running(False)
+        self._set_inputs_enabled(True)
+        self.speed_label.setText("")
+        self.statusBar().showMessage("Idle", 5000)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        idle = not self.training
+        can_export = idle and self.trainer is not None and self.trainer.epoch >= 1
+        self.export_action.setEnabled(can_export)
+        self.save_ckpt_action.setEnabled(can_export)
+        self.load_ckpt_action.setEnabled(idle and self.ready)
+        self.open_action.setEnabled(idle)
+        self.example_action.setEnabled(idle)
+        self.train_panel.start_button.setEnabled(idle and self.ready)
+
+    # ------------------------------------------------------------ export and checkpoints
+
+    def _on_export_triggered(self) -> None:
+        start = str(self.settings.value("export/last_folder", str(Path.home())))
+        folder = QFileDialog.getExistingDirectory(self, "Export model to folder", start)
+        if folder:
+            self.export_to(folder)
+
+    def export_to(self, folder: str) -> bool:
+        from ..core.errors import FtguiError
+        from ..core.export import export_bundle
+
+        try:
+            out = export_bundle(self.trainer, folder)
+        except (FtguiError, OSError) as exc:
+            self.show_error("Export failed", str(exc))
+            return False
+        self.settings.setValue("export/last_folder", str(out))
+        self.log_message("info", f"Exported model.safetensors and model.json to {out}")
+        self.statusBar().showMessage(f"Exported to {out}", 8000)
+        return True
+
+    def _on_save_checkpoint_triggered(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save training checkpoint", "checkpoint.pt", "ftgui checkpoint (*.pt)"
+        )
+        if path:
+            self.save_checkpoint_to(path)
+
+    def save_checkpoint_to(self, path: str) -> bool:
+        try:
+            self.trainer.save_checkpoint(path)
+        except OSError as exc:
+            self.show_error("Could not save checkpoint", str(exc))
+            return False
+        self.log_message("info", f"Saved training checkpoint (epoch {self.trainer.epoch}) to {path}")
+        return True
+
+    def _on_load_checkpoint_triggered(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load training checkpoint", "", "ftgui checkpoint (*.pt)")
+        if path:
+            self.load_checkpoint_from(path)
+
+    def load_checkpoint_from(self, path: str) -> bool:
+        from ..core.engine import Trainer
+        from ..core.errors import FtguiError
+
+        try:
+            trainer = Trainer.from_checkpoint(path)
+        except FtguiError as exc:
+            self.show_error("Cannot load checkpoint", str(exc))
+            return False
+        self.resume_trainer = trainer
+        self.trainer = trainer
+        self.plot.clear()
+        for record in trainer.history:
+            self.plot.add_epoch(int(record["epoch"]), record.get("val_loss"), record.get("val_accuracy"))
+        self.train_panel.epochs.setValue(max(self.train_panel.epochs.value(), trainer.epoch + 1))
+        self.setWindowTitle(f"ftgui — {Path(trainer.scan.root).name}")
+        self.log_message(
+            "info",
+            f"Loaded checkpoint of {trainer.built.arch} after epoch {trainer.epoch} "
+            f"({trainer.scan.root}); press Start to continue training",
+        )
+        self._update_actions()
+        return True
+
+    # ------------------------------------------------------------ messages
+
+    def log_message(self, level: str, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        prefix = {"warning": "⚠ ", "error": "✖ "}.get(level, "")
+        self.log.appendPlainText(f"{stamp}  {prefix}{text}")
+
+    def show_error(self, title: str, text: str) -> None:
+        """A window-modal message box that does not block the event loop."""
+        box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()
+        self.last_error_box = box
+        self.log_message("error", f"{title}: {text}")
+
+    def about_text(self) -> str:
+        import PySide6
+        from PySide6.QtCore import qVersion
+
+        torch_version = tv_version = "not loaded"
+        if "torch" in sys.modules:
+            torch_version = sys.modules["torch"].__version__
+        if "torchvision" in sys.modules:
+            tv_version = sys.modules["torchvision"].__version__
+        return (
+            f"<h3>ftgui {__version__}</h3><p>Fine-tune pretrained torchvision image classifiers.</p>"
+            f"<p>PyTorch {torch_version}<br>torchvision {tv_version}<br>Qt {qVersion()} "
+            f"(PySide6 {PySide6.__version__})<br>Python {sys.version.split()[0]}</p>"
+        )
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About ftgui", self.about_text())
+
+    # ------------------------------------------------------------ closing
+
+    def confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.training:
+            if not self.confirm("Training is running", "Stop training and quit ftgui?"):
+                event.ignore()
+                return
+            self.shutdown_training()
+        self.data_panel.shutdown()
+        self._save_settings()
+        event.accept()
+
+    def shutdown_training(self) -> None:
+        """Cancel, let the worker finish its batch, and wait for the thread."""
+        if self.worker is not None:
+            self.worker.stop()
+        if self.thread is not None:
+            self.thread.quit()
+            self.thread.wait()
+            self._on_thread_finished()
+
+
+def run_app(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="ftgui", description="Fine-tune pretrained image classifiers.")
+    parser.add_argument("folder", nargs="?", help="image folder to open (one subfolder per class)")
+    parser.add_argument(
+        "--install-desktop",
+        action="store_true",
+        help="add ftgui to this user's application launcher and desktop, then exit",
+    )
+    parser.add_argument("--version", action="version", version=f"ftgui {__version__}")
+    args = parser.parse_args(argv)
+    if args.install_desktop:
+        from .desktop import install_desktop_entry
+
+        for path in install_desktop_entry():
+            print(f"installed {path}")
+        return 0
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("ftgui")
+    app.setOrganizationName("ftgui")
+    app.setApplicationVersion(__version__)
+    app.setWindowIcon(app_icon())
+    if hasattr(app, "setDesktopFileName"):
+        app.setDesktopFileName("ftgui")
+    window = MainWindow(initial_folder=args.folder)
+    window.show()
+    QTimer.singleShot(0, window.start_background_init)
+    return int(app.exec())

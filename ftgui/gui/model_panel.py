@@ -1,0 +1,468 @@
+"""Model panel: architecture and weights pickers, freeze strategy, and the layer tree.
+
+The tree shows a skeleton of the chosen architecture (built on the meta device: no memory,
+no weights) with the dataset's class count; its checkboxes edit which layers will train.
+The engine applies the same choice to the real model when training starts.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QCompleter,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSpinBox,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+NAME_ROLE = Qt.ItemDataRole.UserRole + 1
+NONE_WEIGHTS = "none"
+FROM_FILE = "__file__"
+STRATEGIES = [
+    ("Head only", "head"),
+    ("Last N blocks + head", "last"),
+    ("Full fine-tuning", "full"),
+    ("Gradual unfreezing", "gradual"),
+    ("Custom", "custom"),
+]
+DEFAULT_ARCH = "resnet18"
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+
+
+class ModelPanel(QWidget):
+    changed = Signal()
+    availability_checked = Signal(str, str, str)  # weights spec, state, message
+    error_raised = Signal(str, str)  # title, text
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.num_classes = 2
+        self.skeleton: Any = None
+        self.head: list[str] = []
+        self._items: dict[str, QStandardItem] = {}
+        self._updating = False
+        self._weights_file: str | None = None
+        self._skeletons: dict[tuple[Any, ...], Any] = {}
+        self.weights_state = ""
+
+        self.arch_combo = QComboBox()
+        self.arch_combo.setEditable(True)
+        self.arch_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.arch_combo.setToolTip("Type to search torchvision's classification models")
+        self.arch_combo.addItem("Loading PyTorch…")
+        self.arch_combo.setEnabled(False)
+        self.weights_combo = QComboBox()
+        self.weights_status = QLabel()
+        self.weights_status.setWordWrap(True)
+        self.weights_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.strategy_combo = QComboBox()
+        for label, key in STRATEGIES:
+            self.strategy_combo.addItem(label, key)
+        self.blocks_spin = QSpinBox()
+        self.blocks_spin.setRange(1, 99)
+        self.blocks_spin.setPrefix("N = ")
+        self.every_spin = QSpinBox()
+        self.every_spin.setRange(1, 99)
+        self.every_spin.setPrefix("every ")
+        self.every_spin.setSuffix(" epoch(s)")
+        self.train_bn = QCheckBox("Train BatchNorm layers")
+        self.train_bn.setToolTip(
+            "Keep BatchNorm layers trainable (and updating statistics) inside frozen blocks"
+        )
+
+        self.tree_model = QStandardItemModel(0, 3, self)
+        self.tree_model.setHorizontalHeaderLabels(["Layer", "Type", "Parameters"])
+        self.tree = QTreeView()
+        self.tree.setModel(self.tree_model)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(False)
+        self.summary = QLabel("Trainable: –")
+
+        form = QFormLayout()
+        form.addRow("Model", self.arch_combo)
+        form.addRow("Weights", self.weights_combo)
+        form.addRow("", self.weights_status)
+        strategy_row = QHBoxLayout()
+        strategy_row.addWidget(self.strategy_combo, 1)
+        strategy_row.addWidget(self.blocks_spin)
+        strategy_row.addWidget(self.every_spin)
+        form.addRow("Strategy", strategy_row)
+        form.addRow("", self.train_bn)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.summary)
+
+        self.arch_combo.activated.connect(self._on_arch_activated)
+        self.weights_combo.activated.connect(self._on_weights_activated)
+        self.strategy_combo.currentIndexChanged.connect(self._on_strategy_changed)
+        self.blocks_spin.valueChanged.connect(self._on_strategy_changed)
+        self.every_spin.valueChanged.connect(self.changed)
+        self.train_bn.toggled.connect(self._on_strategy_changed)
+        self.tree_model.itemChanged.connect(self._on_tree_item_changed)
+        self.availability_checked.connect(self._on_availability_checked)
+        self._update_strategy_widgets()
+
+    # ------------------------------------------------------------ populating
+
+    def populate(self, arch: str = DEFAULT_ARCH) -> None:
+        """Fill the architecture list (torch must be importable; call after the window shows)."""
+        from ..core.models import arch_info, list_architectures
+
+        self.arch_combo.clear()
+        for name in list_architectures():
+            info = arch_info(name)
+            acc = f" · {info.imagenet_acc1:.1f}% ImageNet" if info.imagenet_acc1 else ""
+            self.arch_combo.addItem(f"{name}  ·  {_human(info.num_params)} params{acc}", name)
+        completer = QCompleter(self.arch_combo.model(), self.arch_combo)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.activated[str].connect(self._on_completer_activated)  # type: ignore[index]
+        self.arch_combo.setCompleter(completer)
+        self.arch_combo.setEnabled(True)
+        self.set_arch(arch if self.arch_combo.findData(arch) >= 0 else DEFAULT_ARCH)
+
+    @property
+    def populated(self) -> bool:
+        return self.arch_combo.findData(DEFAULT_ARCH) >= 0
+
+    @property
+    def arch(self) -> str:
+        return str(self.arch_combo.currentData() or DEFAULT_ARCH)
+
+    def set_arch(self, arch: str) -> None:
+        index = self.arch_combo.findData(arch)
+        if index < 0:
+            return
+        self.arch_combo.setCurrentIndex(index)
+        self._fill_weights()
+        self._rebuild()
+
+    def set_num_classes(self, k: int) -> None:
+        if k != self.num_classes:
+            self.num_classes = max(k, 1)
+            if self.populated:
+                self._rebuild()
+
+    def _on_arch_activated(self, index: int) -> None:
+        self._fill_weights()
+        self._rebuild()
+
+    def _on_completer_activated(self, text: str) -> None:
+        index = self.arch_combo.findText(text)
+        if index >= 0:
+            self.arch_combo.setCurrentIndex(index)
+            self._on_arch_activated(index)
+
+    # ------------------------------------------------------------ weights
+
+    def _fill_weights(self) -> None:
+        from ..core.models import arch_info
+
+        info = arch_info(self.arch)
+        self.weights_combo.blockSignals(True)
+        self.weights_combo.clear()
+        for name in info.weights:
+            label = f"{name} (default)" if name == info.default_weights else name
+            self.weights_combo.addItem(label, name)
+        self.weights_combo.addItem("none (random initialisation)", NONE_WEIGHTS)
+        self.weights_combo.addItem("From file…", FROM_FILE)
+        default = self.weights_combo.findData(info.default_weights) if info.default_weights else -1
+        self.weights_combo.setCurrentIndex(max(default, 0))
+        self.weights_combo.blockSignals(False)
+        self._weights_file = None
+        self._check_availability()
+
+    @property
+    def weights(self) -> str:
+        data = self.weights_combo.currentData()
+        if data == FROM_FILE:
+            return self._weights_file or NONE_WEIGHTS
+        return str(data or NONE_WEIGHTS)
+
+    def set_weights(self, spec: str) -> None:
+        index = self.weights_combo.findData(spec)
+        if index >= 0:
+            self.weights_combo.setCurrentIndex(index)
+            self._on_weights_activated(index)
+        elif spec and spec not in (NONE_WEIGHTS,):
+            self.use_weights_file(spec)
+
+    def _on_weights_activated(self, index: int) -> None:
+        if self.weights_combo.itemData(index) == FROM_FILE:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Choose a weights file", "", "Weights (*.safetensors *.pth *.pt *.bin);;All files (*)"
+            )
+            if path:
+                self.use_weights_file(path)
+                return
+            self.weights_combo.setCurrentIndex(0)
+        self._weights_file = None
+        self._check_availability()
+        self._rebuild()
+
+    def use_weights_file(self, path: str) -> bool:
+        """Select a local weights file; reads it now so a bad file is reported at once."""
+        from ..core.errors import FtguiError
+        from ..core.models import build_model
+
+        self.weights_combo.setCurrentIndex(self.weights_combo.findData(FROM_FILE))
+        try:
+            build_model(self.arch, self.num_classes, weights=path)
+        except FtguiError as exc:
+            self._weights_file = None
+            self.weights_status.setText(f"⚠ {exc}")
+            self.error_raised.emit("Unusable weights file", str(exc))
+            return False
+        self._weights_file = path
+        self.weights_combo.setItemText(self.weights_combo.currentIndex(), f"File: {path.rsplit('/', 1)[-1]}")
+        self.weights_status.setText(f"Local file: {path}")
+        self._rebuild()
+        self.changed.emit()
+        return True
+
+    def _check_availability(self) -> None:
+        spec = self.weights
+        if spec == NONE_WEIGHTS:
+            self.weights_status.setText("Random initialisation: training starts from scratch.")
+            return
+        from ..core.models import resolve_weights, weights_availability
+
+        weights = resolve_weights(self.arch, spec)
+        self.weights_status.setText("Checking weights…")
+        arch = self.arch
+
+        def check() -> None:
+            state, message = weights_availability(weights)
+            self.availability_checked.emit(f"{arch}:{spec}", state, message)
+
+        threading.Thread(target=check, daemon=True).start()
+
+    def _on_availability_checked(self, key: str, state: str, message: str) -> None:
+        if key != f"{self.arch}:{self.weights}":
+            return  # an answer for an earlier choice
+        icon = {"cached": "✔", "download": "⬇", "offline": "⚠"}.get(state, "")
+        self.weights_status.setText(f"{icon} {message}")
+        self.weights_state = state
+
+    # ------------------------------------------------------------ strategy and tree
+
+    @property
+    def strategy_key(self) -> str:
+        return str(self.strategy_combo.currentData())
+
+    def set_strategy(self, key: str, blocks: int | None = None) -> None:
+        if blocks is not None:
+            self.blocks_spin.blockSignals(True)
+            self.blocks_spin.setValue(blocks)
+            self.blocks_spin.blockSignals(False)
+        index = self.strategy_combo.findData(key)
+        if index >= 0:
+            if index == self.strategy_combo.currentIndex():
+                self._on_strategy_changed()
+            else:
+                self.strategy_combo.setCurrentIndex(index)
+
+    def strategy_text(self) -> str:
+        """The engine's strategy string: head, last-N, full, gradual or custom."""
+        key = self.strategy_key
+        return f"last-{self.blocks_spin.value()}" if key == "last" else key
+
+    def trainable_names(self) -> list[str]:
+        """Minimal list of module/parameter names that are fully trainable (for 'custom')."""
+        from ..core.layers import layer_tree
+
+        names: list[str] = []
+
+        def visit(node: Any) -> None:
+            if node.state == "all":
+                names.append(node.name)
+                return
+            if node.state == "partial":
+                own = (
+                    [
+                        n
+                        for n, p in self.skeleton.get_submodule(node.name).named_parameters(recurse=False)
+                        if p.requires_grad
+                    ]
+                    if node.name
+                    else [n for n, p in self.skeleton.named_parameters(recurse=False) if p.requires_grad]
+                )
+                names.extend(f"{node.name}.{n}" if node.name else n for n in own)
+                for child in node.children:
+                    visit(child)
+
+        if self.skeleton is not None:
+            visit(layer_tree(self.skeleton))
+        return names
+
+    def _update_strategy_widgets(self) -> None:
+        key = self.strategy_key
+        self.blocks_spin.setVisible(key == "last")
+        self.every_spin.setVisible(key == "gradual")
+
+    def _on_strategy_changed(self, *_: Any) -> None:
+        self._update_strategy_widgets()
+        if self.skeleton is not None and self.strategy_key != "custom":
+            self._apply_strategy()
+        elif self.skeleton is not None:
+            self._apply_train_bn_only()
+        self.changed.emit()
+
+    def _apply_strategy(self) -> None:
+        from ..core.layers import FreezeSpec, apply_freeze
+
+        spec = FreezeSpec.parse(self.strategy_text(), train_bn=self.train_bn.isChecked())
+        apply_freeze(self.skeleton, self.head, spec)
+        self._refresh_states()
+
+    def _apply_train_bn_only(self) -> None:
+        from ..core.layers import unfreeze_batchnorm
+
+        if self.train_bn.isChecked():
+            unfreeze_batchnorm(self.skeleton)
+        self._refresh_states()
+
+    def _skeleton_kwargs(self) -> dict[str, Any]:
+        from ..core.models import pretrained_model_kwargs
+
+        w = self.weights
+        if w == NONE_WEIGHTS or self._weights_file:
+            return {"image_size": 224} if self.arch.startswith("vit_") else {}
+        return pretrained_model_kwargs(self.arch)
+
+    def _rebuild(self) -> None:
+        """Skeleton for the current architecture and class count, then the tree."""
+        from ..core.models import aux_heads, build_skeleton, find_head
+
+        kwargs = self._skeleton_kwargs()
+        key = (self.arch, self.num_classes, tuple(sorted(kwargs.items())))
+        if key not in self._skeletons:
+            self._skeletons = {key: build_skeleton(self.arch, self.num_classes, **kwargs)}
+        previous_custom = self.trainable_names() if self.strategy_key == "custom" and self.skeleton else None
+        self.skeleton = self._skeletons[key]
+        self.head = [find_head(self.skeleton), *aux_heads(self.skeleton)]
+        self._fill_tree()
+        if previous_custom is not None:
+            from ..core.layers import freeze_all, set_trainable
+
+            freeze_all(self.skeleton)
+            known = {n for n, _ in self.skeleton.named_modules()} | {
+                n for n, _ in self.skeleton.named_parameters()
+            }
+            set_trainable(self.skeleton, [n for n in previous_custom if n in known], True)
+            self._refresh_states()
+        else:
+            self._apply_strategy()
+        self.changed.emit()
+
+    def _fill_tree(self) -> None:
+        self._updating = True
+        self.tree_model.removeRows(0, self.tree_model.rowCount())
+        self._items = {}
+        root = self.tree_model.invisibleRootItem()
+
+        def add(parent: QStandardItem, name: str, module: Any) -> None:
+            for child_name, child in module.named_children():
+                qname = f"{name}.{child_name}" if name else child_name
+                total = sum(p.numel() for p in child.parameters())
+                item = QStandardItem(child_name)
+                item.setData(qname, NAME_ROLE)
+                item.setEditable(False)
+                item.setCheckable(total > 0)
+                item.setToolTip(qname)
+                kind = QStandardItem(type(child).__name__)
+                kind.setEditable(False)
+                count = QStandardItem(f"{total:,}")
+                count.setEditable(False)
+                count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                parent.appendRow([item, kind, count])
+                self._items[qname] = item
+                add(item, qname, child)
+
+        add(root, "", self.skeleton)
+        self._updating = False
+
+    def _refresh_states(self) -> None:
+        from ..core.layers import count_params, layer_tree
+
+        tree = layer_tree(self.skeleton)
+        dim = QBrush(QColor(150, 150, 150))
+        normal = QBrush(self.palette().text().color())
+        self._updating = True
+        for node in tree.walk():
+            item = self._items.get(node.name)
+            if item is None:
+                continue
+            state = {
+                "all": Qt.CheckState.Checked,
+                "none": Qt.CheckState.Unchecked,
+                "partial": Qt.CheckState.PartiallyChecked,
+            }[node.state]
+            if item.isCheckable() and item.checkState() != state:
+                item.setCheckState(state)
+            brush = dim if node.state == "none" else normal
+            parent = item.parent() or self.tree_model.invisibleRootItem()
+            for col in range(3):
+                cell = parent.child(item.row(), col)
+                if cell is not None and cell.foreground() != brush:
+                    cell.setForeground(brush)
+        self._updating = False
+        trainable, total = count_params(self.skeleton)
+        pct = 100.0 * trainable / total if total else 0.0
+        self.summary.setText(f"Trainable: {trainable:,} of {total:,} parameters ({pct:.2f}%)")
+
+    def _on_tree_item_changed(self, item: QStandardItem) -> None:
+        if self._updating or not item.isCheckable():
+            return
+        from ..core.layers import set_trainable
+
+        checked = item.checkState() != Qt.CheckState.Unchecked
+        set_trainable(self.skeleton, [item.data(NAME_ROLE)], checked)
+        if self.train_bn.isChecked():
+            from ..core.layers import unfreeze_batchnorm
+
+            unfreeze_batchnorm(self.skeleton)
+        if self.strategy_key != "custom":
+            self.strategy_combo.blockSignals(True)
+            self.strategy_combo.setCurrentIndex(self.strategy_combo.findData("custom"))
+            self.strategy_combo.blockSignals(False)
+            self._update_strategy_widgets()
+        self._refresh_states()
+        self.changed.emit()
+
+    def item_for(self, name: str) -> QStandardItem | None:
+        return self._items.get(name)
+
+    def config_fields(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "weights": self.weights,
+            "strategy": self.strategy_text(),
+            "trainable": tuple(self.trainable_names()) if self.strategy_key == "custom" else (),
+            "unfreeze_every": self.every_spin.value(),
+            "train_bn": self.train_bn.isChecked(),
+        }

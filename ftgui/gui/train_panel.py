@@ -1,0 +1,172 @@
+"""Training panel: hyper-parameters, Start/Stop, progress with epoch, batch and ETA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+SETTINGS_PREFIX = "training/"
+
+
+def format_duration(seconds: float) -> str:
+    s = int(round(max(seconds, 0)))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class TrainPanel(QWidget):
+    start_requested = Signal()
+    stop_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1000)
+        self.epochs.setValue(5)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 4096)
+        self.batch_size.setValue(32)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(6)
+        self.lr.setRange(1e-6, 1.0)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setValue(1e-3)
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(["adam", "adamw", "sgd"])
+        self.schedule = QComboBox()
+        self.schedule.addItems(["cosine", "onecycle", "constant"])
+        self.image_size = QSpinBox()
+        self.image_size.setRange(0, 1024)
+        self.image_size.setSpecialValueText("weights' default")
+        self.image_size.setSingleStep(32)
+        self.image_size.setToolTip("Input size in pixels; 0 uses the weights' own preprocessing (e.g. 224)")
+        self.augment = QCheckBox("Augmentation (random crops and flips)")
+        self.device = QComboBox()
+        self.device.addItem("auto")
+        self.early_stopping = QSpinBox()
+        self.early_stopping.setRange(0, 100)
+        self.early_stopping.setSpecialValueText("off")
+        self.early_stopping.setSuffix(" epochs")
+        self.early_stopping.setToolTip("Stop when the validation loss has not improved for this many epochs")
+
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("Idle")
+        self.progress.setTextVisible(True)
+        self.eta = QLabel("")
+
+        form = QFormLayout()
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("Optimizer", self.optimizer)
+        form.addRow("Schedule", self.schedule)
+        form.addRow("Image size", self.image_size)
+        form.addRow("", self.augment)
+        form.addRow("Device", self.device)
+        form.addRow("Early stopping", self.early_stopping)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.stop_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.eta)
+        layout.addStretch(1)
+        self.start_button.clicked.connect(self.start_requested)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self._inputs = [
+            self.epochs,
+            self.batch_size,
+            self.lr,
+            self.optimizer,
+            self.schedule,
+            self.image_size,
+            self.augment,
+            self.device,
+            self.early_stopping,
+        ]
+
+    def set_devices(self, devices: list[str]) -> None:
+        current = self.device.currentText()
+        self.device.clear()
+        self.device.addItems(["auto", *devices])
+        index = self.device.findText(current)
+        self.device.setCurrentIndex(max(index, 0))
+
+    def set_running(self, running: bool) -> None:
+        for w in self._inputs:
+            w.setEnabled(not running)
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        if not running:
+            self.eta.setText("")
+
+    def show_batch(self, epoch: int, epochs: int, batch: int, batches: int, eta_s: float) -> None:
+        total = epochs * batches
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(min((epoch - 1) * batches + batch, total))
+        self.progress.setFormat(f"Epoch {epoch}/{epochs} · batch {batch}/{batches} · %p%")
+        self.eta.setText(f"ETA {format_duration(eta_s)}")
+
+    def show_idle(self, text: str) -> None:
+        self.progress.setFormat(text)
+
+    def config_fields(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs.value(),
+            "batch_size": self.batch_size.value(),
+            "lr": self.lr.value(),
+            "optimizer": self.optimizer.currentText(),
+            "schedule": self.schedule.currentText(),
+            "image_size": self.image_size.value() or None,
+            "augment": self.augment.isChecked(),
+            "device": self.device.currentText(),
+            "early_stopping": self.early_stopping.value(),
+        }
+
+    def save_settings(self, settings: QSettings) -> None:
+        for key, value in self.config_fields().items():
+            settings.setValue(SETTINGS_PREFIX + key, value if value is not None else 0)
+
+    def load_settings(self, settings: QSettings) -> None:
+        def get(key: str, default: Any, kind: type) -> Any:
+            value = settings.value(SETTINGS_PREFIX + key, default)
+            try:
+                return kind(value) if kind is not bool else str(value).lower() in ("true", "1")
+            except (TypeError, ValueError):
+                return default
+
+        self.epochs.setValue(get("epochs", 5, int))
+        self.batch_size.setValue(get("batch_size", 32, int))
+        self.lr.setValue(get("lr", 1e-3, float))
+        self.image_size.setValue(get("image_size", 0, int))
+        self.augment.setChecked(get("augment", False, bool))
+        self.early_stopping.setValue(get("early_stopping", 0, int))
+        for combo, key in (
+            (self.optimizer, "optimizer"),
+            (self.schedule, "schedule"),
+            (self.device, "device"),
+        ):
+            index = combo.findText(str(settings.value(SETTINGS_PREFIX + key, combo.currentText())))
+            if index >= 0:
+                combo.setCurrentIndex(index)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from ftgui.gui.main_window import MainWindow
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "ftgui.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    """The real main window, shown offscreen, with torch loaded in the background as in the app."""
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.start_background_init()
+    qtbot.waitUntil(lambda: w.ready, timeout=60_000)
+    yield w
+    # Like napari's conftest: no test may leave a training thread behind.
+    if w.training:
+        w.shutdown_training()
+    assert not w.training
+
+
+@pytest.fixture
+def drop():
+    return drop_folder
+
+
+def drop_folder(qtbot, widget, folder):
+    """A real drag-enter + drop of a file-manager folder (file:// URL) onto ``widget``."""
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the QPoint constructor is the only one bound
+        enter = QDragEnterEvent(
+            QPoint(10, 10),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+    QApplication.sendEvent(widget, enter)
+    accepted = enter.isAccepted()
+    drop = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(widget, drop)
+    return accepted

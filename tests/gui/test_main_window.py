@@ -1,0 +1,197 @@
+import json
+import os
+
+import pytest
+import torch
+import torchvision.models as tvm
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+from safetensors.torch import load_file
+
+from ftgui.gui.main_window import MainWindow
+
+
+def _load(qtbot, window, folder, drop):
+    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+        assert drop(qtbot, window, folder)
+
+
+def _quick_settings(window, epochs=1, batch=16):
+    window.model_panel.set_weights("none")
+    window.train_panel.epochs.setValue(epochs)
+    window.train_panel.batch_size.setValue(batch)
+    window.train_panel.image_size.setValue(32)
+
+
+def test_window_starts_with_title_and_model_list(window):
+    assert window.windowTitle() == "ftgui"
+    assert window.model_panel.arch_combo.count() == 80
+    assert window.model_panel.arch == "resnet18"
+    label = window.model_panel.arch_combo.currentText()
+    assert "11.7M params" in label and "69.8% ImageNet" in label
+    assert not window.export_action.isEnabled()
+    assert window.quit_action.shortcut().toString() == "Ctrl+Q"
+    assert "torchvision 0." in window.about_text() and "Qt 6." in window.about_text()
+
+
+def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, drop):
+    _load(qtbot, window, image_folder, drop)
+    assert window.windowTitle() == "ftgui — shapes"
+    table = window.data_panel.table
+    assert table.rowCount() == 4 and table.item(0, 0).text() == "circle"
+    assert table.item(0, 1).text() == "20" and not table.item(0, 0).icon().isNull()
+
+    panel = window.model_panel
+    panel.set_strategy("last", blocks=1)
+    assert panel.summary.text() == "Trainable: 8,395,780 of 11,178,564 parameters (75.11%)"
+    layer3 = panel.item_for("layer3")
+    assert layer3.checkState() == Qt.CheckState.Unchecked
+    assert layer3.foreground().color().red() == 150  # frozen rows are dimmed
+    layer3.setCheckState(Qt.CheckState.Checked)  # as a click on the checkbox does
+    assert panel.strategy_key == "custom"
+    assert panel.item_for("layer3.0.conv1").checkState() == Qt.CheckState.Checked
+    panel.item_for("layer2.1").setCheckState(Qt.CheckState.Checked)
+    assert panel.item_for("layer2").checkState() == Qt.CheckState.PartiallyChecked
+
+    _quick_settings(window)
+    qtbot.mouseClick(window.train_panel.start_button, Qt.MouseButton.LeftButton)
+    assert window.training and not window.train_panel.start_button.isEnabled()
+    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    assert "Finished 1 epochs" in window.log.toPlainText()
+    assert window.plot.point_count >= 4 + 1
+    assert window.export_action.isEnabled()
+
+    out = tmp_path / "exported"
+    assert window.export_to(str(out))
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["classes"] == ["circle", "square", "stripes", "triangle"]
+    assert meta["training"]["strategy"] == "custom"
+    trained = set(meta["trainable_parameters"])
+    assert "layer3.0.conv1.weight" in trained and "layer2.1.conv1.weight" in trained
+    assert "layer2.0.conv1.weight" not in trained and "layer1.0.conv1.weight" not in trained
+    plain = tvm.get_model("resnet18", num_classes=4)
+    plain.load_state_dict(load_file(str(out / "model.safetensors")), strict=True)
+    plain.eval()
+    window.trainer.model.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(plain(x), window.trainer.model(x))
+
+
+def test_drop_of_a_file_is_refused(qtbot, window, image_folder, drop):
+    assert not drop(qtbot, window, image_folder / "circle" / "circle_0000.jpg")
+    assert window.data_panel.scan is None
+
+
+def test_stop_mid_epoch_returns_to_idle(qtbot, window, image_folder, drop):
+    _load(qtbot, window, image_folder, drop)
+    _quick_settings(window, epochs=50, batch=2)
+    window.start_training()
+    qtbot.waitUntil(lambda: window.plot.point_count >= 3, timeout=60_000)
+    qtbot.mouseClick(window.train_panel.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.training, timeout=5_000)
+    assert "Stopped after 0 complete epoch(s)" in window.log.toPlainText()
+    assert window.train_panel.start_button.isEnabled() and not window.train_panel.stop_button.isEnabled()
+    assert not window.export_action.isEnabled()  # no complete epoch yet
+
+
+def test_export_enabled_after_stop_once_an_epoch_completed(qtbot, window, image_folder, tmp_path, drop):
+    _load(qtbot, window, image_folder, drop)
+    _quick_settings(window, epochs=50, batch=16)
+    window.start_training()
+    qtbot.waitUntil(lambda: "Epoch 1/50" in window.log.toPlainText(), timeout=60_000)
+    window.stop_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=5_000)
+    assert window.export_action.isEnabled()
+    assert window.export_to(str(tmp_path / "m"))
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    assert window.save_checkpoint_to(str(tmp_path / "ckpt.pt"))
+    assert window.load_checkpoint_from(str(tmp_path / "ckpt.pt"))
+    assert window.resume_trainer.epoch >= 1
+
+
+def _answer_question(button):
+    def answer():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            box.button(button).click()
+        else:
+            QTimer.singleShot(50, answer)
+
+    QTimer.singleShot(50, answer)
+
+
+def test_close_during_training_asks_and_exits_cleanly(qtbot, settings, image_folder, drop):
+    w = MainWindow(settings=settings)
+    w.show()
+    w.start_background_init()
+    qtbot.waitUntil(lambda: w.ready, timeout=60_000)
+    _load(qtbot, w, image_folder, drop)
+    _quick_settings(w, epochs=50, batch=2)
+    w.start_training()
+    qtbot.waitUntil(lambda: w.plot.point_count >= 2, timeout=60_000)
+    _answer_question(QMessageBox.StandardButton.No)
+    assert not w.close()
+    assert w.training and w.isVisible()
+    thread = w.thread
+    _answer_question(QMessageBox.StandardButton.Yes)
+    assert w.close()
+    assert not w.training and thread is not None
+    w.deleteLater()
+
+
+def test_unreadable_weights_file_shows_an_error(qtbot, window, tmp_path):
+    bad = tmp_path / "weights.pth"
+    bad.write_bytes(b"\x00not a checkpoint")
+    assert not window.model_panel.use_weights_file(str(bad))
+    assert window.last_error_box is not None and window.last_error_box.isVisible()
+    assert "Could not read weights file weights.pth" in window.last_error_box.text()
+    assert "weights.pth" in window.log.toPlainText()
+
+
+def test_error_in_worker_shows_a_message_and_window_stays_usable(qtbot, window, image_folder, tmp_path, drop):
+    good = tmp_path / "good.pth"
+    torch.save(tvm.get_model("resnet18", num_classes=4).state_dict(), good)
+    _load(qtbot, window, image_folder, drop)
+    _quick_settings(window)
+    assert window.model_panel.use_weights_file(str(good))
+    good.write_bytes(b"changed after choosing it")
+    window.start_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=60_000)
+    assert window.last_error_box is not None and "good.pth" in window.last_error_box.text()
+    assert window.train_panel.start_button.isEnabled() and window.model_panel.isEnabled()
+
+
+def test_settings_persist_between_runs(qtbot, settings, image_folder):
+    first = MainWindow(settings=settings)
+    first.show()
+    first.start_background_init()
+    qtbot.waitUntil(lambda: first.ready, timeout=60_000)
+    first.train_panel.epochs.setValue(7)
+    first.train_panel.lr.setValue(0.0005)
+    first.model_panel.set_arch("mobilenet_v3_small")
+    first.resize(1100, 650)
+    assert first.close()
+    second = MainWindow(settings=settings)
+    qtbot.addWidget(second)
+    second.show()
+    second.start_background_init()
+    qtbot.waitUntil(lambda: second.ready, timeout=60_000)
+    assert second.train_panel.epochs.value() == 7
+    assert second.train_panel.lr.value() == pytest.approx(0.0005)
+    assert second.model_panel.arch == "mobilenet_v3_small"
+    assert second.size().height() == 650  # offscreen screens are narrow; height is kept
+    first.deleteLater()
+
+
+def test_install_desktop_entry(tmp_path, monkeypatch):
+    from ftgui.gui.desktop import install_desktop_entry
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    (tmp_path / "Desktop").mkdir()
+    written = install_desktop_entry(home=tmp_path)
+    entry = (tmp_path / "share" / "applications" / "ftgui.desktop").read_text()
+    assert "Exec=" in entry and "ftgui" in entry.split("Exec=")[1]
+    icon = entry.split("Icon=")[1].splitlines()[0]
+    assert os.path.isfile(icon) and icon.endswith("ftgui.png")
+    assert (tmp_path / "Desktop" / "ftgui.desktop") in written
