@@ -145,7 +145,6 @@ class DataPanel(QWidget):
 
         self.drop_zone.dropped.connect(self.load_folder)
         self.browse_button.clicked.connect(self._on_browse_clicked)
-        self.example_button.clicked.connect(self.open_example)
         self.val_fraction.valueChanged.connect(self._on_val_fraction_changed)
 
     # ------------------------------------------------------------ loading

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QSplitter,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -71,22 +70,24 @@ class MainWindow(QMainWindow):
         center.addWidget(self.plot)
         center.setStretchFactor(0, 2)
         center.setStretchFactor(1, 3)
-        right = QTabWidget()
-        right.addTab(self.train_panel, "Training")
-        right.addTab(self.log, "Log")
-        self.side_tabs = right
-        right_box = QWidget()
-        right_layout = QVBoxLayout(right_box)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(right)
+        log_box = QWidget()
+        log_layout = QVBoxLayout(log_box)
+        log_layout.setContentsMargins(8, 0, 8, 8)
+        log_layout.addWidget(QLabel("<b>Log</b>"))
+        log_layout.addWidget(self.log)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.train_panel)
+        right.addWidget(log_box)
+        right.setStretchFactor(0, 0)
+        right.setStretchFactor(1, 1)
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(self.model_panel)
         main.addWidget(center)
-        main.addWidget(right_box)
+        main.addWidget(right)
         main.setStretchFactor(0, 3)
-        main.setStretchFactor(1, 4)
+        main.setStretchFactor(1, 5)
         main.setStretchFactor(2, 2)
-        main.setSizes([400, 560, 320])
+        main.setSizes([390, 590, 300])
         self.setCentralWidget(main)
         self.speed_label = QLabel("")
         self.statusBar().addPermanentWidget(self.speed_label)
@@ -133,7 +134,8 @@ class MainWindow(QMainWindow):
         self.about_action = QAction("&About ftgui", self)
         help_menu.addAction(self.about_action)
         self.open_action.triggered.connect(self.data_panel._on_browse_clicked)
-        self.example_action.triggered.connect(self.data_panel.open_example)
+        self.example_action.triggered.connect(self.open_example)
+        self.data_panel.example_button.clicked.connect(self.open_example)
         self.export_action.triggered.connect(self._on_export_triggered)
         self.save_ckpt_action.triggered.connect(self._on_save_checkpoint_triggered)
         self.load_ckpt_action.triggered.connect(self._on_load_checkpoint_triggered)
@@ -215,6 +217,26 @@ class MainWindow(QMainWindow):
             self.model_panel.set_num_classes(len(scan.classes))
         self.settings.setValue("data/last_folder", scan.root)
         self._update_actions()
+
+    def open_example(self) -> None:
+        """Open the generated example folder, with settings that work offline on the default model."""
+        if self.training:
+            return
+        folder = self.data_panel.open_example()
+        self.log_message("info", f"Example dataset: 4 classes of generated shapes in {folder}")
+        if not self.ready:
+            return
+        panel = self.model_panel
+        if panel.weights != "none" and panel.weights_state not in ("cached", "download"):
+            panel.set_weights("none")
+            panel.set_strategy("full")
+            self.train_panel.image_size.setValue(64)
+            self.train_panel.epochs.setValue(max(self.train_panel.epochs.value(), 3))
+            self.log_message(
+                "info",
+                f"Pretrained weights for {panel.arch} are not available offline, so the example trains "
+                "it from scratch (full fine-tuning at 64 px), which these simple pictures allow.",
+            )
 
     def _on_data_scan_failed(self, message: str) -> None:
         self.show_error("Cannot use this folder", message)
@@ -334,11 +356,12 @@ class MainWindow(QMainWindow):
                 " (stopped early)" if e.stopped_early else ""
             )
             self.log_message("info", text)
-            self.train_panel.show_idle(text)
+            short = "" if e.best_val_accuracy is None else f" · best val acc {100 * e.best_val_accuracy:.1f}%"
+            self.train_panel.show_idle(f"Finished{short}")
         elif isinstance(e, ev.Cancelled):
             text = f"Stopped after {e.epochs_completed} complete epoch(s)"
             self.log_message("info", text)
-            self.train_panel.show_idle(text)
+            self.train_panel.show_idle(f"Stopped · {e.epochs_completed} epoch(s) done")
         elif isinstance(e, ev.Failed):
             self.log_message("error", e.message)
             self.train_panel.show_idle("Failed")

@@ -247,11 +247,17 @@ class ModelPanel(QWidget):
     def _check_availability(self) -> None:
         spec = self.weights
         if spec == NONE_WEIGHTS:
+            self.weights_state = "none"
             self.weights_status.setText("Random initialisation: training starts from scratch.")
             return
-        from ..core.models import resolve_weights, weights_availability
+        from ..core.models import resolve_weights, weights_availability, weights_cache_path
 
         weights = resolve_weights(self.arch, spec)
+        self.weights_state = ""
+        cached = weights_cache_path(weights)
+        if cached.is_file():
+            self._on_availability_checked(f"{self.arch}:{spec}", "cached", f"Cached: {cached}")
+            return
         self.weights_status.setText("Checking weights…")
         arch = self.arch
 

@@ -10,7 +10,12 @@ import pyqtgraph as pg  # noqa: E402
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QVBoxLayout, QWidget  # noqa: E402
 
-SMOOTHING = 0.9  # exponential moving average of the per-batch loss
+MAX_SMOOTHING = 0.95  # exponential moving average of the per-batch loss
+
+
+def smoothing_for(batches_per_epoch: int) -> float:
+    """Average over about a quarter of an epoch: none with a handful of batches, more with many."""
+    return min(MAX_SMOOTHING, max(0.0, 1.0 - 4.0 / max(batches_per_epoch, 1)))
 
 
 class TrainingPlot(QWidget):
@@ -34,7 +39,7 @@ class TrainingPlot(QWidget):
         self.acc_plot.setLabel("bottom", "epoch")
         self.acc_plot.setYRange(0, 100)
         self.loss_plot.addLegend(offset=(-10, 10))
-        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 70), width=1), name="train (batch)")
+        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 110), width=1), name="train (batch)")
         self.smooth_curve = self.loss_plot.plot(
             pen=pg.mkPen((31, 119, 180), width=2), name="train (smoothed)"
         )
@@ -48,6 +53,11 @@ class TrainingPlot(QWidget):
         self.acc_curve = self.acc_plot.plot(
             pen=pg.mkPen((44, 160, 44), width=2), symbol="s", symbolSize=7, symbolBrush=(44, 160, 44)
         )
+        self.hint = pg.TextItem(
+            "The loss appears here while training runs", color=(120, 120, 120), anchor=(0.5, 0.5)
+        )
+        self.loss_plot.addItem(self.hint, ignoreBounds=True)
+        self.hint.setPos(0.5, 0.5)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
@@ -64,16 +74,21 @@ class TrainingPlot(QWidget):
         self.epoch_x: list[float] = []
         self.val_loss: list[float] = []
         self.val_acc: list[float] = []
+        self._ema = 0.0
+        self._ema_weight = 0.0
         self._dirty = True
         self._redraw()
 
     def add_batch(self, epoch: int, batch: int, batches: int, loss: float) -> None:
         """x is in epochs: epoch 1's batches lie between 0 and 1."""
         x = (epoch - 1) + batch / max(batches, 1)
-        prev = self.batch_smooth[-1] if self.batch_smooth else loss
+        beta = smoothing_for(batches)
+        # Debiased EMA (as TensorBoard does), so the curve does not start from zero and lag.
+        self._ema = beta * self._ema + (1 - beta) * loss
+        self._ema_weight = beta * self._ema_weight + (1 - beta)
         self.batch_x.append(x)
         self.batch_loss.append(loss)
-        self.batch_smooth.append(SMOOTHING * prev + (1 - SMOOTHING) * loss if self.batch_smooth else loss)
+        self.batch_smooth.append(self._ema / self._ema_weight if self._ema_weight else loss)
         self._dirty = True
 
     def add_epoch(self, epoch: int, val_loss: float | None, val_accuracy: float | None) -> None:
@@ -92,6 +107,7 @@ class TrainingPlot(QWidget):
         if not self._dirty:
             return
         self._dirty = False
+        self.hint.setVisible(not self.batch_x and not self.epoch_x)
         self.raw_curve.setData(self.batch_x, self.batch_loss)
         self.smooth_curve.setData(self.batch_x, self.batch_smooth)
         self.val_curve.setData(self.epoch_x, self.val_loss)

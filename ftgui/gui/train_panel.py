@@ -53,7 +53,8 @@ class TrainPanel(QWidget):
         self.image_size.setSpecialValueText("weights' default")
         self.image_size.setSingleStep(32)
         self.image_size.setToolTip("Input size in pixels; 0 uses the weights' own preprocessing (e.g. 224)")
-        self.augment = QCheckBox("Augmentation (random crops and flips)")
+        self.augment = QCheckBox("Augmentation")
+        self.augment.setToolTip("Random resized crops and horizontal flips while training")
         self.device = QComboBox()
         self.device.addItem("auto")
         self.early_stopping = QSpinBox()
@@ -91,7 +92,6 @@ class TrainPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.eta)
-        layout.addStretch(1)
         self.start_button.clicked.connect(self.start_requested)
         self.stop_button.clicked.connect(self.stop_requested)
         self._inputs = [

@@ -195,3 +195,36 @@ def test_install_desktop_entry(tmp_path, monkeypatch):
     icon = entry.split("Icon=")[1].splitlines()[0]
     assert os.path.isfile(icon) and icon.endswith("ftgui.png")
     assert (tmp_path / "Desktop" / "ftgui.desktop") in written
+
+
+def test_example_dataset_trains_out_of_the_box(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    qtbot.waitUntil(lambda: window.model_panel.weights_state != "", timeout=10_000)
+    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+        qtbot.mouseClick(window.data_panel.example_button, Qt.MouseButton.LeftButton)
+    scan = window.data_panel.scan
+    assert scan.classes == ["circle", "square", "stripes", "triangle"] and len(scan.samples) == 160
+    assert str(tmp_path / "data") in scan.root
+    if window.model_panel.weights_state == "offline":
+        assert window.model_panel.weights == "none" and window.model_panel.strategy_key == "full"
+    window.train_panel.image_size.setValue(32)  # keep the test fast
+    window.train_panel.epochs.setValue(2)
+    window.start_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    assert "Finished 2 epochs" in window.log.toPlainText(), window.log.toPlainText()
+
+
+def test_plot_smoothing_follows_the_loss(qtbot):
+    from ftgui.gui.plot import TrainingPlot
+
+    plot = TrainingPlot()
+    qtbot.addWidget(plot)
+    for b in range(1, 101):
+        plot.add_batch(1, b, 100, 2.0 if b <= 50 else 1.0)
+    assert plot.batch_smooth[0] == 2.0  # debiased: no ramp up from zero
+    assert 1.0 < plot.batch_smooth[60] < 2.0 and plot.batch_smooth[-1] == pytest.approx(1.0, abs=0.2)
+    plot.add_epoch(1, 0.8, 0.75)
+    qtbot.waitUntil(
+        lambda: len(plot.acc_curve.getData()[1] if plot.acc_curve.getData()[1] is not None else []) == 1
+    )
+    assert list(plot.acc_curve.getData()[1]) == [75.0] and not plot.hint.isVisible()
