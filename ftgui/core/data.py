@@ -268,8 +268,8 @@ def load_rgb(path: str | os.PathLike[str], target: int | None = None) -> Image.I
             return _to_rgb(im)
 
 
-def build_transform(pre: Preprocess, augment: bool = False) -> Callable[[Image.Image], torch.Tensor]:
-    """torchvision transforms matching the weights' preprocessing (plus training augmentation)."""
+def build_pixel_transform(pre: Preprocess, augment: bool = False) -> Callable[[Image.Image], torch.Tensor]:
+    """PIL image -> uint8 CHW tensor at the model's input size (random crops/flips if augmenting)."""
     from torchvision import transforms as T
 
     interp = T.InterpolationMode(pre.interpolation)
@@ -280,24 +280,47 @@ def build_transform(pre: Preprocess, augment: bool = False) -> Callable[[Image.I
         ]
     else:
         steps = [T.Resize(pre.resize_size, interpolation=interp, antialias=True), T.CenterCrop(pre.crop_size)]
-    steps += [T.ToTensor(), T.Normalize(pre.mean, pre.std)]
-    return T.Compose(steps)
+    return T.Compose([*steps, T.PILToTensor()])
+
+
+class Normalize:
+    """uint8 CHW -> float, scaled to [0, 1] as ToTensor does, then mean/std normalised."""
+
+    def __init__(self, pre: Preprocess) -> None:
+        self.mean = torch.tensor(pre.mean).view(-1, 1, 1)
+        self.std = torch.tensor(pre.std).view(-1, 1, 1)
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        return (pixels.float().div(255) - self.mean) / self.std
+
+
+def build_transform(pre: Preprocess, augment: bool = False) -> Callable[[Image.Image], torch.Tensor]:
+    """torchvision transforms matching the weights' preprocessing (plus training augmentation)."""
+    pixels, normalize = build_pixel_transform(pre, augment), Normalize(pre)
+    return lambda img: normalize(pixels(img))
 
 
 class ImageListDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
-    """Samples of a split; a file that fails to decode yields an error instead of a crash."""
+    """Samples of a split; a file that fails to decode yields an error instead of a crash.
+
+    With ``memo`` (a dict shared across epochs, augmentation off, no worker processes) each
+    image is decoded and resized once; later epochs reuse its uint8 pixels.
+    """
 
     def __init__(
         self,
         root: str,
         samples: Sequence[Sample],
-        transform: Callable[[Image.Image], torch.Tensor],
-        decode_size: int | None = None,
+        pre: Preprocess,
+        augment: bool = False,
+        memo: dict[int, torch.Tensor] | None = None,
     ) -> None:
         self.root = root
         self.samples = list(samples)
-        self.transform = transform
-        self.decode_size = decode_size
+        self.pixels = build_pixel_transform(pre, augment)
+        self.normalize = Normalize(pre)
+        self.decode_size = pre.resize_size
+        self.memo = memo
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -305,8 +328,12 @@ class ImageListDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     def __getitem__(self, index: int) -> tuple[torch.Tensor | None, int, int, str | None]:
         s = self.samples[index]
         try:
-            img = load_rgb(os.path.join(self.root, s.path), self.decode_size)
-            return self.transform(img), s.label, index, None
+            cached = self.memo.get(index) if self.memo is not None else None
+            if cached is None:
+                cached = self.pixels(load_rgb(os.path.join(self.root, s.path), self.decode_size))
+                if self.memo is not None:
+                    self.memo[index] = cached
+            return self.normalize(cached), s.label, index, None
         except Exception as exc:  # one bad file must never end a run
             return None, s.label, index, f"{type(exc).__name__}: {exc}"
 

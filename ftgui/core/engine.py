@@ -22,7 +22,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import events as ev
-from .data import ImageListDataset, ScanResult, Split, build_transform, collate, scan_folder, split_samples
+from .cache import (
+    CachePlan,
+    FeatureStore,
+    cache_dir,
+    cache_key,
+    capture,
+    choose_storage,
+    default_budget,
+    file_fingerprints,
+    plan_cache,
+)
+from .data import Batch, ImageListDataset, ScanResult, Split, collate, scan_folder, split_samples
 from .errors import CheckpointError, DataError, FtguiError, TrainingError
 from .layers import (
     FreezeSpec,
@@ -33,7 +44,7 @@ from .layers import (
     train_mode,
     trainable_names,
 )
-from .models import BuiltModel, Preprocess, build_model, rebuild_for_inference
+from .models import BuiltModel, Preprocess, aux_modules, build_model, rebuild_for_inference
 from .optim import group_parameters, lr_factor, make_optimizer, set_lr
 
 CHECKPOINT_FORMAT = "ftgui-checkpoint"
@@ -66,6 +77,8 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs; 0 = off
     num_workers: int = 0
     amp: bool = True  # mixed precision when on CUDA
+    cache: str = "auto"  # frozen-prefix and decoded-image caches: auto | off
+    cache_memory_mb: int | None = None  # RAM budget for caches; None = a quarter of free RAM
 
     def freeze_spec(self) -> FreezeSpec:
         if self.strategy == "custom":
@@ -136,6 +149,25 @@ def _logits(output: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
     return main, [a for a in aux if isinstance(a, torch.Tensor)]
 
 
+@dataclass
+class _ActiveCache:
+    plan: CachePlan
+    train: FeatureStore
+    val: FeatureStore
+    signature: tuple[str, ...]
+
+
+def _frozen_fingerprint(model: nn.Module) -> list[float]:
+    """Cheap summary of the frozen weights: a changed prefix never reuses old features."""
+    training = {n.rsplit(".", 1)[0] for n, p in model.named_parameters() if p.requires_grad}
+    with torch.no_grad():
+        return [
+            round(float(t.double().sum()), 6)
+            for n, t in model.state_dict().items()
+            if n.rsplit(".", 1)[0] not in training and t.is_floating_point()
+        ][:2000]
+
+
 def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -160,6 +192,8 @@ class Trainer:
         self.best_val_loss: float | None = None
         self.skipped: dict[str, str] = {}
         self._rng_state: torch.Tensor | None = None
+        self._cache: _ActiveCache | None = None
+        self._pixel_memo: dict[str, dict[int, torch.Tensor]] = {}
 
     # ------------------------------------------------------------ set-up
 
@@ -223,12 +257,17 @@ class Trainer:
         assert self.built is not None
         return self.built.preprocess
 
-    def _loader(self, train: bool) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]
+    def _loader(self, train: bool, samples: list[Any] | None = None) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]
         assert self.scan is not None and self.split is not None
         cfg = self.config
-        samples = self.split.train if train else self.split.val
-        transform = build_transform(self.preprocess, augment=train and cfg.augment)
-        ds = ImageListDataset(self.scan.root, samples, transform, decode_size=self.preprocess.resize_size)
+        augment = train and cfg.augment
+        if samples is None:
+            samples = self.split.train if train else self.split.val
+        memo = None
+        part = {id(self.split.train): "train", id(self.split.val): "val"}.get(id(samples))
+        if part and not augment and cfg.num_workers == 0 and self._pixel_memo_fits():
+            memo = self._pixel_memo.setdefault(part, {})
+        ds = ImageListDataset(self.scan.root, samples, self.preprocess, augment=augment, memo=memo)
         kwargs: dict[str, Any] = {}
         if cfg.num_workers > 0:
             # Explicit spawn: forking a process that runs Qt or CUDA is unsafe.
@@ -237,16 +276,143 @@ class Trainer:
                 "multiprocessing_context": "spawn",
                 "persistent_workers": False,
             }
-        gen = torch.Generator().manual_seed(cfg.seed + self.epoch)
         return torch.utils.data.DataLoader(
             ds,
             batch_size=cfg.batch_size,
             shuffle=train,
-            generator=gen if train else None,
+            generator=self._epoch_generator() if train else None,
             collate_fn=collate,
             pin_memory=self.device.type == "cuda",
             **kwargs,
         )
+
+    def _epoch_generator(self) -> torch.Generator:
+        # Seeded per epoch, so a resumed run (and a cached one) sees the same batches.
+        return torch.Generator().manual_seed(self.config.seed + self.epoch)
+
+    def _budget(self) -> int:
+        mb = self.config.cache_memory_mb
+        return int(mb) << 20 if mb is not None else default_budget()
+
+    def _pixel_memo_fits(self) -> bool:
+        assert self.split is not None
+        if self.config.cache == "off":
+            return False
+        n = len(self.split.train) + len(self.split.val)
+        return n * 3 * self.preprocess.crop_size**2 <= self._budget()
+
+    def _batches(self, train: bool) -> Iterator[Batch]:
+        """Image batches, or cached activations when the frozen-prefix cache is active."""
+        cache = self._cache
+        if cache is None:
+            yield from self._loader(train)
+            return
+        assert self.split is not None
+        samples = self.split.train if train else self.split.val
+        store = cache.train if train else cache.val
+        # The same sampler and generator as the image loader: identical batches, in order.
+        order = torch.utils.data.DataLoader(
+            range(len(samples)),
+            batch_size=self.config.batch_size,
+            shuffle=train,
+            generator=self._epoch_generator() if train else None,
+        )
+        for idx in order:
+            keep = [i for i in idx.tolist() if store.valid[i]]
+            if not keep:
+                yield Batch(
+                    torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), []
+                )
+                continue
+            labels = torch.tensor([samples[i].label for i in keep], dtype=torch.long)
+            yield Batch(store.get(keep), labels, torch.tensor(keep), [])
+
+    def _forward(self, x: torch.Tensor) -> Any:
+        return self._cache.plan.forward(x) if self._cache is not None else self.model(x)
+
+    def _set_train_mode(self) -> None:
+        if self._cache is not None:
+            self._cache.plan.train_mode()
+        else:
+            train_mode(self.model)
+
+    def _set_eval_mode(self) -> None:
+        self.model.eval()
+        if self._cache is not None:
+            self._cache.plan.eval_mode()
+
+    def _ensure_cache(self, cancel: CancelToken) -> Iterator[ev.Event]:
+        """Build (or reuse) the frozen-prefix cache for the current freeze state, if it helps."""
+        cfg = self.config
+        signature = tuple(trainable_names(self.model))
+        if self._cache is not None and self._cache.signature == signature:
+            return
+        self._cache = None
+        if cfg.cache == "off" or cfg.augment or aux_modules(self.model):
+            return
+        assert self.split is not None and self.scan is not None and self.built is not None
+        example = self._example_batch()
+        if example is None:
+            return
+        plan = plan_cache(self.model, example.to(self.device))
+        if plan is None:
+            return
+        shape = tuple(capture(self.model, plan, example[:1].to(self.device)).shape[1:])
+        n_train, n_val = len(self.split.train), len(self.split.val)
+        per_image = int(torch.Size(shape).numel()) * 4
+        where = choose_storage((n_train + n_val) * per_image, self._budget())
+        if where == "none":
+            yield ev.Message("info", "Frozen-layer cache skipped: not enough memory or disk for it.")
+            return
+        key = cache_key(
+            {
+                "arch": self.built.arch,
+                "weights": self.built.weights_source,
+                "capture": plan.capture_at,
+                "frozen": _frozen_fingerprint(self.model),
+                "preprocess": self.preprocess.to_dict(),
+                "train": file_fingerprints(self.scan.root, [x.path for x in self.split.train]),
+                "val": file_fingerprints(self.scan.root, [x.path for x in self.split.val]),
+                "kwargs": self.built.model_kwargs,
+                "torch": torch.__version__,
+                "device": self.device.type,
+            }
+        )
+        stores = []
+        reused = True
+        for part, samples in (("train", self.split.train), ("val", self.split.val)):
+            path = cache_dir() / f"{key}-{part}.npy"
+            meta = path.with_suffix(".json")
+            store = FeatureStore.reopen(path, meta, len(samples), shape) if where == "disk" else None
+            if store is None:
+                reused = False
+                store = FeatureStore(len(samples), shape, where, path if where == "disk" else None)
+                for batch in self._loader(train=False, samples=samples):
+                    if cancel.cancelled:
+                        return
+                    yield from self._report_failures(batch, samples)
+                    if batch.images.numel():
+                        store.put(
+                            batch.indices.tolist(), capture(self.model, plan, batch.images.to(self.device))
+                        )
+                store.finish(meta if where == "disk" else None)
+            stores.append(store)
+        self._cache = _ActiveCache(plan, stores[0], stores[1], signature)
+        size = (n_train + n_val) * per_image / 2**20
+        place = "in RAM" if where == "ram" else f"on disk in {cache_dir()}"
+        verb = "Reused the cached" if reused else "Cached the"
+        yield ev.Message(
+            "info",
+            f"{verb} frozen layers' output ({plan.description}, {size:.1f} MB {place}); "
+            "epochs now run only the trainable layers.",
+        )
+
+    def _example_batch(self) -> torch.Tensor | None:
+        assert self.split is not None
+        for batch in self._loader(train=False, samples=self.split.train[:4]):
+            if batch.images.numel():
+                return batch.images[:2]
+        return None
 
     # ------------------------------------------------------------ running
 
@@ -314,9 +480,12 @@ class Trainer:
                 if event:
                     yield event
             epoch_start = time.perf_counter()
-            train_mode(model)
+            yield from self._ensure_cache(cancel)
+            if cancel.cancelled:
+                break
+            self._set_train_mode()
             loss_sum, correct, seen = 0.0, 0, 0
-            for b, batch in enumerate(self._loader(train=True), start=1):
+            for b, batch in enumerate(self._batches(train=True), start=1):
                 if cancel.cancelled:
                     break
                 yield from self._report_failures(batch, self.split.train)
@@ -327,7 +496,7 @@ class Trainer:
                 x = batch.images.to(self.device, non_blocking=True)
                 y = batch.labels.to(self.device, non_blocking=True)
                 with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
-                    main, aux = _logits(model(x))
+                    main, aux = _logits(self._forward(x))
                     loss = F.cross_entropy(main, y)
                     full = loss + sum(
                         (0.3 * F.cross_entropy(a, y) for a in aux), torch.zeros((), device=x.device)
@@ -443,13 +612,12 @@ class Trainer:
         k = len(self.scan.classes)
         if not self.split.val:
             return None, None, [None] * k
-        model = self.model
-        model.eval()
+        self._set_eval_mode()
         loss_sum, correct, seen = 0.0, 0, 0
         hits = torch.zeros(k, dtype=torch.long)
         totals = torch.zeros(k, dtype=torch.long)
         with torch.inference_mode():
-            for batch in self._loader(train=False):
+            for batch in self._batches(train=False):
                 if cancel.cancelled:
                     return None, None, [None] * k
                 yield from self._report_failures(batch, self.split.val)
@@ -457,7 +625,7 @@ class Trainer:
                     continue
                 x = batch.images.to(self.device)
                 y = batch.labels.to(self.device)
-                logits = model(x).float()
+                logits = self._forward(x).float()
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
                 ok = (logits.argmax(1) == y).cpu()
                 correct += int(ok.sum())

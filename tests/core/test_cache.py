@@ -1,0 +1,119 @@
+import os
+import shutil
+
+import pytest
+import torch
+
+from ftgui.core import events as ev
+from ftgui.core.cache import choose_storage, plan_cache
+from ftgui.core.engine import Trainer
+from ftgui.core.layers import FreezeSpec, apply_freeze
+from ftgui.core.models import build_model
+
+
+def _run(config):
+    trainer = Trainer(config)
+    events = list(trainer.run())
+    assert isinstance(events[-1], ev.Finished), events[-1]
+    losses = [e.loss for e in events if isinstance(e, ev.BatchEnded)]
+    epochs = [(e.val_loss, e.val_accuracy) for e in events if isinstance(e, ev.EpochEnded)]
+    notes = [e.text for e in events if isinstance(e, ev.Message)]
+    return trainer, losses, epochs, notes
+
+
+@pytest.mark.parametrize(
+    "arch,strategy",
+    [
+        ("resnet18", "head"),
+        ("resnet18", "last-1"),
+        ("mobilenet_v3_small", "head"),  # a Dropout sits between the cache point and the head
+        ("efficientnet_b0", "last-1"),
+    ],
+)
+def test_cached_and_uncached_training_compute_the_same(tiny_config, arch, strategy):
+    tiny_config.arch, tiny_config.strategy, tiny_config.epochs = arch, strategy, 2
+    tiny_config.optimizer = "sgd"
+    tiny_config.cache = "off"
+    plain, plain_losses, plain_epochs, plain_notes = _run(tiny_config)
+    tiny_config.cache = "auto"
+    cached, cached_losses, cached_epochs, notes = _run(tiny_config)
+    assert any("Cached the frozen layers' output" in n for n in notes), notes
+    assert not any("frozen layers" in n for n in plain_notes)
+    assert cached_losses == pytest.approx(plain_losses, rel=1e-4, abs=1e-5)
+    for (lc, ac), (lp, ap) in zip(cached_epochs, plain_epochs):
+        assert lc == pytest.approx(lp, rel=1e-4) and ac == ap
+    for (name, a), b in zip(cached.model.state_dict().items(), plain.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4), name
+
+
+def test_no_cache_with_augmentation_or_full_fine_tuning(tiny_config):
+    tiny_config.strategy, tiny_config.augment = "head", True
+    _, _, _, notes = _run(tiny_config)
+    assert not any("frozen layers" in n for n in notes)
+    tiny_config.strategy, tiny_config.augment = "full", False
+    _, _, _, notes = _run(tiny_config)
+    assert not any("frozen layers" in n for n in notes)
+
+
+def test_disk_cache_is_reused_and_invalidated_by_changed_files(
+    tiny_config, image_folder, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    tiny_config.data_dir, tiny_config.strategy, tiny_config.cache_memory_mb = str(data), "last-1", 0
+    _, first_losses, _, notes = _run(tiny_config)
+    assert any("Cached the" in n and "on disk" in n for n in notes), notes
+    files = list((tmp_path / "cache" / "ftgui" / "features").glob("*.npy"))
+    assert len(files) == 2
+    _, again_losses, _, notes = _run(tiny_config)
+    assert any("Reused the cached" in n for n in notes), notes
+    assert again_losses == pytest.approx(first_losses, rel=1e-5)
+    victim = next((data / "circle").iterdir())
+    shutil.copyfile(data / "square" / "square_0000.jpg", victim)
+    os.utime(victim, ns=(1, 1))
+    _, _, _, notes = _run(tiny_config)
+    assert any("Cached the" in n for n in notes) and not any("Reused" in n for n in notes)
+    tiny_config.strategy = "last-2"
+    _, _, _, notes = _run(tiny_config)
+    assert any("Cached the" in n and "layer3" in n for n in notes), notes
+
+
+def test_gradual_unfreezing_rebuilds_the_cache_at_each_stage(tiny_config):
+    tiny_config.strategy, tiny_config.epochs = "gradual", 3
+    _, _, _, notes = _run(tiny_config)
+    cached = [n for n in notes if "Cached the" in n]
+    assert len(cached) == 3
+    assert "fc" in cached[0] and "layer4" in cached[1] and "layer3" in cached[2]
+
+
+def test_plans_for_common_architectures():
+    x = torch.randn(2, 3, 64, 64)
+    for arch, strategy, expected in [
+        ("resnet18", "head", "fc"),
+        ("resnet18", "last-2", "layer3.0"),
+        ("efficientnet_b0", "last-1", "features.8.0"),
+        ("densenet121", "last-1", "features.denseblock4"),
+        ("vgg11", "head", "classifier.4"),
+        ("resnet18", "full", None),
+    ]:
+        built = build_model(arch, 3, "none", image_size=64)
+        apply_freeze(built.model, built.head, FreezeSpec.parse(strategy))
+        plan = plan_cache(built.model, x)
+        assert (plan.capture_at if plan else None) == expected, (arch, strategy)
+
+
+def test_storage_choice():
+    assert choose_storage(10 << 20, budget=100 << 20) == "ram"
+    assert choose_storage(10 << 20, budget=1 << 20) == "disk"
+    assert choose_storage(10 << 40, budget=1 << 20) == "none"
+
+
+def test_decoded_image_memo_gives_the_same_run(tiny_config):
+    tiny_config.strategy = "full"
+    tiny_config.cache = "off"
+    _, plain, _, _ = _run(tiny_config)
+    tiny_config.cache = "auto"
+    trainer, memo, _, _ = _run(tiny_config)
+    assert memo == pytest.approx(plain, rel=1e-5)
+    assert len(trainer._pixel_memo["train"]) == 60 and len(trainer._pixel_memo["val"]) == 20
