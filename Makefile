@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ftgui-installed
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench clean
 
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
@@ -15,6 +15,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ftgui tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_training.py $(ARGS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -90,7 +90,25 @@ def train_parser() -> argparse.ArgumentParser:
         metavar="PATIENCE",
         help="stop after PATIENCE epochs without a better validation loss (0 = off)",
     )
-    p.add_argument("--num-workers", type=int, default=0, help="image-loading processes (default 0)")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=0,
+        help="image-loading processes (default 0: decode with one thread per core instead)",
+    )
+    p.add_argument(
+        "--cache",
+        choices=["auto", "off"],
+        default="auto",
+        help="cache what frozen layers compute and decoded images between epochs (default auto)",
+    )
+    p.add_argument(
+        "--cache-memory",
+        type=int,
+        default=None,
+        metavar="MB",
+        help="RAM for caches (default: a quarter of the free memory; larger caches go to disk)",
+    )
     p.add_argument(
         "--checkpoint-every",
         type=int,
@@ -216,6 +234,8 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
             augment=args.augment,
             early_stopping=args.early_stopping,
             num_workers=args.num_workers,
+            cache=args.cache,
+            cache_memory_mb=args.cache_memory,
         )
         trainer = Trainer(cfg)
         trainer.prepare()

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import random
 import warnings
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,6 +338,38 @@ class ImageListDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
             return self.normalize(cached), s.label, index, None
         except Exception as exc:  # one bad file must never end a run
             return None, s.label, index, f"{type(exc).__name__}: {exc}"
+
+
+def decode_threads() -> int:
+    """Threads for decoding images: one per core, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def threaded_batches(
+    dataset: ImageListDataset, index_batches: Iterable[Sequence[int]], threads: int, prefetch: int = 2
+) -> Iterator[Batch]:
+    """Batches in the given order, images decoded by a pool of threads.
+
+    Pillow releases the GIL while decoding and resizing, so threads use every core without the
+    start-up cost of worker processes. Only for deterministic transforms (no augmentation):
+    random transforms in threads would draw from the shared RNG in no fixed order.
+    """
+    if threads <= 1:
+        for idx in index_batches:
+            yield collate([dataset[i] for i in idx])
+        return
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ftgui-decode")
+    pending: deque[list[Future[Any]]] = deque()
+    it = iter(index_batches)
+    try:
+        for idx in it:
+            pending.append([pool.submit(dataset.__getitem__, i) for i in idx])
+            if len(pending) > prefetch:
+                yield collate([f.result() for f in pending.popleft()])
+        while pending:
+            yield collate([f.result() for f in pending.popleft()])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass

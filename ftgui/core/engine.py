@@ -33,7 +33,17 @@ from .cache import (
     file_fingerprints,
     plan_cache,
 )
-from .data import Batch, ImageListDataset, ScanResult, Split, collate, scan_folder, split_samples
+from .data import (
+    Batch,
+    ImageListDataset,
+    ScanResult,
+    Split,
+    collate,
+    decode_threads,
+    scan_folder,
+    split_samples,
+    threaded_batches,
+)
 from .errors import CheckpointError, DataError, FtguiError, TrainingError
 from .layers import (
     FreezeSpec,
@@ -79,6 +89,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision when on CUDA
     cache: str = "auto"  # frozen-prefix and decoded-image caches: auto | off
     cache_memory_mb: int | None = None  # RAM budget for caches; None = a quarter of free RAM
+    channels_last: bool | None = None  # None: on for convolutional networks
 
     def freeze_spec(self) -> FreezeSpec:
         if self.strategy == "custom":
@@ -194,6 +205,7 @@ class Trainer:
         self._rng_state: torch.Tensor | None = None
         self._cache: _ActiveCache | None = None
         self._pixel_memo: dict[str, dict[int, torch.Tensor]] = {}
+        self._channels_last = False
 
     # ------------------------------------------------------------ set-up
 
@@ -229,6 +241,7 @@ class Trainer:
         )
         self._freeze(spec, 0)
         self.built.model.to(self.device)
+        self._apply_memory_format()
         self.optimizer = self._new_optimizer()
         for rel, reason in self.scan.skipped:
             self.skipped.setdefault(rel, reason)
@@ -257,7 +270,8 @@ class Trainer:
         assert self.built is not None
         return self.built.preprocess
 
-    def _loader(self, train: bool, samples: list[Any] | None = None) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]
+    def _loader(self, train: bool, samples: list[Any] | None = None) -> Iterator[Batch]:
+        """Image batches of a split (or of ``samples``), shuffled per epoch when training."""
         assert self.scan is not None and self.split is not None
         cfg = self.config
         augment = train and cfg.augment
@@ -268,23 +282,33 @@ class Trainer:
         if part and not augment and cfg.num_workers == 0 and self._pixel_memo_fits():
             memo = self._pixel_memo.setdefault(part, {})
         ds = ImageListDataset(self.scan.root, samples, self.preprocess, augment=augment, memo=memo)
-        kwargs: dict[str, Any] = {}
         if cfg.num_workers > 0:
             # Explicit spawn: forking a process that runs Qt or CUDA is unsafe.
-            kwargs = {
-                "num_workers": cfg.num_workers,
-                "multiprocessing_context": "spawn",
-                "persistent_workers": False,
-            }
-        return torch.utils.data.DataLoader(
-            ds,
-            batch_size=cfg.batch_size,
+            yield from torch.utils.data.DataLoader(
+                ds,
+                batch_size=cfg.batch_size,
+                shuffle=train,
+                generator=self._epoch_generator() if train else None,
+                collate_fn=collate,
+                pin_memory=self.device.type == "cuda",
+                num_workers=cfg.num_workers,
+                multiprocessing_context="spawn",
+            )
+            return
+        # Augmentation draws from the global RNG: keep it in this thread, in order.
+        threads = 1 if augment else decode_threads()
+        yield from threaded_batches(ds, self._index_batches(len(samples), train), threads)
+
+    def _index_batches(self, n: int, train: bool) -> Iterator[list[int]]:
+        """Sample indices per batch: torch's sampler with the epoch's generator (as a DataLoader)."""
+        order = torch.utils.data.DataLoader(
+            range(n),
+            batch_size=self.config.batch_size,
             shuffle=train,
             generator=self._epoch_generator() if train else None,
-            collate_fn=collate,
-            pin_memory=self.device.type == "cuda",
-            **kwargs,
         )
+        for idx in order:
+            yield idx.tolist()
 
     def _epoch_generator(self) -> torch.Generator:
         # Seeded per epoch, so a resumed run (and a cached one) sees the same batches.
@@ -311,14 +335,8 @@ class Trainer:
         samples = self.split.train if train else self.split.val
         store = cache.train if train else cache.val
         # The same sampler and generator as the image loader: identical batches, in order.
-        order = torch.utils.data.DataLoader(
-            range(len(samples)),
-            batch_size=self.config.batch_size,
-            shuffle=train,
-            generator=self._epoch_generator() if train else None,
-        )
-        for idx in order:
-            keep = [i for i in idx.tolist() if store.valid[i]]
+        for idx in self._index_batches(len(samples), train):
+            keep = [i for i in idx if store.valid[i]]
             if not keep:
                 yield Batch(
                     torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), []
@@ -328,7 +346,19 @@ class Trainer:
             yield Batch(store.get(keep), labels, torch.tensor(keep), [])
 
     def _forward(self, x: torch.Tensor) -> Any:
+        if self._channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self._cache.plan.forward(x) if self._cache is not None else self.model(x)
+
+    def _apply_memory_format(self) -> None:
+        """Channels-last convolutions are 20-30% faster on CPU (oneDNN) and on CUDA with AMP."""
+        choice = self.config.channels_last
+        arch = self.built.arch if self.built else ""
+        self._channels_last = (
+            choice if choice is not None else not arch.startswith(("vit_", "swin", "maxvit"))
+        )
+        if self._channels_last:
+            self.model.to(memory_format=torch.channels_last)
 
     def _set_train_mode(self) -> None:
         if self._cache is not None:
@@ -724,6 +754,7 @@ class Trainer:
         set_trainable_exactly(model, state["trainable"])
         self.unfrozen_blocks = int(state["unfrozen_blocks"])
         model.to(self.device)
+        self._apply_memory_format()
         params = dict(model.named_parameters())
         groups = []
         for names, saved in zip(state["group_names"], state["optimizer"]["param_groups"]):
