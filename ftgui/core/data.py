@@ -22,8 +22,8 @@ from PIL import Image, ImageFile, ImageOps
 from .errors import DataError
 from .models import Preprocess
 
-# Same list and same case-insensitive check as torchvision.datasets.folder.
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# torchvision.datasets.folder's list and case-insensitive check, plus GIF (first frame).
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 # Folders that file managers and tools leave behind; never classes, never images.
 IGNORED_DIRS = {"__MACOSX", "__pycache__"}
 SPLIT_DIRS = ("train", "val")
@@ -94,6 +94,18 @@ def find_classes(directory: str | os.PathLike[str]) -> list[str]:
         return sorted(e.name for e in it if e.is_dir() and not _hidden(e.name))
 
 
+TRUNCATED = "truncated image file (it ends before the image data does)"
+
+
+def _jpeg_complete(path: str | os.PathLike[str]) -> bool:
+    """A complete JPEG ends with the EOI marker (allowing a little padding after it)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 64))
+        return b"\xff\xd9" in fh.read()
+
+
 def check_image(path: str | os.PathLike[str]) -> str | None:
     """Why this file cannot be used as an image, or None if it looks fine (cheap: header only)."""
     try:
@@ -102,7 +114,10 @@ def check_image(path: str | os.PathLike[str]) -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
+                fmt = im.format
                 im.verify()
+        if fmt == "JPEG" and not _jpeg_complete(path):
+            return TRUNCATED
     except Image.DecompressionBombError as exc:
         return f"image too large to decode safely ({exc})"
     except Image.DecompressionBombWarning as exc:
@@ -110,7 +125,7 @@ def check_image(path: str | os.PathLike[str]) -> str | None:
     except Image.UnidentifiedImageError:
         return "not an image Pillow can read (wrong or unknown format)"
     except (OSError, SyntaxError, ValueError) as exc:
-        return f"unreadable image ({exc})"
+        return TRUNCATED if "truncat" in str(exc).lower() else f"unreadable image ({exc})"
     return None
 
 

@@ -463,7 +463,7 @@ class Trainer:
             self._restore_best()
             msg = (
                 _oom_message(exc, self.config)
-                if "out of memory" in str(exc).lower()
+                if is_out_of_memory(exc)
                 else (f"Training failed: {exc}\n{traceback.format_exc(limit=3)}")
             )
             yield ev.Failed(msg, self.epoch)
@@ -510,6 +510,8 @@ class Trainer:
                 if event:
                     yield event
             epoch_start = time.perf_counter()
+            # Cached pixels and features would let a run go on without its folder; stop instead.
+            self._check_root()
             yield from self._ensure_cache(cancel)
             if cancel.cancelled:
                 break
@@ -523,7 +525,10 @@ class Trainer:
                     continue
                 t0 = time.perf_counter()
                 lr = set_lr(self.optimizer, lr_factor(cfg.schedule, self.step, total_steps))
-                x = batch.images.to(self.device, non_blocking=True)
+                x = batch.images
+                if self.device.type == "cuda":
+                    x = x.pin_memory()
+                x = x.to(self.device, non_blocking=True)
                 y = batch.labels.to(self.device, non_blocking=True)
                 with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
                     main, aux = _logits(self._forward(x))
@@ -796,6 +801,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p.name} is not an ftgui training checkpoint.")
     return state
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA, MPS and host allocators word it differently."""
+    text = str(exc).lower()
+    return isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or any(
+        m in text for m in ("out of memory", "can't allocate memory", "cannot allocate memory")
+    )
 
 
 def _oom_message(exc: BaseException, cfg: TrainConfig) -> str:

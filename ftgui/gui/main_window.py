@@ -285,7 +285,7 @@ class MainWindow(QMainWindow):
             scan = self.data_panel.scan
             self.plot.clear()
         self.trainer = trainer
-        self.worker = TrainingWorker(trainer, scan)
+        self.worker = TrainingWorker(trainer, scan, self.epoch_checkpoint_path(trainer))
         self.worker.reported.connect(self._on_worker_reported)
         self.thread = start_in_thread(self.worker, self)
         self.thread.finished.connect(self._on_thread_finished)
@@ -295,6 +295,16 @@ class MainWindow(QMainWindow):
         self._set_inputs_enabled(False)
         self._update_actions()
         self.statusBar().showMessage("Preparing model…")
+
+    def epoch_checkpoint_path(self, trainer: Any) -> str | None:
+        """Where 'Checkpoint every epoch' saves: the app's data folder, one file per dataset and model."""
+        if not self.train_panel.checkpoint_every_epoch.isChecked():
+            return None
+        from PySide6.QtCore import QStandardPaths
+
+        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+        name = Path(trainer.config.data_dir or "dataset").name or "dataset"
+        return str(Path(base or Path.home() / ".ftgui") / "checkpoints" / f"{name}-{trainer.config.arch}.pt")
 
     def stop_training(self) -> None:
         if self.worker is not None:

@@ -63,6 +63,11 @@ class TrainPanel(QWidget):
         self.early_stopping.setSuffix(" epochs")
         self.early_stopping.setToolTip("Stop when the validation loss has not improved for this many epochs")
 
+        self.checkpoint_every_epoch = QCheckBox("Checkpoint every epoch")
+        self.checkpoint_every_epoch.setToolTip(
+            "Save a resumable training checkpoint after every epoch (File → Load training checkpoint…)"
+        )
+
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
         self.stop_button = QPushButton("Stop")
@@ -84,6 +89,7 @@ class TrainPanel(QWidget):
         form.addRow("", self.augment)
         form.addRow("Device", self.device)
         form.addRow("Early stopping", self.early_stopping)
+        form.addRow("", self.checkpoint_every_epoch)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
@@ -104,6 +110,7 @@ class TrainPanel(QWidget):
             self.augment,
             self.device,
             self.early_stopping,
+            self.checkpoint_every_epoch,
         ]
 
     def set_devices(self, devices: list[str]) -> None:
@@ -147,6 +154,7 @@ class TrainPanel(QWidget):
     def save_settings(self, settings: QSettings) -> None:
         for key, value in self.config_fields().items():
             settings.setValue(SETTINGS_PREFIX + key, value if value is not None else 0)
+        settings.setValue(SETTINGS_PREFIX + "checkpoint_every_epoch", self.checkpoint_every_epoch.isChecked())
 
     def load_settings(self, settings: QSettings) -> None:
         def get(key: str, default: Any, kind: type) -> Any:
@@ -162,6 +170,7 @@ class TrainPanel(QWidget):
         self.image_size.setValue(get("image_size", 0, int))
         self.augment.setChecked(get("augment", False, bool))
         self.early_stopping.setValue(get("early_stopping", 0, int))
+        self.checkpoint_every_epoch.setChecked(get("checkpoint_every_epoch", False, bool))
         for combo, key in (
             (self.optimizer, "optimizer"),
             (self.schedule, "schedule"),

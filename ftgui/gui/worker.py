@@ -20,12 +20,13 @@ class TrainingWorker(QObject):
     reported = Signal(object)
     finished = Signal()
 
-    def __init__(self, trainer: Any, scan: Any | None = None) -> None:
+    def __init__(self, trainer: Any, scan: Any | None = None, checkpoint_path: str | None = None) -> None:
         super().__init__()
         from ..core.engine import CancelToken
 
         self.trainer = trainer
         self.scan = scan
+        self.checkpoint_path = checkpoint_path
         self.cancel_token = CancelToken()
 
     def stop(self) -> None:
@@ -42,6 +43,15 @@ class TrainingWorker(QObject):
                 self.trainer.prepare(scan=self.scan)
             for event in self.trainer.run(self.cancel_token):
                 self.reported.emit(event)
+                if isinstance(event, ev.EpochEnded) and self.checkpoint_path:
+                    # Saved here, between epochs, while the engine waits: a consistent state.
+                    try:
+                        path = self.trainer.save_checkpoint(self.checkpoint_path)
+                        self.reported.emit(
+                            ev.Message("info", f"Saved checkpoint after epoch {event.epoch}: {path}")
+                        )
+                    except OSError as exc:
+                        self.reported.emit(ev.Message("warning", f"Could not save the checkpoint: {exc}"))
         except FtguiError as exc:
             self.reported.emit(ev.Failed(str(exc), self.trainer.epoch))
         except Exception as exc:  # the window must survive anything the engine throws

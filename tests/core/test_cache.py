@@ -117,3 +117,21 @@ def test_decoded_image_memo_gives_the_same_run(tiny_config):
     trainer, memo, _, _ = _run(tiny_config)
     assert memo == pytest.approx(plain, rel=1e-5)
     assert len(trainer._pixel_memo["train"]) == 60 and len(trainer._pixel_memo["val"]) == 20
+
+
+def test_frozen_prefix_builds_no_autograd_graph_with_augmentation(tiny_config):
+    tiny_config.strategy, tiny_config.augment = "last-1", True
+    trainer = Trainer(tiny_config)
+    trainer.prepare()
+    seen = {}
+
+    def record(name):
+        def hook(module, args, output):
+            seen.setdefault(name, output.requires_grad)
+
+        return hook
+
+    trainer.model.layer3.register_forward_hook(record("layer3"))
+    trainer.model.layer4.register_forward_hook(record("layer4"))
+    assert isinstance(list(trainer.run())[-1], ev.Finished)
+    assert seen == {"layer3": False, "layer4": True}

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -228,3 +229,37 @@ def test_plot_smoothing_follows_the_loss(qtbot):
         lambda: len(plot.acc_curve.getData()[1] if plot.acc_curve.getData()[1] is not None else []) == 1
     )
     assert list(plot.acc_curve.getData()[1]) == [75.0] and not plot.hint.isVisible()
+
+
+def test_checkpoint_every_epoch_and_resume_from_the_window(
+    qtbot, window, image_folder, tmp_path, monkeypatch, drop
+):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    _load(qtbot, window, image_folder, drop)
+    _quick_settings(window, epochs=2)
+    window.train_panel.checkpoint_every_epoch.setChecked(True)
+    window.start_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    saved = list((tmp_path / "data").rglob("checkpoints/shapes-resnet18.pt"))
+    assert len(saved) == 1
+    assert "Saved checkpoint after epoch 2" in window.log.toPlainText()
+    assert window.load_checkpoint_from(str(saved[0]))
+    assert window.plot.point_count == 2  # the history is back on the plot
+    window.train_panel.epochs.setValue(3)
+    window.start_training()
+    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    log = window.log.toPlainText()
+    assert "Resuming after epoch 2 to 3 epochs" in log and "Epoch 3/3" in log and "Finished 3 epochs" in log
+
+
+def test_skipped_files_are_listed_with_reasons(qtbot, window, image_folder, tmp_path, drop):
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    (data / "circle" / "broken.jpg").write_text("<html>")
+    (data / "circle" / "empty.png").write_bytes(b"")
+    _load(qtbot, window, data, drop)
+    items = [window.data_panel.skipped.item(i).text() for i in range(window.data_panel.skipped.count())]
+    assert "circle/broken.jpg: not an image Pillow can read (wrong or unknown format)" in items
+    assert "circle/empty.png: empty file (0 bytes)" in items
+    assert window.data_panel.skipped.isVisible()
+    assert "Skipped circle/empty.png" in window.log.toPlainText()

@@ -1,0 +1,249 @@
+"""Real messy folders, interruptions and untrusted files, through the engine and ftgui-train."""
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from ftgui.cli import train_main
+from ftgui.core import events as ev
+from ftgui.core.data import load_rgb, scan_folder
+from ftgui.core.engine import CancelToken, Trainer, is_out_of_memory, load_checkpoint
+from ftgui.core.errors import CheckpointError
+from ftgui.core.example import draw_example
+from ftgui.core.export import export_bundle
+from ftgui.core.predict import Predictor
+
+BIN = Path(sys.executable).parent
+
+
+def _jpeg(path: Path, kind: str, seed: int, **save) -> Path:
+    import random
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draw_example(kind, 40, random.Random(seed)).save(path, "JPEG", **save)
+    return path
+
+
+@pytest.fixture
+def messy(tmp_path):
+    """Two good classes with every kind of trouble a real folder has."""
+    root = tmp_path / "my photos 📷"
+    for i in range(8):
+        _jpeg(root / "círculo rojo" / f"img {i}.jpg", "circle", i)
+        _jpeg(root / "squares 🟩" / f"{i}.jpg", "square", 100 + i)
+    sq = root / "squares 🟩"
+    (sq / "zero.jpg").write_bytes(b"")
+    full = _jpeg(sq / "full.jpg", "square", 999)
+    (sq / "truncated.jpg").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    (sq / "page.jpg").write_text("<html><body>404 not found</body></html>")
+    (sq / "notes.txt").write_text("not an image")
+    (sq / "clip.mov").write_bytes(b"\x00\x00\x00\x18ftypqt  ")
+    Image.new("I;16", (30, 30), 40000).save(sq / "sixteen.png")
+    pal = Image.new("P", (30, 30), 1)
+    pal.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    pal.save(sq / "palette.png", transparency=0)
+    Image.new("CMYK", (30, 30), (0, 255, 255, 0)).save(sq / "cmyk.jpg")
+    frames = [Image.new("RGB", (30, 30), c) for c in ((0, 200, 0), (200, 0, 0))]
+    frames[0].save(sq / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    rotated = Image.new("RGB", (40, 20), (0, 200, 0))
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    rotated.save(sq / "rotated.jpg", exif=exif.tobytes())
+    Image.new("1", (12000, 12000)).save(sq / "bomb.png")
+    (root / ".DS_Store").write_bytes(b"\x00\x01")
+    _jpeg(root / ".ipynb_checkpoints" / "x.jpg", "circle", 1)
+    _jpeg(root / "__MACOSX" / "círculo rojo" / "._img.jpg", "circle", 2)
+    _jpeg(sq / "nested" / "deeper" / "n.jpg", "square", 5)
+    (root / "empty class").mkdir()
+    (root / "broken class").mkdir()
+    (root / "broken class" / "a.jpg").write_bytes(b"garbage")
+    os.symlink(root / "círculo rojo", root / "círculo rojo" / "loop")
+    return root
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in root.rglob("*")}
+
+
+EXPECTED_SKIPS = {
+    "squares 🟩/zero.jpg": "empty file",
+    "squares 🟩/truncated.jpg": "truncated image file",
+    "squares 🟩/page.jpg": "not an image",
+    "squares 🟩/notes.txt": "not an image file extension",
+    "squares 🟩/clip.mov": "not an image file extension",
+    "squares 🟩/bomb.png": "too large",
+}
+
+
+def test_messy_folder_scan(messy):
+    scan = scan_folder(messy)
+    assert scan.classes == ["círculo rojo", "squares 🟩"]
+    reasons = dict(scan.skipped)
+    for path, reason in EXPECTED_SKIPS.items():
+        assert reason in reasons[path], (path, reasons.get(path))
+    names = {s.path for s in scan.samples}
+    for ok in ("sixteen.png", "palette.png", "cmyk.jpg", "anim.gif", "rotated.jpg", "nested/deeper/n.jpg"):
+        assert f"squares 🟩/{ok}" in names
+    assert not any(".ipynb" in n or "MACOSX" in n or "DS_Store" in n for n in names | set(reasons))
+    assert any("broken class" in w and "empty class" in w for w in scan.warnings)
+    assert len([n for n in names if n.startswith("círculo")]) == 8  # the symlink loop is cut
+    assert load_rgb(messy / "squares 🟩" / "anim.gif").getpixel((5, 5)) == (0, 200, 0)  # first frame
+    assert load_rgb(messy / "squares 🟩" / "rotated.jpg").size == (20, 40)
+    r, g, b = load_rgb(messy / "squares 🟩" / "palette.png").getpixel((5, 5))
+    assert (r, g, b) == (0, 255, 0)
+
+
+def test_messy_folder_through_ftgui_train(messy, tmp_path, capsys):
+    before = _snapshot(messy)
+    out = tmp_path / "out"
+    code = train_main(
+        [
+            str(messy),
+            "--out",
+            str(out),
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--strategy",
+            "full",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    for path in EXPECTED_SKIPS:
+        assert f"skipped {path}:" in err
+    assert "Class folders without usable images were left out: broken class, empty class" in err
+    meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    recorded = dict(meta["skipped"])
+    for path, reason in EXPECTED_SKIPS.items():
+        assert reason in recorded[path]
+    assert meta["classes"] == ["círculo rojo", "squares 🟩"]
+    assert _snapshot(messy) == before  # nothing in the user's folder changed
+
+
+def test_fewer_than_two_usable_classes_fails_before_training(tmp_path, capsys):
+    _jpeg(tmp_path / "d" / "only" / "a.jpg", "circle", 0)
+    (tmp_path / "d" / "junk").mkdir()
+    (tmp_path / "d" / "junk" / "x.jpg").write_bytes(b"")
+    assert train_main([str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--weights", "none"]) == 2
+    assert "needs at least 2 class folders with images" in capsys.readouterr().err
+
+
+def test_folder_disappearing_during_training_stops_with_a_message(tiny_config, image_folder, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    tiny_config.data_dir, tiny_config.epochs = str(data), 5
+    trainer = Trainer(tiny_config)
+    events = []
+    for e in trainer.run():
+        events.append(e)
+        if isinstance(e, ev.EpochEnded) and e.epoch == 1:
+            shutil.move(str(data), str(tmp_path / "moved away"))
+    final = events[-1]
+    assert isinstance(final, ev.Failed) and "no longer there" in final.message
+    assert trainer.epoch == 1
+    export_bundle(trainer, tmp_path / "export")  # the model so far stays exportable
+    assert Predictor.load(tmp_path / "export").classes == trainer.classes
+
+
+def test_ctrl_c_stops_the_cli_and_writes_completed_epochs(image_folder, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            str(BIN / "ftgui-train"),
+            str(image_folder),
+            "--out",
+            str(out),
+            "--weights",
+            "none",
+            "--strategy",
+            "full",
+            "--epochs",
+            "200",
+            "--batch-size",
+            "4",
+            "--image-size",
+            "32",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("epoch 1/200"):
+            break
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 5
+    assert proc.returncode == 130
+    assert "stopped; the model after" in rest
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["epochs_completed"] >= 1
+    assert (out / "checkpoint.pt").is_file()
+
+
+class _Payload:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    buf = io.BytesIO()
+    torch.save({"format": "ftgui-checkpoint", "model": _Payload(str(marker))}, buf)
+    (tmp_path / "checkpoint.pt").write_bytes(buf.getvalue())
+    with pytest.raises(CheckpointError, match="Refused to load checkpoint checkpoint.pt"):
+        load_checkpoint(tmp_path / "checkpoint.pt")
+    assert not marker.exists()
+
+
+def test_bundle_with_weights_of_another_class_count_is_refused(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config)
+    list(trainer.run())
+    out = export_bundle(trainer, tmp_path / "m")
+    meta = json.loads((out / "model.json").read_text())
+    meta["classes"] = meta["classes"][:3]
+    meta["num_classes"] = 3
+    (out / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"does not fit resnet18 with 3 classes.*fc.weight"):
+        Predictor.load(out)
+
+
+def test_out_of_memory_is_recognised():
+    try:
+        torch.empty(1 << 60)
+    except RuntimeError as exc:
+        assert is_out_of_memory(exc)
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_cancel_token_stops_within_a_second(tiny_config):
+    tiny_config.epochs, tiny_config.batch_size = 100, 2
+    trainer = Trainer(tiny_config)
+    cancel = CancelToken()
+    stopped_at = None
+    for e in trainer.run(cancel):
+        if isinstance(e, ev.BatchEnded) and e.step == 3:
+            cancel.cancel()
+            stopped_at = time.monotonic()
+    assert time.monotonic() - stopped_at < 1.0
