@@ -117,6 +117,23 @@ def train_parser() -> argparse.ArgumentParser:
         help="save OUT_DIR/checkpoint.pt every E epochs (0 = never; default 1)",
     )
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")
+    p.add_argument(
+        "--find-lr",
+        action="store_true",
+        help="run a learning-rate range test, print the suggested --lr, and exit without training",
+    )
+    p.add_argument(
+        "--export",
+        default="",
+        metavar="FORMATS",
+        help="extra formats besides safetensors, comma-separated: onnx, torchscript "
+        "(each loaded back and checked against the model)",
+    )
+    p.add_argument(
+        "--no-evaluate",
+        action="store_true",
+        help="skip the confusion matrix and per-class report after training",
+    )
     p.add_argument("--quiet", action="store_true", help="only print the summary")
     p.add_argument("--version", action="version", version=f"ftgui {__version__}")
     return p
@@ -239,6 +256,12 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
         )
         trainer = Trainer(cfg)
         trainer.prepare()
+    formats = tuple(f.strip().lower() for f in args.export.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("onnx", "torchscript", "safetensors")]
+    if bad:
+        raise FtguiError(f"Unknown export format {', '.join(bad)}: use onnx, torchscript.")
+    if args.find_lr:
+        return _find_lr(trainer, progress)
     cancel = CancelToken()
 
     def on_sigint(signum: int, frame: object) -> None:
@@ -262,7 +285,21 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     if trainer.epoch > 0:
+        if not args.no_evaluate and isinstance(final, ev.Finished):
+            from .core.evaluate import evaluate_trainer, format_report
+
+            trainer.evaluation = evaluate_trainer(trainer)
+            if trainer.evaluation is not None and not args.quiet:
+                progress.line("\n" + format_report(trainer.evaluation) + "\n")
         export_bundle(trainer, out_dir)
+        if formats and isinstance(final, ev.Finished):
+            from .core.export import export_all
+
+            for check in export_all(trainer, out_dir, ("safetensors", *formats)):
+                progress.line(
+                    f"wrote {check.path} ({check.runtime}; max difference at batch 1 and 3: "
+                    f"{check.max_difference:.1e})"
+                )
     if isinstance(final, ev.Failed):
         progress.stream.write(f"ftgui-train: error: {final.message.splitlines()[0]}\n")
         if trainer.epoch:
@@ -280,6 +317,21 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
         f"done: {final.epochs_completed} epochs{best}, validation accuracy {_pct(final.best_val_accuracy)}; "
         f"wrote {out_dir / 'model.safetensors'} and {out_dir / 'model.json'}"
     )
+    return 0
+
+
+def _find_lr(trainer: object, progress: Progress) -> int:
+    from .core.lr_finder import find_lr
+
+    result = find_lr(trainer)
+    progress.line("learning rate   smoothed loss")
+    step = max(1, len(result.lrs) // 15)
+    for lr, loss in list(zip(result.lrs, result.losses))[::step]:
+        progress.line(f"  {lr:10.2e}    {loss:8.4f}  {'#' * max(1, int(30 * min(loss, 5) / 5))}")
+    if result.suggestion is None:
+        progress.line("no clear suggestion: the loss did not fall over the range tried")
+        return 1
+    print(f"suggested learning rate: {result.suggestion:.2e}  (use --lr {result.suggestion:.1e})")
     return 0
 
 

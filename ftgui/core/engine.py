@@ -206,6 +206,7 @@ class Trainer:
         self._cache: _ActiveCache | None = None
         self._pixel_memo: dict[str, dict[int, torch.Tensor]] = {}
         self._channels_last = False
+        self.evaluation: Any = None  # the latest evaluation of this model (see evaluate.py)
 
     # ------------------------------------------------------------ set-up
 

@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -109,7 +110,7 @@ def bundle_metadata(trainer: Any) -> dict[str, Any]:
     }
 
 
-def export_bundle(trainer: Any, out_dir: str | os.PathLike[str]) -> Path:
+def export_bundle(trainer: Any, out_dir: str | os.PathLike[str], evaluation: Any | None = None) -> Path:
     """Write model.safetensors and model.json to ``out_dir`` (each atomically)."""
     from safetensors.torch import save
 
@@ -119,6 +120,9 @@ def export_bundle(trainer: Any, out_dir: str | os.PathLike[str]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in trainer.model.state_dict().items()}
     meta = bundle_metadata(trainer)
+    evaluation = evaluation if evaluation is not None else getattr(trainer, "evaluation", None)
+    if evaluation is not None:
+        meta["evaluation"] = evaluation.to_dict()
     data = save(state, metadata={"format": BUNDLE_FORMAT, "arch": meta["arch"]})
     atomic_write(out / WEIGHTS_FILE, lambda fh: fh.write(data))
     text = json.dumps(meta, indent=2, default=_json_default, ensure_ascii=False)
@@ -164,3 +168,229 @@ def _validate_metadata(meta: Any, name: str) -> None:
         raise bad("'std' values must be positive")
     if not isinstance(meta.get("model_kwargs", {}), dict):
         raise bad("'model_kwargs' must be an object")
+
+
+# ---------------------------------------------------------------- other formats, verified
+
+EXPORT_FORMATS = ("safetensors", "onnx", "torchscript")
+ONNX_OPSET = 18
+TOLERANCE = 1e-3  # largest allowed difference in logits after a round trip
+
+
+@dataclass(frozen=True)
+class FormatCheck:
+    """What a round trip of one exported file gave."""
+
+    format: str
+    path: str
+    max_difference: float
+    batch_sizes: tuple[int, ...]
+    runtime: str
+
+
+def verification_images(trainer: Any, count: int = 3) -> torch.Tensor:
+    """A few validation (or training) images, preprocessed exactly as for prediction."""
+    from .data import ImageListDataset
+
+    samples = (trainer.split.val or trainer.split.train)[: count * 3]
+    ds = ImageListDataset(trainer.scan.root, samples, trainer.preprocess)
+    images = [item[0] for item in (ds[i] for i in range(len(samples))) if item[0] is not None][:count]
+    if not images:
+        size = trainer.preprocess.crop_size
+        return torch.rand(count, 3, size, size)
+    while len(images) < count:
+        images.append(images[-1])
+    return torch.stack(images)
+
+
+def _plain_eval_copy(model: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    clone = copy.deepcopy(model).cpu().eval()
+    return clone.to(memory_format=torch.contiguous_format)
+
+
+def _compare(reference: torch.nn.Module, run: Callable[[torch.Tensor], Any], images: torch.Tensor) -> float:
+    worst = 0.0
+    with torch.inference_mode():
+        for batch in (images[:1], images[:3]):
+            expected = reference(batch).float()
+            got = torch.as_tensor(run(batch)).float()
+            if got.shape != expected.shape:
+                raise CheckpointError(
+                    f"exported model gave shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+                )
+            worst = max(worst, float((got - expected).abs().max()))
+    return worst
+
+
+def export_onnx(
+    trainer: Any, out_dir: str | os.PathLike[str], images: torch.Tensor | None = None
+) -> FormatCheck:
+    """model.onnx with a dynamic batch dimension, checked with onnxruntime when it is installed."""
+    import io
+    import warnings
+
+    model = _plain_eval_copy(trainer.model)
+    images = verification_images(trainer) if images is None else images
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        # Exported with a batch of 2 (a batch of 1 can get specialised) and batch marked dynamic.
+        program = torch.onnx.export(
+            model,
+            (images[:2],),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            opset_version=ONNX_OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+        program.save(buffer)  # type: ignore[union-attr]
+    path = Path(out_dir) / "model.onnx"
+    atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return FormatCheck("onnx", str(path), float("nan"), (), "not checked: onnxruntime is not installed")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    diff = _compare(model, lambda x: session.run(None, {name: x.numpy()})[0], images)
+    return _checked("onnx", path, diff, f"onnxruntime {ort.__version__}, opset {ONNX_OPSET}")
+
+
+def export_torchscript(
+    trainer: Any, out_dir: str | os.PathLike[str], images: torch.Tensor | None = None
+) -> FormatCheck:
+    """model.torchscript.pt, loaded back with torch.jit.load and compared."""
+    import io
+    import warnings
+
+    model = _plain_eval_copy(trainer.model)
+    images = verification_images(trainer) if images is None else images
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            scripted = torch.jit.script(model)
+        except Exception:
+            scripted = torch.jit.trace(model, images[:2])
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer)
+    path = Path(out_dir) / "model.torchscript.pt"
+    atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(str(path), map_location="cpu").eval()
+    diff = _compare(model, loaded, images)
+    return _checked("torchscript", path, diff, f"torch.jit {torch.__version__}")
+
+
+def _checked(fmt: str, path: Path, diff: float, runtime: str) -> FormatCheck:
+    if not diff <= TOLERANCE:
+        raise CheckpointError(
+            f"The exported {fmt} file does not match the model: logits differ by up to {diff:.2e} "
+            f"(tolerance {TOLERANCE:g}). {path.name} should not be used."
+        )
+    return FormatCheck(fmt, str(path), diff, (1, 3), runtime)
+
+
+def model_card(trainer: Any, checks: list[FormatCheck] | None = None, evaluation: Any | None = None) -> str:
+    """A short Markdown description of the exported model."""
+    meta = bundle_metadata(trainer)
+    cfg = meta["training"]
+    counts = meta["class_counts"]
+    lines = [
+        f"# {meta['arch']} fine-tuned on {Path(meta['split']['root']).name}",
+        "",
+        f"Exported by ftgui {meta['ftgui_version']} on {meta['created']} "
+        f"(torch {meta['torch_version']}, torchvision {meta['torchvision_version']}).",
+        "",
+        "## Model",
+        f"- Architecture: `{meta['arch']}` (torchvision), {meta['num_classes']} classes",
+        f"- Weights it started from: {meta['weights_source']}",
+        f"- Freeze strategy: {cfg['strategy']}"
+        + (" (BatchNorm layers trained)" if cfg.get("train_bn") else "")
+        + f"; {len(meta['trainable_parameters'])} parameter tensors trained",
+        "",
+        "## Classes",
+        "| index | class | train images | validation images |",
+        "|---:|---|---:|---:|",
+    ]
+    for i, name in enumerate(meta["classes"]):
+        tr = counts["train"][i] if i < len(counts["train"]) else 0
+        va = counts["val"][i] if i < len(counts["val"]) else 0
+        lines.append(f"| {i} | {name} | {tr} | {va} |")
+    lines += [
+        "",
+        "## Training",
+        f"- Epochs: {meta['epochs_completed']} of {cfg['epochs']} (best epoch {meta['best_epoch']})",
+        f"- Optimizer: {cfg['optimizer']}, learning rate {cfg['lr']:g}, schedule {cfg['schedule']}, "
+        f"batch size {cfg['batch_size']}, weight decay {cfg['weight_decay']:g}",
+        f"- Augmentation: {'random resized crops and flips' if cfg['augment'] else 'none'}; seed {cfg['seed']}",
+        "",
+        "## Results",
+    ]
+    history = meta["history"]
+    best = (
+        history[meta["best_epoch"] - 1]
+        if meta["best_epoch"] and history
+        else (history[-1] if history else None)
+    )
+    if evaluation is not None:
+        lines.append(
+            f"- Validation accuracy {100 * evaluation.accuracy:.1f}%, loss {evaluation.loss:.4f} "
+            f"({evaluation.count} images)"
+        )
+        for m in evaluation.per_class:
+            pr = "n/a" if m.precision is None else f"{100 * m.precision:.1f}%"
+            rc = "n/a" if m.recall is None else f"{100 * m.recall:.1f}%"
+            lines.append(f"  - {m.name}: precision {pr}, recall {rc}")
+    elif best and best.get("val_accuracy") is not None:
+        lines.append(f"- Validation accuracy {100 * best['val_accuracy']:.1f}%, loss {best['val_loss']:.4f}")
+    else:
+        lines.append("- No validation results.")
+    lines += [
+        "",
+        "## Preprocessing",
+        f"RGB image, resize the shorter side to {meta['resize_size']} px ({meta['interpolation']}), "
+        f"centre crop {meta['input_size']}×{meta['input_size']}, scale to [0, 1], normalise with mean "
+        f"{meta['mean']} and std {meta['std']}.",
+        "",
+        "## Files",
+        "- `model.safetensors` + `model.json`: load with `torchvision.models.get_model(arch, "
+        "num_classes=K, **model_kwargs)` and `load_state_dict(strict=True)`",
+    ]
+    for c in checks or []:
+        diff = (
+            "not checked"
+            if c.max_difference != c.max_difference
+            else f"max difference {c.max_difference:.1e}"
+        )
+        lines.append(f"- `{Path(c.path).name}`: checked with {c.runtime} at batch sizes 1 and 3, {diff}")
+    return "\n".join(lines) + "\n"
+
+
+def export_all(
+    trainer: Any,
+    out_dir: str | os.PathLike[str],
+    formats: tuple[str, ...] = ("safetensors",),
+    evaluation: Any | None = None,
+) -> list[FormatCheck]:
+    """The bundle, the chosen extra formats (each verified), and MODEL_CARD.md."""
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown:
+        raise CheckpointError(f"Unknown export format {', '.join(unknown)}: use {', '.join(EXPORT_FORMATS)}.")
+    out = export_bundle(trainer, out_dir, evaluation=evaluation)
+    checks: list[FormatCheck] = []
+    images = verification_images(trainer) if set(formats) - {"safetensors"} else None
+    if "onnx" in formats:
+        checks.append(export_onnx(trainer, out, images))
+    if "torchscript" in formats:
+        checks.append(export_torchscript(trainer, out, images))
+    text = model_card(
+        trainer, checks, evaluation if evaluation is not None else getattr(trainer, "evaluation", None)
+    )
+    atomic_write(out / "MODEL_CARD.md", lambda fh: fh.write(text.encode("utf-8")))
+    return checks

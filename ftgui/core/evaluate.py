@@ -1,0 +1,210 @@
+"""Evaluation on the validation split: confusion matrix, per-class metrics, worst mistakes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import ImageListDataset, Sample, decode_threads, threaded_batches
+from .models import Preprocess
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    name: str
+    support: int  # images of this class
+    precision: float | None  # of the images predicted as this class, the share that are it
+    recall: float | None  # of the images of this class, the share found (the class's accuracy)
+    f1: float | None
+    accuracy: float  # one-vs-rest: (true positives + true negatives) / all images
+
+
+@dataclass(frozen=True)
+class Mistake:
+    path: str  # relative to ``root``
+    true_label: int
+    predicted: int
+    confidence: float  # probability of the predicted class
+    loss: float
+
+
+@dataclass
+class Evaluation:
+    classes: list[str]
+    root: str
+    confusion: list[list[int]]  # confusion[true][predicted]
+    per_class: list[ClassMetrics]
+    accuracy: float
+    loss: float
+    count: int
+    worst: list[Mistake] = field(default_factory=list)  # highest loss first
+    predictions: list[tuple[str, int, int]] = field(default_factory=list)  # (path, true, predicted)
+
+    def paths_in_cell(self, true: int, predicted: int) -> list[str]:
+        """The images behind one cell of the confusion matrix."""
+        return [p for p, t, q in self.predictions if t == true and q == predicted]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "confusion": self.confusion,
+            "per_class": [asdict(m) for m in self.per_class],
+            "worst": [asdict(m) for m in self.worst],
+        }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+def metrics_from_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> list[ClassMetrics]:
+    """Per-class precision, recall, F1 and one-vs-rest accuracy from ``confusion[true][pred]``."""
+    k = len(classes)
+    total = sum(sum(row) for row in confusion)
+    out = []
+    for c in range(k):
+        tp = confusion[c][c]
+        actual = sum(confusion[c])
+        predicted = sum(confusion[r][c] for r in range(k))
+        fp, fn = predicted - tp, actual - tp
+        tn = total - tp - fp - fn
+        precision, recall = _ratio(tp, predicted), _ratio(tp, actual)
+        f1 = (
+            (2 * precision * recall / (precision + recall))
+            if precision and recall
+            else (0.0 if precision is not None and recall is not None else None)
+        )
+        out.append(
+            ClassMetrics(classes[c], actual, precision, recall, f1, (tp + tn) / total if total else 0.0)
+        )
+    return out
+
+
+def summarise(
+    classes: list[str], root: str, samples: Sequence[Sample], logits: torch.Tensor, worst: int = 24
+) -> Evaluation:
+    """Build the evaluation from the model's logits for ``samples`` (same order)."""
+    k = len(classes)
+    labels = torch.tensor([s.label for s in samples], dtype=torch.long)
+    losses = F.cross_entropy(logits.float(), labels, reduction="none")
+    probs = torch.softmax(logits.float(), dim=1)
+    conf, pred = probs.max(dim=1)
+    confusion = [[0] * k for _ in range(k)]
+    for t, p in zip(labels.tolist(), pred.tolist()):
+        confusion[t][p] += 1
+    order = torch.argsort(losses, descending=True).tolist()
+    mistakes = [
+        Mistake(samples[i].path, int(labels[i]), int(pred[i]), float(conf[i]), float(losses[i]))
+        for i in order[:worst]
+    ]
+    n = len(samples)
+    return Evaluation(
+        classes=list(classes),
+        root=root,
+        confusion=confusion,
+        per_class=metrics_from_confusion(confusion, classes),
+        accuracy=float((pred == labels).float().mean()) if n else 0.0,
+        loss=float(losses.mean()) if n else 0.0,
+        count=n,
+        worst=mistakes,
+        predictions=[(s.path, s.label, int(q)) for s, q in zip(samples, pred.tolist())],
+    )
+
+
+def evaluate_model(
+    model: nn.Module,
+    preprocess: Preprocess,
+    classes: list[str],
+    root: str,
+    samples: Sequence[Sample],
+    batch_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Evaluation | None:
+    """Run ``model`` (eval mode) over ``samples``; unreadable files are left out. None if cancelled."""
+    device = next(model.parameters()).device
+    ds = ImageListDataset(root, samples, preprocess)
+    index_batches = [
+        list(range(i, min(i + batch_size, len(samples)))) for i in range(0, len(samples), batch_size)
+    ]
+    kept: list[Sample] = []
+    outputs: list[torch.Tensor] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for batch in threaded_batches(ds, index_batches, decode_threads()):
+                if cancelled and cancelled():
+                    return None
+                if batch.images.numel():
+                    outputs.append(model(batch.images.to(device)).float().cpu())
+                    kept.extend(samples[i] for i in batch.indices.tolist())
+                if progress:
+                    progress(len(kept) + len(batch.failed), len(samples))
+    finally:
+        model.train(was_training)
+    logits = torch.cat(outputs) if outputs else torch.empty(0, len(classes))
+    return summarise(classes, root, kept, logits)
+
+
+def evaluate_trainer(trainer: Any, **kwargs: Any) -> Evaluation | None:
+    """Evaluate a trainer's current model on its validation split."""
+    assert trainer.split is not None and trainer.scan is not None
+    samples = trainer.split.val or trainer.split.train
+    return evaluate_model(
+        trainer.model,
+        trainer.preprocess,
+        trainer.classes,
+        trainer.scan.root,
+        samples,
+        batch_size=trainer.config.batch_size,
+        **kwargs,
+    )
+
+
+def evaluate_bundle(predictor: Any, data_root: str | None = None, **kwargs: Any) -> Evaluation | None:
+    """Evaluate an exported bundle on the validation files recorded in its model.json."""
+    split = predictor.meta.get("split", {})
+    root = data_root or split.get("root", "")
+    samples = [Sample(str(p), int(lbl)) for p, lbl in split.get("val", [])]
+    if not samples or not os.path.isdir(root):
+        return None
+    return evaluate_model(predictor.model, predictor.preprocess, predictor.classes, root, samples, **kwargs)
+
+
+def format_report(ev: Evaluation) -> str:
+    """A plain-text report for the command line."""
+    width = max(len(c) for c in ev.classes) + 2
+    lines = [f"validation: {ev.count} images, accuracy {100 * ev.accuracy:.1f}%, loss {ev.loss:.4f}", ""]
+
+    def pct(v: float | None) -> str:
+        return "   n/a" if v is None else f"{100 * v:5.1f}%"
+
+    lines.append(f"{'class':<{width}} images precision recall     F1 accuracy")
+    for m in ev.per_class:
+        lines.append(
+            f"{m.name:<{width}} {m.support:6d}    {pct(m.precision)} {pct(m.recall)} {pct(m.f1)}   "
+            f"{pct(m.accuracy)}"
+        )
+    lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
+    cell = max(5, max(len(str(v)) for row in ev.confusion for v in row) + 1)
+    lines.append(" " * width + "".join(f"{i:>{cell}}" for i in range(len(ev.classes))))
+    for i, row in enumerate(ev.confusion):
+        lines.append(f"{i}:{ev.classes[i]:<{width - 2}}" + "".join(f"{v:>{cell}}" for v in row))
+    mistakes = [m for m in ev.worst if m.true_label != m.predicted][:5]
+    if mistakes:
+        lines += ["", "worst mistakes:"]
+        for m in mistakes:
+            lines.append(
+                f"  {m.path}: {ev.classes[m.true_label]} taken for {ev.classes[m.predicted]} "
+                f"({100 * m.confidence:.0f}%)"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ftgui.cli import train_main
+from ftgui.core.data import Sample
+from ftgui.core.engine import Trainer, run_to_end
+from ftgui.core.evaluate import evaluate_bundle, evaluate_trainer, metrics_from_confusion, summarise
+from ftgui.core.export import export_all
+from ftgui.core.lr_finder import find_lr, suggest
+from ftgui.core.predict import Predictor
+
+BIN = Path(sys.executable).parent
+
+
+def test_metrics_match_hand_computed_values():
+    # rows: true class, columns: predicted
+    confusion = [[3, 1, 0], [0, 2, 2], [1, 0, 1]]
+    m = metrics_from_confusion(confusion, ["a", "b", "c"])
+    # a: TP 3, FP 1 (c->a), FN 1 (a->b), TN 5
+    assert m[0].precision == pytest.approx(3 / 4) and m[0].recall == pytest.approx(3 / 4)
+    assert m[0].f1 == pytest.approx(0.75) and m[0].accuracy == pytest.approx(8 / 10)
+    # b: TP 2, FP 1, FN 2, TN 5
+    assert m[1].precision == pytest.approx(2 / 3) and m[1].recall == pytest.approx(1 / 2)
+    assert m[1].f1 == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5)) and m[1].accuracy == pytest.approx(
+        7 / 10
+    )
+    # c: TP 1, FP 2, FN 1, TN 6
+    assert m[2].precision == pytest.approx(1 / 3) and m[2].recall == pytest.approx(1 / 2)
+    assert m[2].accuracy == pytest.approx(7 / 10) and [x.support for x in m] == [4, 4, 2]
+    never = metrics_from_confusion([[2, 0], [1, 0]], ["x", "y"])
+    assert never[1].precision is None and never[1].recall == 0.0
+
+
+def test_summary_from_logits_on_a_tiny_labelled_set():
+    samples = [Sample("a/1.jpg", 0), Sample("a/2.jpg", 0), Sample("b/1.jpg", 1), Sample("b/2.jpg", 1)]
+    logits = torch.tensor([[3.0, 0.0], [0.0, 2.0], [0.0, 1.0], [0.0, 5.0]])
+    ev = summarise(["a", "b"], "/data", samples, logits)
+    assert ev.confusion == [[1, 1], [0, 2]]
+    assert ev.accuracy == pytest.approx(0.75)
+    expected_losses = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 0, 1, 1]), reduction="none")
+    assert ev.loss == pytest.approx(float(expected_losses.mean()))
+    assert ev.worst[0].path == "a/2.jpg" and ev.worst[0].predicted == 1
+    assert ev.worst[0].confidence == pytest.approx(float(torch.softmax(logits[1], 0)[1]))
+    assert ev.paths_in_cell(0, 1) == ["a/2.jpg"] and ev.paths_in_cell(1, 1) == ["b/1.jpg", "b/2.jpg"]
+
+
+def test_evaluation_of_a_trained_model_and_of_its_bundle(tiny_config, tmp_path):
+    tiny_config.epochs = 2
+    trainer = Trainer(tiny_config)
+    run_to_end(trainer)
+    ev = evaluate_trainer(trainer)
+    assert ev.count == 20 and sum(map(sum, ev.confusion)) == 20
+    assert ev.accuracy == pytest.approx(trainer.history[-1]["val_accuracy"])
+    trainer.evaluation = ev
+    export_all(trainer, tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["evaluation"]["confusion"] == ev.confusion
+    again = evaluate_bundle(Predictor.load(tmp_path / "m"))
+    assert again.confusion == ev.confusion
+
+
+def test_lr_finder_restores_everything_bit_identically(tiny_config):
+    tiny_config.strategy, tiny_config.optimizer = "last-1", "adamw"
+    trainer = Trainer(tiny_config)
+    trainer.prepare()
+    run_to_end(trainer)  # optimizer state exists
+    tiny_config.epochs = 2
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    opt_before = trainer.optimizer.state_dict()
+    opt_before = {k: {n: t.clone() for n, t in v.items()} for k, v in opt_before["state"].items()}
+    rng = torch.get_rng_state()
+    result = find_lr(trainer, steps=40)
+    assert len(result.lrs) >= 10 and result.lrs == sorted(result.lrs)
+    assert result.suggestion is None or result.lrs[0] <= result.suggestion <= result.lrs[-1]
+    after = trainer.model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+    state = trainer.optimizer.state_dict()["state"]
+    assert all(torch.equal(t, state[k][n]) for k, v in opt_before.items() for n, t in v.items())
+    assert torch.equal(rng, torch.get_rng_state())
+    assert trainer.epoch == 1
+
+
+def test_lr_suggestion_is_the_steepest_descent():
+    lrs = list(np.logspace(-6, 0, 30))
+    losses = [2.0] * 10 + [2.0 - 0.15 * i for i in range(10)] + [0.6 + 0.5 * i for i in range(10)]
+    s = suggest(lrs, losses)
+    assert lrs[10] <= s <= lrs[19]
+
+
+def test_onnx_and_torchscript_round_trips(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config)
+    run_to_end(trainer)
+    checks = export_all(trainer, tmp_path / "out", ("safetensors", "onnx", "torchscript"))
+    assert {c.format for c in checks} == {"onnx", "torchscript"}
+    for c in checks:
+        assert c.max_difference <= 1e-3 and c.batch_sizes == (1, 3)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "out" / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 3, 32, 32)
+    trainer.model.eval()
+    with torch.no_grad():
+        expected = trainer.model(x).numpy()
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert got.shape == (5, 4) and np.abs(got - expected).max() < 1e-3  # the batch size is dynamic
+    scripted = torch.jit.load(str(tmp_path / "out" / "model.torchscript.pt"))
+    assert torch.allclose(scripted(x), torch.from_numpy(expected), atol=1e-4)
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    for text in (
+        "# resnet18 fine-tuned on shapes",
+        "| 0 | circle | 15 | 5 |",
+        "Freeze strategy: full",
+        "learning rate 0.001",
+        "centre crop 32×32",
+        "model.onnx",
+        "onnxruntime",
+    ):
+        assert text in card, text
+
+
+def test_cli_find_lr_and_export(image_folder, tmp_path):
+    base = [
+        str(BIN / "ftgui-train"),
+        str(image_folder),
+        "--out",
+        str(tmp_path / "m"),
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "16",
+    ]
+    found = subprocess.run(
+        [*base, "--find-lr", "--strategy", "head"], capture_output=True, text=True, timeout=300
+    )
+    assert found.returncode in (0, 1), found.stderr
+    assert "learning rate   smoothed loss" in found.stderr
+    assert not (tmp_path / "m" / "model.safetensors").exists()  # the range test trains nothing
+    run = subprocess.run(
+        [*base, "--epochs", "1", "--export", "onnx,torchscript"], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert "confusion matrix" in run.stderr and "model.onnx" in run.stderr
+    assert (tmp_path / "m" / "model.torchscript.pt").is_file() and (
+        tmp_path / "m" / "MODEL_CARD.md"
+    ).is_file()
+
+
+def test_unknown_export_format(capsys, image_folder, tmp_path):
+    assert (
+        train_main(
+            [str(image_folder), "--out", str(tmp_path / "x"), "--weights", "none", "--export", "tflite"]
+        )
+        == 2
+    )
+    assert "Unknown export format tflite" in capsys.readouterr().err
