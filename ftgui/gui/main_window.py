@@ -18,16 +18,20 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from .. import __version__
 from .data_panel import DataPanel, folder_from_mime
+from .dialogs import ExportDialog, LRFinderDialog, default_export_folder
+from .eval_panel import EvaluationPanel
 from .model_panel import DEFAULT_ARCH, ModelPanel
 from .plot import TrainingPlot
 from .train_panel import TrainPanel
-from .worker import TrainingWorker, start_in_thread
+from .try_panel import TryPanel
+from .worker import FunctionWorker, TrainingWorker, start_in_thread, thumbnail_png
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
@@ -53,6 +57,12 @@ class MainWindow(QMainWindow):
         self.thread: QThread | None = None
         self.ready = False
         self.last_error_box: QMessageBox | None = None
+        self.bundle: Any = None  # an exported model opened from disk (Try, Evaluate)
+        self.task_thread: QThread | None = None  # evaluation or learning-rate finder
+        self.task_worker: FunctionWorker | None = None
+        self.lr_dialog: LRFinderDialog | None = None
+        self._eval_prefers_trainer = True
+        self._closing = False
         self.setWindowTitle("ftgui")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
@@ -65,11 +75,18 @@ class MainWindow(QMainWindow):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
 
-        center = QSplitter(Qt.Orientation.Vertical)
-        center.addWidget(self.data_panel)
-        center.addWidget(self.plot)
-        center.setStretchFactor(0, 2)
-        center.setStretchFactor(1, 3)
+        train_view = QSplitter(Qt.Orientation.Vertical)
+        train_view.addWidget(self.data_panel)
+        train_view.addWidget(self.plot)
+        train_view.setStretchFactor(0, 2)
+        train_view.setStretchFactor(1, 3)
+        self.eval_panel = EvaluationPanel()
+        self.try_panel = TryPanel()
+        center = QTabWidget()
+        center.addTab(train_view, "Data && training")
+        center.addTab(self.eval_panel, "Evaluate")
+        center.addTab(self.try_panel, "Try")
+        self.tabs = center
         log_box = QWidget()
         log_layout = QVBoxLayout(log_box)
         log_layout.setContentsMargins(8, 0, 8, 8)
@@ -100,6 +117,9 @@ class MainWindow(QMainWindow):
         self.model_panel.error_raised.connect(self.show_error)
         self.train_panel.start_requested.connect(self.start_training)
         self.train_panel.stop_requested.connect(self.stop_training)
+        self.train_panel.find_lr_requested.connect(self.find_learning_rate)
+        self.eval_panel.evaluate_requested.connect(self.run_evaluation)
+        self.try_panel.open_bundle_requested.connect(self._on_open_bundle_triggered)
         self.torch_ready.connect(self._on_torch_ready)
         self._restore_settings()
         self._update_actions()
@@ -115,6 +135,7 @@ class MainWindow(QMainWindow):
             "&Save training checkpoint…", self, shortcut=QKeySequence.StandardKey.Save
         )
         self.load_ckpt_action = QAction("&Load training checkpoint…", self)
+        self.open_bundle_action = QAction("Open exported &model…", self)
         self.quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
         for action in (
             self.open_action,
@@ -123,6 +144,7 @@ class MainWindow(QMainWindow):
             self.export_action,
             self.save_ckpt_action,
             self.load_ckpt_action,
+            self.open_bundle_action,
             None,
             self.quit_action,
         ):
@@ -139,6 +161,7 @@ class MainWindow(QMainWindow):
         self.export_action.triggered.connect(self._on_export_triggered)
         self.save_ckpt_action.triggered.connect(self._on_save_checkpoint_triggered)
         self.load_ckpt_action.triggered.connect(self._on_load_checkpoint_triggered)
+        self.open_bundle_action.triggered.connect(self._on_open_bundle_triggered)
         self.quit_action.triggered.connect(self.close)
         self.about_action.triggered.connect(self.show_about)
 
@@ -285,6 +308,7 @@ class MainWindow(QMainWindow):
             scan = self.data_panel.scan
             self.plot.clear()
         self.trainer = trainer
+        self.try_panel.set_predictor(None, "training… (the Try tab works again when training ends)")
         self.worker = TrainingWorker(trainer, scan, self.epoch_checkpoint_path(trainer))
         self.worker.reported.connect(self._on_worker_reported)
         self.thread = start_in_thread(self.worker, self)
@@ -388,38 +412,201 @@ class MainWindow(QMainWindow):
         self.speed_label.setText("")
         self.statusBar().showMessage("Idle", 5000)
         self._update_actions()
+        if self.trainer is not None and self.trainer.epoch >= 1 and not self._closing:
+            self._use_trainer_for_try()
+            self.run_evaluation()  # in the background; the Evaluate tab fills when it is done
+
+    @property
+    def busy(self) -> bool:
+        """Training, evaluating or finding a learning rate: one at a time."""
+        return self.training or self.task_thread is not None
 
     def _update_actions(self) -> None:
-        idle = not self.training
+        idle = not self.busy
         can_export = idle and self.trainer is not None and self.trainer.epoch >= 1
         self.export_action.setEnabled(can_export)
         self.save_ckpt_action.setEnabled(can_export)
         self.load_ckpt_action.setEnabled(idle and self.ready)
+        self.open_bundle_action.setEnabled(idle and self.ready)
         self.open_action.setEnabled(idle)
         self.example_action.setEnabled(idle)
         self.train_panel.start_button.setEnabled(idle and self.ready)
+        self.train_panel.find_lr_button.setEnabled(idle and self.ready and self.data_panel.scan is not None)
+        has_model = (self.trainer is not None and self.trainer.epoch >= 1) or self.bundle is not None
+        self.eval_panel.evaluate_button.setEnabled(idle and has_model)
 
     # ------------------------------------------------------------ export and checkpoints
 
     def _on_export_triggered(self) -> None:
-        start = str(self.settings.value("export/last_folder", str(Path.home())))
-        folder = QFileDialog.getExistingDirectory(self, "Export model to folder", start)
-        if folder:
-            self.export_to(folder)
+        last = self.settings.value("export/last_folder")
+        root = self.trainer.scan.root if self.trainer and self.trainer.scan else None
+        dialog = ExportDialog(default_export_folder(str(last) if last else None, root), self)
+        if dialog.exec() == ExportDialog.DialogCode.Accepted and dialog.folder.text().strip():
+            self.export_to(dialog.folder.text().strip(), dialog.formats())
 
-    def export_to(self, folder: str) -> bool:
+    def export_to(self, folder: str, formats: tuple[str, ...] = ("safetensors",)) -> bool:
+        """Write the bundle, MODEL_CARD.md and the chosen formats, each checked after writing."""
+        from PySide6.QtGui import QGuiApplication
+
         from ..core.errors import FtguiError
-        from ..core.export import export_bundle
+        from ..core.export import export_all
 
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            out = export_bundle(self.trainer, folder)
-        except (FtguiError, OSError) as exc:
+            checks = export_all(self.trainer, folder, formats)
+        except (FtguiError, OSError, RuntimeError) as exc:
             self.show_error("Export failed", str(exc))
             return False
-        self.settings.setValue("export/last_folder", str(out))
-        self.log_message("info", f"Exported model.safetensors and model.json to {out}")
-        self.statusBar().showMessage(f"Exported to {out}", 8000)
+        finally:
+            QGuiApplication.restoreOverrideCursor()
+        self.settings.setValue("export/last_folder", folder)
+        self.log_message("info", f"Exported model.safetensors, model.json and MODEL_CARD.md to {folder}")
+        for c in checks:
+            self.log_message(
+                "info",
+                f"Wrote {Path(c.path).name}: checked with {c.runtime} at batch sizes 1 and 3, "
+                f"largest difference {c.max_difference:.1e}",
+            )
+        self.statusBar().showMessage(f"Exported to {folder}", 8000)
         return True
+
+    # ------------------------------------------------------------ evaluation, try, learning rate
+
+    def _run_task(self, fn: Any, on_returned: Any, busy_text: str) -> None:
+        worker = FunctionWorker(fn)
+        worker.returned.connect(on_returned)
+        worker.failed.connect(lambda message: self.show_error(busy_text.rstrip("…") + " failed", message))
+        worker.progressed.connect(self.eval_panel.show_progress)
+        self.task_worker = worker
+        self.task_thread = start_in_thread(worker, self)
+        self.task_thread.finished.connect(self._on_task_thread_finished)
+        self.statusBar().showMessage(busy_text)
+        self._set_inputs_enabled(False)
+        self._update_actions()
+
+    def _on_task_thread_finished(self) -> None:
+        if self.task_thread is not None:
+            self.task_thread.wait()
+            self.task_thread.deleteLater()
+        self.task_thread = None
+        self.task_worker = None
+        self.eval_panel.set_busy(False)
+        self.train_panel.show_idle("Idle" if self.trainer is None else self.train_panel.progress.format())
+        self._set_inputs_enabled(True)
+        self.statusBar().showMessage("Idle", 3000)
+        self._update_actions()
+
+    def run_evaluation(self) -> None:
+        """Evaluate the model just trained (or the opened bundle) on the validation images."""
+        if self.busy:
+            return
+        from ..core.evaluate import evaluate_bundle, evaluate_trainer
+
+        trainer, bundle = self.trainer, self.bundle
+        use_trainer = (
+            trainer is not None and trainer.epoch >= 1 and (bundle is None or self._eval_prefers_trainer)
+        )
+        if not use_trainer and bundle is None:
+            return
+
+        def work(progress: Any, cancelled: Any) -> Any:
+            if use_trainer:
+                ev = evaluate_trainer(trainer, progress=progress, cancelled=cancelled)
+            else:
+                ev = evaluate_bundle(bundle, progress=progress, cancelled=cancelled)
+            if ev is None:
+                return None
+            thumbs = {m.path: thumbnail_png(str(Path(ev.root) / m.path), 96) for m in ev.worst}
+            return ev, {k: v for k, v in thumbs.items() if v}
+
+        self.eval_panel.set_busy(True)
+        self._run_task(work, self._on_evaluation_returned, "Evaluating…")
+
+    def _on_evaluation_returned(self, result: Any) -> None:
+        if result is None:
+            self.log_message("warning", "Nothing to evaluate: the validation images are not available.")
+            return
+        ev, thumbs = result
+        if self._eval_prefers_trainer and self.trainer is not None:
+            self.trainer.evaluation = ev
+        self.eval_panel.set_evaluation(ev, thumbs)
+        wrong = [m for m in ev.per_class if m.recall is not None and m.recall < 1.0]
+        self.log_message(
+            "info",
+            f"Evaluation: {ev.count} validation images, accuracy {100 * ev.accuracy:.1f}%"
+            + (f"; weakest class {min(wrong, key=lambda m: m.recall).name}" if wrong else ""),
+        )
+
+    def _on_open_bundle_triggered(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open an exported model (folder with model.json)")
+        if folder:
+            self.open_bundle(folder)
+
+    def open_bundle(self, folder: str) -> bool:
+        from ..core.errors import FtguiError
+        from ..core.predict import Predictor
+
+        try:
+            predictor = Predictor.load(folder)
+        except FtguiError as exc:
+            self.show_error("Cannot open this model", str(exc))
+            return False
+        self.bundle = predictor
+        self._eval_prefers_trainer = False
+        meta = predictor.meta
+        self.try_panel.set_predictor(
+            predictor, f"{meta['arch']} from {folder} ({len(predictor.classes)} classes)"
+        )
+        self.log_message(
+            "info", f"Opened exported model {folder}: {meta['arch']}, classes {', '.join(predictor.classes)}"
+        )
+        self._update_actions()
+        return True
+
+    def _use_trainer_for_try(self) -> None:
+        from ..core.predict import Predictor
+
+        t = self.trainer
+        if t is None or t.epoch < 1:
+            return
+        self._eval_prefers_trainer = True
+        predictor = Predictor(t.model, list(t.classes), t.preprocess, {})
+        self.try_panel.set_predictor(
+            predictor, f"{t.built.arch} just trained ({t.epoch} epochs, not yet exported)"
+        )
+
+    def find_learning_rate(self) -> None:
+        """Range test on the current settings; the result dialog offers the suggestion."""
+        if self.busy or self.data_panel.scan is None or not self.ready:
+            return
+        from ..core.engine import Trainer
+        from ..core.lr_finder import find_lr
+
+        trainer = Trainer(self.build_config())
+        scan = self.data_panel.scan
+
+        def work(progress: Any, cancelled: Any) -> Any:
+            trainer.prepare(scan=scan)
+            return find_lr(trainer, progress=progress, cancelled=cancelled)
+
+        self.train_panel.show_idle("Finding learning rate…")
+        self._run_task(work, self._on_lr_found, "Finding a learning rate…")
+
+    def _on_lr_found(self, result: Any) -> None:
+        self.log_message(
+            "info",
+            f"Learning-rate finder: {len(result.lrs)} steps; suggestion "
+            + (f"{result.suggestion:.2e}" if result.suggestion else "none"),
+        )
+        dialog = LRFinderDialog(result, self)
+        self.lr_dialog = dialog
+        dialog.accepted.connect(lambda: self.use_learning_rate(result.suggestion))
+        dialog.open()
+
+    def use_learning_rate(self, lr: float | None) -> None:
+        if lr:
+            self.train_panel.lr.setValue(float(f"{lr:.1e}"))
+            self.log_message("info", f"Learning rate set to {self.train_panel.lr.value():g}")
 
     def _on_save_checkpoint_triggered(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -517,9 +704,19 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.shutdown_training()
+        self._closing = True
+        self.shutdown_task()
         self.data_panel.shutdown()
         self._save_settings()
         event.accept()
+
+    def shutdown_task(self) -> None:
+        if self.task_worker is not None:
+            self.task_worker.stop()
+        if self.task_thread is not None:
+            self.task_thread.quit()
+            self.task_thread.wait()
+            self._on_task_thread_finished()
 
     def shutdown_training(self) -> None:
         """Cancel, let the worker finish its batch, and wait for the thread."""

@@ -30,6 +30,7 @@ def format_duration(seconds: float) -> str:
 class TrainPanel(QWidget):
     start_requested = Signal()
     stop_requested = Signal()
+    find_lr_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -44,6 +45,12 @@ class TrainPanel(QWidget):
         self.lr.setRange(1e-6, 1.0)
         self.lr.setSingleStep(1e-4)
         self.lr.setValue(1e-3)
+        self.find_lr_button = QPushButton("Find…")
+        self.find_lr_button.setToolTip(
+            "Learning-rate range test: a short run with a rising learning rate, "
+            "then a suggestion (the model is left unchanged)"
+        )
+        self.find_lr_button.setEnabled(False)
         self.optimizer = QComboBox()
         self.optimizer.addItems(["adam", "adamw", "sgd"])
         self.schedule = QComboBox()
@@ -82,7 +89,10 @@ class TrainPanel(QWidget):
         form = QFormLayout()
         form.addRow("Epochs", self.epochs)
         form.addRow("Batch size", self.batch_size)
-        form.addRow("Learning rate", self.lr)
+        lr_row = QHBoxLayout()
+        lr_row.addWidget(self.lr, 1)
+        lr_row.addWidget(self.find_lr_button)
+        form.addRow("Learning rate", lr_row)
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Schedule", self.schedule)
         form.addRow("Image size", self.image_size)
@@ -100,6 +110,7 @@ class TrainPanel(QWidget):
         layout.addWidget(self.eta)
         self.start_button.clicked.connect(self.start_requested)
         self.stop_button.clicked.connect(self.stop_requested)
+        self.find_lr_button.clicked.connect(self.find_lr_requested)
         self._inputs = [
             self.epochs,
             self.batch_size,
@@ -124,6 +135,7 @@ class TrainPanel(QWidget):
         for w in self._inputs:
             w.setEnabled(not running)
         self.start_button.setEnabled(not running)
+        self.find_lr_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
         if not running:
             self.eta.setText("")

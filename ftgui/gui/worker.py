@@ -93,24 +93,64 @@ class ScanWorker(QObject):
             self.progressed.emit(count, path)
 
 
+def thumbnail_png(path: str, size: int = 48) -> bytes | None:
+    """A small PNG of an image file (decoded at reduced size), or None if it cannot be read."""
+    from ..core.data import load_rgb
+
+    try:
+        img = load_rgb(path, target=size)
+        img.thumbnail((size, size))
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return buf.getvalue()
+    except Exception:
+        return None
+
+
 def _thumbnails(scan: Any, size: int = 48) -> dict[int, bytes]:
     import os
 
-    from ..core.data import load_rgb
-
     thumbs: dict[int, bytes] = {}
     for sample in scan.samples:
-        if sample.label in thumbs:
-            continue
-        try:
-            img = load_rgb(os.path.join(scan.root, sample.path), target=size)
-            img.thumbnail((size, size))
-            buf = io.BytesIO()
-            img.save(buf, "PNG")
-            thumbs[sample.label] = buf.getvalue()
-        except Exception:
-            continue
+        if sample.label not in thumbs:
+            png = thumbnail_png(os.path.join(scan.root, sample.path), size)
+            if png:
+                thumbs[sample.label] = png
     return thumbs
+
+
+class FunctionWorker(QObject):
+    """Runs ``fn(progress, cancelled)`` in a thread: evaluation, the learning-rate finder, ..."""
+
+    progressed = Signal(int, int)
+    returned = Signal(object)
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+        self._cancel = False
+
+    def stop(self) -> None:
+        self._cancel = True
+
+    @Slot()
+    def run(self) -> None:
+        from ..core.errors import FtguiError
+
+        try:
+            result = self.fn(
+                lambda done, total, *_: self.progressed.emit(int(done), int(total)), lambda: self._cancel
+            )
+            self.returned.emit(result)
+        except FtguiError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:
+            detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=4))
+            self.failed.emit(f"{exc}\n\n{detail}")
+        finally:
+            self.finished.emit()
 
 
 def start_in_thread(worker: QObject, parent: QObject) -> QThread:

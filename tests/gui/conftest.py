@@ -25,7 +25,8 @@ def window(qtbot, settings):
     # Like napari's conftest: no test may leave a training thread behind.
     if w.training:
         w.shutdown_training()
-    assert not w.training
+    w.shutdown_task()
+    assert not w.busy
 
 
 @pytest.fixture
@@ -40,7 +41,8 @@ def drop_folder(qtbot, widget, folder):
     from PySide6.QtWidgets import QApplication
 
     mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    paths = folder if isinstance(folder, (list, tuple)) else [folder]
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the QPoint constructor is the only one bound
         enter = QDragEnterEvent(

@@ -57,7 +57,7 @@ def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, dro
     _quick_settings(window)
     qtbot.mouseClick(window.train_panel.start_button, Qt.MouseButton.LeftButton)
     assert window.training and not window.train_panel.start_button.isEnabled()
-    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
     assert "Finished 1 epochs" in window.log.toPlainText()
     assert window.plot.point_count >= 4 + 1
     assert window.export_action.isEnabled()
@@ -90,7 +90,7 @@ def test_stop_mid_epoch_returns_to_idle(qtbot, window, image_folder, drop):
     window.start_training()
     qtbot.waitUntil(lambda: window.plot.point_count >= 3, timeout=60_000)
     qtbot.mouseClick(window.train_panel.stop_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.training, timeout=5_000)
+    qtbot.waitUntil(lambda: not window.busy, timeout=5_000)
     assert "Stopped after 0 complete epoch(s)" in window.log.toPlainText()
     assert window.train_panel.start_button.isEnabled() and not window.train_panel.stop_button.isEnabled()
     assert not window.export_action.isEnabled()  # no complete epoch yet
@@ -102,7 +102,7 @@ def test_export_enabled_after_stop_once_an_epoch_completed(qtbot, window, image_
     window.start_training()
     qtbot.waitUntil(lambda: "Epoch 1/50" in window.log.toPlainText(), timeout=60_000)
     window.stop_training()
-    qtbot.waitUntil(lambda: not window.training, timeout=5_000)
+    qtbot.waitUntil(lambda: not window.busy, timeout=5_000)
     assert window.export_action.isEnabled()
     assert window.export_to(str(tmp_path / "m"))
     assert (tmp_path / "m" / "model.safetensors").is_file()
@@ -158,7 +158,7 @@ def test_error_in_worker_shows_a_message_and_window_stays_usable(qtbot, window, 
     assert window.model_panel.use_weights_file(str(good))
     good.write_bytes(b"changed after choosing it")
     window.start_training()
-    qtbot.waitUntil(lambda: not window.training, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert window.last_error_box is not None and "good.pth" in window.last_error_box.text()
     assert window.train_panel.start_button.isEnabled() and window.model_panel.isEnabled()
 
@@ -211,7 +211,7 @@ def test_example_dataset_trains_out_of_the_box(qtbot, window, tmp_path, monkeypa
     window.train_panel.image_size.setValue(32)  # keep the test fast
     window.train_panel.epochs.setValue(2)
     window.start_training()
-    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
     assert "Finished 2 epochs" in window.log.toPlainText(), window.log.toPlainText()
 
 
@@ -239,7 +239,7 @@ def test_checkpoint_every_epoch_and_resume_from_the_window(
     _quick_settings(window, epochs=2)
     window.train_panel.checkpoint_every_epoch.setChecked(True)
     window.start_training()
-    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
     saved = list((tmp_path / "data").rglob("checkpoints/shapes-resnet18.pt"))
     assert len(saved) == 1
     assert "Saved checkpoint after epoch 2" in window.log.toPlainText()
@@ -247,7 +247,7 @@ def test_checkpoint_every_epoch_and_resume_from_the_window(
     assert window.plot.point_count == 2  # the history is back on the plot
     window.train_panel.epochs.setValue(3)
     window.start_training()
-    qtbot.waitUntil(lambda: not window.training, timeout=120_000)
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
     log = window.log.toPlainText()
     assert "Resuming after epoch 2 to 3 epochs" in log and "Epoch 3/3" in log and "Finished 3 epochs" in log
 
@@ -263,3 +263,87 @@ def test_skipped_files_are_listed_with_reasons(qtbot, window, image_folder, tmp_
     assert "circle/empty.png: empty file (0 bytes)" in items
     assert window.data_panel.skipped.isVisible()
     assert "Skipped circle/empty.png" in window.log.toPlainText()
+
+
+def test_evaluation_view_and_try_tab_after_training(qtbot, window, image_folder, tmp_path, drop):  # noqa: PLR0915
+    from ftgui.core.predict import Predictor
+
+    _load(qtbot, window, image_folder, drop)
+    _quick_settings(window, epochs=2)
+    window.data_panel.val_fraction.setValue(0.25)
+    window.model_panel.set_strategy("full")
+    window.start_training()
+    qtbot.waitUntil(lambda: window.eval_panel.evaluation is not None and not window.busy, timeout=120_000)
+    panel = window.eval_panel
+    ev = panel.evaluation
+    assert panel.confusion.rowCount() == 4 and panel.confusion.columnCount() == 4
+    assert panel.confusion.horizontalHeaderItem(0).text() == "circle"
+    cells = [[int(panel.confusion.item(i, j).text()) for j in range(4)] for i in range(4)]
+    assert cells == ev.confusion and sum(map(sum, cells)) == 20
+    assert panel.metrics.rowCount() == 4 and panel.metrics.item(0, 1).text() == "5"
+    assert f"Validation accuracy {100 * ev.accuracy:.1f}%" in panel.summary.text()
+    assert panel.gallery.count() == 20 and not panel.gallery.item(0).icon().isNull()
+    # Click the diagonal cell of "square": its images are listed.
+    window.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.confusion.isVisible() and panel.confusion.viewport().height() > 20)
+    rect = panel.confusion.visualItemRect(panel.confusion.item(1, 1))
+    qtbot.mouseClick(panel.confusion.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert panel.cell_images.count() == ev.confusion[1][1]
+    assert all(
+        panel.cell_images.item(i).text().startswith("square/") for i in range(panel.cell_images.count())
+    )
+
+    out = tmp_path / "exported"
+    assert window.export_to(str(out), ("safetensors", "onnx", "torchscript"))
+    assert (out / "model.onnx").is_file() and (out / "model.torchscript.pt").is_file()
+    assert (out / "MODEL_CARD.md").is_file() and "largest difference" in window.log.toPlainText()
+    assert json.loads((out / "model.json").read_text())["evaluation"]["confusion"] == ev.confusion
+
+    # Try: drop two images onto the tab; the bars match the exported bundle's own predictions.
+    images = [image_folder / "circle" / "circle_0001.jpg", image_folder / "stripes" / "stripes_0002.jpg"]
+    window.tabs.setCurrentWidget(window.try_panel)
+    assert drop(qtbot, window.try_panel, images)
+    rows = window.try_panel.rows
+    assert len(rows) == 2 and all(len(r.bars) == 4 for r in rows), (
+        window.try_panel.predictor,
+        window.try_panel.drop_label.text(),
+    )
+    expected = Predictor.load(out).predict([str(p) for p in images], topk=5)
+    for row, pred in zip(rows, expected):
+        shown = [b.value() for b in row.bars]
+        assert shown == [int(round(p * 1000)) for _, p in pred.top]
+        assert row.bars[0].format() == f"{100 * pred.top[0][1]:.1f}%"
+
+
+def test_open_exported_model_for_try_and_evaluate(qtbot, window, tiny_config, tmp_path):
+    from ftgui.core.engine import Trainer, run_to_end
+    from ftgui.core.export import export_bundle
+
+    trainer = Trainer(tiny_config)
+    run_to_end(trainer)
+    export_bundle(trainer, tmp_path / "bundle")
+    assert window.open_bundle(str(tmp_path / "bundle"))
+    assert "resnet18 from" in window.try_panel.model_label.text()
+    preds = window.try_panel.try_images([tiny_config.data_dir + "/triangle"])
+    assert len(preds) == 20 and len(window.try_panel.rows) == 20
+    window.run_evaluation()
+    qtbot.waitUntil(lambda: window.eval_panel.evaluation is not None and not window.busy, timeout=60_000)
+    assert window.eval_panel.evaluation.count == 20
+    assert not window.open_bundle(str(tmp_path))  # not a bundle: a message, not a crash
+    assert "No model.json" in window.last_error_box.text()
+
+
+def test_learning_rate_finder_dialog(qtbot, window, image_folder, drop):
+    _load(qtbot, window, image_folder, drop)
+    _quick_settings(window)
+    window.model_panel.set_strategy("head")
+    qtbot.mouseClick(window.train_panel.find_lr_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.lr_dialog is not None and window.lr_dialog.isVisible(), timeout=120_000)
+    result = window.lr_dialog.result
+    assert len(result.lrs) >= 10 and result.lrs[0] < result.lrs[-1]
+    items = window.lr_dialog.plot.getPlotItem().listDataItems()
+    assert len(items[0].getData()[0]) == len(result.lrs)
+    if result.suggestion:
+        qtbot.mouseClick(window.lr_dialog.use_button, Qt.MouseButton.LeftButton)
+        assert window.train_panel.lr.value() == pytest.approx(float(f"{result.suggestion:.1e}"), rel=1e-3)
+    qtbot.waitUntil(lambda: not window.busy, timeout=10_000)

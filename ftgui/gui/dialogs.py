@@ -1,0 +1,134 @@
+"""Dialogs: export (with extra formats) and the learning-rate finder's result."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def onnx_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript"))
+
+
+class ExportDialog(QDialog):
+    """Where to export, and which formats besides safetensors + JSON."""
+
+    def __init__(self, folder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export model")
+        self.folder = QLineEdit(folder)
+        browse = QPushButton("Browse…")
+        self.onnx = QCheckBox("ONNX (model.onnx, dynamic batch size)")
+        self.torchscript = QCheckBox("TorchScript (model.torchscript.pt)")
+        has_ort = importlib.util.find_spec("onnxruntime") is not None
+        if not onnx_available():
+            self.onnx.setEnabled(False)
+            self.onnx.setToolTip("Install the onnx extra: pip install 'ftgui[onnx]'")
+        note = QLabel(
+            "Always written: model.safetensors, model.json and MODEL_CARD.md. Each extra format is loaded "
+            "back and compared with the model on validation images"
+            + ("" if has_ort else " (ONNX is checked only when onnxruntime is installed)")
+            + "."
+        )
+        note.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Folder"))
+        layout.addLayout(row)
+        layout.addWidget(self.onnx)
+        layout.addWidget(self.torchscript)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        browse.clicked.connect(self._on_browse_clicked)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.resize(520, self.sizeHint().height())
+
+    def _on_browse_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export model to folder", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def formats(self) -> tuple[str, ...]:
+        chosen = ["safetensors"]
+        if self.onnx.isChecked():
+            chosen.append("onnx")
+        if self.torchscript.isChecked():
+            chosen.append("torchscript")
+        return tuple(chosen)
+
+
+class LRFinderDialog(QDialog):
+    """Loss against learning rate (log axis) with the suggestion, accepted with one click."""
+
+    def __init__(self, result: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from .plot import pg
+
+        self.result = result
+        self.setWindowTitle("Learning-rate finder")
+        plot = pg.PlotWidget(background="w")
+        plot.setLogMode(x=True, y=False)
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setLabel("bottom", "learning rate")
+        plot.setLabel("left", "loss (smoothed)")
+        plot.plot(result.lrs, result.losses, pen=pg.mkPen((31, 119, 180), width=2))
+        if result.losses:
+            top = min(max(result.losses), 3 * min(result.losses) + 1e-6)
+            plot.setYRange(min(result.losses) * 0.95, top)
+        if result.suggestion:
+            line = pg.InfiniteLine(
+                pos=math.log10(result.suggestion),
+                angle=90,
+                pen=pg.mkPen((214, 39, 40), width=2, style=Qt.PenStyle.DashLine),
+            )
+            plot.addItem(line)
+            text = f"Suggested learning rate: <b>{result.suggestion:.2e}</b> (where the loss falls fastest)"
+        else:
+            text = "No clear suggestion: the loss did not fall over the range tried."
+        label = QLabel(text)
+        buttons = QDialogButtonBox()
+        self.use_button = buttons.addButton(
+            f"Use {result.suggestion:.1e}" if result.suggestion else "Use",
+            QDialogButtonBox.ButtonRole.AcceptRole,
+        )
+        self.use_button.setEnabled(bool(result.suggestion))
+        buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(plot, 1)
+        layout.addWidget(label)
+        layout.addWidget(buttons)
+        self.plot = plot
+        self.resize(640, 440)
+
+
+def default_export_folder(settings_value: str | None, dataset_root: str | None) -> str:
+    if settings_value:
+        return settings_value
+    base = Path(dataset_root).parent if dataset_root else Path.home()
+    name = Path(dataset_root).name if dataset_root else "model"
+    return str(base / f"{name}-model")

@@ -1,0 +1,210 @@
+"""Evaluation view: confusion matrix, per-class metrics, and the worst mistakes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QBrush, QColor, QDesktopServices, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+PATH_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def open_file(path: str) -> bool:
+    """Open with the desktop's default application (the file itself is never changed)."""
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+
+
+class EvaluationPanel(QWidget):
+    evaluate_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.evaluation: Any = None
+        self.summary = QLabel("Train a model (or open an exported one) to see where it is right and wrong.")
+        self.summary.setWordWrap(True)
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setToolTip("Run the model over the validation images")
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+
+        self.confusion = QTableWidget(0, 0)
+        self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.confusion.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.confusion.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.confusion.setToolTip(
+            "Rows: true class. Columns: predicted class. Click a cell to list its images."
+        )
+        self.cell_label = QLabel("Click a cell to list its images.")
+        self.cell_images = QListWidget()
+        self.metrics = QTableWidget(0, 6)
+        self.metrics.setHorizontalHeaderLabels(["Class", "Images", "Precision", "Recall", "F1", "Accuracy"])
+        self.metrics.verticalHeader().setVisible(False)
+        self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.metrics.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+
+        self.gallery = QListWidget()
+        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
+        self.gallery.setIconSize(QSize(96, 96))
+        self.gallery.setGridSize(QSize(150, 150))
+        self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.gallery.setMovement(QListWidget.Movement.Static)
+        self.gallery.setWordWrap(True)
+        self.gallery.setToolTip("Double-click to open the image")
+        self.show_in_folder = QPushButton("Show in folder")
+        self.show_in_folder.setEnabled(False)
+
+        top = QHBoxLayout()
+        top.addWidget(self.summary, 1)
+        top.addWidget(self.progress)
+        top.addWidget(self.evaluate_button)
+        matrix_box = QWidget()
+        matrix_layout = QVBoxLayout(matrix_box)
+        matrix_layout.setContentsMargins(0, 0, 0, 0)
+        matrix_layout.addWidget(QLabel("<b>Confusion matrix</b> (rows: true class, columns: predicted)"))
+        matrix_layout.addWidget(self.confusion, 3)
+        matrix_layout.addWidget(self.cell_label)
+        matrix_layout.addWidget(self.cell_images, 1)
+        metrics_box = QWidget()
+        metrics_layout = QVBoxLayout(metrics_box)
+        metrics_layout.setContentsMargins(0, 0, 0, 0)
+        metrics_layout.addWidget(QLabel("<b>Per class</b>"))
+        metrics_layout.addWidget(self.metrics)
+        upper = QSplitter(Qt.Orientation.Horizontal)
+        upper.addWidget(matrix_box)
+        upper.addWidget(metrics_box)
+        gallery_box = QWidget()
+        gallery_layout = QVBoxLayout(gallery_box)
+        gallery_layout.setContentsMargins(0, 0, 0, 0)
+        header = QHBoxLayout()
+        header.addWidget(QLabel("<b>Worst mistakes</b> (highest loss first)"), 1)
+        header.addWidget(self.show_in_folder)
+        gallery_layout.addLayout(header)
+        gallery_layout.addWidget(self.gallery)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(upper)
+        body.addWidget(gallery_box)
+        body.setStretchFactor(0, 3)
+        body.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(body, 1)
+
+        self.evaluate_button.clicked.connect(self.evaluate_requested)
+        self.confusion.cellClicked.connect(self._on_confusion_cell_clicked)
+        self.cell_images.itemDoubleClicked.connect(self._on_item_double_clicked)
+        self.gallery.itemDoubleClicked.connect(self._on_item_double_clicked)
+        self.gallery.currentItemChanged.connect(
+            lambda item, _: self.show_in_folder.setEnabled(item is not None)
+        )
+        self.show_in_folder.clicked.connect(self._on_show_in_folder_clicked)
+
+    def set_busy(self, busy: bool, text: str = "Evaluating…") -> None:
+        self.progress.setVisible(busy)
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(text)
+        self.evaluate_button.setEnabled(not busy)
+
+    def show_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def set_evaluation(self, ev: Any, thumbs: dict[str, bytes] | None = None) -> None:
+        self.evaluation = ev
+        thumbs = thumbs or {}
+        k = len(ev.classes)
+        self.summary.setText(
+            f"<b>Validation accuracy {100 * ev.accuracy:.1f}%</b> · loss {ev.loss:.4f} · {ev.count} images · "
+            f"{sum(ev.confusion[i][j] for i in range(k) for j in range(k) if i != j)} mistakes"
+        )
+        self.confusion.clear()
+        self.confusion.setRowCount(k)
+        self.confusion.setColumnCount(k)
+        self.confusion.setHorizontalHeaderLabels(ev.classes)
+        self.confusion.setVerticalHeaderLabels(ev.classes)
+        for i, row in enumerate(ev.confusion):
+            total = max(sum(row), 1)
+            for j, count in enumerate(row):
+                share = count / total
+                item = QTableWidgetItem(str(count))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                if i == j:
+                    color = QColor.fromRgbF(0.17, 0.63, 0.17, 0.15 + 0.75 * share)
+                else:
+                    color = QColor.fromRgbF(0.84, 0.15, 0.16, (0.1 + 0.8 * share) if count else 0.0)
+                item.setBackground(QBrush(color))
+                if share > 0.6:
+                    item.setForeground(QBrush(QColor("white")))
+                item.setToolTip(
+                    f"true {ev.classes[i]}, predicted {ev.classes[j]}: {count} ({100 * share:.0f}%)"
+                )
+                self.confusion.setItem(i, j, item)
+        self.metrics.setRowCount(k)
+        for r, m in enumerate(ev.per_class):
+            values = [m.name, str(m.support), _pct(m.precision), _pct(m.recall), _pct(m.f1), _pct(m.accuracy)]
+            for c, text in enumerate(values):
+                cell = QTableWidgetItem(text)
+                if c:
+                    cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.metrics.setItem(r, c, cell)
+        self.gallery.clear()
+        for m in ev.worst:
+            full = os.path.join(ev.root, m.path)
+            caption = (
+                f"{ev.classes[m.true_label]} → {ev.classes[m.predicted]}\n{100 * m.confidence:.0f}% sure"
+            )
+            if m.true_label == m.predicted:
+                caption = f"{ev.classes[m.true_label]} ✓\n{100 * m.confidence:.0f}% sure"
+            item = QListWidgetItem(caption)
+            png = thumbs.get(m.path)
+            if png:
+                item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
+            item.setData(PATH_ROLE, full)
+            item.setToolTip(f"{m.path}\nloss {m.loss:.3f}")
+            self.gallery.addItem(item)
+        self.cell_images.clear()
+        self.cell_label.setText("Click a cell to list its images.")
+
+    def _on_confusion_cell_clicked(self, row: int, column: int) -> None:
+        ev = self.evaluation
+        if ev is None:
+            return
+        paths = ev.paths_in_cell(row, column)
+        self.cell_label.setText(
+            f"{len(paths)} image(s) of {ev.classes[row]} predicted as {ev.classes[column]}:"
+        )
+        self.cell_images.clear()
+        for p in paths:
+            item = QListWidgetItem(p)
+            item.setData(PATH_ROLE, os.path.join(ev.root, p))
+            self.cell_images.addItem(item)
+
+    def _on_item_double_clicked(self, item: QListWidgetItem) -> None:
+        open_file(str(item.data(PATH_ROLE)))
+
+    def _on_show_in_folder_clicked(self) -> None:
+        item = self.gallery.currentItem()
+        if item is not None:
+            open_file(str(Path(str(item.data(PATH_ROLE))).parent))

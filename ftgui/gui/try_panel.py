@@ -1,0 +1,162 @@
+"""Try tab: drop images on the model and see its top-5 classes with probability bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .worker import thumbnail_png
+
+MAX_IMAGES = 50
+
+
+def image_paths(paths: list[str]) -> list[str]:
+    """Image files among dropped paths; folders contribute the images inside them."""
+    from ..core.data import is_image_name
+
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out.extend(
+                str(f)
+                for f in sorted(path.rglob("*"))
+                if f.is_file()
+                and is_image_name(f.name)
+                and not any(part.startswith(".") for part in f.relative_to(path).parts)
+            )
+        elif path.is_file():
+            out.append(str(path))
+    return out[:MAX_IMAGES]
+
+
+class ResultRow(QFrame):
+    """One image: thumbnail, file name, and a bar per top class."""
+
+    def __init__(self, prediction: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        thumb = QLabel()
+        thumb.setFixedSize(96, 96)
+        thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        png = thumbnail_png(prediction.path, 96)
+        if png:
+            thumb.setPixmap(QPixmap.fromImage(QImage.fromData(png)))
+        grid = QGridLayout()
+        name = QLabel(f"<b>{Path(prediction.path).name}</b>")
+        name.setToolTip(prediction.path)
+        grid.addWidget(name, 0, 0, 1, 2)
+        self.bars: list[QProgressBar] = []
+        if prediction.error:
+            grid.addWidget(QLabel(f"⚠ {prediction.error}"), 1, 0, 1, 2)
+        for row, (cls, prob) in enumerate(prediction.top, start=1):
+            label = QLabel(cls)
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(int(round(prob * 1000)))
+            bar.setFormat(f"{100 * prob:.1f}%")
+            bar.setMaximumHeight(16)
+            grid.addWidget(label, row, 0)
+            grid.addWidget(bar, row, 1)
+            self.bars.append(bar)
+        grid.setColumnStretch(1, 1)
+        layout = QHBoxLayout(self)
+        layout.addWidget(thumb)
+        layout.addLayout(grid, 1)
+
+
+class TryPanel(QWidget):
+    """Predicts with the model just trained, or with an exported bundle opened from disk."""
+
+    open_bundle_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.predictor: Any = None
+        self.rows: list[ResultRow] = []
+        self.model_label = QLabel("No model yet: train one, or open an exported model.")
+        self.model_label.setWordWrap(True)
+        self.open_button = QPushButton("Open exported model…")
+        self.choose_button = QPushButton("Choose images…")
+        self.drop_label = QLabel("Drop images (or a folder of images) here to see what the model says")
+        self.drop_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.drop_label.setMinimumHeight(60)
+        self.drop_label.setStyleSheet("border: 2px dashed #9a9a9a; border-radius: 8px; color: #555;")
+        self.results = QWidget()
+        self.results_layout = QVBoxLayout(self.results)
+        self.results_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.results)
+        top = QHBoxLayout()
+        top.addWidget(self.model_label, 1)
+        top.addWidget(self.choose_button)
+        top.addWidget(self.open_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.drop_label)
+        layout.addWidget(scroll, 1)
+        self.open_button.clicked.connect(self.open_bundle_requested)
+        self.choose_button.clicked.connect(self._on_choose_clicked)
+        self.choose_button.setEnabled(False)
+
+    def set_predictor(self, predictor: Any, description: str) -> None:
+        self.predictor = predictor
+        self.model_label.setText(f"Model: {description}")
+        self.choose_button.setEnabled(predictor is not None)
+
+    def _on_choose_clicked(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self,
+            "Choose images",
+            "",
+            "Images (*.jpg *.jpeg *.png *.bmp *.gif *.webp *.tif *.tiff);;All files (*)",
+        )
+        if files:
+            self.try_images(files)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.try_images(paths)
+
+    def try_images(self, paths: list[str]) -> list[Any]:
+        """Predict and show the top-5 for each image."""
+        for row in self.rows:
+            row.deleteLater()
+        self.rows = []
+        if self.predictor is None:
+            self.drop_label.setText("No model yet: train one, or open an exported model first.")
+            return []
+        files = image_paths(paths)
+        if not files:
+            self.drop_label.setText("No images among the dropped files.")
+            return []
+        predictions = self.predictor.predict(files, topk=5)
+        for p in predictions:
+            row = ResultRow(p)
+            self.results_layout.insertWidget(self.results_layout.count() - 1, row)
+            self.rows.append(row)
+        self.drop_label.setText(f"{len(predictions)} image(s). Drop more to try again.")
+        return predictions
