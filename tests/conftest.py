@@ -46,3 +46,28 @@ def tiny_config(image_folder: Path) -> TrainConfig:
         seed=0,
         device="cpu",
     )
+
+
+def train_command(data: Path, out: Path, *options: str) -> list[str]:
+    """The installed ftgui-train on a tiny folder: no pretrained weights, full fine-tuning, 32 px."""
+    import sys
+
+    exe = str(Path(sys.executable).parent / "ftgui-train")
+    return [
+        exe,
+        str(data),
+        "--out",
+        str(out),
+        "--weights",
+        "none",
+        "--strategy",
+        "full",
+        "--image-size",
+        "32",
+        *options,
+    ]
+
+
+@pytest.fixture
+def ftgui_train():
+    return train_command

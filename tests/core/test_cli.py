@@ -12,28 +12,11 @@ from ftgui.cli import predict_main, train_main
 BIN = Path(sys.executable).parent
 
 
-def test_train_then_predict_with_the_installed_commands(image_folder, tmp_path):
+def test_train_then_predict_with_the_installed_commands(image_folder, tmp_path, ftgui_train):
     out = tmp_path / "model"
     env = {**os.environ}
     run = subprocess.run(
-        [
-            str(BIN / "ftgui-train"),
-            str(image_folder),
-            "--out",
-            str(out),
-            "--weights",
-            "none",
-            "--strategy",
-            "full",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "16",
-            "--image-size",
-            "32",
-            "--val-fraction",
-            "0.25",
-        ],
+        ftgui_train(image_folder, out, "--epochs", "2", "--batch-size", "16", "--val-fraction", "0.25"),
         capture_output=True,
         text=True,
         env=env,

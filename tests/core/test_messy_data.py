@@ -161,25 +161,10 @@ def test_folder_disappearing_during_training_stops_with_a_message(tiny_config, i
     assert Predictor.load(tmp_path / "export").classes == trainer.classes
 
 
-def test_ctrl_c_stops_the_cli_and_writes_completed_epochs(image_folder, tmp_path):
+def test_ctrl_c_stops_the_cli_and_writes_completed_epochs(image_folder, tmp_path, ftgui_train):
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [
-            str(BIN / "ftgui-train"),
-            str(image_folder),
-            "--out",
-            str(out),
-            "--weights",
-            "none",
-            "--strategy",
-            "full",
-            "--epochs",
-            "200",
-            "--batch-size",
-            "4",
-            "--image-size",
-            "32",
-        ],
+        ftgui_train(image_folder, out, "--epochs", "200", "--batch-size", "4"),
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -347,3 +347,14 @@ def test_learning_rate_finder_dialog(qtbot, window, image_folder, drop):
         qtbot.mouseClick(window.lr_dialog.use_button, Qt.MouseButton.LeftButton)
         assert window.train_panel.lr.value() == pytest.approx(float(f"{result.suggestion:.1e}"), rel=1e-3)
     qtbot.waitUntil(lambda: not window.busy, timeout=10_000)
+
+
+def test_ftgui_folder_opens_with_that_dataset(qtbot, settings, image_folder):
+    w = MainWindow(settings=settings, initial_folder=str(image_folder))
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.data_panel.scanned, timeout=30_000):
+        w.start_background_init()
+    qtbot.waitUntil(lambda: w.ready, timeout=60_000)
+    assert w.windowTitle() == "ftgui — shapes"
+    assert w.model_panel.summary.text().startswith("Trainable: 2,052 of 11,178,564")  # 4 classes
