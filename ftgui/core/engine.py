@@ -33,6 +33,7 @@ from .cache import (
     file_fingerprints,
     plan_cache,
 )
+from .checkpoint import load_checkpoint  # noqa: F401  (part of the engine's API)
 from .data import (
     Batch,
     ImageListDataset,
@@ -44,7 +45,7 @@ from .data import (
     split_samples,
     threaded_batches,
 )
-from .errors import CheckpointError, DataError, FtguiError, TrainingError
+from .errors import DataError, FtguiError, TrainingError
 from .layers import (
     FreezeSpec,
     apply_freeze,
@@ -54,10 +55,8 @@ from .layers import (
     train_mode,
     trainable_names,
 )
-from .models import BuiltModel, Preprocess, aux_modules, build_model, rebuild_for_inference
+from .models import BuiltModel, Preprocess, aux_modules, build_model
 from .optim import group_parameters, lr_factor, make_optimizer, set_lr
-
-CHECKPOINT_FORMAT = "ftgui-checkpoint"
 
 
 @dataclass
@@ -678,37 +677,13 @@ class Trainer:
         if self.best_state is not None and self.built is not None:
             self.model.load_state_dict(self.best_state)
 
-    # ------------------------------------------------------------ checkpoints
+    # ------------------------------------------------------------ checkpoints (see checkpoint.py)
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything needed to resume, as tensors and plain values (loads with weights_only=True)."""
-        assert self.built is not None and self.optimizer is not None and self.split is not None and self.scan
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": 1,
-            "config": self.config.to_dict(),
-            "classes": list(self.scan.classes),
-            "root": self.scan.root,
-            "split": self.split.to_dict(),
-            "skipped": [[p, r] for p, r in self.skipped.items()],
-            "epoch": self.epoch,
-            "step": self.step,
-            "unfrozen_blocks": self.unfrozen_blocks,
-            "arch": self.built.arch,
-            "head": list(self.built.head),
-            "model_kwargs": dict(self.built.model_kwargs),
-            "preprocess": self.built.preprocess.to_dict(),
-            "weights_source": self.built.weights_source,
-            "trainable": trainable_names(self.model),
-            "group_names": [list(g["names"]) for g in self.optimizer.param_groups],
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "history": self.history,
-            "best_epoch": self.best_epoch,
-            "best_val_loss": self.best_val_loss,
-            "best_state": {k: v.cpu() for k, v in self.best_state.items()} if self.best_state else None,
-            "rng_state": self._rng_state,
-        }
+        from .checkpoint import checkpoint_state
+
+        return checkpoint_state(self)
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
         from .export import atomic_torch_save
@@ -724,84 +699,9 @@ class Trainer:
         device: str | None = None,
     ) -> Trainer:
         """Resume a run: same freeze state, optimizer state, schedule position and split."""
-        state = load_checkpoint(path)
-        cfg = TrainConfig.from_dict(state["config"])
-        if data_dir:
-            cfg.data_dir = str(data_dir)
-        if epochs is not None:
-            cfg.epochs = int(epochs)
-        if device:
-            cfg.device = device
-        self = cls(cfg)
-        root = cfg.data_dir or state["root"]
-        if not os.path.isdir(root):
-            raise CheckpointError(f"The dataset folder of this checkpoint is missing: {root}")
-        classes = list(state["classes"])
-        self.split = Split.from_dict(state["split"])
-        self.scan = ScanResult(str(root), classes, self.split.train + self.split.val)
-        self.device = select_device(cfg.device)
-        model = rebuild_for_inference(state["arch"], len(classes), state["model_kwargs"])
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"The checkpoint's weights do not fit {state['arch']}: {exc}") from None
-        pre = Preprocess.from_dict(state["preprocess"])
-        self.built = BuiltModel(
-            model,
-            state["arch"],
-            len(classes),
-            list(state["head"]),
-            pre,
-            state["weights_source"],
-            dict(state["model_kwargs"]),
-        )
-        from .layers import set_trainable_exactly
+        from .checkpoint import restore
 
-        set_trainable_exactly(model, state["trainable"])
-        self.unfrozen_blocks = int(state["unfrozen_blocks"])
-        model.to(self.device)
-        self._apply_memory_format()
-        params = dict(model.named_parameters())
-        groups = []
-        for names, saved in zip(state["group_names"], state["optimizer"]["param_groups"]):
-            groups.append(
-                {**{k: v for k, v in saved.items() if k != "params"}, "params": [params[n] for n in names]}
-            )
-        self.optimizer = make_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = int(state["epoch"])
-        self.step = int(state["step"])
-        self.history = list(state["history"])
-        self.best_epoch = state["best_epoch"]
-        self.best_val_loss = state["best_val_loss"]
-        self.best_state = state["best_state"]
-        if self.best_state is not None:
-            self.best_state = {k: v.to(self.device) for k, v in self.best_state.items()}
-        self._rng_state = state["rng_state"]
-        self.skipped = {p: r for p, r in state["skipped"]}
-        return self
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"Checkpoint not found: {p}")
-    try:
-        state = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        from .models import unsafe_pickle_reason
-
-        code = unsafe_pickle_reason(exc)
-        detail = (
-            f"it holds Python objects other than tensors ({code})" if code else "it is not a checkpoint file"
-        )
-        raise CheckpointError(
-            f"Refused to load checkpoint {p.name}: {detail}. "
-            "ftgui only loads checkpoints made of tensors and plain values, and never runs code from a file."
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{p.name} is not an ftgui training checkpoint.")
-    return state
+        return restore(cls, path, data_dir, epochs, device)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

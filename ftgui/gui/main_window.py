@@ -25,13 +25,14 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from .data_panel import DataPanel, folder_from_mime
-from .dialogs import ExportDialog, LRFinderDialog, default_export_folder
+from .dialogs import LRFinderDialog
 from .eval_panel import EvaluationPanel
 from .model_panel import DEFAULT_ARCH, ModelPanel
+from .model_tools import ModelToolsMixin
 from .plot import TrainingPlot
 from .train_panel import TrainPanel
 from .try_panel import TryPanel
-from .worker import FunctionWorker, TrainingWorker, start_in_thread, thumbnail_png
+from .worker import FunctionWorker, TrainingWorker, start_in_thread
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
@@ -44,7 +45,7 @@ def app_icon() -> QIcon:
     return QIcon()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ModelToolsMixin, QMainWindow):
     torch_ready = Signal()
 
     def __init__(self, settings: QSettings | None = None, initial_folder: str | None = None) -> None:
@@ -435,178 +436,7 @@ class MainWindow(QMainWindow):
         has_model = (self.trainer is not None and self.trainer.epoch >= 1) or self.bundle is not None
         self.eval_panel.evaluate_button.setEnabled(idle and has_model)
 
-    # ------------------------------------------------------------ export and checkpoints
-
-    def _on_export_triggered(self) -> None:
-        last = self.settings.value("export/last_folder")
-        root = self.trainer.scan.root if self.trainer and self.trainer.scan else None
-        dialog = ExportDialog(default_export_folder(str(last) if last else None, root), self)
-        if dialog.exec() == ExportDialog.DialogCode.Accepted and dialog.folder.text().strip():
-            self.export_to(dialog.folder.text().strip(), dialog.formats())
-
-    def export_to(self, folder: str, formats: tuple[str, ...] = ("safetensors",)) -> bool:
-        """Write the bundle, MODEL_CARD.md and the chosen formats, each checked after writing."""
-        from PySide6.QtGui import QGuiApplication
-
-        from ..core.errors import FtguiError
-        from ..core.export import export_all
-
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            checks = export_all(self.trainer, folder, formats)
-        except (FtguiError, OSError, RuntimeError) as exc:
-            self.show_error("Export failed", str(exc))
-            return False
-        finally:
-            QGuiApplication.restoreOverrideCursor()
-        self.settings.setValue("export/last_folder", folder)
-        self.log_message("info", f"Exported model.safetensors, model.json and MODEL_CARD.md to {folder}")
-        for c in checks:
-            self.log_message(
-                "info",
-                f"Wrote {Path(c.path).name}: checked with {c.runtime} at batch sizes 1 and 3, "
-                f"largest difference {c.max_difference:.1e}",
-            )
-        self.statusBar().showMessage(f"Exported to {folder}", 8000)
-        return True
-
-    # ------------------------------------------------------------ evaluation, try, learning rate
-
-    def _run_task(self, fn: Any, on_returned: Any, busy_text: str) -> None:
-        worker = FunctionWorker(fn)
-        worker.returned.connect(on_returned)
-        worker.failed.connect(lambda message: self.show_error(busy_text.rstrip("…") + " failed", message))
-        worker.progressed.connect(self.eval_panel.show_progress)
-        self.task_worker = worker
-        self.task_thread = start_in_thread(worker, self)
-        self.task_thread.finished.connect(self._on_task_thread_finished)
-        self.statusBar().showMessage(busy_text)
-        self._set_inputs_enabled(False)
-        self._update_actions()
-
-    def _on_task_thread_finished(self) -> None:
-        if self.task_thread is not None:
-            self.task_thread.wait()
-            self.task_thread.deleteLater()
-        self.task_thread = None
-        self.task_worker = None
-        self.eval_panel.set_busy(False)
-        self.train_panel.show_idle("Idle" if self.trainer is None else self.train_panel.progress.format())
-        self._set_inputs_enabled(True)
-        self.statusBar().showMessage("Idle", 3000)
-        self._update_actions()
-
-    def run_evaluation(self) -> None:
-        """Evaluate the model just trained (or the opened bundle) on the validation images."""
-        if self.busy:
-            return
-        from ..core.evaluate import evaluate_bundle, evaluate_trainer
-
-        trainer, bundle = self.trainer, self.bundle
-        use_trainer = (
-            trainer is not None and trainer.epoch >= 1 and (bundle is None or self._eval_prefers_trainer)
-        )
-        if not use_trainer and bundle is None:
-            return
-
-        def work(progress: Any, cancelled: Any) -> Any:
-            if use_trainer:
-                ev = evaluate_trainer(trainer, progress=progress, cancelled=cancelled)
-            else:
-                ev = evaluate_bundle(bundle, progress=progress, cancelled=cancelled)
-            if ev is None:
-                return None
-            thumbs = {m.path: thumbnail_png(str(Path(ev.root) / m.path), 96) for m in ev.worst}
-            return ev, {k: v for k, v in thumbs.items() if v}
-
-        self.eval_panel.set_busy(True)
-        self._run_task(work, self._on_evaluation_returned, "Evaluating…")
-
-    def _on_evaluation_returned(self, result: Any) -> None:
-        if result is None:
-            self.log_message("warning", "Nothing to evaluate: the validation images are not available.")
-            return
-        ev, thumbs = result
-        if self._eval_prefers_trainer and self.trainer is not None:
-            self.trainer.evaluation = ev
-        self.eval_panel.set_evaluation(ev, thumbs)
-        wrong = [m for m in ev.per_class if m.recall is not None and m.recall < 1.0]
-        self.log_message(
-            "info",
-            f"Evaluation: {ev.count} validation images, accuracy {100 * ev.accuracy:.1f}%"
-            + (f"; weakest class {min(wrong, key=lambda m: m.recall).name}" if wrong else ""),
-        )
-
-    def _on_open_bundle_triggered(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open an exported model (folder with model.json)")
-        if folder:
-            self.open_bundle(folder)
-
-    def open_bundle(self, folder: str) -> bool:
-        from ..core.errors import FtguiError
-        from ..core.predict import Predictor
-
-        try:
-            predictor = Predictor.load(folder)
-        except FtguiError as exc:
-            self.show_error("Cannot open this model", str(exc))
-            return False
-        self.bundle = predictor
-        self._eval_prefers_trainer = False
-        meta = predictor.meta
-        self.try_panel.set_predictor(
-            predictor, f"{meta['arch']} from {folder} ({len(predictor.classes)} classes)"
-        )
-        self.log_message(
-            "info", f"Opened exported model {folder}: {meta['arch']}, classes {', '.join(predictor.classes)}"
-        )
-        self._update_actions()
-        return True
-
-    def _use_trainer_for_try(self) -> None:
-        from ..core.predict import Predictor
-
-        t = self.trainer
-        if t is None or t.epoch < 1:
-            return
-        self._eval_prefers_trainer = True
-        predictor = Predictor(t.model, list(t.classes), t.preprocess, {})
-        self.try_panel.set_predictor(
-            predictor, f"{t.built.arch} just trained ({t.epoch} epochs, not yet exported)"
-        )
-
-    def find_learning_rate(self) -> None:
-        """Range test on the current settings; the result dialog offers the suggestion."""
-        if self.busy or self.data_panel.scan is None or not self.ready:
-            return
-        from ..core.engine import Trainer
-        from ..core.lr_finder import find_lr
-
-        trainer = Trainer(self.build_config())
-        scan = self.data_panel.scan
-
-        def work(progress: Any, cancelled: Any) -> Any:
-            trainer.prepare(scan=scan)
-            return find_lr(trainer, progress=progress, cancelled=cancelled)
-
-        self.train_panel.show_idle("Finding learning rate…")
-        self._run_task(work, self._on_lr_found, "Finding a learning rate…")
-
-    def _on_lr_found(self, result: Any) -> None:
-        self.log_message(
-            "info",
-            f"Learning-rate finder: {len(result.lrs)} steps; suggestion "
-            + (f"{result.suggestion:.2e}" if result.suggestion else "none"),
-        )
-        dialog = LRFinderDialog(result, self)
-        self.lr_dialog = dialog
-        dialog.accepted.connect(lambda: self.use_learning_rate(result.suggestion))
-        dialog.open()
-
-    def use_learning_rate(self, lr: float | None) -> None:
-        if lr:
-            self.train_panel.lr.setValue(float(f"{lr:.1e}"))
-            self.log_message("info", f"Learning rate set to {self.train_panel.lr.value():g}")
+    # ------------------------------------------------------------ checkpoints
 
     def _on_save_checkpoint_triggered(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -709,14 +539,6 @@ class MainWindow(QMainWindow):
         self.data_panel.shutdown()
         self._save_settings()
         event.accept()
-
-    def shutdown_task(self) -> None:
-        if self.task_worker is not None:
-            self.task_worker.stop()
-        if self.task_thread is not None:
-            self.task_thread.quit()
-            self.task_thread.wait()
-            self._on_task_thread_finished()
 
     def shutdown_training(self) -> None:
         """Cancel, let the worker finish its batch, and wait for the thread."""
