@@ -40,7 +40,6 @@ class TrainingPlot(QWidget):
         self.acc_plot.setYRange(0, 100)
         for plot in (self.loss_plot, self.acc_plot):
             plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.loss_plot.setXRange(0, 1)
         self.loss_plot.addLegend(offset=(-10, 10))
         self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 110), width=1), name="train (batch)")
         self.smooth_curve = self.loss_plot.plot(

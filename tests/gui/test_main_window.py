@@ -220,6 +220,7 @@ def test_plot_smoothing_follows_the_loss(qtbot):
 
     plot = TrainingPlot()
     qtbot.addWidget(plot)
+    plot.show()
     for b in range(1, 101):
         plot.add_batch(1, b, 100, 2.0 if b <= 50 else 1.0)
     assert plot.batch_smooth[0] == 2.0  # debiased: no ramp up from zero
@@ -229,6 +230,13 @@ def test_plot_smoothing_follows_the_loss(qtbot):
         lambda: len(plot.acc_curve.getData()[1] if plot.acc_curve.getData()[1] is not None else []) == 1
     )
     assert list(plot.acc_curve.getData()[1]) == [75.0] and not plot.hint.isVisible()
+    for b in range(1, 101):
+        plot.add_batch(3, b, 100, 0.5)
+    plot.add_epoch(3, 0.4, 0.9)
+    # The view follows the data: epoch 3's points are inside the visible x range.
+    qtbot.waitUntil(
+        lambda: plot.loss_plot.viewRange()[0][1] >= 3.0 and plot.acc_plot.viewRange()[0][1] >= 3.0
+    )
 
 
 def test_checkpoint_every_epoch_and_resume_from_the_window(
