@@ -25,6 +25,8 @@ def _ftgui_command() -> str:
 
 def install_desktop_entry(home: Path | None = None) -> list[Path]:
     """Install ftgui.desktop and the icon under ~/.local/share (and on ~/Desktop if it exists)."""
+    if not (RESOURCES / "ftgui.desktop").is_file():
+        raise FileNotFoundError(f"ftgui's resources (icon, desktop entry) were not found in {RESOURCES}.")
     home = home or Path.home()
     data = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
     icon_dir = data / "icons" / "hicolor"

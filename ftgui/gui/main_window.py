@@ -34,7 +34,16 @@ from .train_panel import TrainPanel
 from .try_panel import TryPanel
 from .worker import FunctionWorker, TrainingWorker, start_in_thread
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+def _resources() -> Path:
+    """resources/ of a source checkout, or the copy a wheel installs under <prefix>/share/ftgui."""
+    for folder in (Path(__file__).resolve().parents[2] / "resources", Path(sys.prefix) / "share" / "ftgui"):
+        if (folder / "ftgui.desktop").is_file():
+            return folder
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+RESOURCES = _resources()
 
 
 def app_icon() -> QIcon:

@@ -1,0 +1,1 @@
+"""PySide6 front end of ftgui: all Qt code lives here."""
