@@ -10,14 +10,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         from .gui.main_window import run_app
-    except ImportError:
-        from . import __version__
-
-        print(
-            f"ftgui {__version__}: the desktop window is not part of this build yet.\n"
-            "Train from the command line: ftgui-train DATA_DIR --out OUT_DIR (see ftgui-train --help)."
+    except ImportError as exc:
+        sys.stderr.write(
+            f"ftgui: the window cannot start: {exc}.\n"
+            "Install the desktop dependencies (pip install PySide6-Essentials pyqtgraph), or train from the "
+            "command line: ftgui-train DATA_DIR --out OUT_DIR.\n"
         )
-        return 0
+        return 1
     return run_app(args)
 
 
