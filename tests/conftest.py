@@ -48,26 +48,39 @@ def tiny_config(image_folder: Path) -> TrainConfig:
     )
 
 
+def train_args(data: Path, out: Path, *options: str) -> list[str]:
+    """ftgui-train arguments for a tiny folder: no pretrained weights, 32 px."""
+    return [str(data), "--out", str(out), "--weights", "none", "--image-size", "32", *options]
+
+
 def train_command(data: Path, out: Path, *options: str) -> list[str]:
-    """The installed ftgui-train on a tiny folder: no pretrained weights, full fine-tuning, 32 px."""
+    """The installed ftgui-train on a tiny folder, full fine-tuning."""
     import sys
 
     exe = str(Path(sys.executable).parent / "ftgui-train")
-    return [
-        exe,
-        str(data),
-        "--out",
-        str(out),
-        "--weights",
-        "none",
-        "--strategy",
-        "full",
-        "--image-size",
-        "32",
-        *options,
-    ]
+    return [exe, *train_args(data, out, "--strategy", "full", *options)]
 
 
 @pytest.fixture
 def ftgui_train():
     return train_command
+
+
+@pytest.fixture
+def ftgui_train_args():
+    return train_args
+
+
+class CodePayload:
+    """Pickles as a call to open(target, "w"): loading it unsafely would create ``target``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+@pytest.fixture
+def code_payload():
+    return CodePayload

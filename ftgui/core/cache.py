@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -367,11 +367,3 @@ def choose_storage(nbytes: int, budget: int, disk_budget: int | None = None) -> 
     free = shutil.disk_usage(folder).free
     limit = disk_budget if disk_budget is not None else 50 << 30
     return "disk" if nbytes <= min(free // 2, limit) else "none"
-
-
-def iterate_batches(indices: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    for start in range(0, len(indices), batch_size):
-        yield list(indices[start : start + batch_size])
-
-
-Progress = Callable[[int, int], None]

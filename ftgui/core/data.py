@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageOps
 
 from .errors import DataError
 from .models import Preprocess
@@ -27,8 +27,6 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 # Folders that file managers and tools leave behind; never classes, never images.
 IGNORED_DIRS = {"__MACOSX", "__pycache__"}
 SPLIT_DIRS = ("train", "val")
-
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 @dataclass(frozen=True)

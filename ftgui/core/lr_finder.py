@@ -66,7 +66,9 @@ def find_lr(
     losses: list[float] = []
     stopped_early = False
     try:
-        for _ in trainer._ensure_cache(_Never()):
+        from .engine import CancelToken
+
+        for _ in trainer._ensure_cache(CancelToken()):
             pass
         factor = (end_lr / start_lr) ** (1.0 / max(steps - 1, 1))
         avg, best = 0.0, math.inf
@@ -118,7 +120,3 @@ def find_lr(
     finite = [(a, b) for a, b in zip(lrs, losses) if math.isfinite(b)]
     lrs, losses = [a for a, _ in finite], [b for _, b in finite]
     return LRFinderResult(lrs, losses, suggest(lrs, losses), stopped_early)
-
-
-class _Never:
-    cancelled = False

@@ -308,15 +308,8 @@ class ModelPanel(QWidget):
                 names.append(node.name)
                 return
             if node.state == "partial":
-                own = (
-                    [
-                        n
-                        for n, p in self.skeleton.get_submodule(node.name).named_parameters(recurse=False)
-                        if p.requires_grad
-                    ]
-                    if node.name
-                    else [n for n, p in self.skeleton.named_parameters(recurse=False) if p.requires_grad]
-                )
+                module = self.skeleton.get_submodule(node.name)  # "" is the model itself
+                own = [n for n, p in module.named_parameters(recurse=False) if p.requires_grad]
                 names.extend(f"{node.name}.{n}" if node.name else n for n in own)
                 for child in node.children:
                     visit(child)

@@ -74,7 +74,6 @@ class ModelToolsMixin:
         self.task_thread = None
         self.task_worker = None
         self.eval_panel.set_busy(False)
-        self.train_panel.show_idle("Idle" if self.trainer is None else self.train_panel.progress.format())
         self._set_inputs_enabled(True)
         self.statusBar().showMessage("Idle", 3000)
         self._update_actions()
@@ -172,7 +171,6 @@ class ModelToolsMixin:
             trainer.prepare(scan=scan)
             return find_lr(trainer, progress=progress, cancelled=cancelled)
 
-        self.train_panel.show_idle("Finding learning rate…")
         self._run_task(work, self._on_lr_found, "Finding a learning rate…")
 
     def _on_lr_found(self, result: Any) -> None:

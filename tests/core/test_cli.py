@@ -87,19 +87,9 @@ def test_predict_errors(capsys, tmp_path):
     assert code == 2 and "No model.json" in err[0]
 
 
-def test_resume_from_the_cli(capsys, image_folder, tmp_path):
+def test_resume_from_the_cli(capsys, image_folder, tmp_path, ftgui_train_args):
     out = tmp_path / "m"
-    base = [
-        str(image_folder),
-        "--out",
-        str(out),
-        "--weights",
-        "none",
-        "--image-size",
-        "32",
-        "--batch-size",
-        "32",
-    ]
+    base = ftgui_train_args(image_folder, out, "--batch-size", "32")
     assert train_main([*base, "--epochs", "1"]) == 0
     assert train_main([*base, "--epochs", "2", "--resume", str(out / "checkpoint.pt")]) == 0
     err = capsys.readouterr().err

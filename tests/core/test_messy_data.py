@@ -103,25 +103,11 @@ def test_messy_folder_scan(messy):
     assert (r, g, b) == (0, 255, 0)
 
 
-def test_messy_folder_through_ftgui_train(messy, tmp_path, capsys):
+def test_messy_folder_through_ftgui_train(messy, tmp_path, capsys, ftgui_train_args):
     before = _snapshot(messy)
     out = tmp_path / "out"
     code = train_main(
-        [
-            str(messy),
-            "--out",
-            str(out),
-            "--weights",
-            "none",
-            "--image-size",
-            "32",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--strategy",
-            "full",
-        ]
+        ftgui_train_args(messy, out, "--epochs", "1", "--batch-size", "8", "--strategy", "full")
     )
     err = capsys.readouterr().err
     assert code == 0, err
@@ -184,18 +170,10 @@ def test_ctrl_c_stops_the_cli_and_writes_completed_epochs(image_folder, tmp_path
     assert (out / "checkpoint.pt").is_file()
 
 
-class _Payload:
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def __reduce__(self):
-        return (open, (self.target, "w"))
-
-
-def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path):
+def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path, code_payload):
     marker = tmp_path / "pwned"
     buf = io.BytesIO()
-    torch.save({"format": "ftgui-checkpoint", "model": _Payload(str(marker))}, buf)
+    torch.save({"format": "ftgui-checkpoint", "model": code_payload(str(marker))}, buf)
     (tmp_path / "checkpoint.pt").write_bytes(buf.getvalue())
     with pytest.raises(CheckpointError, match="Refused to load checkpoint checkpoint.pt"):
         load_checkpoint(tmp_path / "checkpoint.pt")

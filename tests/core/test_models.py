@@ -137,25 +137,17 @@ def test_local_weights_files(tmp_path, suffix):
     assert built.weights_source == str(path)
 
 
-class _Payload:
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def __reduce__(self):
-        return (open, (self.target, "w"))
-
-
-def test_pickle_with_code_is_refused_and_never_runs(tmp_path):
+def test_pickle_with_code_is_refused_and_never_runs(tmp_path, code_payload):
     marker = tmp_path / "pwned.txt"
     buf = io.BytesIO()
-    torch.save({"fc.weight": _Payload(str(marker))}, buf)
+    torch.save({"fc.weight": code_payload(str(marker))}, buf)
     bad = tmp_path / "evil.pth"
     bad.write_bytes(buf.getvalue())
     with pytest.raises(WeightsError, match="Refused to load evil.pth"):
         build_model("resnet18", 2, weights=str(bad))
     assert not marker.exists()
     raw = tmp_path / "raw.pt"
-    raw.write_bytes(pickle.dumps(_Payload(str(marker))))
+    raw.write_bytes(pickle.dumps(code_payload(str(marker))))
     with pytest.raises(WeightsError):
         build_model("resnet18", 2, weights=str(raw))
     assert not marker.exists()
