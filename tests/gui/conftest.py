@@ -8,6 +8,16 @@ from PySide6.QtCore import QSettings
 from ftgui.gui.main_window import MainWindow
 
 
+@pytest.fixture(scope="session", autouse=True)
+def healthy_qt_binding():
+    """Window tests on a binding that loses None references would abort the whole session."""
+    from ftgui.gui.qt_check import broken_binding_message
+
+    problem = broken_binding_message()
+    if problem:
+        pytest.exit(problem, returncode=3)
+
+
 @pytest.fixture
 def settings(tmp_path):
     return QSettings(str(tmp_path / "ftgui.ini"), QSettings.Format.IniFormat)

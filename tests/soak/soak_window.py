@@ -1,0 +1,252 @@
+"""Drive the real ftgui window for a long time and report memory and None references.
+
+Run it by hand (it is not part of the test suite, whose regression test runs a short version):
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python tests/soak/soak_window.py --minutes 30
+
+Each cycle: open a small 4-class folder, train head-only with batch size 1 (one GUI update per
+batch), press Stop part-way and Start again, let the evaluation run, export; then open a
+100-class folder, train one epoch and let its evaluation (a 100 x 100 confusion matrix) fill the
+Evaluate tab. Every ``--report-every`` seconds it prints the resident memory and
+``sys.getrefcount(None)``; the last line is a JSON summary. A Qt binding that loses references
+to None (PySide6 6.12.0 on Python < 3.12) aborts the process long before the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+
+def make_many_classes(root: Path, classes: int, per_class: int = 3, size: int = 32) -> Path:
+    """``classes`` folders of small flat-colour PNGs (a colour per class, a little noise)."""
+    from PIL import Image
+
+    rng = random.Random(0)
+    for c in range(classes):
+        folder = root / f"class{c:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        base = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        for i in range(per_class):
+            color = tuple(max(0, min(255, v + rng.randint(-10, 10))) for v in base)
+            Image.new("RGB", (size, size), color).save(folder / f"img{i}.png")  # type: ignore[arg-type]
+    return root
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def none_refs() -> int:
+    gc.collect()
+    return sys.getrefcount(None)
+
+
+class Soak:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        from PySide6.QtCore import QSettings, QTimer
+
+        from ftgui.core.example import make_example_dataset
+        from ftgui.gui.main_window import MainWindow
+
+        self.args = args
+        self.workdir = workdir
+        self.small = make_example_dataset(workdir / "shapes", per_class=40, size=32, seed=1)
+        self.large = make_many_classes(workdir / "many", args.eval_classes)
+        settings = QSettings(str(workdir / "ftgui.ini"), QSettings.Format.IniFormat)
+        self.window = MainWindow(settings=settings)
+        self.window.show()
+        self.window.start_background_init()
+        self.started = time.monotonic()
+        self.batches = 0
+        self.evaluations = 0
+        self.largest_confusion = 0
+        self.exports = 0
+        self.stops = 0
+        self.cycles = 0
+        self.step = "wait-ready"
+        self.refs_start: int | None = None
+        self.rss_start: float | None = None
+        self.samples: list[dict[str, float]] = []
+        self.failure: str | None = None
+        self.timer = QTimer()
+        self.timer.setInterval(50)
+        self.timer.timeout.connect(self._tick)
+        self.reporter = QTimer()
+        self.reporter.setInterval(int(args.report_every * 1000))
+        self.reporter.timeout.connect(self.report)
+
+    # ------------------------------------------------------------ helpers
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def done(self) -> bool:
+        return self.elapsed >= self.args.minutes * 60 and self.batches >= self.args.min_batches
+
+    def _count(self, event: object) -> None:
+        from ftgui.core import events as ev
+
+        if isinstance(event, ev.BatchEnded):
+            self.batches += 1
+        elif isinstance(event, ev.Failed):
+            self.failure = event.message
+
+    def _train(self, folder: Path, epochs: int, batch: int) -> None:
+        w = self.window
+        w.model_panel.set_weights("none")
+        w.model_panel.set_strategy("head")
+        w.train_panel.image_size.setValue(32)
+        w.train_panel.epochs.setValue(epochs)
+        w.train_panel.batch_size.setValue(batch)
+        w.start_training()
+        assert w.worker is not None, "Start did not start training"
+        w.worker.reported.connect(self._count)
+
+    def report(self) -> None:
+        sample = {
+            "minute": round(self.elapsed / 60, 2),
+            "rss_mb": round(rss_mb(), 1),
+            "none_refs": sys.getrefcount(None),
+            "batches": self.batches,
+            "evaluations": self.evaluations,
+            "exports": self.exports,
+        }
+        self.samples.append(sample)
+        print(
+            f"{sample['minute']:6.2f} min  RSS {sample['rss_mb']:7.1f} MB  None refs {sample['none_refs']:>9,}  "
+            f"batches {self.batches:>7,}  evaluations {self.evaluations:>4}  exports {self.exports:>4}  "
+            f"stops {self.stops:>3}",
+            flush=True,
+        )
+
+    # ------------------------------------------------------------ the scenario
+
+    def _tick(self) -> None:  # noqa: C901 - one small state machine
+        from PySide6.QtWidgets import QApplication
+
+        w = self.window
+        if self.failure:
+            print(f"training failed: {self.failure}", flush=True)
+            QApplication.instance().exit(3)
+            return
+        if self.step == "wait-ready":
+            if w.ready:
+                self.step = "open-small"
+        elif self.step == "open-small":
+            w.data_panel.load_folder(str(self.small))
+            self.step = "scan-small"
+        elif self.step == "scan-small":
+            if w.data_panel.scan is not None and w.data_panel.scan.root == str(self.small) and not w.busy:
+                if self.refs_start is None:
+                    self.refs_start, self.rss_start = none_refs(), rss_mb()
+                self._train(self.small, self.args.epochs, 1)
+                self.stop_at = self.batches + self.args.stop_after
+                self.step = "train-small"
+        elif self.step == "train-small":
+            if w.training and self.batches >= self.stop_at:
+                w.stop_training()
+                self.stops += 1
+                self.step = "restart-small"
+        elif self.step == "restart-small":
+            if not w.busy:
+                self._train(self.small, self.args.epochs, 1)
+                self.step = "finish-small"
+        elif self.step == "finish-small":
+            if not w.busy:
+                self._evaluated(w)
+                w.export_to(str(self.workdir / f"export-{self.cycles % 3}"))
+                self.exports += 1
+                w.data_panel.load_folder(str(self.large))
+                self.step = "scan-large"
+        elif self.step == "scan-large":
+            if w.data_panel.scan is not None and w.data_panel.scan.root == str(self.large) and not w.busy:
+                self._train(self.large, 1, 32)
+                self.step = "finish-large"
+        elif self.step == "finish-large":
+            if not w.busy:
+                self._evaluated(w)
+                self.cycles += 1
+                if self.done():
+                    self.finish()
+                else:
+                    self.step = "open-small"
+
+    def _evaluated(self, w: object) -> None:
+        table = self.window.eval_panel.confusion
+        cells = table.rowCount() * table.columnCount()
+        if cells:
+            self.evaluations += 1
+            self.largest_confusion = max(self.largest_confusion, cells)
+
+    def finish(self) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        self.timer.stop()
+        self.reporter.stop()
+        self.report()
+        refs_end, rss_end = none_refs(), rss_mb()
+        summary = {
+            "python": sys.version.split()[0],
+            "minutes": round(self.elapsed / 60, 2),
+            "cycles": self.cycles,
+            "batches": self.batches,
+            "evaluations": self.evaluations,
+            "largest_confusion_cells": self.largest_confusion,
+            "exports": self.exports,
+            "stops": self.stops,
+            "none_refs_start": self.refs_start,
+            "none_refs_end": refs_end,
+            "none_refs_drift": refs_end - (self.refs_start or refs_end),
+            "rss_start_mb": round(self.rss_start or 0, 1),
+            "rss_end_mb": round(rss_end, 1),
+        }
+        print("SUMMARY " + json.dumps(summary), flush=True)
+        self.window.close()
+        QApplication.instance().exit(0)
+
+    def run(self) -> int:
+        from PySide6.QtWidgets import QApplication
+
+        self.timer.start()
+        self.reporter.start()
+        self.report()
+        return int(QApplication.instance().exec())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=30.0, help="keep cycling at least this long")
+    p.add_argument("--min-batches", type=int, default=0, help="and until this many batches have run")
+    p.add_argument("--epochs", type=int, default=12, help="epochs per run on the small folder")
+    p.add_argument("--stop-after", type=int, default=300, help="press Stop after this many batches")
+    p.add_argument("--eval-classes", type=int, default=100, help="classes of the large folder")
+    p.add_argument("--report-every", type=float, default=60.0, help="seconds between report lines")
+    args = p.parse_args(argv)
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("ftgui-soak")
+    with tempfile.TemporaryDirectory(prefix="ftgui-soak-") as tmp:
+        os.environ["XDG_DATA_HOME"] = str(Path(tmp) / "data")
+        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
+        soak = Soak(args, Path(tmp))
+        return soak.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
