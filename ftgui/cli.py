@@ -9,11 +9,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import __version__
 from .core import events as ev
 from .core.errors import FtguiError
+
+
+def display(text: str) -> str:
+    """Text for the terminal: file names with bytes that are not UTF-8 shown as \\xNN."""
+    from .core.data import display_path
+
+    return display_path(text)
 
 
 def _positive_int(text: str) -> int:
@@ -151,7 +158,7 @@ class Progress:
     def line(self, text: str) -> None:
         if self.tty:
             self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
+        self.stream.write(display(text) + "\n")
         self.stream.flush()
 
     def batch(self, e: ev.BatchEnded) -> None:
@@ -205,6 +212,9 @@ def _print_event(e: ev.Event, out: Progress) -> None:
         )
 
 
+STOP_SIGNALS = {signal.SIGINT: ("Ctrl+C", 130), signal.SIGTERM: ("SIGTERM", 143)}
+
+
 def train_main(argv: Sequence[str] | None = None) -> int:
     args = train_parser().parse_args(argv)
     err = sys.stderr
@@ -212,109 +222,181 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     try:
         return _train(args, progress)
     except FtguiError as exc:
-        err.write(f"ftgui-train: error: {exc}\n")
+        err.write(f"ftgui-train: error: {display(str(exc))}\n")
         return 2
+    except KeyboardInterrupt:
+        err.write("ftgui-train: aborted without saving\n")
+        return 130
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from .core.engine import TrainConfig
+
+    return TrainConfig(
+        data_dir=args.data_dir,
+        arch=args.model,
+        weights=args.weights,
+        strategy=args.strategy,
+        unfreeze_every=args.unfreeze_every,
+        train_bn=args.train_bn,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_decay=args.lr_decay,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        image_size=args.image_size,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        device=args.device,
+        augment=args.augment,
+        early_stopping=args.early_stopping,
+        num_workers=args.num_workers,
+        cache=args.cache,
+        cache_memory_mb=args.cache_memory,
+    )
+
+
+def _check_out(args: argparse.Namespace, out_dir: Path, arch: str) -> None:
+    """--out must be usable before the scan starts: a full disk must cost no training time."""
+    from .core.data import output_inside_class_folder
+    from .core.files import bundle_bytes_needed, check_destination
+    from .core.models import arch_info
+
+    check_destination(out_dir, "--out")
+    inside = output_inside_class_folder(args.data_dir, out_dir)
+    if inside:
+        raise FtguiError(
+            f"--out {out_dir} is inside the class folder '{inside}' of the dataset: its files would be "
+            "taken for images of that class. Choose a folder outside the dataset."
+        )
+    try:
+        params = arch_info(arch).num_params or 0
+    except FtguiError:
+        params = 0
+    if params:
+        check_destination(out_dir, "--out", bundle_bytes_needed(params, params, args.checkpoint_every > 0))
 
 
 def _train(args: argparse.Namespace, progress: Progress) -> int:
     # Heavy imports after argument parsing, so --help is instant.
-    from .core.engine import CancelToken, TrainConfig, Trainer
-    from .core.export import export_bundle
+    from .core.engine import CancelToken, Trainer
+    from .core.export import export_all, missing_format_packages
+    from .core.files import OutputLock
 
     out_dir = Path(args.out).expanduser()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FtguiError(f"--out {out_dir} is a file; give a folder.")
-    if args.resume:
-        trainer = Trainer.from_checkpoint(
-            args.resume, data_dir=args.data_dir, epochs=args.epochs, device=args.device
-        )
-        progress.line(f"resuming from {args.resume} after epoch {trainer.epoch}")
-    else:
-        cfg = TrainConfig(
-            data_dir=args.data_dir,
-            arch=args.model,
-            weights=args.weights,
-            strategy=args.strategy,
-            unfreeze_every=args.unfreeze_every,
-            train_bn=args.train_bn,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            lr_decay=args.lr_decay,
-            optimizer=args.optimizer,
-            weight_decay=args.weight_decay,
-            schedule=args.schedule,
-            image_size=args.image_size,
-            val_fraction=args.val_fraction,
-            seed=args.seed,
-            device=args.device,
-            augment=args.augment,
-            early_stopping=args.early_stopping,
-            num_workers=args.num_workers,
-            cache=args.cache,
-            cache_memory_mb=args.cache_memory,
-        )
-        trainer = Trainer(cfg)
-        trainer.prepare()
     formats = tuple(f.strip().lower() for f in args.export.split(",") if f.strip())
     bad = [f for f in formats if f not in ("onnx", "torchscript", "safetensors")]
     if bad:
         raise FtguiError(f"Unknown export format {', '.join(bad)}: use onnx, torchscript.")
-    if args.find_lr:
-        return _find_lr(trainer, progress)
-    cancel = CancelToken()
+    missing = missing_format_packages(formats)
+    if missing:
+        raise FtguiError(f"--export {args.export}: {missing}")
+    if args.checkpoint_every < 0:
+        raise FtguiError(f"--checkpoint-every must be 0 (never) or more (got {args.checkpoint_every}).")
+    if args.resume:
+        from .core.checkpoint import load_checkpoint
 
-    def on_sigint(signum: int, frame: object) -> None:
+        arch = str(load_checkpoint(args.resume).get("arch", ""))
+    else:
+        cfg = _config(args)
+        cfg.validate()
+        arch = cfg.arch
+    if not args.find_lr:
+        _check_out(args, out_dir, arch)
+    lock = OutputLock(out_dir)
+    if not args.find_lr:
+        lock.acquire(" ".join(["ftgui-train", *sys.argv[1:]]))
+    cancel = CancelToken()
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        name, code = STOP_SIGNALS[signal.Signals(signum)]
         if cancel.cancelled:
             raise KeyboardInterrupt
-        progress.line("stopping after this batch (Ctrl+C again to abort without saving)...")
+        stopped_by.append(code)
+        progress.line(f"{name}: stopping after this batch ({name} again to abort without saving)...")
         cancel.cancel()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    final: ev.Event | None = None
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
-        for e in trainer.run(cancel):
-            _print_event(e, progress)
-            if (
-                isinstance(e, ev.EpochEnded)
-                and args.checkpoint_every
-                and e.epoch % args.checkpoint_every == 0
-            ):
-                trainer.save_checkpoint(out_dir / "checkpoint.pt")
-            final = e
+        if args.resume:
+            trainer = Trainer.from_checkpoint(
+                args.resume, data_dir=args.data_dir, epochs=args.epochs, device=args.device
+            )
+            progress.line(f"resuming from {args.resume} after epoch {trainer.epoch}")
+        else:
+            trainer = Trainer(cfg)
+            trainer.prepare()
+        if args.find_lr:
+            return _find_lr(trainer, progress)
+        final = _run(trainer, cancel, args, out_dir, progress)
+        code = stopped_by[0] if stopped_by else 130
+        return _finish(trainer, final, args, out_dir, formats, progress, code, export_all)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lock.release()
+
+
+def _run(trainer: Any, cancel: Any, args: argparse.Namespace, out_dir: Path, progress: Progress) -> ev.Event:
+    final: ev.Event | None = None
+    for e in trainer.run(cancel):
+        _print_event(e, progress)
+        if isinstance(e, ev.EpochEnded) and args.checkpoint_every and e.epoch % args.checkpoint_every == 0:
+            trainer.save_checkpoint(out_dir / "checkpoint.pt")
+        final = e
+    assert final is not None
+    return final
+
+
+def _finish(
+    trainer: Any,
+    final: ev.Event,
+    args: argparse.Namespace,
+    out_dir: Path,
+    formats: tuple[str, ...],
+    progress: Progress,
+    cancel_code: int,
+    export_all: Any,
+) -> int:
     if trainer.epoch > 0:
         if not args.no_evaluate and isinstance(final, ev.Finished):
             from .core.evaluate import evaluate_trainer, format_report
 
             trainer.evaluation = evaluate_trainer(trainer)
             if trainer.evaluation is not None and not args.quiet:
-                progress.line("\n" + format_report(trainer.evaluation) + "\n")
-        export_bundle(trainer, out_dir)
-        if formats and isinstance(final, ev.Finished):
-            from .core.export import export_all
-
-            for check in export_all(trainer, out_dir, ("safetensors", *formats)):
-                progress.line(
-                    f"wrote {check.path} ({check.runtime}; max difference at batch 1 and 3: "
-                    f"{check.max_difference:.1e})"
-                )
+                progress.line("\n" + display(format_report(trainer.evaluation)) + "\n")
+        extra = formats if isinstance(final, ev.Finished) else ()
+        for check in export_all(trainer, out_dir, ("safetensors", *extra)):
+            progress.line(
+                f"wrote {check.path} ({check.runtime}; max difference at batch 1 and 3: "
+                f"{check.max_difference:.1e})"
+            )
+    kept = f"the model of epoch {trainer.best_epoch or trainer.epoch}"
     if isinstance(final, ev.Failed):
-        progress.stream.write(f"ftgui-train: error: {final.message.splitlines()[0]}\n")
+        progress.stream.write(f"ftgui-train: error: {display(final.message.splitlines()[0])}\n")
         if trainer.epoch:
-            progress.line(f"the model after {trainer.epoch} epoch(s) was written to {out_dir}")
+            progress.line(f"{kept} (the best finished one) was written to {out_dir}")
         return 1
     if isinstance(final, ev.Cancelled):
         if trainer.epoch:
-            progress.line(f"stopped; the model after {trainer.epoch} epoch(s) was written to {out_dir}")
+            ckpt = " and checkpoint.pt" if args.checkpoint_every else ""
+            progress.line(f"stopped after {trainer.epoch} epoch(s); {kept}{ckpt} written to {out_dir}")
         else:
             progress.line("stopped before the first epoch ended; nothing was written")
-        return 130
+        return cancel_code
     assert isinstance(final, ev.Finished)
     best = f", best epoch {final.best_epoch}" if final.best_epoch else ""
+    if final.best_val_accuracy is not None:
+        result = f"validation accuracy {_pct(final.best_val_accuracy)}"
+    elif trainer.split is not None and trainer.split.val:
+        result = "no validation image could be read, so there is no validation accuracy"
+    else:
+        result = "no validation images (validation fraction 0)"
     progress.line(
-        f"done: {final.epochs_completed} epochs{best}, validation accuracy {_pct(final.best_val_accuracy)}; "
+        f"done: {final.epochs_completed} epochs{best}, {result}; "
         f"wrote {out_dir / 'model.safetensors'} and {out_dir / 'model.json'}"
     )
     return 0

@@ -86,10 +86,58 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS)
 
 
-def find_classes(directory: str | os.PathLike[str]) -> list[str]:
-    """Class folders in ImageFolder's order (sorted names), hidden folders left out."""
+def display_path(text: str) -> str:
+    """A name as a person can read it: bytes that are not UTF-8 shown as ``\\xNN``.
+
+    Linux allows any bytes in file names; Python keeps undecodable ones as lone surrogates,
+    which terminals and Qt cannot show. The original name is kept everywhere else.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def holds_ftgui_output(folder: str | os.PathLike[str]) -> bool:
+    """A folder ftgui wrote a model or checkpoint into: never a class of images."""
+    for name in ("model.json", "checkpoint.pt"):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+        except OSError:
+            continue
+        if b"ftgui-model" in head or b"ftgui-checkpoint" in head or name == "checkpoint.pt":
+            return True
+    return False
+
+
+def _class_dirs(directory: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """(class folders, folders left out because they hold ftgui output), sorted."""
     with os.scandir(directory) as it:
-        return sorted(e.name for e in it if e.is_dir() and not _hidden(e.name))
+        dirs = sorted(e.name for e in it if e.is_dir() and not _hidden(e.name))
+    outputs = [d for d in dirs if holds_ftgui_output(os.path.join(directory, d))]
+    return [d for d in dirs if d not in outputs], outputs
+
+
+def find_classes(directory: str | os.PathLike[str]) -> list[str]:
+    """Class folders in ImageFolder's order (sorted names), hidden folders and ftgui output left out."""
+    return _class_dirs(directory)[0]
+
+
+def output_inside_class_folder(data_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> str | None:
+    """The class folder (e.g. 'cat' or 'train/cat') that ``out`` would sit in, or None."""
+    root = Path(os.path.realpath(Path(data_dir).expanduser()))
+    target = Path(os.path.realpath(Path(out).expanduser()))
+    if not root.is_dir() or root not in target.parents:
+        return None
+    parts = target.relative_to(root).parts
+    if parts[0] in SPLIT_DIRS and (root / parts[0]).is_dir():
+        return "/".join(parts[:2])
+    return parts[0] if len(parts) > 1 and (root / parts[0]).is_dir() else None
 
 
 TRUNCATED = "truncated image file (it ends before the image data does)"
@@ -182,9 +230,23 @@ def scan_folder(root: str | os.PathLike[str], progress: Progress | None = None) 
         raise DataError(f"Folder not found: {path}")
     if not path.is_dir():
         raise DataError(f"Not a folder: {path}. Choose a folder with one subfolder per class.")
-    top = find_classes(path)
-    if all(d in top for d in SPLIT_DIRS) and set(top) <= {*SPLIT_DIRS, "test"}:
-        classes = find_classes(path / "train")
+    top, outputs = _class_dirs(path)
+    notes = [
+        f"Folder {display_path(d)}/ holds an ftgui model or checkpoint, so it is not a class."
+        for d in outputs
+    ]
+    if all(d in top for d in SPLIT_DIRS):
+        classes, train_outputs = _class_dirs(path / "train")
+        notes += [
+            f"Folder train/{display_path(d)}/ holds an ftgui model or checkpoint, so it is not a class."
+            for d in train_outputs
+        ]
+        extra = [d for d in top if d not in (*SPLIT_DIRS, "test")]
+        if extra:
+            notes.append(
+                "This folder has train/ and val/, so their subfolders are the classes; "
+                f"other folders beside them were ignored: {', '.join(display_path(d) + '/' for d in extra)}"
+            )
         result = ScanResult(str(path), classes, [])
         train = _scan_classes(path / "train", classes, result, "train/", progress)
         result.samples = train
@@ -197,6 +259,7 @@ def scan_folder(root: str | os.PathLike[str], progress: Progress | None = None) 
     else:
         result = ScanResult(str(path), top, [])
         result.samples = _scan_classes(path, top, result, "", progress)
+    result.warnings[:0] = notes
     _drop_empty_classes(result)
     if len(result.classes) < 2:
         found = f"found {len(result.classes)}" + (f" ({result.classes[0]})" if result.classes else "")
@@ -349,7 +412,11 @@ class ImageListDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
                 if self.memo is not None:
                     self.memo[index] = cached
             return self.normalize(cached), s.label, index, None
+        except MemoryError:
+            raise  # not the file's fault: the engine reports it as out of memory
         except Exception as exc:  # one bad file must never end a run
+            if "allocate memory" in str(exc).lower():
+                raise
             return None, s.label, index, f"{type(exc).__name__}: {exc}"
 
 

@@ -90,6 +90,10 @@ class TrainConfig:
     cache_memory_mb: int | None = None  # RAM budget for caches; None = a quarter of free RAM
     channels_last: bool | None = None  # None: on for convolutional networks
 
+    def validate(self) -> None:
+        """Refuse a number out of range before any slow work, naming the option and its range."""
+        validate_config(self)
+
     def freeze_spec(self) -> FreezeSpec:
         if self.strategy == "custom":
             return FreezeSpec("custom", train_bn=self.train_bn, trainable=tuple(self.trainable))
@@ -107,6 +111,101 @@ class TrainConfig:
         if "trainable" in kw:
             kw["trainable"] = tuple(kw["trainable"])
         return cls(**kw)
+
+
+MAX_IMAGE_SIZE = 4096  # the largest input size ftgui-predict accepts in model.json
+
+
+def _finite_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """The checks of :meth:`TrainConfig.validate` (options as ``ftgui-train`` names them)."""
+    from .models import arch_info
+    from .optim import OPTIMIZERS, SCHEDULES
+
+    def need(ok: bool, option: str, rule: str, value: object) -> None:
+        if not ok:
+            raise FtguiError(f"{option} must be {rule} (got {value!r}).")
+
+    need(_finite_number(cfg.lr) and cfg.lr > 0, "--lr (learning rate)", "a finite number above 0", cfg.lr)
+    need(
+        _finite_number(cfg.lr_decay) and 0 < cfg.lr_decay <= 1,
+        "--lr-decay",
+        "a number above 0 and at most 1 (1 = off)",
+        cfg.lr_decay,
+    )
+    need(
+        _finite_number(cfg.weight_decay) and 0 <= cfg.weight_decay < 1,
+        "--weight-decay",
+        "a number from 0 to below 1",
+        cfg.weight_decay,
+    )
+    need(
+        _finite_number(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum", "from 0 to below 1", cfg.momentum
+    )
+    need(
+        _whole(cfg.epochs) and 1 <= cfg.epochs <= 100_000,
+        "--epochs",
+        "a whole number from 1 to 100000",
+        cfg.epochs,
+    )
+    need(
+        _whole(cfg.batch_size) and 1 <= cfg.batch_size <= 65_536,
+        "--batch-size",
+        "a whole number from 1 to 65536",
+        cfg.batch_size,
+    )
+    need(
+        _whole(cfg.unfreeze_every) and cfg.unfreeze_every >= 1,
+        "--unfreeze-every",
+        "a whole number of at least 1",
+        cfg.unfreeze_every,
+    )
+    need(
+        _finite_number(cfg.val_fraction) and 0 <= cfg.val_fraction < 1,
+        "--val-fraction",
+        "a number from 0 to below 1 (0.2 keeps a fifth for validation)",
+        cfg.val_fraction,
+    )
+    need(_whole(cfg.seed) and 0 <= cfg.seed < 2**63, "--seed", "a whole number from 0 to 2^63-1", cfg.seed)
+    need(
+        _whole(cfg.early_stopping) and cfg.early_stopping >= 0,
+        "--early-stopping",
+        "a whole number of epochs, 0 or more (0 = off)",
+        cfg.early_stopping,
+    )
+    need(
+        _whole(cfg.num_workers) and 0 <= cfg.num_workers <= 256,
+        "--num-workers",
+        "from 0 to 256",
+        cfg.num_workers,
+    )
+    need(
+        cfg.cache_memory_mb is None or (_whole(cfg.cache_memory_mb) and cfg.cache_memory_mb >= 0),
+        "--cache-memory",
+        "a whole number of MB, 0 or more",
+        cfg.cache_memory_mb,
+    )
+    need(cfg.optimizer in OPTIMIZERS, "--optimizer", f"one of {', '.join(OPTIMIZERS)}", cfg.optimizer)
+    need(cfg.schedule in SCHEDULES, "--schedule", f"one of {', '.join(SCHEDULES)}", cfg.schedule)
+    need(cfg.cache in ("auto", "off"), "--cache", "auto or off", cfg.cache)
+    if cfg.image_size is not None:
+        need(_whole(cfg.image_size), "--image-size", "a whole number of pixels", cfg.image_size)
+        info = arch_info(cfg.arch)  # also refuses an unknown architecture
+        random_vit = cfg.arch.startswith("vit_") and str(cfg.weights).lower() == "none"
+        low = 8 if random_vit else max(8, info.min_size)
+        need(
+            low <= cfg.image_size <= MAX_IMAGE_SIZE,
+            "--image-size",
+            f"from {low} to {MAX_IMAGE_SIZE} pixels for {cfg.arch}",
+            cfg.image_size,
+        )
 
 
 class CancelToken:
@@ -229,6 +328,7 @@ class Trainer:
         Raises :class:`FtguiError` with a readable message on bad input.
         """
         cfg = self.config
+        cfg.validate()
         spec = cfg.freeze_spec()  # validates the strategy before any slow work
         self.device = select_device(cfg.device)
         self.scan = scan or scan_folder(cfg.data_dir)
@@ -300,15 +400,26 @@ class Trainer:
         yield from threaded_batches(ds, self._index_batches(len(samples), train), threads)
 
     def _index_batches(self, n: int, train: bool) -> Iterator[list[int]]:
-        """Sample indices per batch: torch's sampler with the epoch's generator (as a DataLoader)."""
+        """Sample indices per batch: torch's sampler with the epoch's generator (as a DataLoader).
+
+        BatchNorm cannot train on a single sample: while it trains, a last batch of one image
+        joins the batch before it (the shuffle puts another image there next epoch).
+        """
         order = torch.utils.data.DataLoader(
             range(n),
             batch_size=self.config.batch_size,
             shuffle=train,
             generator=self._epoch_generator() if train else None,
         )
-        for idx in order:
-            yield idx.tolist()
+        batches = [idx.tolist() for idx in order]
+        if train and len(batches) >= 2 and len(batches[-1]) == 1 and self._batchnorm_trains():
+            batches[-2].extend(batches.pop())
+        yield from batches
+
+    def _batchnorm_trains(self) -> bool:
+        return any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in self.model.modules()
+        )
 
     def _epoch_generator(self) -> torch.Generator:
         # Seeded per epoch, so a resumed run (and a cached one) sees the same batches.
@@ -539,7 +650,7 @@ class Trainer:
                 if not torch.isfinite(full):
                     raise TrainingError(
                         f"The loss became {full.item()} at epoch {self.epoch + 1}, batch {b}. "
-                        f"Try a lower learning rate (now {cfg.lr:g})."
+                        f"Try a lower learning rate (now {cfg.lr:g}). {self._kept()}"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 scaler.scale(full).backward()
@@ -564,6 +675,7 @@ class Trainer:
             val_loss, val_acc, per_class = yield from self._evaluate(cancel)
             if cancel.cancelled:
                 break
+            self._check_finite(val_loss)
             self.epoch += 1
             metric = val_loss if val_loss is not None else loss_sum / seen
             is_best = self.best_val_loss is None or metric < self.best_val_loss
@@ -606,6 +718,25 @@ class Trainer:
                 else None
             )
         yield ev.Finished(self.epoch, self.best_epoch, self.best_val_loss, best_acc, stopped_early)
+
+    def _kept(self) -> str:
+        if self.best_epoch is None:
+            return "No epoch finished with finite weights, so there is no model to keep."
+        return f"The best model so far (epoch {self.best_epoch}) is kept."
+
+    def _check_finite(self, val_loss: float | None) -> None:
+        """An epoch that ends with NaN or infinite weights (or validation loss) ends the run."""
+        bad = next(
+            (n for n, p in self.model.named_parameters() if p.requires_grad and not bool(p.isfinite().all())),
+            None,
+        )
+        if bad is None and (val_loss is None or math.isfinite(val_loss)):
+            return
+        what = f"the weights of {bad}" if bad else f"the validation loss ({val_loss})"
+        raise TrainingError(
+            f"Training diverged in epoch {self.epoch + 1}: {what} became NaN or infinite. "
+            f"Try a lower learning rate (now {self.config.lr:g}). {self._kept()}"
+        )
 
     def _maybe_unfreeze(self, spec: FreezeSpec) -> ev.BlocksUnfrozen | None:
         assert self.optimizer is not None

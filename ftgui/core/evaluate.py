@@ -40,11 +40,22 @@ class Evaluation:
     root: str
     confusion: list[list[int]]  # confusion[true][predicted]
     per_class: list[ClassMetrics]
-    accuracy: float
-    loss: float
-    count: int
+    accuracy: float | None  # None when no image could be read
+    loss: float | None
+    count: int  # images evaluated
     worst: list[Mistake] = field(default_factory=list)  # highest loss first
     predictions: list[tuple[str, int, int]] = field(default_factory=list)  # (path, true, predicted)
+    split: str = "validation"  # or "training", when there are no validation images
+    requested: int | None = None  # images asked for (count + unreadable)
+
+    @property
+    def unreadable(self) -> int:
+        return max(0, (self.requested if self.requested is not None else self.count) - self.count)
+
+    def top_confusions(self, limit: int = 20) -> list[tuple[int, int, int]]:
+        """(count, true, predicted) of the most frequent mistakes, largest first."""
+        cells = [(n, t, p) for t, row in enumerate(self.confusion) for p, n in enumerate(row) if t != p and n]
+        return sorted(cells, key=lambda c: (-c[0], c[1], c[2]))[:limit]
 
     def paths_in_cell(self, true: int, predicted: int) -> list[str]:
         """The images behind one cell of the confusion matrix."""
@@ -52,7 +63,9 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "split": self.split,
             "count": self.count,
+            "unreadable": self.unreadable,
             "accuracy": self.accuracy,
             "loss": self.loss,
             "confusion": self.confusion,
@@ -111,8 +124,8 @@ def summarise(
         root=root,
         confusion=confusion,
         per_class=metrics_from_confusion(confusion, classes),
-        accuracy=float((pred == labels).float().mean()) if n else 0.0,
-        loss=float(losses.mean()) if n else 0.0,
+        accuracy=float((pred == labels).float().mean()) if n else None,
+        loss=float(losses.mean()) if n else None,
         count=n,
         worst=mistakes,
         predictions=[(s.path, s.label, int(q)) for s, q in zip(samples, pred.tolist())],
@@ -152,14 +165,16 @@ def evaluate_model(
     finally:
         model.train(was_training)
     logits = torch.cat(outputs) if outputs else torch.empty(0, len(classes))
-    return summarise(classes, root, kept, logits)
+    result = summarise(classes, root, kept, logits)
+    result.requested = len(samples)
+    return result
 
 
 def evaluate_trainer(trainer: Any, **kwargs: Any) -> Evaluation | None:
     """Evaluate a trainer's current model on its validation split."""
     assert trainer.split is not None and trainer.scan is not None
     samples = trainer.split.val or trainer.split.train
-    return evaluate_model(
+    result = evaluate_model(
         trainer.model,
         trainer.preprocess,
         trainer.classes,
@@ -168,6 +183,9 @@ def evaluate_trainer(trainer: Any, **kwargs: Any) -> Evaluation | None:
         batch_size=trainer.config.batch_size,
         **kwargs,
     )
+    if result is not None and not trainer.split.val:
+        result.split = "training"
+    return result
 
 
 def evaluate_bundle(predictor: Any, data_root: str | None = None, **kwargs: Any) -> Evaluation | None:
@@ -180,10 +198,28 @@ def evaluate_bundle(predictor: Any, data_root: str | None = None, **kwargs: Any)
     return evaluate_model(predictor.model, predictor.preprocess, predictor.classes, root, samples, **kwargs)
 
 
+FULL_MATRIX_MAX_CLASSES = 20
+
+
+def headline(ev: Evaluation) -> str:
+    """One line on what was evaluated and how it went, honest about missing images."""
+    if ev.split == "training":
+        where = f"training images (no validation images, so this is not a measure of new images): {ev.count}"
+    else:
+        where = f"validation: {ev.count} images"
+    if ev.accuracy is None:
+        return f"{ev.split}: none of the {ev.unreadable} images could be read, so there is no accuracy"
+    unread = f" ({ev.unreadable} could not be read)" if ev.unreadable else ""
+    return f"{where}{unread}, accuracy {100 * ev.accuracy:.1f}%, loss {ev.loss:.4f}"
+
+
 def format_report(ev: Evaluation) -> str:
-    """A plain-text report for the command line."""
+    """A plain-text report for the command line (top confusions instead of a large matrix)."""
+    lines = [headline(ev)]
+    if ev.accuracy is None:
+        return lines[0]
     width = max(len(c) for c in ev.classes) + 2
-    lines = [f"validation: {ev.count} images, accuracy {100 * ev.accuracy:.1f}%, loss {ev.loss:.4f}", ""]
+    lines.append("")
 
     def pct(v: float | None) -> str:
         return "   n/a" if v is None else f"{100 * v:5.1f}%"
@@ -194,11 +230,16 @@ def format_report(ev: Evaluation) -> str:
             f"{m.name:<{width}} {m.support:6d}    {pct(m.precision)} {pct(m.recall)} {pct(m.f1)}   "
             f"{pct(m.accuracy)}"
         )
-    lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
-    cell = max(5, max(len(str(v)) for row in ev.confusion for v in row) + 1)
-    lines.append(" " * width + "".join(f"{i:>{cell}}" for i in range(len(ev.classes))))
-    for i, row in enumerate(ev.confusion):
-        lines.append(f"{i}:{ev.classes[i]:<{width - 2}}" + "".join(f"{v:>{cell}}" for v in row))
+    if len(ev.classes) > FULL_MATRIX_MAX_CLASSES:
+        top = ev.top_confusions()
+        lines += ["", f"top confusions ({len(ev.classes)} classes; the full matrix is in model.json)"]
+        lines += [f"  {n:5d}  {ev.classes[t]} taken for {ev.classes[p]}" for n, t, p in top] or ["  none"]
+    else:
+        lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
+        cell = max(5, max(len(str(v)) for row in ev.confusion for v in row) + 1)
+        lines.append(" " * width + "".join(f"{i:>{cell}}" for i in range(len(ev.classes))))
+        for i, row in enumerate(ev.confusion):
+            lines.append(f"{i}:{ev.classes[i]:<{width - 2}}" + "".join(f"{v:>{cell}}" for v in row))
     mistakes = [m for m in ev.worst if m.true_label != m.predicted][:5]
     if mistakes:
         lines += ["", "worst mistakes:"]

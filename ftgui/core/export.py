@@ -10,55 +10,33 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 import torchvision
 
 from .. import __version__
 from .errors import CheckpointError
+from .files import atomic_open, atomic_write, staged_folder, write_synced
 from .layers import trainable_names
 
+__all__ = ["atomic_open", "atomic_write", "atomic_torch_save", "export_all", "export_bundle", "read_metadata"]
+
 BUNDLE_FORMAT = "ftgui-model"
+BUNDLE_VERSION = 2  # 2: model.json records the weights' SHA-256
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Write to a temporary file beside ``path`` and rename it over ``path`` only when complete.
-
-    A crash or kill half-way leaves the previous file at ``path`` untouched.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    # mkstemp creates 0600 files; give the result the permissions a normal file would get.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> Path:
-    with atomic_open(path, "wb") as fh:
-        writer(fh)
-    return Path(path)
+CARD_FILE = "MODEL_CARD.md"
+FORMAT_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+# Everything an export writes: replaced together, so no file of an older export stays beside it.
+BUNDLE_FILES = (WEIGHTS_FILE, META_FILE, CARD_FILE, *FORMAT_FILES.values())
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
@@ -83,7 +61,7 @@ def bundle_metadata(trainer: Any) -> dict[str, Any]:
     val_counts = scan.counts(split.val) if split else []
     return {
         "format": BUNDLE_FORMAT,
-        "version": 1,
+        "version": BUNDLE_VERSION,
         "ftgui_version": __version__,
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,
@@ -110,24 +88,75 @@ def bundle_metadata(trainer: Any) -> dict[str, Any]:
     }
 
 
-def export_bundle(trainer: Any, out_dir: str | os.PathLike[str], evaluation: Any | None = None) -> Path:
-    """Write model.safetensors and model.json to ``out_dir`` (each atomically)."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def dumps_json(obj: Any, indent: int | None = 2) -> str:
+    """JSON text for any ftgui record: readable UTF-8, file names with undecodable bytes kept.
+
+    Linux file names that are not valid UTF-8 reach Python as lone surrogates; they are written
+    as ``\\udcXX`` escapes, which ``json.loads`` turns back into the same name. NaN and
+    infinity, which JSON cannot hold, become null.
+    """
+    text = json.dumps(_finite(obj), indent=indent, default=_json_default, ensure_ascii=False, allow_nan=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def weights_bytes(model: torch.nn.Module, arch: str) -> bytes:
+    """model.safetensors's content; refuses weights that are not finite numbers."""
     from safetensors.torch import save
 
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"Cannot export to {out}: it is a file, not a folder.")
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in trainer.model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"The model's weights are not finite numbers (NaN or infinity in {bad[0]}"
+            + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
+            + "); nothing was exported. Train again with a lower learning rate."
+        )
+    return save(state, metadata={"format": BUNDLE_FORMAT, "arch": arch})
+
+
+def write_bundle_files(trainer: Any, folder: Path, evaluation: Any | None = None) -> dict[str, Any]:
+    """model.safetensors and model.json (with the weights' SHA-256) into ``folder``."""
     meta = bundle_metadata(trainer)
     evaluation = evaluation if evaluation is not None else getattr(trainer, "evaluation", None)
     if evaluation is not None:
         meta["evaluation"] = evaluation.to_dict()
-    data = save(state, metadata={"format": BUNDLE_FORMAT, "arch": meta["arch"]})
-    atomic_write(out / WEIGHTS_FILE, lambda fh: fh.write(data))
-    text = json.dumps(meta, indent=2, default=_json_default, ensure_ascii=False)
-    atomic_write(out / META_FILE, lambda fh: fh.write(text.encode("utf-8")))
+    data = weights_bytes(trainer.model, meta["arch"])
+    meta["weights_sha256"] = hashlib.sha256(data).hexdigest()
+    write_synced(folder / WEIGHTS_FILE, data)
+    write_synced(folder / META_FILE, dumps_json(meta).encode("utf-8"))
+    return meta
+
+
+def export_bundle(trainer: Any, out_dir: str | os.PathLike[str], evaluation: Any | None = None) -> Path:
+    """Write model.safetensors and model.json to ``out_dir``, swapped in together.
+
+    Any file of an earlier export (MODEL_CARD.md, model.onnx, ...) goes with it; other files
+    in ``out_dir`` (a checkpoint, the user's own) stay.
+    """
+    out = Path(out_dir).expanduser()
+    with staged_folder(out, BUNDLE_FILES) as stage:
+        write_bundle_files(trainer, stage, evaluation)
     return out
+
+
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,843; more would cost gigabytes for the head alone
+MAX_META_BYTES = 256 << 20
+INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic", "box", "hamming", "lanczos")
+# Constructor arguments a bundle may pass to torchvision's builder, with their types.
+MODEL_KWARGS = {"aux_logits": bool, "transform_input": bool, "init_weights": bool, "image_size": int}
 
 
 def read_metadata(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -137,37 +166,92 @@ def read_metadata(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"No {META_FILE} in {d}: choose the folder ftgui exported.")
     try:
+        if path.stat().st_size > MAX_META_BYTES:
+            raise CheckpointError(
+                f"{path.name} is {path.stat().st_size / 2**20:,.0f} MB, far larger than any model "
+                "description ftgui writes; it was not read."
+            )
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path.name} is not valid JSON: {exc}") from None
-    _validate_metadata(meta, path.name)
+    except RecursionError:
+        raise CheckpointError(
+            f"{path.name} is not a valid ftgui model description: nested too deeply."
+        ) from None
+    validate_metadata(meta, path.name)
     return meta
 
 
-def _validate_metadata(meta: Any, name: str) -> None:
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def validate_metadata(meta: Any, name: str = META_FILE) -> None:
+    """Every field that loading and prediction read, with its type and range."""
+    from .models import list_architectures
+
     def bad(what: str) -> CheckpointError:
         return CheckpointError(f"{name} is not a valid ftgui model description: {what}.")
 
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
         raise bad("missing format 'ftgui-model'")
-    if not isinstance(meta.get("arch"), str):
-        raise bad("'arch' must be a model name")
+    version = meta.get("version")
+    if not _is_int(version) or not 1 <= version <= BUNDLE_VERSION:
+        raise bad(f"'version' must be 1 to {BUNDLE_VERSION} (this ftgui reads up to {BUNDLE_VERSION})")
+    if not isinstance(meta.get("arch"), str) or meta["arch"] not in list_architectures():
+        raise bad("'arch' must be the name of a torchvision classification model")
     classes = meta.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise bad("'classes' must be a non-empty list of names")
-    if meta.get("num_classes") != len(classes):
-        raise bad(f"'num_classes' ({meta.get('num_classes')}) differs from the {len(classes)} class names")
+    if len(classes) > MAX_CLASSES:
+        raise bad(f"{len(classes):,} classes is more than ftgui supports ({MAX_CLASSES:,})")
+    if meta.get("num_classes") != len(classes) or not _is_int(meta.get("num_classes")):
+        raise bad(f"'num_classes' ({meta.get('num_classes')!r}) differs from the {len(classes)} class names")
     for key in ("input_size", "resize_size"):
-        if not isinstance(meta.get(key), int) or not 8 <= meta[key] <= 4096:
-            raise bad(f"'{key}' must be a size in pixels")
+        if not _is_int(meta.get(key)) or not 8 <= meta[key] <= 4096:
+            raise bad(f"'{key}' must be a size in pixels (8 to 4096)")
     for key in ("mean", "std"):
         v = meta.get(key)
-        if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, (int, float)) for x in v):
+        if not isinstance(v, list) or len(v) != 3 or not all(_is_number(x) for x in v):
             raise bad(f"'{key}' must be three numbers")
     if any(float(s) <= 0 for s in meta["std"]):
         raise bad("'std' values must be positive")
-    if not isinstance(meta.get("model_kwargs", {}), dict):
+    if meta.get("interpolation", "bilinear") not in INTERPOLATIONS:
+        raise bad(f"'interpolation' must be one of {', '.join(INTERPOLATIONS)}")
+    kwargs = meta.get("model_kwargs", {})
+    if not isinstance(kwargs, dict):
         raise bad("'model_kwargs' must be an object")
+    for key, value in kwargs.items():
+        kind = MODEL_KWARGS.get(key)
+        if kind is None:
+            raise bad(f"'model_kwargs' has an argument ftgui never writes ({key!r})")
+        if (kind is bool and not isinstance(value, bool)) or (kind is int and not _is_int(value)):
+            raise bad(f"'model_kwargs.{key}' must be {'true or false' if kind is bool else 'a whole number'}")
+        if key == "image_size" and not 8 <= value <= 4096:
+            raise bad("'model_kwargs.image_size' must be a size in pixels (8 to 4096)")
+    sha = meta.get("weights_sha256")
+    if version >= 2 or sha is not None:
+        if not isinstance(sha, str) or not re.fullmatch("[0-9a-f]{64}", sha):
+            raise bad("'weights_sha256' must be the 64 hexadecimal digits of the weights' SHA-256")
+    split = meta.get("split")
+    if split is not None:
+        if not isinstance(split, dict) or not isinstance(split.get("root", ""), str):
+            raise bad("'split' must be an object with the dataset folder as 'root'")
+        for part in ("train", "val"):
+            items = split.get(part, [])
+            if not isinstance(items, list) or not all(
+                isinstance(it, list)
+                and len(it) == 2
+                and isinstance(it[0], str)
+                and _is_int(it[1])
+                and 0 <= it[1] < len(classes)
+                for it in items
+            ):
+                raise bad(f"'split.{part}' must list [file, class index] pairs")
 
 
 # ---------------------------------------------------------------- other formats, verified
@@ -249,7 +333,7 @@ def export_onnx(
             verbose=False,
         )
         program.save(buffer)  # type: ignore[union-attr]
-    path = Path(out_dir) / "model.onnx"
+    path = Path(out_dir) / FORMAT_FILES["onnx"]
     atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
     try:
         import onnxruntime as ort
@@ -278,7 +362,7 @@ def export_torchscript(
             scripted = torch.jit.trace(model, images[:2])
         buffer = io.BytesIO()
         torch.jit.save(scripted, buffer)
-    path = Path(out_dir) / "model.torchscript.pt"
+    path = Path(out_dir) / FORMAT_FILES["torchscript"]
     atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -339,10 +423,9 @@ def model_card(trainer: Any, checks: list[FormatCheck] | None = None, evaluation
         else (history[-1] if history else None)
     )
     if evaluation is not None:
-        lines.append(
-            f"- Validation accuracy {100 * evaluation.accuracy:.1f}%, loss {evaluation.loss:.4f} "
-            f"({evaluation.count} images)"
-        )
+        from .evaluate import headline
+
+        lines.append(f"- {headline(evaluation)[:1].upper()}{headline(evaluation)[1:]}")
         for m in evaluation.per_class:
             pr = "n/a" if m.precision is None else f"{100 * m.precision:.1f}%"
             rc = "n/a" if m.recall is None else f"{100 * m.recall:.1f}%"
@@ -378,19 +461,56 @@ def export_all(
     formats: tuple[str, ...] = ("safetensors",),
     evaluation: Any | None = None,
 ) -> list[FormatCheck]:
-    """The bundle, the chosen extra formats (each verified), and MODEL_CARD.md."""
+    """The bundle, the chosen extra formats (each verified) and MODEL_CARD.md, swapped in together."""
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown:
         raise CheckpointError(f"Unknown export format {', '.join(unknown)}: use {', '.join(EXPORT_FORMATS)}.")
-    out = export_bundle(trainer, out_dir, evaluation=evaluation)
+    missing = missing_format_packages(formats)
+    if missing:
+        raise CheckpointError(missing)
+    out = Path(out_dir).expanduser()
+    evaluation = evaluation if evaluation is not None else getattr(trainer, "evaluation", None)
     checks: list[FormatCheck] = []
-    images = verification_images(trainer) if set(formats) - {"safetensors"} else None
-    if "onnx" in formats:
-        checks.append(export_onnx(trainer, out, images))
-    if "torchscript" in formats:
-        checks.append(export_torchscript(trainer, out, images))
-    text = model_card(
-        trainer, checks, evaluation if evaluation is not None else getattr(trainer, "evaluation", None)
-    )
-    atomic_write(out / "MODEL_CARD.md", lambda fh: fh.write(text.encode("utf-8")))
-    return checks
+    with staged_folder(out, BUNDLE_FILES) as stage:
+        write_bundle_files(trainer, stage, evaluation)
+        images = verification_images(trainer) if set(formats) - {"safetensors"} else None
+        if "onnx" in formats:
+            checks.append(export_onnx(trainer, stage, images))
+        if "torchscript" in formats:
+            checks.append(export_torchscript(trainer, stage, images))
+        text = model_card(trainer, checks, evaluation)
+        write_synced(stage / CARD_FILE, text.encode("utf-8"))
+    # Report where the files are now, not where they were checked.
+    return [
+        FormatCheck(c.format, str(out / Path(c.path).name), c.max_difference, c.batch_sizes, c.runtime)
+        for c in checks
+    ]
+
+
+# Python modules each extra format needs, and the command that installs them.
+FORMAT_PACKAGES = {"onnx": ("onnx", "onnxscript", "onnxruntime")}
+INSTALL_HINT = {"onnx": "pip install 'ftgui[onnx]'  (onnx, onnxscript and onnxruntime)"}
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_format_packages(formats: tuple[str, ...] | list[str]) -> str | None:
+    """A message naming what to install for the chosen formats, or None when all is there."""
+    for fmt in formats:
+        missing = [m for m in FORMAT_PACKAGES.get(fmt, ()) if not _importable(m)]
+        if missing:
+            return (
+                f"Export to {fmt} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                f"not installed. Install with: {INSTALL_HINT[fmt]}"
+            )
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from torch import nn
 
 from .data import build_transform, load_rgb
 from .errors import CheckpointError, DataError
-from .export import WEIGHTS_FILE, read_metadata
+from .export import META_FILE, WEIGHTS_FILE, read_metadata
 from .models import Preprocess, describe_mismatch, rebuild_for_inference
 
 
@@ -43,17 +44,35 @@ class Predictor:
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike[str], device: str = "cpu") -> Predictor:
+        """Load a bundle, refusing weights that are not the ones its model.json describes."""
         meta = read_metadata(bundle_dir)
         weights = Path(bundle_dir).expanduser() / WEIGHTS_FILE
         if not weights.is_file():
             raise CheckpointError(f"No {WEIGHTS_FILE} in {bundle_dir}.")
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load as load_bytes
 
         try:
-            state = load_file(str(weights), device="cpu")
-        except (SafetensorError, OSError) as exc:
+            data = weights.read_bytes()
+        except OSError as exc:
             raise CheckpointError(f"Could not read {WEIGHTS_FILE}: {exc}") from None
+        expected = meta.get("weights_sha256")
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise CheckpointError(
+                f"{WEIGHTS_FILE} in {bundle_dir} is not the one its {META_FILE} describes (the SHA-256 "
+                "recorded at export differs): the two files come from different exports, or the weights "
+                "were changed. Export the model again."
+            )
+        try:
+            state = load_bytes(data)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"Could not read {WEIGHTS_FILE}: {exc}") from None
+        bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise CheckpointError(
+                f"{WEIGHTS_FILE} holds weights that are not finite numbers (NaN or infinity in {bad[0]}); "
+                "this model cannot predict. Train it again with a lower learning rate."
+            )
         try:
             model = rebuild_for_inference(meta["arch"], meta["num_classes"], meta.get("model_kwargs", {}))
         except Exception as exc:
@@ -86,8 +105,11 @@ class Predictor:
         out: list[Prediction] = []
         k = max(1, min(topk, len(self.classes)))
         for p in paths:
+            if Path(p).is_dir():
+                out.append(Prediction(str(p), (), "this is a folder, not an image file; give image files"))
+                continue
             if not Path(p).is_file():
-                out.append(Prediction(str(p), (), f"file not found: {p}"))
+                out.append(Prediction(str(p), (), "file not found"))
                 continue
             try:
                 x = self.load_images([p])
@@ -95,6 +117,9 @@ class Predictor:
                 out.append(Prediction(str(p), (), f"unreadable image: {exc}"))
                 continue
             probs = torch.softmax(self.logits(x)[0], dim=0)
+            if not bool(torch.isfinite(probs).all()):
+                out.append(Prediction(str(p), (), "the model gave no finite prediction for this image"))
+                continue
             values, idx = probs.topk(k)
             out.append(
                 Prediction(

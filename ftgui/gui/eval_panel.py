@@ -142,13 +142,23 @@ class EvaluationPanel(QWidget):
         self.progress.setValue(done)
 
     def set_evaluation(self, ev: Any, thumbs: dict[str, bytes] | None = None) -> None:
+        import html
+
+        from ..core.data import display_path
+        from ..core.evaluate import headline
+
         self.evaluation = ev
         thumbs = thumbs or {}
         k = len(ev.classes)
-        self.summary.setText(
-            f"<b>Validation accuracy {100 * ev.accuracy:.1f}%</b> · loss {ev.loss:.4f} · {ev.count} images · "
-            f"{sum(ev.confusion[i][j] for i in range(k) for j in range(k) if i != j)} mistakes"
-        )
+        if ev.accuracy is None:
+            self.summary.setText(f"<b>{html.escape(display_path(headline(ev)))}</b>")
+        else:
+            which = "Validation" if ev.split == "validation" else "Training-set (no validation images)"
+            unread = f" · {ev.unreadable} unreadable" if ev.unreadable else ""
+            self.summary.setText(
+                f"<b>{which} accuracy {100 * ev.accuracy:.1f}%</b> · loss {ev.loss:.4f} · {ev.count} images"
+                f"{unread} · {sum(ev.confusion[i][j] for i in range(k) for j in range(k) if i != j)} mistakes"
+            )
         self.confusion.clear()
         self.confusion.setRowCount(k)
         self.confusion.setColumnCount(k)

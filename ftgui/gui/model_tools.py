@@ -108,6 +108,8 @@ class ModelToolsMixin:
         if result is None:
             self.log_message("warning", "Nothing to evaluate: the validation images are not available.")
             return
+        from ..core.evaluate import headline
+
         ev, thumbs = result
         if self._eval_prefers_trainer and self.trainer is not None:
             self.trainer.evaluation = ev
@@ -115,7 +117,7 @@ class ModelToolsMixin:
         wrong = [m for m in ev.per_class if m.recall is not None and m.recall < 1.0]
         self.log_message(
             "info",
-            f"Evaluation: {ev.count} validation images, accuracy {100 * ev.accuracy:.1f}%"
+            f"Evaluation: {headline(ev)}"
             + (f"; weakest class {min(wrong, key=lambda m: m.recall).name}" if wrong else ""),
         )
 

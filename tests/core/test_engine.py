@@ -183,7 +183,7 @@ def test_nan_loss_fails_with_a_clear_message(tiny_config):
 
 
 def test_early_stopping(tiny_config):
-    tiny_config.epochs, tiny_config.lr, tiny_config.early_stopping = 5, 0.0, 1
+    tiny_config.epochs, tiny_config.lr, tiny_config.early_stopping = 5, 1e-12, 1
     trainer = Trainer(tiny_config)
     final = run_to_end(trainer)
     assert isinstance(final, ev.Finished) and final.stopped_early

@@ -52,6 +52,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path):
 def test_metadata_is_validated(tmp_path):
     good = {
         "format": "ftgui-model",
+        "version": 1,
         "arch": "resnet18",
         "classes": ["a", "b"],
         "num_classes": 2,
