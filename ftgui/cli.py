@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
@@ -436,19 +435,21 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     try:
         preds = predict_files(args.model_dir, args.images, args.topk)
     except FtguiError as exc:
-        sys.stderr.write(f"ftgui-predict: error: {exc}\n")
+        sys.stderr.write(f"ftgui-predict: error: {display(str(exc))}\n")
         return 2
     if args.json:
-        json.dump([p.to_dict() for p in preds], sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        from .core.export import dumps_json
+
+        # Always valid JSON: names that are not UTF-8 escaped, no NaN.
+        sys.stdout.write(dumps_json([p.to_dict() for p in preds]) + "\n")
     else:
         for p in preds:
-            print(p.path)
+            print(display(p.path))
             if p.error:
-                print(f"  error: {p.error}")
-            width = max((len(c) for c, _ in p.top), default=0)
+                print(f"  error: {display(p.error)}")
+            width = max((len(display(c)) for c, _ in p.top), default=0)
             for cls, prob in p.top:
-                print(f"  {cls:<{width}}  {100 * prob:5.1f}%")
+                print(f"  {display(cls):<{width}}  {100 * prob:5.1f}%")
     return 1 if any(p.error for p in preds) else 0
 
 

@@ -6,6 +6,7 @@ position, the freeze state, the split and the history, so a resumed run continue
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 import torch
 
 from .data import ScanResult, Split
-from .errors import CheckpointError
+from .errors import CheckpointError, FtguiError
 from .layers import set_trainable_exactly, trainable_names
-from .models import BuiltModel, Preprocess, rebuild_for_inference
+from .models import BuiltModel, Preprocess, describe_mismatch, rebuild_for_inference
 from .optim import make_optimizer
 
 CHECKPOINT_FORMAT = "ftgui-checkpoint"
@@ -57,6 +58,156 @@ def checkpoint_state(trainer: Any) -> dict[str, Any]:
     }
 
 
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "data_dir": (str,),
+    "arch": (str,),
+    "weights": (str, type(None)),
+    "strategy": (str,),
+    "trainable": (list, tuple),
+    "train_bn": (bool,),
+    "device": (str,),
+    "augment": (bool,),
+    "amp": (bool,),
+    "channels_last": (bool, type(None)),
+    "optimizer": (str,),
+    "schedule": (str,),
+    "cache": (str,),
+}
+
+
+def _whole(v: Any, low: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _names(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
+
+
+def _tensors(v: Any) -> bool:
+    return (
+        isinstance(v, dict)
+        and bool(v)
+        and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
+    )
+
+
+def validate_checkpoint(state: dict[str, Any], name: str) -> None:
+    """Every field that resuming reads, with its type and range: a damaged file gets a message."""
+    from .engine import TrainConfig
+    from .export import MAX_CLASSES, validate_metadata
+    from .models import list_architectures
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise CheckpointError(f"{name} is damaged or was not written by ftgui: {what}.")
+
+    need(state.get("version") == 1 and not isinstance(state.get("version"), bool), "'version' must be 1")
+    config = state.get("config")
+    need(isinstance(config, dict), "'config' must be an object")
+    for key, kinds in _CONFIG_TYPES.items():
+        if key in config:
+            need(isinstance(config[key], kinds), f"'config.{key}' has the wrong type")
+    need(_names(config.get("trainable", [])), "'config.trainable' must list parameter names")
+    try:
+        TrainConfig.from_dict(config).validate()
+    except (FtguiError, TypeError, ValueError) as exc:
+        need(False, f"its training settings are invalid: {exc}")
+    classes = state.get("classes")
+    need(_names(classes) and 2 <= len(classes) <= MAX_CLASSES, "'classes' must list 2 or more class names")
+    need(isinstance(state.get("root"), str), "'root' must be the dataset folder")
+    split = state.get("split")
+    need(isinstance(split, dict), "'split' must be an object")
+    for part in ("train", "val"):
+        items = split.get(part)
+        need(
+            isinstance(items, list)
+            and all(
+                isinstance(it, (list, tuple))
+                and len(it) == 2
+                and isinstance(it[0], str)
+                and _whole(it[1])
+                and it[1] < len(classes)
+                for it in items
+            ),
+            f"'split.{part}' must list [file, class index] pairs",
+        )
+    need(bool(split["train"]), "'split.train' is empty")
+    skipped = state.get("skipped")
+    need(
+        isinstance(skipped, list)
+        and all(isinstance(x, (list, tuple)) and len(x) == 2 and _names(x) for x in skipped),
+        "'skipped' must list [file, reason] pairs",
+    )
+    history = state.get("history")
+    need(
+        isinstance(history, list) and all(isinstance(h, dict) for h in history), "'history' must list epochs"
+    )
+    need(_whole(state.get("epoch")) and state["epoch"] == len(history), "'epoch' must match the history")
+    need(_whole(state.get("step")), "'step' must be a whole number")
+    need(_whole(state.get("unfrozen_blocks")), "'unfrozen_blocks' must be a whole number")
+    need(state.get("arch") in list_architectures(), "'arch' must be a torchvision classification model")
+    need(_names(state.get("head")) and bool(state["head"]), "'head' must name the classifier layers")
+    need(isinstance(state.get("weights_source"), str), "'weights_source' must be text")
+    need(_names(state.get("trainable")), "'trainable' must list parameter names")
+    groups = state.get("group_names")
+    need(isinstance(groups, list) and all(_names(g) for g in groups), "'group_names' must list name lists")
+    need(_tensors(state.get("model")), "'model' must hold the weights as tensors")
+    need(
+        all(bool(torch.isfinite(t).all()) for t in state["model"].values() if t.is_floating_point()),
+        "its weights are not finite numbers (NaN or infinity)",
+    )
+    optimizer = state.get("optimizer")
+    need(
+        isinstance(optimizer, dict)
+        and isinstance(optimizer.get("state"), dict)
+        and isinstance(optimizer.get("param_groups"), list)
+        and len(optimizer["param_groups"]) == len(groups)
+        and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in optimizer["param_groups"]),
+        "'optimizer' must hold one parameter group per name list",
+    )
+    best_epoch, best_loss = state.get("best_epoch"), state.get("best_val_loss")
+    need(
+        best_epoch is None or (_whole(best_epoch, 1) and best_epoch <= state["epoch"]),
+        "'best_epoch' is out of range",
+    )
+    need(
+        best_loss is None
+        or (
+            isinstance(best_loss, (int, float))
+            and not isinstance(best_loss, bool)
+            and math.isfinite(best_loss)
+        ),
+        "'best_val_loss' must be a finite number",
+    )
+    need(state.get("best_state") is None or _tensors(state["best_state"]), "'best_state' must hold tensors")
+    rng = state.get("rng_state")
+    need(
+        rng is None or (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8),
+        "'rng_state' is not a random state",
+    )
+    pre = state.get("preprocess")
+    need(isinstance(pre, dict), "'preprocess' must be an object")
+    try:
+        validate_metadata(
+            {
+                "format": "ftgui-model",
+                "version": 1,
+                "arch": state["arch"],
+                "classes": list(classes),
+                "num_classes": len(classes),
+                "input_size": pre.get("crop_size"),
+                "resize_size": pre.get("resize_size"),
+                "mean": pre.get("mean"),
+                "std": pre.get("std"),
+                "interpolation": pre.get("interpolation", "bilinear"),
+                "model_kwargs": state.get("model_kwargs"),
+            },
+            name,
+        )
+    except CheckpointError as exc:
+        need(False, str(exc).split(": ", 1)[-1].rstrip("."))
+
+
 def restore(
     cls: Any,
     path: str | os.PathLike[str],
@@ -65,9 +216,22 @@ def restore(
     device: str | None = None,
 ) -> Any:
     """A ``cls`` (Trainer) in the state the checkpoint recorded, ready to ``run()`` on."""
+    state = load_checkpoint(path)
+    validate_checkpoint(state, Path(path).name)
+    try:
+        return _restore(cls, state, data_dir, epochs, device)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{Path(path).name} is damaged or was not written by this ftgui: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else 'inconsistent content'}."
+        ) from None
+
+
+def _restore(
+    cls: Any, state: dict[str, Any], data_dir: str | None, epochs: int | None, device: str | None
+) -> Any:
     from .engine import TrainConfig, select_device
 
-    state = load_checkpoint(path)
     cfg = TrainConfig.from_dict(state["config"])
     if data_dir:
         cfg.data_dir = str(data_dir)
@@ -84,10 +248,10 @@ def restore(
     trainer.scan = ScanResult(str(root), classes, trainer.split.train + trainer.split.val)
     trainer.device = select_device(cfg.device)
     model = rebuild_for_inference(state["arch"], len(classes), state["model_kwargs"])
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"The checkpoint's weights do not fit {state['arch']}: {exc}") from None
+    problem = describe_mismatch(model, state["model"])
+    if problem:
+        raise CheckpointError(f"The checkpoint's weights do not fit {state['arch']}: {problem}.")
+    model.load_state_dict(state["model"])
     pre = Preprocess.from_dict(state["preprocess"])
     trainer.built = BuiltModel(
         model,
@@ -127,6 +291,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"Checkpoint not found: {p}")
+    damaged = _failed_checksum(p)
+    if damaged:
+        raise CheckpointError(
+            f"Refused to load checkpoint {p.name}: it is damaged ({damaged} fails its checksum); "
+            "use an earlier copy or train again."
+        )
     try:
         state = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -143,3 +313,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p.name} is not an ftgui training checkpoint.")
     return state
+
+
+def _failed_checksum(path: Path) -> str | None:
+    """The first record of a torch zip file whose CRC-32 does not match (torch.load never checks)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return None  # not a zip: torch.load says what it is
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
+        return f"the archive ({exc})"

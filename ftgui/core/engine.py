@@ -570,12 +570,13 @@ class Trainer:
         except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
             self._restore_best()
             yield ev.Failed(_oom_message(exc, self.config), self.epoch)
-        except RuntimeError as exc:
+        except Exception as exc:  # a run ends with a message, whatever torch raises
             self._restore_best()
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             msg = (
                 _oom_message(exc, self.config)
                 if is_out_of_memory(exc)
-                else (f"Training failed: {exc}\n{traceback.format_exc(limit=3)}")
+                else f"Training failed: {first}\n\n{traceback.format_exc(limit=3)}"
             )
             yield ev.Failed(msg, self.epoch)
 

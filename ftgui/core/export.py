@@ -220,9 +220,9 @@ def validate_metadata(meta: Any, name: str = META_FILE) -> None:
             raise bad(f"'{key}' must be three numbers")
     if any(float(s) <= 0 for s in meta["std"]):
         raise bad("'std' values must be positive")
-    if meta.get("interpolation", "bilinear") not in INTERPOLATIONS:
+    if meta.get("interpolation") not in INTERPOLATIONS:
         raise bad(f"'interpolation' must be one of {', '.join(INTERPOLATIONS)}")
-    kwargs = meta.get("model_kwargs", {})
+    kwargs = meta.get("model_kwargs")
     if not isinstance(kwargs, dict):
         raise bad("'model_kwargs' must be an object")
     for key, value in kwargs.items():
@@ -470,6 +470,8 @@ def export_all(
         raise CheckpointError(missing)
     out = Path(out_dir).expanduser()
     evaluation = evaluation if evaluation is not None else getattr(trainer, "evaluation", None)
+    from .data import display_path
+
     checks: list[FormatCheck] = []
     with staged_folder(out, BUNDLE_FILES) as stage:
         write_bundle_files(trainer, stage, evaluation)
@@ -479,7 +481,7 @@ def export_all(
         if "torchscript" in formats:
             checks.append(export_torchscript(trainer, stage, images))
         text = model_card(trainer, checks, evaluation)
-        write_synced(stage / CARD_FILE, text.encode("utf-8"))
+        write_synced(stage / CARD_FILE, display_path(text).encode("utf-8"))
     # Report where the files are now, not where they were checked.
     return [
         FormatCheck(c.format, str(out / Path(c.path).name), c.max_difference, c.batch_sizes, c.runtime)

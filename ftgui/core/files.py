@@ -118,6 +118,7 @@ def swap_in(stage: Path, out: Path, replaced: Iterable[str]) -> None:
 
     Files of ``out`` other than the ``replaced`` names (a checkpoint, the user's own files)
     stay: they are hard-linked into the staged folder (no copy) and sub-folders are moved across.
+    Afterwards ``stage`` holds only the previous bundle's files and links to kept files.
     """
     if not out.exists():
         os.rename(stage, out)
@@ -126,21 +127,23 @@ def swap_in(stage: Path, out: Path, replaced: Iterable[str]) -> None:
     replaced = set(replaced)
     staged = {p.name for p in stage.iterdir()}
     keep = [e for e in out.iterdir() if e.name not in replaced and e.name not in staged]
+    keep_dirs = [e.name for e in keep if e.is_dir() and not e.is_symlink()]
     try:
         for entry in keep:
-            if not entry.is_dir() or entry.is_symlink():
+            if entry.name not in keep_dirs:
                 os.link(entry, stage / entry.name, follow_symlinks=False)
         exchanged = _exchange(stage, out)
     except OSError:
         exchanged = False
     if not exchanged:
+        for name in {p.name for p in stage.iterdir()} - staged:
+            os.unlink(stage / name)  # the links made above; the originals stay in ``out``
         _replace_files(stage, out, replaced)
         return
-    # ``stage`` now holds the previous folder: move its sub-folders across, then drop it (its
-    # files are the previous bundle's and links to files that are now in ``out``).
-    for entry in keep:
-        if entry.is_dir() and not entry.is_symlink():
-            os.rename(stage / entry.name, out / entry.name)
+    # ``stage`` now holds the previous folder: move anything that is not a file back into ``out``.
+    for entry in list(stage.iterdir()):
+        if entry.is_dir() and not entry.is_symlink() and not (out / entry.name).exists():
+            os.rename(entry, out / entry.name)
     _fsync_dir(out.parent)
 
 
@@ -171,10 +174,16 @@ def staged_folder(out: str | os.PathLike[str], replaced: Iterable[str]) -> Itera
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_stages(target)
     stage = Path(tempfile.mkdtemp(prefix=stage_prefix(target), suffix=PARTIAL, dir=target.parent))
+    # mkdtemp makes a private (0700) folder; give it the mode the folder it replaces had.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stage, target.stat().st_mode & 0o7777 if target.is_dir() else 0o777 & ~umask)
     try:
         yield stage
         swap_in(stage, target, replaced)
     finally:
+        # Before the swap: only new files and links. After it: the previous bundle's files and
+        # links to files that are in ``target``; folders were moved back. Nothing else is lost.
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
 

@@ -60,6 +60,8 @@ def test_metadata_is_validated(tmp_path):
         "resize_size": 256,
         "mean": [0.5, 0.5, 0.5],
         "std": [0.2, 0.2, 0.2],
+        "interpolation": "bilinear",
+        "model_kwargs": {},
     }
     (tmp_path / "model.json").write_text(json.dumps(good))
     assert read_metadata(tmp_path)["classes"] == ["a", "b"]
