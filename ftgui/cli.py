@@ -17,7 +17,7 @@ from .core.errors import FtguiError
 
 def display(text: str) -> str:
     """Text for the terminal: file names with bytes that are not UTF-8 shown as \\xNN."""
-    from .core.data import display_path
+    from .core.text import display_path
 
     return display_path(text)
 
@@ -259,23 +259,14 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _check_out(args: argparse.Namespace, out_dir: Path, arch: str) -> None:
     """--out must be usable before the scan starts: a full disk must cost no training time."""
-    from .core.data import output_inside_class_folder
-    from .core.files import bundle_bytes_needed, check_destination
+    from .core.export import check_output_folder
     from .core.models import arch_info
 
-    check_destination(out_dir, "--out")
-    inside = output_inside_class_folder(args.data_dir, out_dir)
-    if inside:
-        raise FtguiError(
-            f"--out {out_dir} is inside the class folder '{inside}' of the dataset: its files would be "
-            "taken for images of that class. Choose a folder outside the dataset."
-        )
     try:
         params = arch_info(arch).num_params or 0
     except FtguiError:
         params = 0
-    if params:
-        check_destination(out_dir, "--out", bundle_bytes_needed(params, params, args.checkpoint_every > 0))
+    check_output_folder(out_dir, args.data_dir, params, params, args.checkpoint_every > 0)
 
 
 def _train(args: argparse.Namespace, progress: Progress) -> int:

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 
 from .errors import DataError
 from .models import Preprocess
+from .text import display_path
 
 # torchvision.datasets.folder's list and case-insensitive check, plus GIF (first frame).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -84,19 +85,6 @@ def _hidden(name: str) -> bool:
 
 def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS)
-
-
-def display_path(text: str) -> str:
-    """A name as a person can read it: bytes that are not UTF-8 shown as ``\\xNN``.
-
-    Linux allows any bytes in file names; Python keeps undecodable ones as lone surrogates,
-    which terminals and Qt cannot show. The original name is kept everywhere else.
-    """
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def holds_ftgui_output(folder: str | os.PathLike[str]) -> bool:

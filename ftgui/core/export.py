@@ -24,7 +24,15 @@ import torchvision
 
 from .. import __version__
 from .errors import CheckpointError
-from .files import atomic_open, atomic_write, staged_folder, write_synced
+from .files import (
+    DestinationError,
+    atomic_open,
+    atomic_write,
+    bundle_bytes_needed,
+    check_destination,
+    staged_folder,
+    write_synced,
+)
 from .layers import trainable_names
 
 __all__ = ["atomic_open", "atomic_write", "atomic_torch_save", "export_all", "export_bundle", "read_metadata"]
@@ -138,6 +146,30 @@ def write_bundle_files(trainer: Any, folder: Path, evaluation: Any | None = None
     write_synced(folder / WEIGHTS_FILE, data)
     write_synced(folder / META_FILE, dumps_json(meta).encode("utf-8"))
     return meta
+
+
+def check_output_folder(
+    out: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None,
+    total_params: int = 0,
+    trainable_params: int = 0,
+    checkpoint: bool = False,
+    what: str = "--out",
+) -> Path:
+    """Refuse an output folder before any work: a file, a file among its parents, read-only,
+    inside a class folder of the dataset, or too little free space for the model (+ checkpoint)."""
+    from .data import output_inside_class_folder
+
+    path = check_destination(out, what)
+    inside = output_inside_class_folder(data_dir, out) if data_dir else None
+    if inside:
+        raise DestinationError(
+            f"{what} {path} is inside the class folder '{inside}' of the dataset: its files would be "
+            "taken for images of that class. Choose a folder outside the dataset."
+        )
+    if total_params:
+        check_destination(out, what, bundle_bytes_needed(total_params, trainable_params, checkpoint))
+    return path
 
 
 def export_bundle(trainer: Any, out_dir: str | os.PathLike[str], evaluation: Any | None = None) -> Path:
@@ -470,7 +502,7 @@ def export_all(
         raise CheckpointError(missing)
     out = Path(out_dir).expanduser()
     evaluation = evaluation if evaluation is not None else getattr(trainer, "evaluation", None)
-    from .data import display_path
+    from .text import display_path
 
     checks: list[FormatCheck] = []
     with staged_folder(out, BUNDLE_FILES) as stage:

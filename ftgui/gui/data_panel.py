@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.text import display_path
 from .worker import ScanWorker, start_in_thread
 
 FEW_IMAGES = 10  # a class with fewer images than this gets a warning
@@ -211,13 +213,14 @@ class DataPanel(QWidget):
         self._thumbs = thumbs
         kind = "train/ and val/ folders" if scan.presplit else "one folder per class"
         self.folder_label.setText(
-            f"<b>{Path(scan.root).name}</b> — {len(scan.samples):,} images in {len(scan.classes)} classes ({kind})"
+            f"<b>{html.escape(display_path(Path(scan.root).name))}</b> — {len(scan.samples):,} images in "
+            f"{len(scan.classes)} classes ({kind})"
         )
         self.val_fraction.setEnabled(scan.presplit is None)
         self._fill_table()
         self.skipped.clear()
         for path, reason in scan.skipped:
-            self.skipped.addItem(f"{path}: {reason}")
+            self.skipped.addItem(display_path(f"{path}: {reason}"))
         self.skipped_label.setText(f"Skipped {len(scan.skipped)} file(s):")
         self.skipped_label.setVisible(bool(scan.skipped))
         self.skipped.setVisible(bool(scan.skipped))
@@ -241,7 +244,7 @@ class DataPanel(QWidget):
         total = scan.counts()
         self.table.setRowCount(len(scan.classes))
         for row, name in enumerate(scan.classes):
-            item = QTableWidgetItem(name)
+            item = QTableWidgetItem(display_path(name))
             png = self._thumbs.get(row)
             if png:
                 item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
@@ -254,7 +257,7 @@ class DataPanel(QWidget):
         notes = list(scan.warnings)
         few = [c for c, n in zip(scan.classes, total) if n < FEW_IMAGES]
         if few:
-            notes.append(f"Very few images (under {FEW_IMAGES}) in: {', '.join(few)}.")
+            notes.append(f"Very few images (under {FEW_IMAGES}) in: {display_path(', '.join(few))}.")
         if min(total) and max(total) / min(total) >= IMBALANCE:
             notes.append(
                 f"Strong imbalance: the largest class has {max(total) / min(total):.0f}× the images "

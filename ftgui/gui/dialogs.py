@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,11 @@ from PySide6.QtWidgets import (
 )
 
 
-def onnx_available() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript"))
+def onnx_missing() -> str | None:
+    """What to install for ONNX export (the same check as ``ftgui-train --export onnx``), or None."""
+    from ..core.export import missing_format_packages
+
+    return missing_format_packages(("onnx",))
 
 
 class ExportDialog(QDialog):
@@ -36,15 +38,15 @@ class ExportDialog(QDialog):
         browse = QPushButton("Browse…")
         self.onnx = QCheckBox("ONNX (model.onnx, dynamic batch size)")
         self.torchscript = QCheckBox("TorchScript (model.torchscript.pt)")
-        has_ort = importlib.util.find_spec("onnxruntime") is not None
-        if not onnx_available():
+        missing = onnx_missing()
+        if missing:
             self.onnx.setEnabled(False)
-            self.onnx.setToolTip("Install the onnx extra: pip install 'ftgui[onnx]'")
+            self.onnx.setText(self.onnx.text() + " — not installed")
+            self.onnx.setToolTip(missing)
         note = QLabel(
-            "Always written: model.safetensors, model.json and MODEL_CARD.md. Each extra format is loaded "
-            "back and compared with the model on validation images"
-            + ("" if has_ort else " (ONNX is checked only when onnxruntime is installed)")
-            + "."
+            "Always written: model.safetensors, model.json and MODEL_CARD.md, swapped in together. Each "
+            "extra format is loaded back and compared with the model on validation images."
+            + (f"<br><i>{missing}</i>" if missing else "")
         )
         note.setWordWrap(True)
         row = QHBoxLayout()

@@ -42,6 +42,7 @@ class EvaluationPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.evaluation: Any = None
+        self._paths: list[str] = []
         self.summary = QLabel("Train a model (or open an exported one) to see where it is right and wrong.")
         self.summary.setWordWrap(True)
         self.evaluate_button = QPushButton("Evaluate")
@@ -144,12 +145,15 @@ class EvaluationPanel(QWidget):
     def set_evaluation(self, ev: Any, thumbs: dict[str, bytes] | None = None) -> None:
         import html
 
-        from ..core.data import display_path
         from ..core.evaluate import headline
+        from ..core.text import display_path
 
         self.evaluation = ev
         thumbs = thumbs or {}
         k = len(ev.classes)
+        # Qt cuts a string at bytes that are not UTF-8; show such names as \xNN instead.
+        names = [display_path(c) for c in ev.classes]
+        self._paths.clear()
         if ev.accuracy is None:
             self.summary.setText(f"<b>{html.escape(display_path(headline(ev)))}</b>")
         else:
@@ -162,8 +166,8 @@ class EvaluationPanel(QWidget):
         self.confusion.clear()
         self.confusion.setRowCount(k)
         self.confusion.setColumnCount(k)
-        self.confusion.setHorizontalHeaderLabels(ev.classes)
-        self.confusion.setVerticalHeaderLabels(ev.classes)
+        self.confusion.setHorizontalHeaderLabels(names)
+        self.confusion.setVerticalHeaderLabels(names)
         for i, row in enumerate(ev.confusion):
             total = max(sum(row), 1)
             for j, count in enumerate(row):
@@ -177,13 +181,18 @@ class EvaluationPanel(QWidget):
                 item.setBackground(QBrush(color))
                 if share > 0.6:
                     item.setForeground(QBrush(QColor("white")))
-                item.setToolTip(
-                    f"true {ev.classes[i]}, predicted {ev.classes[j]}: {count} ({100 * share:.0f}%)"
-                )
+                item.setToolTip(f"true {names[i]}, predicted {names[j]}: {count} ({100 * share:.0f}%)")
                 self.confusion.setItem(i, j, item)
         self.metrics.setRowCount(k)
         for r, m in enumerate(ev.per_class):
-            values = [m.name, str(m.support), _pct(m.precision), _pct(m.recall), _pct(m.f1), _pct(m.accuracy)]
+            values = [
+                display_path(m.name),
+                str(m.support),
+                _pct(m.precision),
+                _pct(m.recall),
+                _pct(m.f1),
+                _pct(m.accuracy),
+            ]
             for c, text in enumerate(values):
                 cell = QTableWidgetItem(text)
                 if c:
@@ -192,17 +201,15 @@ class EvaluationPanel(QWidget):
         self.gallery.clear()
         for m in ev.worst:
             full = os.path.join(ev.root, m.path)
-            caption = (
-                f"{ev.classes[m.true_label]} → {ev.classes[m.predicted]}\n{100 * m.confidence:.0f}% sure"
-            )
+            caption = f"{names[m.true_label]} → {names[m.predicted]}\n{100 * m.confidence:.0f}% sure"
             if m.true_label == m.predicted:
-                caption = f"{ev.classes[m.true_label]} ✓\n{100 * m.confidence:.0f}% sure"
+                caption = f"{names[m.true_label]} ✓\n{100 * m.confidence:.0f}% sure"
             item = QListWidgetItem(caption)
             png = thumbs.get(m.path)
             if png:
                 item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
-            item.setData(PATH_ROLE, full)
-            item.setToolTip(f"{m.path}\nloss {m.loss:.3f}")
+            item.setData(PATH_ROLE, self._remember(full))
+            item.setToolTip(f"{display_path(m.path)}\nloss {m.loss:.3f}")
             self.gallery.addItem(item)
         self.cell_images.clear()
         self.cell_label.setText("Click a cell to list its images.")
@@ -211,20 +218,31 @@ class EvaluationPanel(QWidget):
         ev = self.evaluation
         if ev is None:
             return
+        from ..core.text import display_path
+
         paths = ev.paths_in_cell(row, column)
         self.cell_label.setText(
-            f"{len(paths)} image(s) of {ev.classes[row]} predicted as {ev.classes[column]}:"
+            f"{len(paths)} image(s) of {display_path(ev.classes[row])} predicted as "
+            f"{display_path(ev.classes[column])}:"
         )
         self.cell_images.clear()
         for p in paths:
-            item = QListWidgetItem(p)
-            item.setData(PATH_ROLE, os.path.join(ev.root, p))
+            item = QListWidgetItem(display_path(p))
+            item.setData(PATH_ROLE, self._remember(os.path.join(ev.root, p)))
             self.cell_images.addItem(item)
 
+    def _remember(self, path: str) -> int:
+        """Items carry an index into a Python list: a QString would lose bytes that are not UTF-8."""
+        self._paths.append(path)
+        return len(self._paths) - 1
+
+    def path_of(self, item: QListWidgetItem) -> str:
+        return self._paths[int(item.data(PATH_ROLE))]
+
     def _on_item_double_clicked(self, item: QListWidgetItem) -> None:
-        open_file(str(item.data(PATH_ROLE)))
+        open_file(self.path_of(item))
 
     def _on_show_in_folder_clicked(self) -> None:
         item = self.gallery.currentItem()
         if item is not None:
-            open_file(str(Path(str(item.data(PATH_ROLE))).parent))
+            open_file(str(Path(self.path_of(item)).parent))

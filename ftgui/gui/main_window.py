@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..core.text import display_path
 from .data_panel import DataPanel, folder_from_mime
 from .dialogs import LRFinderDialog
 from .eval_panel import EvaluationPanel
@@ -241,7 +242,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
     # ------------------------------------------------------------ data
 
     def _on_data_scanned(self, scan: Any) -> None:
-        self.setWindowTitle(f"ftgui — {Path(scan.root).name}")
+        self.setWindowTitle(f"ftgui — {display_path(Path(scan.root).name)}")
         self.log_message(
             "info", f"Opened {scan.root}: {len(scan.samples)} images in {len(scan.classes)} classes"
         )
@@ -317,9 +318,12 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             trainer = Trainer(self.build_config())
             scan = self.data_panel.scan
             self.plot.clear()
+        checkpoint = self.epoch_checkpoint_path(trainer)
+        if checkpoint and not self._checkpoint_path_usable(checkpoint, trainer.config.arch):
+            return
         self.trainer = trainer
         self.try_panel.set_predictor(None, "training… (the Try tab works again when training ends)")
-        self.worker = TrainingWorker(trainer, scan, self.epoch_checkpoint_path(trainer))
+        self.worker = TrainingWorker(trainer, scan, checkpoint)
         self.worker.reported.connect(self._on_worker_reported)
         self.thread = start_in_thread(self.worker, self)
         self.thread.finished.connect(self._on_thread_finished)
@@ -339,6 +343,22 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
         name = Path(trainer.config.data_dir or "dataset").name or "dataset"
         return str(Path(base or Path.home() / ".ftgui") / "checkpoints" / f"{name}-{trainer.config.arch}.pt")
+
+    def _checkpoint_path_usable(self, path: str, arch: str, title: str = "Cannot save checkpoints") -> bool:
+        """Check a checkpoint file's folder before any training time is spent (space, writable)."""
+        from ..core.errors import FtguiError
+        from ..core.files import bundle_bytes_needed, check_destination
+        from ..core.models import arch_info
+
+        try:
+            params = arch_info(arch).num_params or 0
+            check_destination(
+                path, "Checkpoint file", bundle_bytes_needed(params, params) if params else 0, kind="file"
+            )
+        except FtguiError as exc:
+            self.show_error(title, str(exc))
+            return False
+        return True
 
     def stop_training(self) -> None:
         if self.worker is not None:
@@ -455,6 +475,8 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.save_checkpoint_to(path)
 
     def save_checkpoint_to(self, path: str) -> bool:
+        if not self._checkpoint_path_usable(path, self.trainer.built.arch, "Could not save checkpoint"):
+            return False
         try:
             self.trainer.save_checkpoint(path)
         except OSError as exc:
@@ -483,7 +505,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         for record in trainer.history:
             self.plot.add_epoch(int(record["epoch"]), record.get("val_loss"), record.get("val_accuracy"))
         self.train_panel.epochs.setValue(max(self.train_panel.epochs.value(), trainer.epoch + 1))
-        self.setWindowTitle(f"ftgui — {Path(trainer.scan.root).name}")
+        self.setWindowTitle(f"ftgui — {display_path(Path(trainer.scan.root).name)}")
         self.log_message(
             "info",
             f"Loaded checkpoint of {trainer.built.arch} after epoch {trainer.epoch} "
@@ -497,10 +519,11 @@ class MainWindow(ModelToolsMixin, QMainWindow):
     def log_message(self, level: str, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         prefix = {"warning": "⚠ ", "error": "✖ "}.get(level, "")
-        self.log.appendPlainText(f"{stamp}  {prefix}{text}")
+        self.log.appendPlainText(f"{stamp}  {prefix}{display_path(text)}")
 
     def show_error(self, title: str, text: str) -> None:
         """A window-modal message box that does not block the event loop."""
+        text = display_path(text)
         box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, self)
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()

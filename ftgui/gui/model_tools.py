@@ -32,11 +32,24 @@ class ModelToolsMixin:
         from PySide6.QtGui import QGuiApplication
 
         from ..core.errors import FtguiError
-        from ..core.export import export_all
+        from ..core.export import check_output_folder, export_all, missing_format_packages
+        from ..core.layers import count_params
 
+        trainer = self.trainer
+        try:
+            missing = missing_format_packages(formats)
+            if missing:
+                raise FtguiError(missing)
+            trainable, total = count_params(trainer.model)
+            check_output_folder(
+                folder, trainer.scan.root if trainer.scan else None, total, 0, False, "Export folder"
+            )
+        except FtguiError as exc:
+            self.show_error("Cannot export there", str(exc))
+            return False
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            checks = export_all(self.trainer, folder, formats)
+            checks = export_all(trainer, folder, formats)
         except (FtguiError, OSError, RuntimeError) as exc:
             self.show_error("Export failed", str(exc))
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.text import display_path
 from .worker import thumbnail_png
 
 MAX_IMAGES = 50
@@ -58,14 +60,14 @@ class ResultRow(QFrame):
         if png:
             thumb.setPixmap(QPixmap.fromImage(QImage.fromData(png)))
         grid = QGridLayout()
-        name = QLabel(f"<b>{Path(prediction.path).name}</b>")
-        name.setToolTip(prediction.path)
+        name = QLabel(f"<b>{html.escape(display_path(Path(prediction.path).name))}</b>")
+        name.setToolTip(display_path(prediction.path))
         grid.addWidget(name, 0, 0, 1, 2)
         self.bars: list[QProgressBar] = []
         if prediction.error:
-            grid.addWidget(QLabel(f"⚠ {prediction.error}"), 1, 0, 1, 2)
+            grid.addWidget(QLabel(f"⚠ {display_path(prediction.error)}"), 1, 0, 1, 2)
         for row, (cls, prob) in enumerate(prediction.top, start=1):
-            label = QLabel(cls)
+            label = QLabel(display_path(cls))
             bar = QProgressBar()
             bar.setRange(0, 1000)
             bar.setValue(int(round(prob * 1000)))

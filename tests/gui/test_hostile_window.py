@@ -1,0 +1,89 @@
+"""The window with hostile input: odd file names, unusable export folders, missing extras."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from ftgui.gui.dialogs import ExportDialog
+
+
+def _load(qtbot, window, folder):
+    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+        window.data_panel.load_folder(str(folder))
+
+
+def _train(qtbot, window, epochs=1):
+    window.model_panel.set_weights("none")
+    window.model_panel.set_strategy("head")
+    window.train_panel.epochs.setValue(epochs)
+    window.train_panel.batch_size.setValue(8)
+    window.train_panel.image_size.setValue(32)
+    window.start_training()
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="only Linux allows any bytes in file names")
+def test_names_that_are_not_utf8_show_readably_and_train(qtbot, window, tmp_path):
+    root = tmp_path / "data"
+    bad_class = os.fsdecode(b"caf\xe9")
+    for cls, color in ((bad_class, (220, 20, 20)), ("plain", (20, 20, 220))):
+        (root / cls).mkdir(parents=True)
+        for i in range(6):
+            name = os.fsdecode(b"x\xff%d.png" % i)
+            Image.new("RGB", (32, 32), color).save(root / cls / name)
+    _load(qtbot, window, root)
+    assert window.data_panel.table.item(0, 0).text() == "caf\\xe9"  # Qt would cut it to "caf"
+    _train(qtbot, window)
+    assert "Finished 1 epochs" in window.log.toPlainText()
+    qtbot.waitUntil(lambda: window.eval_panel.evaluation is not None, timeout=60_000)
+    confusion = window.eval_panel.confusion
+    assert confusion.horizontalHeaderItem(0).text() == "caf\\xe9"
+    ev = window.eval_panel.evaluation
+    cell = next((0, j) for j in range(2) if ev.confusion[0][j])
+    confusion.cellClicked.emit(*cell)
+    listed = [window.eval_panel.cell_images.item(i) for i in range(window.eval_panel.cell_images.count())]
+    assert listed and all("\\xff" in item.text() for item in listed)
+    # The path behind each row keeps its real bytes (a QString would have lost them).
+    assert all(os.path.isfile(window.eval_panel.path_of(item)) for item in listed)
+    out = tmp_path / "model"
+    assert window.export_to(str(out))
+    assert window.open_bundle(str(out))
+    assert window.bundle.classes[0] == bad_class
+
+
+def test_export_to_unusable_folders_shows_a_message(qtbot, window, image_folder, tmp_path):
+    _load(qtbot, window, image_folder)
+    _train(qtbot, window)
+    (tmp_path / "file").write_text("x")
+    for target, message in [
+        (tmp_path / "file", "is a file; give a folder"),
+        (tmp_path / "file" / "sub", "is a file, not a folder"),
+        (image_folder / "circle" / "export", "inside the class folder 'circle'"),
+    ]:
+        assert not window.export_to(str(target))
+        box = window.last_error_box
+        assert box.windowTitle() == "Cannot export there" and message in box.text()
+        box.close()
+    assert not (image_folder / "circle" / "export").exists()
+    assert not window.save_checkpoint_to(str(tmp_path / "file" / "ckpt.pt"))
+    assert "is a file, not a folder" in window.last_error_box.text()
+    assert window.export_to(str(tmp_path / "good"))
+
+
+def test_export_dialog_says_how_to_get_onnx_when_it_is_missing(qtbot, window, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if it were not installed
+    dialog = ExportDialog(str(window.settings.fileName()), window)
+    qtbot.addWidget(dialog)
+    assert not dialog.onnx.isEnabled() and "not installed" in dialog.onnx.text()
+    assert "pip install 'ftgui[onnx]'" in dialog.onnx.toolTip()
+    monkeypatch.undo()
+    dialog = ExportDialog("x", window)
+    qtbot.addWidget(dialog)
+    assert dialog.onnx.isEnabled()
+    dialog.onnx.setCheckState(Qt.CheckState.Checked)
+    assert dialog.formats() == ("safetensors", "onnx")
