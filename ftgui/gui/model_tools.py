@@ -47,9 +47,13 @@ class ModelToolsMixin:
         except FtguiError as exc:
             self.show_error("Cannot export there", str(exc))
             return False
+        from ..core.files import OutputLock
+
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            checks = export_all(trainer, folder, formats)
+            # The same lock as ftgui-train's: never export into a folder a training run writes to.
+            with OutputLock(folder).acquire("ftgui window: export"):
+                checks = export_all(trainer, folder, formats)
         except (FtguiError, OSError, RuntimeError) as exc:
             self.show_error("Export failed", str(exc))
             return False

@@ -72,7 +72,14 @@ def test_export_to_unusable_folders_shows_a_message(qtbot, window, image_folder,
     assert not (image_folder / "circle" / "export").exists()
     assert not window.save_checkpoint_to(str(tmp_path / "file" / "ckpt.pt"))
     assert "is a file, not a folder" in window.last_error_box.text()
+    from ftgui.core.files import OutputLock
+
+    lock = OutputLock(tmp_path / "busy").acquire("ftgui-train data --out busy")
+    assert not window.export_to(str(tmp_path / "busy"))
+    assert "in use by another ftgui run" in window.last_error_box.text()
+    lock.release()
     assert window.export_to(str(tmp_path / "good"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "ftgui.ini", "good"]  # no lock or temporary
 
 
 def test_export_dialog_says_how_to_get_onnx_when_it_is_missing(qtbot, window, monkeypatch):
