@@ -140,6 +140,11 @@ def _jpeg_complete(path: str | os.PathLike[str]) -> bool:
         return b"\xff\xd9" in fh.read()
 
 
+def _starts_with(path: str | os.PathLike[str], magic: bytes) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(magic)) == magic
+
+
 def check_image(path: str | os.PathLike[str]) -> str | None:
     """Why this file cannot be used as an image, or None if it looks fine (cheap: header only)."""
     try:
@@ -157,6 +162,9 @@ def check_image(path: str | os.PathLike[str]) -> str | None:
     except Image.DecompressionBombWarning as exc:
         return f"image too large to decode safely ({exc})"
     except Image.UnidentifiedImageError:
+        # Some Pillow versions cannot even identify a JPEG cut short; its signature still can.
+        if _starts_with(path, b"\xff\xd8\xff") and not _jpeg_complete(path):
+            return TRUNCATED
         return "not an image Pillow can read (wrong or unknown format)"
     except (OSError, SyntaxError, ValueError) as exc:
         return TRUNCATED if "truncat" in str(exc).lower() else f"unreadable image ({exc})"

@@ -94,6 +94,8 @@ def test_lr_suggestion_is_the_steepest_descent():
 
 
 def test_onnx_and_torchscript_round_trips(tiny_config, tmp_path):
+    pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     trainer = Trainer(tiny_config)
     run_to_end(trainer)
     checks = export_all(trainer, tmp_path / "out", ("safetensors", "onnx", "torchscript"))
@@ -125,6 +127,8 @@ def test_onnx_and_torchscript_round_trips(tiny_config, tmp_path):
 
 
 def test_cli_find_lr_and_export(image_folder, tmp_path):
+    pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     base = [
         str(BIN / "ftgui-train"),
         str(image_folder),

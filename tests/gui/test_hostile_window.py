@@ -89,6 +89,8 @@ def test_export_dialog_says_how_to_get_onnx_when_it_is_missing(qtbot, window, mo
     assert not dialog.onnx.isEnabled() and "not installed" in dialog.onnx.text()
     assert "pip install 'ftgui[onnx]'" in dialog.onnx.toolTip()
     monkeypatch.undo()
+    pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     dialog = ExportDialog("x", window)
     qtbot.addWidget(dialog)
     assert dialog.onnx.isEnabled()

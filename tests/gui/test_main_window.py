@@ -274,6 +274,8 @@ def test_skipped_files_are_listed_with_reasons(qtbot, window, image_folder, tmp_
 
 
 def test_evaluation_view_and_try_tab_after_training(qtbot, window, image_folder, tmp_path, drop):  # noqa: PLR0915
+    pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     from ftgui.core.predict import Predictor
 
     _load(qtbot, window, image_folder, drop)
