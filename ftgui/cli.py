@@ -29,6 +29,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _learning_rate(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or auto (got {text!r})") from None
+
+
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ftgui-train",
@@ -63,7 +72,14 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=_positive_int, default=5)
     p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument(
+        "--lr",
+        type=_learning_rate,
+        default=None,
+        metavar="LR|auto",
+        help="learning rate: a number, or 'auto' for a quick range test (head only). Default: the "
+        "strategy's own (head 1e-2, otherwise 1e-3; see the README)",
+    )
     p.add_argument(
         "--lr-decay",
         type=float,

@@ -72,7 +72,11 @@ class TrainConfig:
     train_bn: bool = False
     epochs: int = 5
     batch_size: int = 32
-    lr: float = 1e-3
+    # None: the strategy's default (core/recipe.py); "auto": a quick range test (head only, where
+    # the frozen layers' output is cached); or a number. prepare() turns it into the number used,
+    # and ``lr_note`` says why.
+    lr: float | str | None = None
+    lr_note: str = ""
     lr_decay: float = 1.0  # discriminative LRs: each earlier block gets lr * lr_decay**depth
     optimizer: str = "adam"
     weight_decay: float = 1e-4
@@ -133,7 +137,12 @@ def validate_config(cfg: TrainConfig) -> None:
         if not ok:
             raise FtguiError(f"{option} must be {rule} (got {value!r}).")
 
-    need(_finite_number(cfg.lr) and cfg.lr > 0, "--lr (learning rate)", "a finite number above 0", cfg.lr)
+    need(
+        cfg.lr is None or cfg.lr == "auto" or (_finite_number(cfg.lr) and cfg.lr > 0),  # type: ignore[operator]
+        "--lr (learning rate)",
+        "a finite number above 0, or auto",
+        cfg.lr,
+    )
     need(
         _finite_number(cfg.lr_decay) and 0 < cfg.lr_decay <= 1,
         "--lr-decay",
@@ -342,9 +351,36 @@ class Trainer:
         self._freeze(spec, 0)
         self.built.model.to(self.device)
         self._apply_memory_format()
-        self.optimizer = self._new_optimizer()
+        self._choose_lr()
         for rel, reason in self.scan.skipped:
             self.skipped.setdefault(rel, reason)
+
+    def _choose_lr(self) -> None:
+        """The learning rate this run uses (the strategy's default, auto, or the user's), and why."""
+        from .recipe import default_lr, resolve_lr
+
+        cfg = self.config
+        requested = cfg.lr
+        if isinstance(requested, (int, float)) and not isinstance(requested, bool):
+            choice = resolve_lr(self, requested)
+        else:
+            cfg.lr = default_lr(cfg.strategy).lr  # the range test needs an optimizer to start from
+            self.optimizer = self._new_optimizer()
+            if requested == "auto" and not self._range_test_is_quick():
+                fallback = default_lr(cfg.strategy)
+                choice = type(fallback)(
+                    fallback.lr,
+                    "auto: the range test runs only for a head alone on cached features (augmentation "
+                    f"off), where it takes seconds; the {fallback.reason}",
+                )
+            else:
+                choice = resolve_lr(self, requested)
+        cfg.lr, cfg.lr_note = choice.lr, choice.reason
+        self.optimizer = self._new_optimizer()
+
+    def _range_test_is_quick(self) -> bool:
+        cfg = self.config
+        return cfg.strategy == "head" and cfg.cache != "off" and not cfg.augment
 
     def _freeze(self, spec: FreezeSpec, unfrozen_blocks: int) -> None:
         assert self.built is not None
@@ -591,6 +627,8 @@ class Trainer:
             yield ev.FileSkipped(rel, reason)
         trainable, total = count_params(model)
         batches = math.ceil(len(self.split.train) / cfg.batch_size)
+        if cfg.lr_note and self.epoch == 0:
+            yield ev.Message("info", f"Learning rate {cfg.lr:.1e}: {cfg.lr_note}.")
         yield ev.RunStarted(
             tuple(self.scan.classes),
             len(self.split.train),
@@ -718,7 +756,19 @@ class Trainer:
                 if self.best_epoch <= len(self.history)
                 else None
             )
+        if self.best_epoch is not None and self.best_epoch != self.epoch:
+            yield ev.Message("info", f"Kept the weights of {self.kept_because()}.")
         yield ev.Finished(self.epoch, self.best_epoch, self.best_val_loss, best_acc, stopped_early)
+
+    def kept_because(self) -> str:
+        """Which epoch's weights the model holds, and why (for the log and model.json)."""
+        if self.best_epoch is None:
+            return "no epoch finished"
+        measure = "validation loss" if self.split is not None and self.split.val else "training loss"
+        later = " (later epochs did not lower it)" if self.best_epoch != self.epoch else ""
+        return (
+            f"epoch {self.best_epoch} of {self.epoch}, the lowest {measure} ({self.best_val_loss:.4f}){later}"
+        )
 
     def _kept(self) -> str:
         if self.best_epoch is None:

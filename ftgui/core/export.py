@@ -89,6 +89,7 @@ def bundle_metadata(trainer: Any) -> dict[str, Any]:
         "training": trainer.config.to_dict(),
         "epochs_completed": trainer.epoch,
         "best_epoch": trainer.best_epoch,
+        "weights_from": trainer.kept_because() if hasattr(trainer, "kept_because") else None,
         "history": trainer.history,
         "class_counts": {"train": counts, "val": val_counts},
         "split": {"root": scan.root, **(split.to_dict() if split else {"train": [], "val": []})},

@@ -126,6 +126,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         self.data_panel.scan_failed.connect(self._on_data_scan_failed)
         self.data_panel.logged.connect(self.log_message)
         self.model_panel.error_raised.connect(self.show_error)
+        self.model_panel.changed.connect(self._on_model_panel_changed)
         self.train_panel.start_requested.connect(self.start_training)
         self.train_panel.stop_requested.connect(self.stop_training)
         self.train_panel.find_lr_requested.connect(self.find_learning_rate)
@@ -200,11 +201,16 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.model_panel.set_strategy(saved_strategy, int(self.settings.value("model/blocks", 1)))
         self.train_panel.set_devices(available_devices())
         self.train_panel.load_settings(self.settings)
+        self.train_panel.set_strategy(self.model_panel.strategy_text())
         if self.data_panel.scan is not None:
             self.model_panel.set_num_classes(len(self.data_panel.scan.classes))
         self.ready = True
         self.statusBar().showMessage("Ready. Drop an image folder onto the window to begin.", 8000)
         self._update_actions()
+
+    def _on_model_panel_changed(self) -> None:
+        if self.model_panel.populated:
+            self.train_panel.set_strategy(self.model_panel.strategy_text())
 
     def _restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -404,6 +410,8 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.log_message("warning", f"Skipped {e.path}: {e.reason}")
         elif isinstance(e, ev.Message):
             self.log_message(e.level, e.text)
+            if e.text.startswith("Learning rate "):
+                self.train_panel.show_lr_used(e.text.removeprefix("Learning rate ").rstrip("."))
         elif isinstance(e, ev.BlocksUnfrozen):
             self.log_message(
                 "info",

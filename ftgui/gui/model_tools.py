@@ -205,7 +205,7 @@ class ModelToolsMixin:
 
     def use_learning_rate(self, lr: float | None) -> None:
         if lr:
-            self.train_panel.lr.setValue(float(f"{lr:.1e}"))
+            self.train_panel.set_lr_mode("set", float(f"{lr:.1e}"))
             self.log_message("info", f"Learning rate set to {self.train_panel.lr.value():g}")
 
     def shutdown_task(self) -> None:

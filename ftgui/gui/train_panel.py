@@ -27,6 +27,9 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+LR_MODES = (("Default", "default"), ("Auto", "auto"), ("Set", "set"))
+
+
 class TrainPanel(QWidget):
     start_requested = Signal()
     stop_requested = Signal()
@@ -45,6 +48,18 @@ class TrainPanel(QWidget):
         self.lr.setRange(1e-6, 1.0)
         self.lr.setSingleStep(1e-4)
         self.lr.setValue(1e-3)
+        self.lr.setEnabled(False)
+        self.lr_mode = QComboBox()
+        for text, key in LR_MODES:
+            self.lr_mode.addItem(text, key)
+        self.lr_mode.setToolTip(
+            "Default: the rate the accuracy benchmark found best for the strategy (a new head alone "
+            "takes a higher one). Auto: a quick range test at Start (head only). Set: your own number."
+        )
+        self.lr_note = QLabel("")
+        self.lr_note.setWordWrap(True)
+        self.lr_note.setStyleSheet("color: #555;")
+        self._strategy = "head"
         self.find_lr_button = QPushButton("Find…")
         self.find_lr_button.setToolTip(
             "Learning-rate range test: a short run with a rising learning rate, "
@@ -90,9 +105,11 @@ class TrainPanel(QWidget):
         form.addRow("Epochs", self.epochs)
         form.addRow("Batch size", self.batch_size)
         lr_row = QHBoxLayout()
+        lr_row.addWidget(self.lr_mode)
         lr_row.addWidget(self.lr, 1)
         lr_row.addWidget(self.find_lr_button)
         form.addRow("Learning rate", lr_row)
+        form.addRow("", self.lr_note)
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Schedule", self.schedule)
         form.addRow("Image size", self.image_size)
@@ -111,10 +128,12 @@ class TrainPanel(QWidget):
         self.start_button.clicked.connect(self.start_requested)
         self.stop_button.clicked.connect(self.stop_requested)
         self.find_lr_button.clicked.connect(self.find_lr_requested)
+        self.lr_mode.currentIndexChanged.connect(self._on_lr_mode_changed)
+        self.lr.valueChanged.connect(self._update_lr_note)
         self._inputs = [
             self.epochs,
             self.batch_size,
-            self.lr,
+            self.lr_mode,
             self.optimizer,
             self.schedule,
             self.image_size,
@@ -134,6 +153,7 @@ class TrainPanel(QWidget):
     def set_running(self, running: bool) -> None:
         for w in self._inputs:
             w.setEnabled(not running)
+        self.lr.setEnabled(not running and self.lr_mode_key == "set")
         self.start_button.setEnabled(not running)
         self.find_lr_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
@@ -154,7 +174,7 @@ class TrainPanel(QWidget):
         return {
             "epochs": self.epochs.value(),
             "batch_size": self.batch_size.value(),
-            "lr": self.lr.value(),
+            "lr": self.requested_lr(),
             "optimizer": self.optimizer.currentText(),
             "schedule": self.schedule.currentText(),
             "image_size": self.image_size.value() or None,
@@ -163,9 +183,59 @@ class TrainPanel(QWidget):
             "early_stopping": self.early_stopping.value(),
         }
 
+    # ------------------------------------------------------------ learning rate
+
+    @property
+    def lr_mode_key(self) -> str:
+        return str(self.lr_mode.currentData())
+
+    def requested_lr(self) -> float | str | None:
+        """What TrainConfig.lr gets: None (the strategy's default), 'auto', or the number."""
+        mode = self.lr_mode_key
+        return self.lr.value() if mode == "set" else ("auto" if mode == "auto" else None)
+
+    def set_lr_mode(self, key: str, value: float | None = None) -> None:
+        index = self.lr_mode.findData(key)
+        self.lr_mode.setCurrentIndex(max(index, 0))
+        if value is not None:
+            self.lr.setValue(value)
+
+    def set_strategy(self, strategy: str) -> None:
+        """The model panel's strategy, for the note on which learning rate Start will use."""
+        self._strategy = strategy
+        self._update_lr_note()
+
+    def show_lr_used(self, text: str) -> None:
+        self.lr_note.setText(f"This run: {text}")
+
+    def _on_lr_mode_changed(self, *_: Any) -> None:
+        self.lr.setEnabled(self.lr_mode_key == "set" and self.start_button.isEnabled())
+        self._update_lr_note()
+
+    def _update_lr_note(self) -> None:
+        from ..core.recipe import default_lr
+
+        mode = self.lr_mode_key
+        fallback = default_lr(self._strategy)
+        if mode == "set":
+            self.lr_note.setText(f"Set by you: {self.lr.value():g}")
+        elif mode == "auto" and self._strategy == "head":
+            self.lr_note.setText(
+                "Auto: a range test at Start picks the rate (a few seconds on cached features); "
+                f"without a clear result, the {fallback.reason}."
+            )
+        elif mode == "auto":
+            self.lr_note.setText(f"Auto runs the range test for a head alone; here: the {fallback.reason}.")
+        else:
+            self.lr_note.setText(f"The {fallback.reason}.")
+
     def save_settings(self, settings: QSettings) -> None:
         for key, value in self.config_fields().items():
+            if key == "lr":
+                continue
             settings.setValue(SETTINGS_PREFIX + key, value if value is not None else 0)
+        settings.setValue(SETTINGS_PREFIX + "lr_mode", self.lr_mode_key)
+        settings.setValue(SETTINGS_PREFIX + "lr", self.lr.value())
         settings.setValue(SETTINGS_PREFIX + "checkpoint_every_epoch", self.checkpoint_every_epoch.isChecked())
 
     def load_settings(self, settings: QSettings) -> None:
@@ -179,6 +249,7 @@ class TrainPanel(QWidget):
         self.epochs.setValue(get("epochs", 5, int))
         self.batch_size.setValue(get("batch_size", 32, int))
         self.lr.setValue(get("lr", 1e-3, float))
+        self.set_lr_mode(str(settings.value(SETTINGS_PREFIX + "lr_mode", "default")))
         self.image_size.setValue(get("image_size", 0, int))
         self.augment.setChecked(get("augment", False, bool))
         self.early_stopping.setValue(get("early_stopping", 0, int))

@@ -189,8 +189,8 @@ def test_a_bundle_with_nan_weights_is_refused_and_json_output_stays_valid(traine
 @pytest.mark.parametrize(
     "option, message",
     [
-        (["--lr", "inf"], "--lr (learning rate) must be a finite number above 0 (got inf)"),
-        (["--lr", "nan"], "--lr (learning rate) must be a finite number above 0 (got nan)"),
+        (["--lr", "inf"], "--lr (learning rate) must be a finite number above 0, or auto (got inf)"),
+        (["--lr", "nan"], "--lr (learning rate) must be a finite number above 0, or auto (got nan)"),
         (["--lr", "0"], "--lr (learning rate) must be a finite number above 0"),
         (["--seed", "-1"], "--seed must be a whole number from 0 to 2^63-1"),
         (["--image-size", "4"], "--image-size must be from 8 to 4096 pixels for resnet18 (got 4)"),

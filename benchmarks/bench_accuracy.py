@@ -1,0 +1,345 @@
+"""Recipe benchmark on real data: ftgui's defaults against the tutorial's recipe and a small
+learning-rate sweep of ftgui itself.
+
+Data: scikit-learn's handwritten digits (real scans, 8 x 8, shipped with scikit-learn), written
+out as PNG files at the chosen size. A ResNet18 first trained on some digits plays the
+"pretrained" model: its weights file is placed where torch's hub cache looks for torchvision's
+ResNet18 weights (in a temporary TORCH_HOME), so ftgui loads it exactly as it would load the
+real ImageNet weights. The other digits are the new task.
+
+For every strategy (head, last-1, last-2, full, gradual), each setting prints validation
+accuracy (best epoch, on the same seeded split) of:
+- ftgui's defaults (nothing set but the folder, the strategy, the epochs and the image size);
+- the tutorial's recipe: a plain PyTorch loop, Adam at 1e-3 for a new head alone and 1e-4 on
+  whatever trains otherwise, constant rate, frozen layers only excluded from the optimizer;
+- the best of a small sweep of ftgui's learning rate (everything else at its defaults).
+
+    .venv/bin/python benchmarks/bench_accuracy.py            # about 15 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_accuracy.py --quick    # one setting, fewer sweep points
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.models as tvm
+from PIL import Image
+from torch import nn
+
+STRATEGIES = ("head", "last-1", "last-2", "full", "gradual")
+SWEEP = {
+    "head": (1e-3, 3e-3, 1e-2, 3e-2),
+    "last-1": (1e-4, 3e-4, 1e-3, 3e-3),
+    "last-2": (1e-4, 3e-4, 1e-3, 3e-3),
+    "full": (1e-4, 3e-4, 1e-3, 3e-3),
+    "gradual": (1e-4, 3e-4, 1e-3, 3e-3),
+}
+RESNET18_FILE = "resnet18-f37072fd.pth"  # what torchvision's ResNet18_Weights.IMAGENET1K_V1 names
+
+
+@dataclass
+class Setting:
+    name: str
+    pretrain_digits: tuple[int, ...]
+    task_digits: tuple[int, ...]
+    size: int = 32
+    per_class: int | None = None  # None: every image of the digit
+    epochs: int = 5
+
+
+@dataclass
+class Row:
+    setting: str
+    strategy: str
+    defaults: float
+    default_lr: str
+    tutorial: float
+    sweep: dict[float, float] = field(default_factory=dict)
+
+    @property
+    def sweep_best(self) -> tuple[float, float]:
+        lr = max(self.sweep, key=lambda k: self.sweep[k])
+        return lr, self.sweep[lr]
+
+
+# ---------------------------------------------------------------- data
+
+
+def write_digits(
+    root: Path, digits: tuple[int, ...], size: int, per_class: int | None, seed: int = 0
+) -> Path:
+    """Digits as PNG files, one folder per digit (8 x 8 scans scaled up smoothly)."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    rng = np.random.default_rng(seed)
+    for d in digits:
+        folder = root / str(d)
+        folder.mkdir(parents=True, exist_ok=True)
+        idx = np.flatnonzero(data.target == d)
+        if per_class is not None:
+            idx = rng.choice(idx, size=min(per_class, len(idx)), replace=False)
+        for i in idx:
+            pixels = (data.images[i] * (255.0 / 16.0)).astype(np.uint8)
+            Image.fromarray(pixels, "L").resize((size, size), Image.BICUBIC).save(folder / f"{i:04d}.png")
+    return root
+
+
+def preprocess(size: int) -> Any:
+    from ftgui.core.models import preprocess_for, resolve_weights
+
+    return preprocess_for("resnet18", resolve_weights("resnet18", "default"), size)
+
+
+def plain_loader(root: Path, samples: list[Any], pre: Any, shuffle: bool, seed: int, batch: int = 32) -> Any:
+    """The tutorial's data path: ImageFolder-style dataset, torchvision transforms, DataLoader."""
+    from torchvision import transforms as T
+
+    tf = T.Compose(
+        [
+            T.Resize(pre.resize_size),
+            T.CenterCrop(pre.crop_size),
+            T.ToTensor(),
+            T.Normalize(pre.mean, pre.std),
+        ]
+    )
+
+    class Files(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return len(samples)
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            s = samples[i]
+            return tf(Image.open(root / s.path).convert("RGB")), s.label
+
+    gen = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(Files(), batch_size=batch, shuffle=shuffle, generator=gen)
+
+
+def accuracy(model: nn.Module, loader: Any) -> float:
+    model.eval()
+    right = total = 0
+    with torch.inference_mode():
+        for x, y in loader:
+            right += int((model(x).argmax(1) == y).sum())
+            total += int(y.numel())
+    return right / max(total, 1)
+
+
+# ---------------------------------------------------------------- the "pretrained" model
+
+
+def pretrain(data: Path, torch_home: Path, size: int, epochs: int = 15, seed: int = 0) -> None:
+    """ResNet18 trained from scratch on ``data``, saved as torchvision's ResNet18 weights file."""
+    from ftgui.core.data import scan_folder, split_samples
+
+    torch.manual_seed(seed)
+    scan = scan_folder(data)
+    split = split_samples(scan, 0.0, seed)
+    pre = preprocess(size)
+    model = tvm.resnet18(num_classes=len(scan.classes))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = plain_loader(data, split.train, pre, True, seed)
+    for _ in range(epochs):
+        model.train()
+        for x, y in loader:
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    state = model.state_dict()
+    # A 1000-class head, as the real file has: the trained rows first, the rest small noise.
+    fc_w = torch.randn(1000, 512) * 0.01
+    fc_b = torch.zeros(1000)
+    fc_w[: len(scan.classes)] = state["fc.weight"]
+    fc_b[: len(scan.classes)] = state["fc.bias"]
+    state["fc.weight"], state["fc.bias"] = fc_w, fc_b
+    target = torch_home / "hub" / "checkpoints" / RESNET18_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, target)
+
+
+# ---------------------------------------------------------------- the three contenders
+
+
+def run_ftgui(data: Path, strategy: str, setting: Setting, **overrides: Any) -> tuple[float, str]:
+    """Best validation accuracy of an ftgui run, and the learning rate it used."""
+    from ftgui.core import events as ev
+    from ftgui.core.engine import TrainConfig, Trainer
+
+    cfg = TrainConfig(
+        data_dir=str(data), strategy=strategy, epochs=setting.epochs, image_size=setting.size, device="cpu"
+    )
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    trainer = Trainer(cfg)
+    best = 0.0
+    used = ""
+    for e in trainer.run():
+        if isinstance(e, ev.Failed):
+            raise RuntimeError(e.message)
+        if isinstance(e, ev.EpochEnded) and e.val_accuracy is not None:
+            best = max(best, e.val_accuracy)
+        if isinstance(e, ev.Message) and e.text.startswith("Learning rate"):
+            used = e.text
+    return best, used or f"{trainer.config.lr:g}"
+
+
+def _freeze_for(model: nn.Module, strategy: str, unfrozen: int) -> None:
+    blocks = ["layer4", "layer3", "layer2", "layer1", "conv1"]
+    if strategy == "full":
+        trainable = None
+    elif strategy.startswith("last-"):
+        trainable = blocks[: int(strategy.split("-")[1])]
+    elif strategy == "gradual":
+        trainable = blocks[:unfrozen]
+    else:
+        trainable = []
+    for name, p in model.named_parameters():
+        top = name.split(".")[0]
+        p.requires_grad = (
+            trainable is None
+            or top == "fc"
+            or top in trainable
+            or (top == "bn1" and "conv1" in (trainable or []))
+        )
+
+
+def run_tutorial(data: Path, strategy: str, setting: Setting, seed: int = 0) -> float:
+    """The tutorial's loop on ftgui's split: Adam, constant rate, frozen parts left out of it."""
+    from ftgui.core.data import scan_folder, split_samples
+
+    scan = scan_folder(data)
+    split = split_samples(scan, 0.2, seed)
+    pre = preprocess(setting.size)
+    torch.manual_seed(seed)
+    model = tvm.resnet18(weights=tvm.ResNet18_Weights.DEFAULT)
+    model.fc = nn.Linear(model.fc.in_features, len(scan.classes))
+    lr = 1e-3 if strategy == "head" else 1e-4
+    _freeze_for(model, strategy, 0)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    train = plain_loader(data, split.train, pre, True, seed)
+    val = plain_loader(data, split.val, pre, False, seed)
+    best = 0.0
+    for epoch in range(setting.epochs):
+        if strategy == "gradual" and epoch > 0:
+            before = {id(p) for p in model.parameters() if p.requires_grad}
+            _freeze_for(model, strategy, epoch)
+            new = [p for p in model.parameters() if p.requires_grad and id(p) not in before]
+            if new:
+                opt.add_param_group({"params": new, "lr": 1e-4})
+        model.train()
+        for x, y in train:
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        best = max(best, accuracy(model, val))
+    return best
+
+
+# ---------------------------------------------------------------- the table
+
+
+def run_setting(setting: Setting, work: Path, sweep: bool, strategies: tuple[str, ...]) -> list[Row]:
+    slug = "".join(c if c.isalnum() else "_" for c in setting.name)
+    torch_home = work / f"torch-{slug}"
+    pre_data = write_digits(work / f"pre-{slug}", setting.pretrain_digits, setting.size, None)
+    data = write_digits(work / f"task-{slug}", setting.task_digits, setting.size, setting.per_class)
+    os.environ["TORCH_HOME"] = str(torch_home)
+    torch.hub.set_dir(str(torch_home / "hub"))
+    t0 = time.perf_counter()
+    if not (torch_home / "hub" / "checkpoints" / RESNET18_FILE).is_file():  # kept with --work
+        pretrain(pre_data, torch_home, setting.size)
+    print(
+        f"[{setting.name}] pretrained on digits {setting.pretrain_digits} in {time.perf_counter() - t0:.0f}s",
+        flush=True,
+    )
+    rows = []
+    for strategy in strategies:
+        t0 = time.perf_counter()
+        default_acc, used = run_ftgui(data, strategy, setting)
+        tutorial_acc = run_tutorial(data, strategy, setting)
+        row = Row(setting.name, strategy, default_acc, used, tutorial_acc)
+        if sweep:
+            for lr in SWEEP[strategy]:
+                row.sweep[lr] = run_ftgui(data, strategy, setting, lr=lr)[0]
+        rows.append(row)
+        print(f"[{setting.name}] {strategy}: {time.perf_counter() - t0:.0f}s", flush=True)
+    return rows
+
+
+def print_table(rows: list[Row]) -> bool:
+    """The table; True when every row meets the goal."""
+    head = (
+        f"{'setting':<26} {'strategy':<8} {'ftgui defaults':>14} {'tutorial':>9} {'sweep best':>17} "
+        f"{'vs tutorial':>11} {'vs sweep':>9}  default learning rate"
+    )
+    print(head)
+    print("-" * len(head))
+    ok = True
+    for r in rows:
+        best_lr, best_acc = r.sweep_best if r.sweep else (math.nan, math.nan)
+        vs_t = 100 * (r.defaults - r.tutorial)
+        vs_s = 100 * (r.defaults - best_acc) if r.sweep else math.nan
+        good = vs_t >= 0 and (not r.sweep or vs_s >= -2.0)
+        ok &= good
+        sweep_text = f"{100 * best_acc:5.1f}% @ {best_lr:.0e}" if r.sweep else "-"
+        print(
+            f"{r.setting:<26} {r.strategy:<8} {100 * r.defaults:13.1f}% {100 * r.tutorial:8.1f}% {sweep_text:>17} "
+            f"{vs_t:+10.1f}  {vs_s:+8.1f}  {'OK ' if good else 'MISS'} {r.default_lr}"
+        )
+    if any(r.sweep for r in rows):
+        print("\nsweep, every rate:")
+        for r in rows:
+            cells = "  ".join(f"{lr:.0e}: {100 * acc:5.1f}%" for lr, acc in r.sweep.items())
+            print(f"  {r.setting:<26} {r.strategy:<8} {cells}")
+    return ok
+
+
+SETTINGS = {
+    "digits 0-4 -> 5-9, 32 px": Setting("digits 0-4 -> 5-9, 32 px", (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)),
+    "digits 5-9 -> 0-4, 32 px": Setting("digits 5-9 -> 0-4, 32 px", (5, 6, 7, 8, 9), (0, 1, 2, 3, 4)),
+    "0-4 -> 5-9, 10 per class": Setting(
+        "0-4 -> 5-9, 10 per class", (0, 1, 2, 3, 4), (5, 6, 7, 8, 9), per_class=10
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="first setting only, no sweep")
+    p.add_argument("--no-sweep", action="store_true", help="skip the learning-rate sweep")
+    p.add_argument("--setting", action="append", choices=list(SETTINGS), help="run only these settings")
+    p.add_argument("--strategy", action="append", choices=STRATEGIES, help="run only these strategies")
+    p.add_argument("--work", help="keep the generated folders and pretrained weights here (reused)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
+    names = args.setting or (list(SETTINGS)[:1] if args.quick else list(SETTINGS))
+    strategies = tuple(args.strategy or STRATEGIES)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="ftgui-bench-accuracy-") as tmp:
+        work = Path(args.work) if args.work else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            rows += run_setting(SETTINGS[name], work, not (args.quick or args.no_sweep), strategies)
+    print()
+    ok = print_table(rows)
+    print(
+        "\ngoal: defaults >= tutorial in every row and within 2 points of the sweep's best:",
+        "met" if ok else "NOT met",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
