@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ftgui-installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-accuracy clean
 
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
@@ -19,9 +19,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py $(ARGS)
 
+bench-accuracy: $(STAMP)
+	$(BIN)/python benchmarks/bench_accuracy.py $(ARGS)
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,onnx]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,onnx,bench]'
 	touch $(STAMP)
 
 clean:

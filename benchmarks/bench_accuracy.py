@@ -190,8 +190,8 @@ def run_ftgui(data: Path, strategy: str, setting: Setting, **overrides: Any) -> 
             raise RuntimeError(e.message)
         if isinstance(e, ev.EpochEnded) and e.val_accuracy is not None:
             best = max(best, e.val_accuracy)
-        if isinstance(e, ev.Message) and e.text.startswith("Learning rate"):
-            used = e.text
+        if isinstance(e, ev.Message) and e.text.startswith("Learning rate: "):
+            used = e.text.removeprefix("Learning rate: ").rstrip(".")
     return best, used or f"{trainer.config.lr:g}"
 
 

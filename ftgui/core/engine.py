@@ -628,7 +628,7 @@ class Trainer:
         trainable, total = count_params(model)
         batches = math.ceil(len(self.split.train) / cfg.batch_size)
         if cfg.lr_note and self.epoch == 0:
-            yield ev.Message("info", f"Learning rate {cfg.lr:.1e}: {cfg.lr_note}.")
+            yield ev.Message("info", f"Learning rate: {cfg.lr_note}.")
         yield ev.RunStarted(
             tuple(self.scan.classes),
             len(self.split.train),

@@ -34,13 +34,13 @@ def default_lr(strategy: str) -> LRChoice:
     kind = strategy_kind(strategy)
     lr = DEFAULT_LR.get(kind, DEFAULT_LR["custom"])
     why = {
-        "head": "a new head alone learns fastest at a high rate",
-        "last-1": "one block adapts while the new head learns",
-        "last": "the last blocks adapt gently while the new head learns",
-        "gradual": "blocks join one by one at the head's rate",
+        "head": "a new head alone takes a high rate",
+        "last-1": "one block adapts with the new head",
+        "last": "the last blocks adapt gently",
+        "gradual": "blocks join one by one",
         "full": "the whole network adapts gently",
-        "custom": "the rate for training blocks with a new head",
-    }.get(kind, "the rate for training blocks with a new head")
+        "custom": "blocks train with a new head",
+    }.get(kind, "blocks train with a new head")
     return LRChoice(lr, f"default for {strategy}: {lr:.0e} ({why})")
 
 

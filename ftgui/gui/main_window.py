@@ -410,8 +410,8 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.log_message("warning", f"Skipped {e.path}: {e.reason}")
         elif isinstance(e, ev.Message):
             self.log_message(e.level, e.text)
-            if e.text.startswith("Learning rate "):
-                self.train_panel.show_lr_used(e.text.removeprefix("Learning rate ").rstrip("."))
+            if e.text.startswith("Learning rate: "):
+                self.train_panel.show_lr_used(e.text.removeprefix("Learning rate: ").rstrip("."))
         elif isinstance(e, ev.BlocksUnfrozen):
             self.log_message(
                 "info",

@@ -59,6 +59,8 @@ class TrainPanel(QWidget):
         self.lr_note = QLabel("")
         self.lr_note.setWordWrap(True)
         self.lr_note.setStyleSheet("color: #555;")
+        # Room for two lines: the note changes with the strategy and must never be cut off.
+        self.lr_note.setMinimumHeight(2 * self.lr_note.fontMetrics().lineSpacing() + 4)
         self._strategy = "head"
         self.find_lr_button = QPushButton("Find…")
         self.find_lr_button.setToolTip(

@@ -9,11 +9,9 @@ def test_the_learning_rate_note_follows_the_strategy_and_the_run(qtbot, window, 
     panel = window.train_panel
     assert panel.lr_mode_key == "default" and not panel.lr.isEnabled()
     window.model_panel.set_strategy("head")
-    assert panel.lr_note.text().startswith("The default for head: 3e-02 (a new head alone")
+    assert panel.lr_note.text() == "The default for head: 3e-02 (a new head alone takes a high rate)."
     window.model_panel.set_strategy("last", blocks=1)
-    assert (
-        panel.lr_note.text() == "The default for last-1: 3e-03 (one block adapts while the new head learns)."
-    )
+    assert panel.lr_note.text() == "The default for last-1: 3e-03 (one block adapts with the new head)."
     panel.set_lr_mode("auto")
     assert panel.lr_note.text().startswith("Auto runs the range test for a head alone; here: the default")
     window.model_panel.set_strategy("head")
@@ -36,5 +34,6 @@ def test_the_learning_rate_note_follows_the_strategy_and_the_run(qtbot, window, 
     note = panel.lr_note.text()
     assert note.startswith("This run: ") and "auto:" in note, note
     log = window.log.toPlainText()
-    assert "Learning rate " in log and window.trainer.config.lr_note in log
-    assert window.trainer.config.lr == pytest.approx(float(note.split()[2].rstrip(":")), rel=0.05)
+    assert f"Learning rate: {window.trainer.config.lr_note}." in log
+    assert note == f"This run: {window.trainer.config.lr_note}"
+    assert window.trainer.config.lr == pytest.approx(float(note.split()[3]), rel=0.05)
