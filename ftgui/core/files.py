@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import datetime as _dt
 import errno
+import glob
 import json
 import os
 import shutil
@@ -48,6 +49,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL, dir=target.parent)
     # mkstemp creates 0600 files; give the result the permissions a normal file would get.
     umask = os.umask(0)
@@ -63,6 +65,21 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+STALE_AFTER_S = 120  # a temporary file this long untouched belongs to a process that died
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Temporary files of ``target`` that a killed writer left (a live writer keeps touching its own)."""
+    import time
+
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in target.parent.glob(f".{glob.escape(target.name)}.*{PARTIAL}"):
+            with contextlib.suppress(OSError):
+                if entry.is_file() and now - entry.stat().st_mtime > STALE_AFTER_S:
+                    entry.unlink()
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> Path:
