@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import paths
+
 _RANDOM_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 
@@ -262,8 +264,7 @@ def _check(model: nn.Module, plan: CachePlan, example: torch.Tensor) -> bool:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ftgui" / "features"
+    return paths.cache_dir() / "features"
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -284,18 +285,8 @@ def file_fingerprints(root: str, paths: Sequence[str]) -> list[list[Any]]:
 
 
 def available_memory() -> int:
-    """Bytes of RAM available now (MemAvailable), or a conservative guess."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 2 << 30
+    """Bytes of RAM available now."""
+    return paths.available_memory()
 
 
 def default_budget() -> int:

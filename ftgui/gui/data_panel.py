@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QStandardPaths, Qt, QThread, Signal
+from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
@@ -83,7 +83,6 @@ class DropZone(QFrame):
 class DataPanel(QWidget):
     scanned = Signal(object)  # ScanResult
     scan_failed = Signal(str)
-    split_changed = Signal()
     logged = Signal(str, str)  # level, text
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -164,9 +163,9 @@ class DataPanel(QWidget):
     def open_example(self) -> str:
         """Write the example dataset to the user's data folder (once) and load it."""
         from ..core.example import make_example_dataset
+        from ..core.paths import data_dir
 
-        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-        dest = Path(base or Path.home() / ".ftgui") / "example-shapes"
+        dest = data_dir() / "example-shapes"
         make_example_dataset(dest, per_class=40, size=96)
         self.load_folder(str(dest))
         return str(dest)
@@ -269,7 +268,6 @@ class DataPanel(QWidget):
     def _on_val_fraction_changed(self, value: float) -> None:
         if self.scan is not None:
             self._fill_table()
-            self.split_changed.emit()
 
     def shutdown(self) -> None:
         if self._thread is not None:

@@ -189,8 +189,10 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.torch_ready.emit()
 
         threading.Thread(target=load, name="ftgui-import-torch", daemon=True).start()
-        if self.initial_folder:
-            self.data_panel.load_folder(self.initial_folder)
+        folder = self.initial_folder or self.settings.value("data/last_folder", "", type=str)
+        if folder and (self.initial_folder or Path(folder).is_dir()):
+            # The folder given on the command line, else the one open when ftgui last closed.
+            self.data_panel.load_folder(folder)
 
     def _on_torch_ready(self) -> None:
         from ..core.engine import available_devices
@@ -333,7 +335,6 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         self.worker.reported.connect(self._on_worker_reported)
         self.thread = start_in_thread(self.worker, self)
         self.thread.finished.connect(self._on_thread_finished)
-        self._run_started_at = time.monotonic()
         self.train_panel.set_running(True)
         self.train_panel.show_idle("Preparing model…")
         self._set_inputs_enabled(False)
@@ -344,11 +345,10 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         """Where 'Checkpoint every epoch' saves: the app's data folder, one file per dataset and model."""
         if not self.train_panel.checkpoint_every_epoch.isChecked():
             return None
-        from PySide6.QtCore import QStandardPaths
+        from ..core.paths import data_dir
 
-        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
         name = Path(trainer.config.data_dir or "dataset").name or "dataset"
-        return str(Path(base or Path.home() / ".ftgui") / "checkpoints" / f"{name}-{trainer.config.arch}.pt")
+        return str(data_dir() / "checkpoints" / f"{name}-{trainer.config.arch}.pt")
 
     def _checkpoint_path_usable(self, path: str, arch: str, title: str = "Cannot save checkpoints") -> bool:
         """Check a checkpoint file's folder before any training time is spent (space, writable)."""

@@ -62,6 +62,7 @@ class TrainPanel(QWidget):
         # Room for two lines: the note changes with the strategy and must never be cut off.
         self.lr_note.setMinimumHeight(2 * self.lr_note.fontMetrics().lineSpacing() + 4)
         self._strategy = "head"
+        self._running = False
         self.find_lr_button = QPushButton("Find…")
         self.find_lr_button.setToolTip(
             "Learning-rate range test: a short run with a rising learning rate, "
@@ -153,6 +154,7 @@ class TrainPanel(QWidget):
         self.device.setCurrentIndex(max(index, 0))
 
     def set_running(self, running: bool) -> None:
+        self._running = running
         for w in self._inputs:
             w.setEnabled(not running)
         self.lr.setEnabled(not running and self.lr_mode_key == "set")
@@ -211,7 +213,7 @@ class TrainPanel(QWidget):
         self.lr_note.setText(f"This run: {text}")
 
     def _on_lr_mode_changed(self, *_: Any) -> None:
-        self.lr.setEnabled(self.lr_mode_key == "set" and self.start_button.isEnabled())
+        self.lr.setEnabled(self.lr_mode_key == "set" and not self._running)
         self._update_lr_note()
 
     def _update_lr_note(self) -> None:
@@ -242,16 +244,16 @@ class TrainPanel(QWidget):
 
     def load_settings(self, settings: QSettings) -> None:
         def get(key: str, default: Any, kind: type) -> Any:
-            value = settings.value(SETTINGS_PREFIX + key, default)
+            # QSettings converts the stored text (ini files keep everything as text) itself.
             try:
-                return kind(value) if kind is not bool else str(value).lower() in ("true", "1")
+                return settings.value(SETTINGS_PREFIX + key, default, type=kind)
             except (TypeError, ValueError):
                 return default
 
         self.epochs.setValue(get("epochs", 5, int))
         self.batch_size.setValue(get("batch_size", 32, int))
         self.lr.setValue(get("lr", 1e-3, float))
-        self.set_lr_mode(str(settings.value(SETTINGS_PREFIX + "lr_mode", "default")))
+        self.set_lr_mode(get("lr_mode", "default", str))
         self.image_size.setValue(get("image_size", 0, int))
         self.augment.setChecked(get("augment", False, bool))
         self.early_stopping.setValue(get("early_stopping", 0, int))
@@ -261,6 +263,6 @@ class TrainPanel(QWidget):
             (self.schedule, "schedule"),
             (self.device, "device"),
         ):
-            index = combo.findText(str(settings.value(SETTINGS_PREFIX + key, combo.currentText())))
+            index = combo.findText(get(key, combo.currentText(), str))
             if index >= 0:
                 combo.setCurrentIndex(index)

@@ -168,17 +168,22 @@ def test_settings_persist_between_runs(qtbot, settings, image_folder):
     first.show()
     first.start_background_init()
     qtbot.waitUntil(lambda: first.ready, timeout=60_000)
+    with qtbot.waitSignal(first.data_panel.scanned, timeout=30_000):
+        first.data_panel.load_folder(str(image_folder))
     first.train_panel.epochs.setValue(7)
-    first.train_panel.lr.setValue(0.0005)
+    first.train_panel.set_lr_mode("set", 0.0005)
     first.model_panel.set_arch("mobilenet_v3_small")
     first.resize(1100, 650)
     assert first.close()
     second = MainWindow(settings=settings)
     qtbot.addWidget(second)
     second.show()
-    second.start_background_init()
+    with qtbot.waitSignal(second.data_panel.scanned, timeout=30_000):
+        second.start_background_init()  # reopens the folder that was open at the last close
+    assert second.data_panel.scan.root == str(image_folder)
     qtbot.waitUntil(lambda: second.ready, timeout=60_000)
     assert second.train_panel.epochs.value() == 7
+    assert second.train_panel.lr_mode_key == "set" and second.train_panel.lr.isEnabled()
     assert second.train_panel.lr.value() == pytest.approx(0.0005)
     assert second.model_panel.arch == "mobilenet_v3_small"
     assert second.size().height() == 650  # offscreen screens are narrow; height is kept

@@ -1,0 +1,24 @@
+"""ftgui's own folders come from platformdirs, free memory from psutil: portable facts."""
+
+from __future__ import annotations
+
+import sys
+
+import psutil
+import pytest
+
+from ftgui.core import cache, paths
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG variables are Linux's")
+def test_folders_follow_the_platforms_rules(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert paths.data_dir() == tmp_path / "data" / "ftgui"
+    assert cache.cache_dir() == tmp_path / "cache" / "ftgui" / "features"
+
+
+def test_free_memory_and_the_cache_budget_come_from_the_system():
+    available = cache.available_memory()
+    assert 0 < available <= psutil.virtual_memory().total
+    assert 0 < cache.default_budget() <= 8 << 30
