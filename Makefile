@@ -5,13 +5,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ftgui-installed
 
-.PHONY: run test lint bench bench-accuracy clean
+.PHONY: run test test-fast lint bench bench-accuracy clean
 
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The quick loop: everything but the tests marked slow (subprocesses, fuzzing, every architecture).
+test-fast: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ftgui tests benchmarks

@@ -55,6 +55,19 @@ class Preprocess:
         }
 
     @classmethod
+    def from_bundle(cls, meta: dict[str, Any]) -> Preprocess:
+        """The preprocessing an exported model.json records (under its own, documented names)."""
+        return cls.from_dict(
+            {
+                "crop_size": meta["input_size"],
+                "resize_size": meta["resize_size"],
+                "mean": meta["mean"],
+                "std": meta["std"],
+                "interpolation": meta.get("interpolation", "bilinear"),
+            }
+        )
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
         return cls(
             crop_size=int(d["crop_size"]),

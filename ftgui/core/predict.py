@@ -83,14 +83,7 @@ class Predictor:
                 f"{WEIGHTS_FILE} does not fit {meta['arch']} with {meta['num_classes']} classes: {problem}."
             )
         model.load_state_dict(state, strict=True)
-        pre = Preprocess(
-            crop_size=meta["input_size"],
-            resize_size=meta["resize_size"],
-            mean=tuple(meta["mean"]),
-            std=tuple(meta["std"]),
-            interpolation=meta.get("interpolation", "bilinear"),
-        )
-        return cls(model.to(device), list(meta["classes"]), pre, meta)
+        return cls(model.to(device), list(meta["classes"]), Preprocess.from_bundle(meta), meta)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         device = next(self.model.parameters()).device

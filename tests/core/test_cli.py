@@ -12,6 +12,7 @@ from ftgui.cli import predict_main, train_main
 BIN = Path(sys.executable).parent
 
 
+@pytest.mark.slow
 def test_train_then_predict_with_the_installed_commands(image_folder, tmp_path, ftgui_train):
     out = tmp_path / "model"
     env = {**os.environ}
@@ -97,6 +98,7 @@ def test_resume_from_the_cli(capsys, image_folder, tmp_path, ftgui_train_args):
     assert json.loads((out / "model.json").read_text())["epochs_completed"] == 2
 
 
+@pytest.mark.slow
 def test_python_dash_m_ftgui_runs():
     run = subprocess.run(
         [sys.executable, "-m", "ftgui", "--version"], capture_output=True, text=True, timeout=60

@@ -93,6 +93,7 @@ def test_lr_suggestion_is_the_steepest_descent():
     assert lrs[10] <= s <= lrs[19]
 
 
+@pytest.mark.slow
 def test_onnx_and_torchscript_round_trips(tiny_config, tmp_path):
     pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
@@ -126,6 +127,7 @@ def test_onnx_and_torchscript_round_trips(tiny_config, tmp_path):
         assert text in card, text
 
 
+@pytest.mark.slow
 def test_cli_find_lr_and_export(image_folder, tmp_path):
     pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")

@@ -24,6 +24,7 @@ atomic_write(sys.argv[1], slow)
 """
 
 
+@pytest.mark.slow
 def test_killed_writer_leaves_previous_file_intact(tmp_path):
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"previous good file")

@@ -147,6 +147,7 @@ def test_folder_disappearing_during_training_stops_with_a_message(tiny_config, i
     assert Predictor.load(tmp_path / "export").classes == trainer.classes
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_cli_and_writes_completed_epochs(image_folder, tmp_path, ftgui_train):
     out = tmp_path / "out"
     proc = subprocess.Popen(

@@ -41,6 +41,7 @@ def test_architectures_come_from_torchvision_registry():
     assert not any(a.startswith(("fasterrcnn", "deeplab", "raft", "r3d")) for a in ARCHS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_new_head_outputs_k_logits_for_every_architecture(arch):
     kwargs = {"image_size": 224} if arch.startswith("vit_") else {}

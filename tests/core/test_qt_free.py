@@ -1,7 +1,10 @@
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_core_never_imports_qt():
     code = (
         "import sys, ftgui.cli, ftgui.core.engine, ftgui.core.export, ftgui.core.predict, ftgui.core.example;"
