@@ -13,13 +13,7 @@ from typing import Any, TextIO
 from . import __version__
 from .core import events as ev
 from .core.errors import FtguiError
-
-
-def display(text: str) -> str:
-    """Text for the terminal: file names with bytes that are not UTF-8 shown as \\xNN."""
-    from .core.text import display_path
-
-    return display_path(text)
+from .core.text import display_path as display  # names with bytes that are not UTF-8 as \xNN
 
 
 def _positive_int(text: str) -> int:
@@ -288,7 +282,7 @@ def _check_out(args: argparse.Namespace, out_dir: Path, arch: str) -> None:
 def _train(args: argparse.Namespace, progress: Progress) -> int:
     # Heavy imports after argument parsing, so --help is instant.
     from .core.engine import CancelToken, Trainer
-    from .core.export import export_all, missing_format_packages
+    from .core.export import missing_format_packages
     from .core.files import OutputLock
 
     out_dir = Path(args.out).expanduser()
@@ -339,7 +333,7 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
             return _find_lr(trainer, progress)
         final = _run(trainer, cancel, args, out_dir, progress)
         code = stopped_by[0] if stopped_by else 130
-        return _finish(trainer, final, args, out_dir, formats, progress, code, export_all)
+        return _finish(trainer, final, args, out_dir, formats, progress, code)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -365,8 +359,9 @@ def _finish(
     formats: tuple[str, ...],
     progress: Progress,
     cancel_code: int,
-    export_all: Any,
 ) -> int:
+    from .core.export import export_all
+
     if trainer.epoch > 0:
         if not args.no_evaluate and isinstance(final, ev.Finished):
             from .core.evaluate import evaluate_trainer, format_report

@@ -89,18 +89,13 @@ def is_image_name(name: str) -> bool:
 
 def holds_ftgui_output(folder: str | os.PathLike[str]) -> bool:
     """A folder ftgui wrote a model or checkpoint into: never a class of images."""
-    for name in ("model.json", "checkpoint.pt"):
-        path = os.path.join(folder, name)
-        if not os.path.isfile(path):
-            continue
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(4096)
-        except OSError:
-            continue
-        if b"ftgui-model" in head or b"ftgui-checkpoint" in head or name == "checkpoint.pt":
-            return True
-    return False
+    if os.path.isfile(os.path.join(folder, "checkpoint.pt")):
+        return True
+    try:
+        with open(os.path.join(folder, "model.json"), "rb") as fh:
+            return b"ftgui-model" in fh.read(4096)
+    except OSError:
+        return False
 
 
 def _class_dirs(directory: str | os.PathLike[str]) -> tuple[list[str], list[str]]:

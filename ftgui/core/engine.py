@@ -361,20 +361,11 @@ class Trainer:
 
         cfg = self.config
         requested = cfg.lr
-        if isinstance(requested, (int, float)) and not isinstance(requested, bool):
-            choice = resolve_lr(self, requested)
-        else:
+        quick = self._range_test_is_quick()
+        if requested == "auto" and quick:
             cfg.lr = default_lr(cfg.strategy).lr  # the range test needs an optimizer to start from
             self.optimizer = self._new_optimizer()
-            if requested == "auto" and not self._range_test_is_quick():
-                fallback = default_lr(cfg.strategy)
-                choice = type(fallback)(
-                    fallback.lr,
-                    "auto: the range test runs only for a head alone on cached features (augmentation "
-                    f"off), where it takes seconds; the {fallback.reason}",
-                )
-            else:
-                choice = resolve_lr(self, requested)
+        choice = resolve_lr(self, requested, quick)
         cfg.lr, cfg.lr_note = choice.lr, choice.reason
         self.optimizer = self._new_optimizer()
 

@@ -89,7 +89,7 @@ def bundle_metadata(trainer: Any) -> dict[str, Any]:
         "training": trainer.config.to_dict(),
         "epochs_completed": trainer.epoch,
         "best_epoch": trainer.best_epoch,
-        "weights_from": trainer.kept_because() if hasattr(trainer, "kept_because") else None,
+        "weights_from": trainer.kept_because(),
         "history": trainer.history,
         "class_counts": {"train": counts, "val": val_counts},
         "split": {"root": scan.root, **(split.to_dict() if split else {"train": [], "val": []})},
@@ -458,7 +458,8 @@ def model_card(trainer: Any, checks: list[FormatCheck] | None = None, evaluation
     if evaluation is not None:
         from .evaluate import headline
 
-        lines.append(f"- {headline(evaluation)[:1].upper()}{headline(evaluation)[1:]}")
+        line = headline(evaluation)
+        lines.append(f"- {line[:1].upper()}{line[1:]}")
         for m in evaluation.per_class:
             pr = "n/a" if m.precision is None else f"{100 * m.precision:.1f}%"
             rc = "n/a" if m.recall is None else f"{100 * m.recall:.1f}%"

@@ -221,14 +221,12 @@ def check_destination(
     out: str | os.PathLike[str],
     what: str = "--out",
     needed_bytes: int = 0,
-    dataset_root: str | os.PathLike[str] | None = None,
-    class_dirs: Iterable[str] = (),
     kind: str = "folder",
 ) -> Path:
     """Refuse an output path that cannot work, before any training time is spent.
 
-    Checks: not a file (for a folder) and no file among its parents, not inside a class folder
-    of the dataset, writable, and (with ``needed_bytes``) enough free space.
+    Checks: not a file (for a folder) and no file among its parents, writable, and (with
+    ``needed_bytes``) enough free space. The dataset's class folders: ``check_output_folder``.
     """
     path = Path(out).expanduser().absolute()
     if kind == "folder" and path.is_file():
@@ -238,16 +236,6 @@ def check_destination(
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
             raise DestinationError(f"{what} {path} cannot be created: {parent} is a file, not a folder.")
-    if dataset_root is not None:
-        root = Path(dataset_root).expanduser().absolute()
-        real = Path(os.path.realpath(path))
-        for cls in class_dirs:
-            for base in (root / cls, Path(os.path.realpath(root / cls))):
-                if real == base or base in real.parents or path == base or base in path.parents:
-                    raise DestinationError(
-                        f"{what} {path} is inside the class folder '{cls}' of the dataset: its files "
-                        "would be taken for images of that class. Choose a folder outside the dataset."
-                    )
     existing = _nearest_existing(path if kind == "folder" else path.parent)
     probe_dir = existing if existing.is_dir() else existing.parent
     try:

@@ -62,14 +62,25 @@ def choose_auto_lr(suggestion: float | None, losses: list[float], strategy: str)
     return LRChoice(suggestion, f"auto: {suggestion:.1e} from the range test")
 
 
-def resolve_lr(trainer: Any, requested: float | str | None) -> LRChoice:
+def resolve_lr(trainer: Any, requested: float | str | None, quick: bool) -> LRChoice:
     """The learning rate a run uses: the user's number, the strategy's default (None), or
-    ('auto') the range test's choice, trusted only within 10x of the default."""
+    ('auto') the range test's choice, trusted only within 10x of the default.
+
+    ``quick``: the range test can run on cached features (a head alone, no augmentation); the
+    trainer's optimizer must then exist, at any rate.
+    """
     strategy = trainer.config.strategy
     if isinstance(requested, (int, float)) and not isinstance(requested, bool):
         return LRChoice(float(requested), f"set by you: {float(requested):g}")
+    fallback = default_lr(strategy)
     if requested != "auto":
-        return default_lr(strategy)
+        return fallback
+    if not quick:
+        return LRChoice(
+            fallback.lr,
+            "auto: the range test runs only for a head alone on cached features (augmentation "
+            f"off), where it takes seconds; the {fallback.reason}",
+        )
     from .lr_finder import find_lr
 
     result = find_lr(trainer)
