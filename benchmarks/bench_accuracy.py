@@ -175,10 +175,16 @@ def pretrain(data: Path, torch_home: Path, size: int, epochs: int = 15, seed: in
 def run_ftgui(data: Path, strategy: str, setting: Setting, **overrides: Any) -> tuple[float, str]:
     """Best validation accuracy of an ftgui run, and the learning rate it used."""
     from ftgui.core import events as ev
-    from ftgui.core.engine import TrainConfig, Trainer
+    from ftgui.core.config import TrainConfig
+    from ftgui.core.engine import Trainer
+    from ftgui.core.freeze import FreezePlan
 
     cfg = TrainConfig(
-        data_dir=str(data), strategy=strategy, epochs=setting.epochs, image_size=setting.size, device="cpu"
+        data_dir=str(data),
+        freeze=FreezePlan.parse(strategy),
+        epochs=setting.epochs,
+        image_size=setting.size,
+        device="cpu",
     )
     for key, value in overrides.items():
         setattr(cfg, key, value)

@@ -35,7 +35,9 @@ from torchvision import datasets, transforms  # noqa: E402
 
 from ftgui.core import events as ev  # noqa: E402
 from ftgui.core.data import ImageListDataset, Sample, decode_threads, threaded_batches  # noqa: E402
-from ftgui.core.engine import TrainConfig, Trainer  # noqa: E402
+from ftgui.core.config import TrainConfig  # noqa: E402
+from ftgui.core.engine import Trainer  # noqa: E402
+from ftgui.core.freeze import FreezePlan  # noqa: E402
 from ftgui.core.example import draw_example  # noqa: E402
 from ftgui.core.models import preprocess_for  # noqa: E402
 
@@ -155,7 +157,7 @@ def ftgui_run(data: Path, strategy: str, epochs: int, cache: str = "auto", batch
         data_dir=str(data),
         arch="resnet18",
         weights="none",
-        strategy=strategy,
+        freeze=FreezePlan.parse(strategy),
         epochs=epochs,
         batch_size=batch_size,
         lr=1e-3,

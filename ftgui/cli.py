@@ -8,12 +8,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .core import events as ev
+from .core import report
 from .core.errors import FtguiError
+from .core.options import CACHE_MODES, DEVICES, EXPORT_FORMATS, OPTIMIZERS, SCHEDULES, STRATEGY_HELP
 from .core.text import display_path as display  # names with bytes that are not UTF-8 as \xNN
+
+if TYPE_CHECKING:
+    from .core.config import TrainConfig
 
 
 def _positive_int(text: str) -> int:
@@ -52,7 +57,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strategy",
         default="head",
-        help="head | last-N (last N blocks + head, e.g. last-2) | full | gradual (default: head)",
+        help=f"which layers train: {STRATEGY_HELP} (default: head)",
     )
     p.add_argument(
         "--unfreeze-every",
@@ -72,7 +77,7 @@ def train_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="LR|auto",
         help="learning rate: a number, or 'auto' for a quick range test (head only). Default: the "
-        "strategy's own (head 1e-2, otherwise 1e-3; see the README)",
+        "strategy's own (head 3e-2, last-1 and gradual 3e-3, otherwise 1e-3; see the README)",
     )
     p.add_argument(
         "--lr-decay",
@@ -80,9 +85,9 @@ def train_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="discriminative learning rates: each earlier block gets lr × this (default 1 = off)",
     )
-    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam")
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--schedule", choices=["constant", "cosine", "onecycle"], default="cosine")
+    p.add_argument("--schedule", choices=list(SCHEDULES), default="cosine")
     p.add_argument(
         "--image-size",
         type=_positive_int,
@@ -92,7 +97,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--device", default="auto", help=f"{' | '.join(DEVICES)} or cuda:N (default: auto)")
     p.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
@@ -114,7 +119,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--cache",
-        choices=["auto", "off"],
+        choices=list(CACHE_MODES),
         default="auto",
         help="cache what frozen layers compute and decoded images between epochs (default auto)",
     )
@@ -142,7 +147,7 @@ def train_parser() -> argparse.ArgumentParser:
         "--export",
         default="",
         metavar="FORMATS",
-        help="extra formats besides safetensors, comma-separated: onnx, torchscript "
+        help=f"extra formats besides safetensors, comma-separated: {', '.join(EXPORT_FORMATS)} "
         "(each loaded back and checked against the model)",
     )
     p.add_argument(
@@ -182,43 +187,19 @@ class Progress:
         bar = "#" * filled + "." * (width - filled)
         self.stream.write(
             f"\r\033[Kepoch {e.epoch} [{bar}] {e.batch}/{e.batches}  loss {e.loss:.4f}  "
-            f"lr {e.lr:.2g}  {e.images_per_s:.0f} img/s  ETA {_duration(e.eta_s)}"
+            f"lr {e.lr:.2g}  {e.images_per_s:.0f} img/s  ETA {report.duration(e.eta_s)}"
         )
         self.stream.flush()
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
 def _print_event(e: ev.Event, out: Progress) -> None:
     if isinstance(e, ev.BatchEnded):
         out.batch(e)
-    elif isinstance(e, ev.RunStarted):
-        out.line(
-            f"{len(e.classes)} classes ({', '.join(e.classes[:8])}{', ...' if len(e.classes) > 8 else ''}), "
-            f"{e.num_train} training / {e.num_val} validation images, device {e.device}, "
-            f"trainable {e.trainable_params:,} of {e.total_params:,} parameters"
-        )
-    elif isinstance(e, ev.EpochEnded):
-        val = "" if e.val_loss is None else f"  val loss {e.val_loss:.4f}  val acc {_pct(e.val_accuracy)}"
-        out.line(
-            f"epoch {e.epoch}/{e.epochs}  train loss {e.train_loss:.4f}  train acc {_pct(e.train_accuracy)}"
-            f"{val}  ({e.seconds:.1f}s){'  *best' if e.is_best else ''}"
-        )
-    elif isinstance(e, ev.FileSkipped):
-        out.line(f"skipped {e.path}: {e.reason}")
-    elif isinstance(e, ev.Message):
-        out.line(f"{e.level}: {e.text}")
-    elif isinstance(e, ev.BlocksUnfrozen):
-        out.line(
-            f"epoch {e.epoch}: unfroze {', '.join(e.blocks)} ({e.trainable_params:,} trainable parameters)"
-        )
+        return
+    line = report.describe(e)
+    if line is not None and not isinstance(e, (ev.Finished, ev.Cancelled, ev.Failed)):
+        level, text = line
+        out.line(text if level == "info" else f"{level}: {text}")
 
 
 STOP_SIGNALS = {signal.SIGINT: ("Ctrl+C", 130), signal.SIGTERM: ("SIGTERM", 143)}
@@ -238,16 +219,15 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from .core.engine import TrainConfig
+def _config(args: argparse.Namespace) -> TrainConfig:
+    from .core.config import TrainConfig
+    from .core.freeze import FreezePlan
 
     return TrainConfig(
         data_dir=args.data_dir,
         arch=args.model,
         weights=args.weights,
-        strategy=args.strategy,
-        unfreeze_every=args.unfreeze_every,
-        train_bn=args.train_bn,
+        freeze=FreezePlan.parse(args.strategy, train_bn=args.train_bn, unfreeze_every=args.unfreeze_every),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -287,9 +267,9 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
 
     out_dir = Path(args.out).expanduser()
     formats = tuple(f.strip().lower() for f in args.export.split(",") if f.strip())
-    bad = [f for f in formats if f not in ("onnx", "torchscript", "safetensors")]
+    bad = [f for f in formats if f not in (*EXPORT_FORMATS, "safetensors")]
     if bad:
-        raise FtguiError(f"Unknown export format {', '.join(bad)}: use onnx, torchscript.")
+        raise FtguiError(f"Unknown export format {', '.join(bad)}: use {', '.join(EXPORT_FORMATS)}.")
     missing = missing_format_packages(formats)
     if missing:
         raise FtguiError(f"--export {args.export}: {missing}")
@@ -391,7 +371,7 @@ def _finish(
     assert isinstance(final, ev.Finished)
     best = f", best epoch {final.best_epoch}" if final.best_epoch else ""
     if final.best_val_accuracy is not None:
-        result = f"validation accuracy {_pct(final.best_val_accuracy)}"
+        result = f"validation accuracy {report.pct(final.best_val_accuracy)}"
     elif trainer.split is not None and trainer.split.val:
         result = "no validation image could be read, so there is no validation accuracy"
     else:

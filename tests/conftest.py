@@ -12,8 +12,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ftgui.core.engine import TrainConfig  # noqa: E402
+from ftgui.core.config import TrainConfig  # noqa: E402
 from ftgui.core.example import make_example_dataset  # noqa: E402
+from ftgui.core.freeze import FreezePlan  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def tiny_config(image_folder: Path) -> TrainConfig:
         data_dir=str(image_folder),
         arch="resnet18",
         weights="none",
-        strategy="full",
+        freeze=FreezePlan.parse("full"),
         epochs=1,
         batch_size=16,
         lr=1e-3,

@@ -8,54 +8,73 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .config import TrainConfig
 from .data import ScanResult, Split
 from .errors import CheckpointError, FtguiError
 from .layers import set_trainable_exactly, trainable_names
 from .models import BuiltModel, Preprocess, describe_mismatch, rebuild_for_inference
-from .optim import make_optimizer
+from .state import TrainerState
 
 CHECKPOINT_FORMAT = "ftgui-checkpoint"
+CHECKPOINT_VERSION = 2  # 2: the config holds a ``freeze`` plan; 1 (still read): strategy fields
 
 
-def checkpoint_state(trainer: Any) -> dict[str, Any]:
+def checkpoint_record(
+    config: TrainConfig,
+    built: BuiltModel,
+    optimizer: torch.optim.Optimizer,
+    scan: ScanResult,
+    split: Split,
+    state: TrainerState,
+) -> dict[str, Any]:
     """Everything needed to resume, as tensors and plain values (loads with weights_only=True)."""
-    assert (
-        trainer.built is not None
-        and trainer.optimizer is not None
-        and trainer.split is not None
-        and trainer.scan
-    )
+    model = built.model
     return {
         "format": CHECKPOINT_FORMAT,
-        "version": 1,
-        "config": trainer.config.to_dict(),
-        "classes": list(trainer.scan.classes),
-        "root": trainer.scan.root,
-        "split": trainer.split.to_dict(),
-        "skipped": [[p, r] for p, r in trainer.skipped.items()],
-        "epoch": trainer.epoch,
-        "step": trainer.step,
-        "unfrozen_blocks": trainer.unfrozen_blocks,
-        "arch": trainer.built.arch,
-        "head": list(trainer.built.head),
-        "model_kwargs": dict(trainer.built.model_kwargs),
-        "preprocess": trainer.built.preprocess.to_dict(),
-        "weights_source": trainer.built.weights_source,
-        "trainable": trainable_names(trainer.model),
-        "group_names": [list(g["names"]) for g in trainer.optimizer.param_groups],
-        "model": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
-        "optimizer": trainer.optimizer.state_dict(),
-        "history": trainer.history,
-        "best_epoch": trainer.best_epoch,
-        "best_val_loss": trainer.best_val_loss,
-        "best_state": {k: v.cpu() for k, v in trainer.best_state.items()} if trainer.best_state else None,
-        "rng_state": trainer._rng_state,
+        "version": CHECKPOINT_VERSION,
+        "config": config.to_dict(),
+        "classes": list(scan.classes),
+        "root": scan.root,
+        "split": split.to_dict(),
+        "skipped": [[p, r] for p, r in state.skipped.items()],
+        "epoch": state.epoch,
+        "step": state.step,
+        "unfrozen_blocks": state.unfrozen_blocks,
+        "arch": built.arch,
+        "head": list(built.head),
+        "model_kwargs": dict(built.model_kwargs),
+        "preprocess": built.preprocess.to_dict(),
+        "weights_source": built.weights_source,
+        "trainable_parameter_names": trainable_names(model),
+        "group_names": [list(g["names"]) for g in optimizer.param_groups],
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "history": state.history,
+        "best_epoch": state.best_epoch,
+        "best_val_loss": state.best_val_loss,
+        "best_state": {k: v.cpu() for k, v in state.best_state.items()} if state.best_state else None,
+        "rng_state": state.rng_state,
     }
+
+
+@dataclass
+class Restored:
+    """A checkpoint's run, ready for a trainer to take over (the model on the CPU)."""
+
+    config: TrainConfig
+    built: BuiltModel
+    scan: ScanResult
+    split: Split
+    state: TrainerState
+    group_names: list[list[str]]
+    optimizer_groups: list[dict[str, Any]]  # the saved groups' settings, without parameters
+    optimizer_state: dict[str, Any]
 
 
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
@@ -93,7 +112,6 @@ def _tensors(v: Any) -> bool:
 
 def validate_checkpoint(state: dict[str, Any], name: str) -> None:
     """Every field that resuming reads, with its type and range: a damaged file gets a message."""
-    from .engine import TrainConfig
     from .export import MAX_CLASSES, validate_metadata
     from .models import list_architectures
 
@@ -101,13 +119,15 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
         if not ok:
             raise CheckpointError(f"{name} is damaged or was not written by ftgui: {what}.")
 
-    need(state.get("version") == 1 and not isinstance(state.get("version"), bool), "'version' must be 1")
+    version = state.get("version")
+    need(version in (1, CHECKPOINT_VERSION) and not isinstance(version, bool), "'version' must be 1 or 2")
     config = state.get("config")
     need(isinstance(config, dict), "'config' must be an object")
     for key, kinds in _CONFIG_TYPES.items():
         if key in config:
             need(isinstance(config[key], kinds), f"'config.{key}' has the wrong type")
     need(_names(config.get("trainable", [])), "'config.trainable' must list parameter names")
+    need(isinstance(config.get("freeze", {}), dict), "'config.freeze' must be an object")
     try:
         TrainConfig.from_dict(config).validate()
     except (FtguiError, TypeError, ValueError) as exc:
@@ -148,7 +168,8 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
     need(state.get("arch") in list_architectures(), "'arch' must be a torchvision classification model")
     need(_names(state.get("head")) and bool(state["head"]), "'head' must name the classifier layers")
     need(isinstance(state.get("weights_source"), str), "'weights_source' must be text")
-    need(_names(state.get("trainable")), "'trainable' must list parameter names")
+    names_key = "trainable" if version == 1 else "trainable_parameter_names"
+    need(_names(state.get(names_key)), f"'{names_key}' must list parameter names")
     groups = state.get("group_names")
     need(isinstance(groups, list) and all(_names(g) for g in groups), "'group_names' must list name lists")
     need(_tensors(state.get("model")), "'model' must hold the weights as tensors")
@@ -208,18 +229,17 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
         need(False, str(exc).split(": ", 1)[-1].rstrip("."))
 
 
-def restore(
-    cls: Any,
+def read_checkpoint(
     path: str | os.PathLike[str],
     data_dir: str | None = None,
     epochs: int | None = None,
     device: str | None = None,
-) -> Any:
-    """A ``cls`` (Trainer) in the state the checkpoint recorded, ready to ``run()`` on."""
+) -> Restored:
+    """A checkpoint's run, checked field by field; ``data_dir``/``epochs``/``device`` override."""
     state = load_checkpoint(path)
     validate_checkpoint(state, Path(path).name)
     try:
-        return _restore(cls, state, data_dir, epochs, device)
+        return _restored(state, data_dir, epochs, device)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
         raise CheckpointError(
             f"{Path(path).name} is damaged or was not written by this ftgui: {type(exc).__name__}: "
@@ -227,11 +247,9 @@ def restore(
         ) from None
 
 
-def _restore(
-    cls: Any, state: dict[str, Any], data_dir: str | None, epochs: int | None, device: str | None
-) -> Any:
-    from .engine import TrainConfig, select_device
-
+def _restored(
+    state: dict[str, Any], data_dir: str | None, epochs: int | None, device: str | None
+) -> Restored:
     cfg = TrainConfig.from_dict(state["config"])
     if data_dir:
         cfg.data_dir = str(data_dir)
@@ -239,52 +257,47 @@ def _restore(
         cfg.epochs = int(epochs)
     if device:
         cfg.device = device
-    trainer = cls(cfg)
     root = cfg.data_dir or state["root"]
     if not os.path.isdir(root):
         raise CheckpointError(f"The dataset folder of this checkpoint is missing: {root}")
     classes = list(state["classes"])
-    trainer.split = Split.from_dict(state["split"])
-    trainer.scan = ScanResult(str(root), classes, trainer.split.train + trainer.split.val)
-    trainer.device = select_device(cfg.device)
+    split = Split.from_dict(state["split"])
     model = rebuild_for_inference(state["arch"], len(classes), state["model_kwargs"])
     problem = describe_mismatch(model, state["model"])
     if problem:
         raise CheckpointError(f"The checkpoint's weights do not fit {state['arch']}: {problem}.")
     model.load_state_dict(state["model"])
-    pre = Preprocess.from_dict(state["preprocess"])
-    trainer.built = BuiltModel(
+    set_trainable_exactly(model, state["trainable" if state["version"] == 1 else "trainable_parameter_names"])
+    built = BuiltModel(
         model,
         state["arch"],
         len(classes),
         list(state["head"]),
-        pre,
+        Preprocess.from_dict(state["preprocess"]),
         state["weights_source"],
         dict(state["model_kwargs"]),
     )
-    set_trainable_exactly(model, state["trainable"])
-    trainer.unfrozen_blocks = int(state["unfrozen_blocks"])
-    model.to(trainer.device)
-    trainer._apply_memory_format()
-    params = dict(model.named_parameters())
-    groups = []
-    for names, saved in zip(state["group_names"], state["optimizer"]["param_groups"]):
-        groups.append(
-            {**{k: v for k, v in saved.items() if k != "params"}, "params": [params[n] for n in names]}
-        )
-    trainer.optimizer = make_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum)
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.epoch = int(state["epoch"])
-    trainer.step = int(state["step"])
-    trainer.history = list(state["history"])
-    trainer.best_epoch = state["best_epoch"]
-    trainer.best_val_loss = state["best_val_loss"]
-    trainer.best_state = state["best_state"]
-    if trainer.best_state is not None:
-        trainer.best_state = {k: v.to(trainer.device) for k, v in trainer.best_state.items()}
-    trainer._rng_state = state["rng_state"]
-    trainer.skipped = {p: r for p, r in state["skipped"]}
-    return trainer
+    run = TrainerState(
+        epoch=int(state["epoch"]),
+        step=int(state["step"]),
+        unfrozen_blocks=int(state["unfrozen_blocks"]),
+        history=list(state["history"]),
+        best_epoch=state["best_epoch"],
+        best_val_loss=state["best_val_loss"],
+        best_state=state["best_state"],
+        skipped={p: r for p, r in state["skipped"]},
+        rng_state=state["rng_state"],
+    )
+    return Restored(
+        cfg,
+        built,
+        ScanResult(str(root), classes, split.train + split.val),
+        split,
+        run,
+        [list(g) for g in state["group_names"]],
+        [{k: v for k, v in g.items() if k != "params"} for g in state["optimizer"]["param_groups"]],
+        state["optimizer"],
+    )
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

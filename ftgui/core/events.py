@@ -6,6 +6,7 @@ objects while a run is going.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 
 
@@ -93,3 +94,17 @@ class Cancelled(Event):
 class Failed(Event):
     message: str
     epochs_completed: int
+
+
+class CancelToken:
+    """Set from any thread; the engine checks it before every batch."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()

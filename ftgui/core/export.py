@@ -26,29 +26,26 @@ from .. import __version__
 from .errors import CheckpointError
 from .files import (
     DestinationError,
-    atomic_open,
     atomic_write,
     bundle_bytes_needed,
     check_destination,
     staged_folder,
     write_synced,
 )
+from .freeze import FreezePlan
 from .layers import trainable_names
+from .options import EXPORT_FORMATS
 
-__all__ = ["atomic_open", "atomic_write", "atomic_torch_save", "export_all", "export_bundle", "read_metadata"]
+__all__ = ["export_all", "export_bundle", "read_metadata"]
 
 BUNDLE_FORMAT = "ftgui-model"
 BUNDLE_VERSION = 2  # 2: model.json records the weights' SHA-256
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
 CARD_FILE = "MODEL_CARD.md"
-FORMAT_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+FORMAT_FILES = {key: file for key, (file, _) in EXPORT_FORMATS.items()}
 # Everything an export writes: replaced together, so no file of an older export stays beside it.
 BUNDLE_FILES = (WEIGHTS_FILE, META_FILE, CARD_FILE, *FORMAT_FILES.values())
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def _json_default(o: Any) -> Any:
@@ -85,7 +82,7 @@ def bundle_metadata(trainer: Any) -> dict[str, Any]:
         "interpolation": pre.interpolation,
         "weights_source": built.weights_source,
         "head": list(built.head),
-        "trainable_parameters": trainable_names(built.model),
+        "trainable_parameter_names": trainable_names(built.model),
         "training": trainer.config.to_dict(),
         "epochs_completed": trainer.epoch,
         "best_epoch": trainer.best_epoch,
@@ -289,7 +286,6 @@ def validate_metadata(meta: Any, name: str = META_FILE) -> None:
 
 # ---------------------------------------------------------------- other formats, verified
 
-EXPORT_FORMATS = ("safetensors", "onnx", "torchscript")
 ONNX_OPSET = 18
 TOLERANCE = 1e-3  # largest allowed difference in logits after a round trip
 
@@ -427,9 +423,8 @@ def model_card(trainer: Any, checks: list[FormatCheck] | None = None, evaluation
         "## Model",
         f"- Architecture: `{meta['arch']}` (torchvision), {meta['num_classes']} classes",
         f"- Weights it started from: {meta['weights_source']}",
-        f"- Freeze strategy: {cfg['strategy']}"
-        + (" (BatchNorm layers trained)" if cfg.get("train_bn") else "")
-        + f"; {len(meta['trainable_parameters'])} parameter tensors trained",
+        f"- Which layers trained: {FreezePlan.from_dict(cfg['freeze']).describe()}; "
+        f"{len(meta['trainable_parameter_names'])} parameter tensors trained",
         "",
         "## Classes",
         "| index | class | train images | validation images |",
@@ -496,7 +491,7 @@ def export_all(
     evaluation: Any | None = None,
 ) -> list[FormatCheck]:
     """The bundle, the chosen extra formats (each verified) and MODEL_CARD.md, swapped in together."""
-    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    unknown = [f for f in formats if f != "safetensors" and f not in EXPORT_FORMATS]
     if unknown:
         raise CheckpointError(f"Unknown export format {', '.join(unknown)}: use {', '.join(EXPORT_FORMATS)}.")
     missing = missing_format_packages(formats)

@@ -88,6 +88,13 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Non
     return Path(path)
 
 
+def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` through :func:`atomic_open` (checkpoints)."""
+    import torch
+
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
 def write_synced(path: Path, data: bytes) -> None:
     """A new file inside a staging folder (no rename needed: the folder is swapped in whole)."""
     with open(path, "wb") as fh:

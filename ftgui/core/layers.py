@@ -1,7 +1,8 @@
-"""The layer tree the window shows, and freezing: by module name or by strategy.
+"""The layer tree, the architecture's blocks, and the mechanics of freezing.
 
-Frozen means frozen: ``requires_grad=False`` *and* eval mode during training, so BatchNorm
-statistics, Dropout and StochasticDepth inside frozen parts neither change nor randomise.
+Which layers train is decided by a ``FreezePlan`` (``freeze.py``). Frozen means frozen:
+``requires_grad=False`` *and* eval mode during training, so BatchNorm statistics, Dropout and
+StochasticDepth inside frozen parts neither change nor randomise.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from .errors import ModelError
 from .models import aux_modules
 
 TrainState = Literal["all", "none", "partial"]
-Strategy = Literal["head", "last", "full", "gradual", "custom"]
 
 # Containers whose children are the architecture's blocks (ResNet's layers are top-level).
 _EXPAND = {"features", "layers", "trunk_output", "encoder", "blocks", "stages"}
@@ -89,7 +89,8 @@ def trainable_names(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
-def _under(name: str, prefix: str) -> bool:
+def under(name: str, prefix: str) -> bool:
+    """Whether ``name`` is ``prefix`` or inside it ("" holds every name)."""
     return prefix == "" or name == prefix or name.startswith(prefix + ".")
 
 
@@ -101,13 +102,8 @@ def set_trainable(model: nn.Module, prefixes: Iterable[str], trainable: bool) ->
     if unknown:
         raise ModelError(f"No layer named {', '.join(repr(u) for u in unknown)} in this model.")
     for name, param in model.named_parameters():
-        if any(_under(name, p) for p in prefixes):
+        if any(under(name, p) for p in prefixes):
             param.requires_grad_(trainable)
-
-
-def freeze_all(model: nn.Module) -> None:
-    for p in model.parameters():
-        p.requires_grad_(False)
 
 
 def set_trainable_exactly(model: nn.Module, names: Iterable[str]) -> None:
@@ -202,74 +198,3 @@ def model_blocks(model: nn.Module, head: list[str]) -> list[list[str]]:
 def head_names(model: nn.Module, head: list[str]) -> list[str]:
     """The head's layers plus whole auxiliary classifiers (they only shape training)."""
     return list(dict.fromkeys([*head, *aux_modules(model)]))
-
-
-@dataclass(frozen=True)
-class FreezeSpec:
-    """Which layers train: a strategy, or (custom) an explicit list of trainable names."""
-
-    strategy: Strategy = "head"
-    blocks: int = 1  # for "last": how many blocks before the head train
-    unfreeze_every: int = 1  # for "gradual": epochs between unfreezing one more block
-    train_bn: bool = False
-    trainable: tuple[str, ...] = ()  # for "custom": module or parameter names
-
-    @classmethod
-    def parse(cls, text: str, train_bn: bool = False, unfreeze_every: int = 1) -> FreezeSpec:
-        """'head', 'full', 'gradual', 'last-N' (e.g. 'last-2')."""
-        t = text.strip().lower()
-        if t in ("head", "head-only", "full", "gradual"):
-            strategy: Strategy = "head" if t.startswith("head") else t  # type: ignore[assignment]
-            return cls(strategy, train_bn=train_bn, unfreeze_every=unfreeze_every)
-        if t.startswith("last"):
-            n = t[4:].lstrip("-") or "1"
-            if n.isdigit() and int(n) >= 1:
-                return cls("last", blocks=int(n), train_bn=train_bn)
-        raise ModelError(f"Unknown strategy '{text}': use head, last-N (e.g. last-2), full or gradual.")
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "strategy": self.strategy,
-            "blocks": self.blocks,
-            "unfreeze_every": self.unfreeze_every,
-            "train_bn": self.train_bn,
-            "trainable": list(self.trainable),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> FreezeSpec:
-        return cls(
-            strategy=str(d.get("strategy", "head")),  # type: ignore[arg-type]
-            blocks=int(d.get("blocks", 1)),  # type: ignore[call-overload]
-            unfreeze_every=int(d.get("unfreeze_every", 1)),  # type: ignore[call-overload]
-            train_bn=bool(d.get("train_bn", False)),
-            trainable=tuple(d.get("trainable", ())),  # type: ignore[arg-type]
-        )
-
-
-def apply_freeze(
-    model: nn.Module, head: list[str], spec: FreezeSpec, unfrozen_blocks: int | None = None
-) -> None:
-    """Set ``requires_grad`` for the strategy. ``unfrozen_blocks`` overrides the block count
-    (gradual unfreezing's current stage)."""
-    blocks = model_blocks(model, head)
-    heads = head_names(model, head)
-    if spec.strategy == "full":
-        for p in model.parameters():
-            p.requires_grad_(True)
-    elif spec.strategy == "custom":
-        freeze_all(model)
-        set_trainable(model, spec.trainable, True)
-    else:
-        freeze_all(model)
-        if spec.strategy == "last":
-            n = spec.blocks
-        elif spec.strategy == "gradual":
-            n = unfrozen_blocks or 0
-        else:
-            n = 0
-        set_trainable(model, heads, True)
-        for block in blocks[len(blocks) - min(n, len(blocks)) :]:
-            set_trainable(model, block, True)
-    if spec.train_bn and spec.strategy != "full":
-        unfreeze_batchnorm(model)

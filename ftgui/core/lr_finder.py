@@ -10,10 +10,15 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
+
+from .events import CancelToken
+from .step import NonFiniteLoss
+
+if TYPE_CHECKING:
+    from .engine import Trainer
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ def suggest(lrs: list[float], losses: list[float]) -> float | None:
 
 
 def find_lr(
-    trainer: Any,
+    trainer: Trainer,
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
     steps: int = 100,
@@ -53,56 +58,48 @@ def find_lr(
     progress: Callable[[int, int, float, float], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> LRFinderResult:
-    """Range test on a prepared trainer's training data. Restores everything afterwards."""
+    """Range test on a prepared trainer's training data, with the trainer's own training step.
+    Restores the weights, the optimizer and the random state afterwards."""
     if not trainer.prepared:
         trainer.prepare()
     model, optimizer = trainer.model, trainer.optimizer
+    assert optimizer is not None and isinstance(trainer.config.lr, float)
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     saved_rng = torch.get_rng_state()
     saved_cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    saved_epoch = trainer.epoch
     lrs: list[float] = []
     losses: list[float] = []
     stopped_early = False
     try:
-        from .engine import CancelToken
-
-        for _ in trainer._ensure_cache(CancelToken()):
+        for _ in trainer.ensure_cache(CancelToken()):
             pass
+        step = trainer.train_step()
         factor = (end_lr / start_lr) ** (1.0 / max(steps - 1, 1))
         avg, best = 0.0, math.inf
-        step = 0
-        epoch = 0
-        while step < steps:
-            trainer.epoch = saved_epoch + epoch  # a fresh shuffle each pass over the data
-            trainer._set_train_mode()
+        epoch = trainer.epoch  # a fresh shuffle for each pass over the data
+        while len(lrs) < steps:
+            trainer.set_train_mode()
             got_batch = False
-            for batch in trainer._batches(train=True):
-                if step >= steps or (cancelled and cancelled()):
+            for batch in trainer.batches(train=True, epoch=epoch):
+                if len(lrs) >= steps or (cancelled and cancelled()):
                     break
                 if batch.images.numel() == 0:
                     continue
                 got_batch = True
-                lr = start_lr * factor**step
+                lr = start_lr * factor ** len(lrs)
                 for g in optimizer.param_groups:
                     g["lr"] = lr * g["base_lr"] / trainer.config.lr
-                x = batch.images.to(trainer.device)
-                y = batch.labels.to(trainer.device)
-                main = trainer._forward(x)
-                main = main[0] if not isinstance(main, torch.Tensor) else main
-                loss = F.cross_entropy(main, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                value = float(loss.detach())
+                try:
+                    value = step(batch.images, batch.labels).loss
+                except NonFiniteLoss:
+                    value = math.inf
                 avg = 0.98 * avg + 0.02 * value
-                smoothed = avg / (1 - 0.98 ** (step + 1))
+                smoothed = avg / (1 - 0.98 ** (len(lrs) + 1))
                 lrs.append(lr)
                 losses.append(smoothed)
                 if progress:
-                    progress(step + 1, steps, lr, smoothed)
-                step += 1
+                    progress(len(lrs), steps, lr, smoothed)
                 if not math.isfinite(smoothed) or smoothed > diverge * best:
                     stopped_early = True
                     break
@@ -116,7 +113,6 @@ def find_lr(
         torch.set_rng_state(saved_rng)
         if saved_cuda is not None:
             torch.cuda.set_rng_state_all(saved_cuda)
-        trainer.epoch = saved_epoch
     finite = [(a, b) for a, b in zip(lrs, losses) if math.isfinite(b)]
     lrs, losses = [a for a, _ in finite], [b for _, b in finite]
     return LRFinderResult(lrs, losses, suggest(lrs, losses), stopped_early)

@@ -9,9 +9,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "onecycle")
+from .options import OPTIMIZERS, SCHEDULES
 
 
 def _no_decay(name: str, param: torch.Tensor) -> bool:

@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import WorkerBase, create_worker
 
+from ..core.errors import FtguiError
 from ..core.text import display_path
-from .worker import ScanWorker, start_in_thread
+from .thumbs import class_thumbnails
 
 FEW_IMAGES = 10  # a class with fewer images than this gets a warning
 IMBALANCE = 5.0  # largest/smallest class ratio that gets a warning
@@ -84,13 +86,14 @@ class DataPanel(QWidget):
     scanned = Signal(object)  # ScanResult
     scan_failed = Signal(str)
     logged = Signal(str, str)  # level, text
+    _scan_progress = Signal(int, str)  # from the scanning thread
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.scan: Any = None
         self.folder: str | None = None
-        self._thread: QThread | None = None
-        self._worker: ScanWorker | None = None
+        self._worker: WorkerBase[Any] | None = None
+        self._scan_progress.connect(self._on_scan_progressed)
         self._thumbs: dict[int, bytes] = {}
 
         self.drop_zone = DropZone()
@@ -152,7 +155,7 @@ class DataPanel(QWidget):
 
     @property
     def scanning(self) -> bool:
-        return self._thread is not None
+        return self._worker is not None
 
     def _on_browse_clicked(self) -> None:
         start = str(Path(self.folder).parent) if self.folder else str(Path.home())
@@ -179,13 +182,28 @@ class DataPanel(QWidget):
         self.progress.setVisible(True)
         self.progress.setFormat("Scanning…")
         self.setEnabledForScan(False)
-        worker = ScanWorker(folder)
-        worker.progressed.connect(self._on_scan_progressed)
-        worker.scanned.connect(self._on_scan_scanned)
-        worker.failed.connect(self._on_scan_failed)
+        from ..core.data import scan_folder
+
+        def progress(count: int, path: str) -> None:
+            if count % 25 == 0:
+                self._scan_progress.emit(count, path)  # queued to the GUI thread
+
+        def scan() -> tuple[Any, dict[int, bytes]]:
+            result = scan_folder(folder, progress=progress)
+            return result, class_thumbnails(result)
+
+        # The same superqt workers as the window's job runner; a scan is not a session job
+        # (it may run while PyTorch is still loading, and touches no model).
+        worker = create_worker(scan, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda result: self._on_scan_scanned(*result))
+        worker.errored.connect(
+            lambda exc: self._on_scan_failed(
+                str(exc) if isinstance(exc, FtguiError) else f"Could not scan {folder}: {exc}"
+            )
+        )
+        worker.finished.connect(self._on_scan_finished)
         self._worker = worker
-        self._thread = start_in_thread(worker, self)
-        self._thread.finished.connect(self._on_scan_thread_finished)
+        worker.start()
 
     def setEnabledForScan(self, enabled: bool) -> None:
         for w in (self.browse_button, self.example_button, self.drop_zone, self.val_fraction):
@@ -194,10 +212,7 @@ class DataPanel(QWidget):
     def _on_scan_progressed(self, count: int, path: str) -> None:
         self.folder_label.setText(f"Scanning… {count} files ({path})")
 
-    def _on_scan_thread_finished(self) -> None:
-        if self._thread is not None:
-            self._thread.deleteLater()
-        self._thread = None
+    def _on_scan_finished(self) -> None:
         self._worker = None
         self.progress.setVisible(False)
         self.setEnabledForScan(True)
@@ -270,6 +285,5 @@ class DataPanel(QWidget):
             self._fill_table()
 
     def shutdown(self) -> None:
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
+        if self._worker is not None:
+            QThreadPool.globalInstance().waitForDone(60_000)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -24,16 +24,17 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..core.session import Session
 from ..core.text import display_path
 from .data_panel import DataPanel, folder_from_mime
 from .dialogs import LRFinderDialog
 from .eval_panel import EvaluationPanel
+from .jobs import JobRunner
 from .model_panel import DEFAULT_ARCH, ModelPanel
 from .model_tools import ModelToolsMixin
 from .plot import TrainingPlot
 from .train_panel import TrainPanel
 from .try_panel import TryPanel
-from .worker import FunctionWorker, TrainingWorker, start_in_thread
 
 
 def _resources() -> Path:
@@ -62,23 +63,20 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         super().__init__()
         self.settings = settings or QSettings("ftgui", "ftgui")
         self.initial_folder = initial_folder
-        self.trainer: Any = None  # the last run's trainer (export, checkpoints)
-        self.resume_trainer: Any = None  # loaded from a checkpoint, waiting for Start
-        self.worker: TrainingWorker | None = None
-        self.thread: QThread | None = None
         self.ready = False
         self.last_error_box: QMessageBox | None = None
-        self.bundle: Any = None  # an exported model opened from disk (Try, Evaluate)
-        self.task_thread: QThread | None = None  # evaluation or learning-rate finder
-        self.task_worker: FunctionWorker | None = None
         self.lr_dialog: LRFinderDialog | None = None
         self._eval_prefers_trainer = True
         self._closing = False
         self.setWindowTitle("ftgui")
         self.setWindowIcon(app_icon())
+        # The trainer, a loaded checkpoint, an opened bundle and the running job: the window
+        # renders them and runs the session's long operations through one job runner.
         self.setAcceptDrops(True)
 
-        self.model_panel = ModelPanel()
+        self.session = Session()
+        self.jobs = JobRunner(self.session, self)
+        self.model_panel = ModelPanel(self.jobs)
         self.data_panel = DataPanel()
         self.train_panel = TrainPanel()
         self.plot = TrainingPlot()
@@ -92,7 +90,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         train_view.setStretchFactor(0, 2)
         train_view.setStretchFactor(1, 3)
         self.eval_panel = EvaluationPanel()
-        self.try_panel = TryPanel()
+        self.try_panel = TryPanel(self.jobs)
         center = QTabWidget()
         center.addTab(train_view, "Data && training")
         center.addTab(self.eval_panel, "Evaluate")
@@ -133,6 +131,8 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         self.eval_panel.evaluate_requested.connect(self.run_evaluation)
         self.try_panel.open_bundle_requested.connect(self._on_open_bundle_triggered)
         self.torch_ready.connect(self._on_torch_ready)
+        self.jobs.busy_changed.connect(self._on_busy_changed)
+        self.jobs.progressed.connect(self.eval_panel.show_progress)
         self._restore_settings()
         self._update_actions()
 
@@ -195,20 +195,32 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.data_panel.load_folder(folder)
 
     def _on_torch_ready(self) -> None:
-        from ..core.engine import available_devices
+        from ..core.device import available_devices
 
-        self.model_panel.populate(str(self.settings.value("model/arch", DEFAULT_ARCH)))
-        saved_strategy = str(self.settings.value("model/strategy", "head"))
-        if saved_strategy in ("head", "last", "full", "gradual"):
-            self.model_panel.set_strategy(saved_strategy, int(self.settings.value("model/blocks", 1)))
         self.train_panel.set_devices(available_devices())
         self.train_panel.load_settings(self.settings)
+        self.model_panel.image_size = self.train_panel.image_size.value() or None
+        self.model_panel.populate(self.settings.value("model/arch", DEFAULT_ARCH, type=str))
+        self.model_panel.set_plan(self._saved_plan())
+        self.train_panel.image_size.valueChanged.connect(lambda v: self.model_panel.set_image_size(v or None))
         self.train_panel.set_strategy(self.model_panel.strategy_text())
         if self.data_panel.scan is not None:
             self.model_panel.set_num_classes(len(self.data_panel.scan.classes))
         self.ready = True
         self.statusBar().showMessage("Ready. Drop an image folder onto the window to begin.", 8000)
         self._update_actions()
+
+    def _saved_plan(self) -> Any:
+        """The freeze plan open when ftgui last closed (custom tree edits included)."""
+        import json
+
+        from ..core.errors import FtguiError
+        from ..core.freeze import FreezePlan
+
+        try:
+            return FreezePlan.from_dict(json.loads(self.settings.value("model/freeze", "{}", type=str)))
+        except (FtguiError, ValueError):
+            return FreezePlan()
 
     def _on_model_panel_changed(self) -> None:
         if self.model_panel.populated:
@@ -229,9 +241,10 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             s.setValue("data/last_folder", self.data_panel.folder)
         s.setValue("data/val_fraction", self.data_panel.val_fraction.value())
         if self.model_panel.populated:
+            import json
+
             s.setValue("model/arch", self.model_panel.arch)
-            s.setValue("model/strategy", self.model_panel.strategy_key)
-            s.setValue("model/blocks", self.model_panel.blocks_spin.value())
+            s.setValue("model/freeze", json.dumps(self.model_panel.plan.to_dict()))
             self.train_panel.save_settings(s)
         s.sync()
 
@@ -254,7 +267,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         self.log_message(
             "info", f"Opened {scan.root}: {len(scan.samples)} images in {len(scan.classes)} classes"
         )
-        self.resume_trainer = None
+        self.session.resuming = False
         if self.model_panel.populated:
             self.model_panel.set_num_classes(len(scan.classes))
         self.settings.setValue("data/last_folder", scan.root)
@@ -286,11 +299,26 @@ class MainWindow(ModelToolsMixin, QMainWindow):
     # ------------------------------------------------------------ training
 
     @property
+    def trainer(self) -> Any:
+        """The model trained (or being trained) here, or loaded from a checkpoint."""
+        return self.session.trainer
+
+    @property
+    def bundle(self) -> Any:
+        """An exported model opened from disk (Try, Evaluate)."""
+        return self.session.bundle
+
+    @property
     def training(self) -> bool:
-        return self.thread is not None
+        return self.session.training
+
+    @property
+    def busy(self) -> bool:
+        """Training, evaluating, exporting, loading or finding a learning rate: one job at a time."""
+        return self.session.busy
 
     def build_config(self) -> Any:
-        from ..core.engine import TrainConfig
+        from ..core.config import TrainConfig
 
         scan = self.data_panel.scan
         return TrainConfig(
@@ -302,17 +330,14 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         )
 
     def start_training(self) -> None:
-        if self.training:
+        if self.busy:
             return
         if not self.ready:
             self.show_error("Not ready yet", "PyTorch is still loading; try again in a moment.")
             return
-        from ..core.engine import Trainer
-
-        if self.resume_trainer is not None:
-            trainer = self.resume_trainer
+        if self.session.resuming and self.trainer is not None:
+            trainer = self.trainer
             trainer.config.epochs = max(self.train_panel.epochs.value(), trainer.epoch + 1)
-            self.resume_trainer = None
             self.log_message(
                 "info", f"Resuming after epoch {trainer.epoch} to {trainer.config.epochs} epochs"
             )
@@ -323,32 +348,32 @@ class MainWindow(ModelToolsMixin, QMainWindow):
                     "No dataset", "Drop an image folder onto the window (or use File → Open dataset…)."
                 )
                 return
-            trainer = Trainer(self.build_config())
+            trainer = self.session.new_trainer(self.build_config())
             scan = self.data_panel.scan
             self.plot.clear()
-        checkpoint = self.epoch_checkpoint_path(trainer)
+        checkpoint = self.epoch_checkpoint_path(trainer.config)
         if checkpoint and not self._checkpoint_path_usable(checkpoint, trainer.config.arch):
             return
-        self.trainer = trainer
         self.try_panel.set_predictor(None, "training… (the Try tab works again when training ends)")
-        self.worker = TrainingWorker(trainer, scan, checkpoint)
-        self.worker.reported.connect(self._on_worker_reported)
-        self.thread = start_in_thread(self.worker, self)
-        self.thread.finished.connect(self._on_thread_finished)
+        self.jobs.start(
+            "train",
+            lambda job, progress: self.session.train(trainer, scan, checkpoint, job.cancel),
+            on_yield=self._on_worker_reported,
+            on_error=lambda message: self.show_error("Training stopped", message),
+            on_done=self._on_training_done,
+        )
         self.train_panel.set_running(True)
         self.train_panel.show_idle("Preparing model…")
-        self._set_inputs_enabled(False)
-        self._update_actions()
         self.statusBar().showMessage("Preparing model…")
 
-    def epoch_checkpoint_path(self, trainer: Any) -> str | None:
+    def epoch_checkpoint_path(self, config: Any) -> str | None:
         """Where 'Checkpoint every epoch' saves: the app's data folder, one file per dataset and model."""
         if not self.train_panel.checkpoint_every_epoch.isChecked():
             return None
         from ..core.paths import data_dir
 
-        name = Path(trainer.config.data_dir or "dataset").name or "dataset"
-        return str(data_dir() / "checkpoints" / f"{name}-{trainer.config.arch}.pt")
+        name = Path(config.data_dir or "dataset").name or "dataset"
+        return str(data_dir() / "checkpoints" / f"{name}-{config.arch}.pt")
 
     def _checkpoint_path_usable(self, path: str, arch: str, title: str = "Cannot save checkpoints") -> bool:
         """Check a checkpoint file's folder before any training time is spent (space, writable)."""
@@ -367,97 +392,54 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         return True
 
     def stop_training(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
+        if self.training:
+            self.jobs.stop()
             self.train_panel.stop_button.setEnabled(False)
             self.train_panel.show_idle("Stopping…")
             self.log_message("info", "Stop requested; finishing the current batch")
 
-    def _set_inputs_enabled(self, enabled: bool) -> None:
-        self.model_panel.setEnabled(enabled)
-        self.data_panel.setEnabledForScan(enabled)
-
     def _on_worker_reported(self, e: Any) -> None:
+        """Render one engine event: plot, progress, log (the sentences ftgui-train prints too)."""
         from ..core import events as ev
+        from ..core import report
 
         if isinstance(e, ev.BatchEnded):
             self.plot.add_batch(e.epoch, e.batch, e.batches, e.loss)
             epochs = self.trainer.config.epochs if self.trainer else e.epoch
             self.train_panel.show_batch(e.epoch, epochs, e.batch, e.batches, e.eta_s)
-            self.speed_label.setText(f"{e.images_per_s:,.0f} images/s · loss {e.loss:.4f} · lr {e.lr:.2g}")
-        elif isinstance(e, ev.EpochEnded):
+            self.speed_label.setText(report.batch_status(e))
+            return
+        line = report.describe(e)
+        if line is not None:
+            self.log_message(*line)
+        status = report.short_status(e)
+        if status is not None:
+            self.train_panel.show_idle(status)
+        if isinstance(e, ev.EpochEnded):
             self.plot.add_epoch(e.epoch, e.val_loss, e.val_accuracy)
-            val = (
-                ""
-                if e.val_loss is None
-                else f", val loss {e.val_loss:.4f}, val accuracy {100 * e.val_accuracy:.1f}%"
-            )
-            self.log_message(
-                "info",
-                f"Epoch {e.epoch}/{e.epochs}: train loss {e.train_loss:.4f}{val} "
-                f"({e.seconds:.1f}s){' — best so far' if e.is_best else ''}",
-            )
             self._update_actions()
         elif isinstance(e, ev.RunStarted):
-            self.log_message(
-                "info",
-                f"Training {len(e.classes)} classes on {e.device}: {e.num_train} train / "
-                f"{e.num_val} val images, {e.trainable_params:,} of {e.total_params:,} "
-                "parameters trainable",
-            )
             self.statusBar().showMessage(f"Training on {e.device}…")
-        elif isinstance(e, ev.FileSkipped):
-            self.log_message("warning", f"Skipped {e.path}: {e.reason}")
-        elif isinstance(e, ev.Message):
-            self.log_message(e.level, e.text)
-            if e.text.startswith("Learning rate: "):
-                self.train_panel.show_lr_used(e.text.removeprefix("Learning rate: ").rstrip("."))
-        elif isinstance(e, ev.BlocksUnfrozen):
-            self.log_message(
-                "info",
-                f"Epoch {e.epoch}: unfroze {', '.join(e.blocks)} "
-                f"({e.trainable_params:,} trainable parameters)",
-            )
-        elif isinstance(e, ev.Finished):
-            acc = (
-                ""
-                if e.best_val_accuracy is None
-                else f", best validation accuracy {100 * e.best_val_accuracy:.1f}%"
-            )
-            text = f"Finished {e.epochs_completed} epochs{acc}" + (
-                " (stopped early)" if e.stopped_early else ""
-            )
-            self.log_message("info", text)
-            short = "" if e.best_val_accuracy is None else f" · best val acc {100 * e.best_val_accuracy:.1f}%"
-            self.train_panel.show_idle(f"Finished{short}")
-        elif isinstance(e, ev.Cancelled):
-            text = f"Stopped after {e.epochs_completed} complete epoch(s)"
-            self.log_message("info", text)
-            self.train_panel.show_idle(f"Stopped · {e.epochs_completed} epoch(s) done")
+        elif isinstance(e, ev.Message) and e.text.startswith("Learning rate: "):
+            self.train_panel.show_lr_used(e.text.removeprefix("Learning rate: ").rstrip("."))
         elif isinstance(e, ev.Failed):
-            self.log_message("error", e.message)
-            self.train_panel.show_idle("Failed")
             self.show_error("Training stopped", e.message.split("\n\n")[0])
 
-    def _on_thread_finished(self) -> None:
-        if self.thread is not None:
-            self.thread.wait()
-            self.thread.deleteLater()
-        self.thread = None
-        self.worker = None
+    def _on_training_done(self) -> None:
         self.train_panel.set_running(False)
-        self._set_inputs_enabled(True)
         self.speed_label.setText("")
         self.statusBar().showMessage("Idle", 5000)
         self._update_actions()
-        if self.trainer is not None and self.trainer.epoch >= 1 and not self._closing:
+        if self.session.trained and not self._closing:
             self._use_trainer_for_try()
             self.run_evaluation()  # in the background; the Evaluate tab fills when it is done
 
-    @property
-    def busy(self) -> bool:
-        """Training, evaluating or finding a learning rate: one at a time."""
-        return self.training or self.task_thread is not None
+    def _on_busy_changed(self, busy: bool) -> None:
+        self.model_panel.setEnabled(not busy)
+        self.data_panel.setEnabledForScan(not busy)
+        if not busy:
+            self.eval_panel.set_busy(False)
+        self._update_actions()
 
     def _update_actions(self) -> None:
         idle = not self.busy
@@ -483,15 +465,20 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.save_checkpoint_to(path)
 
     def save_checkpoint_to(self, path: str) -> bool:
-        if not self._checkpoint_path_usable(path, self.trainer.built.arch, "Could not save checkpoint"):
+        """Save the trainer's checkpoint in the background; False if the file cannot be written."""
+        trainer = self.trainer
+        if self.busy or trainer is None or not trainer.prepared:
             return False
-        try:
-            self.trainer.save_checkpoint(path)
-        except OSError as exc:
-            self.show_error("Could not save checkpoint", str(exc))
+        if not self._checkpoint_path_usable(path, trainer.built.arch, "Could not save checkpoint"):
             return False
-        self.log_message("info", f"Saved training checkpoint (epoch {self.trainer.epoch}) to {path}")
-        return True
+        return self.jobs.start(
+            "save checkpoint",
+            lambda job, progress: trainer.save_checkpoint(path),
+            on_result=lambda _: self.log_message(
+                "info", f"Saved training checkpoint (epoch {trainer.epoch}) to {path}"
+            ),
+            on_error=lambda message: self.show_error("Could not save checkpoint", message),
+        )
 
     def _on_load_checkpoint_triggered(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load training checkpoint", "", "ftgui checkpoint (*.pt)")
@@ -499,16 +486,16 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.load_checkpoint_from(path)
 
     def load_checkpoint_from(self, path: str) -> bool:
-        from ..core.engine import Trainer
-        from ..core.errors import FtguiError
+        """Read and check a checkpoint in the background; Start then continues its run."""
+        self.statusBar().showMessage("Loading checkpoint…")
+        return self.jobs.start(
+            "load checkpoint",
+            lambda job, progress: self.session.load_checkpoint(path),
+            on_result=self._on_checkpoint_loaded,
+            on_error=lambda message: self.show_error("Cannot load checkpoint", message),
+        )
 
-        try:
-            trainer = Trainer.from_checkpoint(path)
-        except FtguiError as exc:
-            self.show_error("Cannot load checkpoint", str(exc))
-            return False
-        self.resume_trainer = trainer
-        self.trainer = trainer
+    def _on_checkpoint_loaded(self, trainer: Any) -> None:
         self.plot.clear()
         for record in trainer.history:
             self.plot.add_epoch(int(record["epoch"]), record.get("val_loss"), record.get("val_accuracy"))
@@ -520,7 +507,6 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             f"({trainer.scan.root}); press Start to continue training",
         )
         self._update_actions()
-        return True
 
     # ------------------------------------------------------------ messages
 
@@ -573,21 +559,15 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             if not self.confirm("Training is running", "Stop training and quit ftgui?"):
                 event.ignore()
                 return
-            self.shutdown_training()
         self._closing = True
-        self.shutdown_task()
+        self.jobs.shutdown()
         self.data_panel.shutdown()
         self._save_settings()
         event.accept()
 
     def shutdown_training(self) -> None:
-        """Cancel, let the worker finish its batch, and wait for the thread."""
-        if self.worker is not None:
-            self.worker.stop()
-        if self.thread is not None:
-            self.thread.quit()
-            self.thread.wait()
-            self._on_thread_finished()
+        """Cancel the running job (training stops after its batch) and wait for its thread."""
+        self.jobs.shutdown()
 
 
 def run_app(argv: list[str]) -> int:

@@ -8,6 +8,7 @@ The engine applies the same choice to the real model when training starts.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -27,15 +28,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.freeze import FreezePlan
+from ..core.options import STRATEGIES
+from .jobs import JobRunner
+
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 NONE_WEIGHTS = "none"
 FROM_FILE = "__file__"
-STRATEGIES = [
-    ("Head only", "head"),
-    ("Last N blocks + head", "last"),
-    ("Full fine-tuning", "full"),
-    ("Gradual unfreezing", "gradual"),
-    ("Custom", "custom"),
+STRATEGY_ITEMS = [
+    *((label, key) for key, label in STRATEGIES.items()),
+    ("Custom (edited in the tree)", "custom"),
 ]
 DEFAULT_ARCH = "resnet18"
 
@@ -51,11 +53,13 @@ class ModelPanel(QWidget):
     availability_checked = Signal(str, str, str)  # weights spec, state, message
     error_raised = Signal(str, str)  # title, text
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, runner: JobRunner | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.runner = runner  # checks a weights file off the GUI thread
         self.num_classes = 2
         self.skeleton: Any = None
-        self.head: list[str] = []
+        self.plan = FreezePlan()
+        self.image_size: int | None = None
         self._items: dict[str, QStandardItem] = {}
         self._updating = False
         self._weights_file: str | None = None
@@ -74,7 +78,7 @@ class ModelPanel(QWidget):
         self.weights_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.strategy_combo = QComboBox()
-        for label, key in STRATEGIES:
+        for label, key in STRATEGY_ITEMS:
             self.strategy_combo.addItem(label, key)
         self.blocks_spin = QSpinBox()
         self.blocks_spin.setRange(1, 99)
@@ -120,7 +124,7 @@ class ModelPanel(QWidget):
         self.weights_combo.activated.connect(self._on_weights_activated)
         self.strategy_combo.currentIndexChanged.connect(self._on_strategy_changed)
         self.blocks_spin.valueChanged.connect(self._on_strategy_changed)
-        self.every_spin.valueChanged.connect(self.changed)
+        self.every_spin.valueChanged.connect(self._on_every_changed)
         self.train_bn.toggled.connect(self._on_strategy_changed)
         self.tree_model.itemChanged.connect(self._on_tree_item_changed)
         self.availability_checked.connect(self._on_availability_checked)
@@ -225,24 +229,36 @@ class ModelPanel(QWidget):
         self._rebuild()
 
     def use_weights_file(self, path: str) -> bool:
-        """Select a local weights file; reads it now so a bad file is reported at once."""
-        from ..core.errors import FtguiError
+        """Select a local weights file: read and checked against the model in the background,
+        so a bad file is reported at once and a big one does not freeze the window."""
         from ..core.models import build_model
 
         self.weights_combo.setCurrentIndex(self.weights_combo.findData(FROM_FILE))
-        try:
-            build_model(self.arch, self.num_classes, weights=path)
-        except FtguiError as exc:
-            self._weights_file = None
-            self.weights_status.setText(f"⚠ {exc}")
-            self.error_raised.emit("Unusable weights file", str(exc))
+        self.weights_status.setText(f"Checking {path}…")
+        arch, k, size = self.arch, self.num_classes, self.image_size
+        if self.runner is None:
             return False
+        return self.runner.start(
+            "check weights",
+            lambda job, progress: build_model(arch, k, weights=path, image_size=size, meta=True),
+            on_result=lambda built: self._on_weights_file_checked(path, size, built),
+            on_error=lambda message: self._on_weights_file_refused(message),
+        )
+
+    def _on_weights_file_checked(self, path: str, size: int | None, built: Any) -> None:
         self._weights_file = path
         self.weights_combo.setItemText(self.weights_combo.currentIndex(), f"File: {path.rsplit('/', 1)[-1]}")
         self.weights_status.setText(f"Local file: {path}")
+        self._skeletons = {(built.arch, built.num_classes, path, size): built.model}
         self._rebuild()
-        self.changed.emit()
-        return True
+
+    def _on_weights_file_refused(self, message: str) -> None:
+        self._weights_file = None
+        self.weights_combo.setCurrentIndex(0)
+        self._check_availability()
+        self._rebuild()
+        self.weights_status.setText(f"⚠ {message}")
+        self.error_raised.emit("Unusable weights file", message)
 
     def _check_availability(self) -> None:
         spec = self.weights
@@ -274,10 +290,11 @@ class ModelPanel(QWidget):
         self.weights_status.setText(f"{icon} {message}")
         self.weights_state = state
 
-    # ------------------------------------------------------------ strategy and tree
+    # ------------------------------------------------------------ freeze plan and tree
 
     @property
     def strategy_key(self) -> str:
+        """The combo box's choice: head, last, full, gradual or custom."""
         return str(self.strategy_combo.currentData())
 
     def set_strategy(self, key: str, blocks: int | None = None) -> None:
@@ -292,90 +309,85 @@ class ModelPanel(QWidget):
             else:
                 self.strategy_combo.setCurrentIndex(index)
 
+    def set_plan(self, plan: FreezePlan) -> None:
+        """Show a plan (a saved one, a checkpoint's): strategy widgets, then the tree."""
+        for widget, value in (
+            (self.blocks_spin, plan.blocks),
+            (self.every_spin, plan.unfreeze_every),
+        ):
+            widget.blockSignals(True)
+            widget.setValue(value)
+            widget.blockSignals(False)
+        self.train_bn.blockSignals(True)
+        self.train_bn.setChecked(plan.train_bn)
+        self.train_bn.blockSignals(False)
+        self._select_combo("custom" if plan.is_custom else plan.strategy)
+        self.plan = plan.restricted_to(self.skeleton) if self.skeleton is not None else plan
+        self._refresh_states()
+        self.changed.emit()
+
     def strategy_text(self) -> str:
-        """The engine's strategy string: head, last-N, full, gradual or custom."""
-        key = self.strategy_key
-        return f"last-{self.blocks_spin.value()}" if key == "last" else key
+        """The plan's name: head, last-N, full, gradual or custom."""
+        return self.plan.label
 
-    def trainable_names(self) -> list[str]:
-        """Minimal list of module/parameter names that are fully trainable (for 'custom')."""
-        from ..core.layers import layer_tree
-
-        names: list[str] = []
-
-        def visit(node: Any) -> None:
-            if node.state == "all":
-                names.append(node.name)
-                return
-            if node.state == "partial":
-                module = self.skeleton.get_submodule(node.name)  # "" is the model itself
-                own = [n for n, p in module.named_parameters(recurse=False) if p.requires_grad]
-                names.extend(f"{node.name}.{n}" if node.name else n for n in own)
-                for child in node.children:
-                    visit(child)
-
-        if self.skeleton is not None:
-            visit(layer_tree(self.skeleton))
-        return names
+    def _select_combo(self, key: str) -> None:
+        self.strategy_combo.blockSignals(True)
+        self.strategy_combo.setCurrentIndex(self.strategy_combo.findData(key))
+        self.strategy_combo.blockSignals(False)
+        self._update_strategy_widgets()
 
     def _update_strategy_widgets(self) -> None:
         key = self.strategy_key
         self.blocks_spin.setVisible(key == "last")
-        self.every_spin.setVisible(key == "gradual")
+        self.every_spin.setVisible(key == "gradual" or (key == "custom" and self.plan.strategy == "gradual"))
 
     def _on_strategy_changed(self, *_: Any) -> None:
+        """A strategy (or its block count, or train-BN) chosen: a fresh plan without tree edits;
+        'Custom' keeps the current plan for editing in the tree."""
+        key = self.strategy_key
+        if key == "custom":
+            self.plan = replace(self.plan, train_bn=self.train_bn.isChecked())
+        else:
+            self.plan = FreezePlan(
+                key,  # type: ignore[arg-type]
+                blocks=self.blocks_spin.value(),
+                unfreeze_every=self.every_spin.value(),
+                train_bn=self.train_bn.isChecked(),
+            )
         self._update_strategy_widgets()
-        if self.skeleton is not None and self.strategy_key != "custom":
-            self._apply_strategy()
-        elif self.skeleton is not None:
-            self._apply_train_bn_only()
+        if self.skeleton is not None:
+            self._refresh_states()
         self.changed.emit()
 
-    def _apply_strategy(self) -> None:
-        from ..core.layers import FreezeSpec, apply_freeze
+    def _on_every_changed(self, value: int) -> None:
+        self.plan = replace(self.plan, unfreeze_every=value)
+        self.changed.emit()
 
-        spec = FreezeSpec.parse(self.strategy_text(), train_bn=self.train_bn.isChecked())
-        apply_freeze(self.skeleton, self.head, spec)
-        self._refresh_states()
-
-    def _apply_train_bn_only(self) -> None:
-        from ..core.layers import unfreeze_batchnorm
-
-        if self.train_bn.isChecked():
-            unfreeze_batchnorm(self.skeleton)
-        self._refresh_states()
-
-    def _skeleton_kwargs(self) -> dict[str, Any]:
-        from ..core.models import pretrained_model_kwargs
-
-        w = self.weights
-        if w == NONE_WEIGHTS or self._weights_file:
-            return {"image_size": 224} if self.arch.startswith("vit_") else {}
-        return pretrained_model_kwargs(self.arch)
+    def set_image_size(self, size: int | None) -> None:
+        """The input size training will use (a randomly initialised ViT's size changes its shapes)."""
+        if size != self.image_size:
+            self.image_size = size
+            if self.populated:
+                self._rebuild()
 
     def _rebuild(self) -> None:
-        """Skeleton for the current architecture and class count, then the tree."""
-        from ..core.models import aux_heads, build_skeleton, find_head
+        """The skeleton the engine would build (same constructor arguments, same heads), then the tree."""
+        from ..core.errors import FtguiError
+        from ..core.models import build_model
 
-        kwargs = self._skeleton_kwargs()
-        key = (self.arch, self.num_classes, tuple(sorted(kwargs.items())))
+        key = (self.arch, self.num_classes, self.weights, self.image_size)
         if key not in self._skeletons:
-            self._skeletons = {key: build_skeleton(self.arch, self.num_classes, **kwargs)}
-        previous_custom = self.trainable_names() if self.strategy_key == "custom" and self.skeleton else None
+            try:
+                built = build_model(self.arch, self.num_classes, self.weights, self.image_size, meta=True)
+            except FtguiError:
+                # An image size this model cannot take: show the tree at the weights' own size
+                # (Start reports the problem with the size).
+                built = build_model(self.arch, self.num_classes, self.weights, None, meta=True)
+            self._skeletons = {key: built.model}
         self.skeleton = self._skeletons[key]
-        self.head = [find_head(self.skeleton), *aux_heads(self.skeleton)]
+        self.plan = self.plan.restricted_to(self.skeleton)
         self._fill_tree()
-        if previous_custom is not None:
-            from ..core.layers import freeze_all, set_trainable
-
-            freeze_all(self.skeleton)
-            known = {n for n, _ in self.skeleton.named_modules()} | {
-                n for n, _ in self.skeleton.named_parameters()
-            }
-            set_trainable(self.skeleton, [n for n in previous_custom if n in known], True)
-            self._refresh_states()
-        else:
-            self._apply_strategy()
+        self._refresh_states()
         self.changed.emit()
 
     def _fill_tree(self) -> None:
@@ -406,24 +418,25 @@ class ModelPanel(QWidget):
         self._updating = False
 
     def _refresh_states(self) -> None:
-        from ..core.layers import count_params, layer_tree
+        """Render the plan: check states from ``plan.states``, counts, the summary line."""
+        from ..core.layers import count_params
 
-        tree = layer_tree(self.skeleton)
+        states = self.plan.states(self.skeleton)
         dim = QBrush(QColor(150, 150, 150))
         normal = QBrush(self.palette().text().color())
         self._updating = True
-        for node in tree.walk():
-            item = self._items.get(node.name)
+        for name, state in states.items():
+            item = self._items.get(name)
             if item is None:
                 continue
-            state = {
+            check = {
                 "all": Qt.CheckState.Checked,
                 "none": Qt.CheckState.Unchecked,
                 "partial": Qt.CheckState.PartiallyChecked,
-            }[node.state]
-            if item.isCheckable() and item.checkState() != state:
-                item.setCheckState(state)
-            brush = dim if node.state == "none" else normal
+            }[state]
+            if item.isCheckable() and item.checkState() != check:
+                item.setCheckState(check)
+            brush = dim if state == "none" else normal
             parent = item.parent() or self.tree_model.invisibleRootItem()
             for col in range(3):
                 cell = parent.child(item.row(), col)
@@ -437,19 +450,10 @@ class ModelPanel(QWidget):
     def _on_tree_item_changed(self, item: QStandardItem) -> None:
         if self._updating or not item.isCheckable():
             return
-        from ..core.layers import set_trainable
-
         checked = item.checkState() != Qt.CheckState.Unchecked
-        set_trainable(self.skeleton, [item.data(NAME_ROLE)], checked)
-        if self.train_bn.isChecked():
-            from ..core.layers import unfreeze_batchnorm
-
-            unfreeze_batchnorm(self.skeleton)
+        self.plan = self.plan.edit(item.data(NAME_ROLE), checked)
         if self.strategy_key != "custom":
-            self.strategy_combo.blockSignals(True)
-            self.strategy_combo.setCurrentIndex(self.strategy_combo.findData("custom"))
-            self.strategy_combo.blockSignals(False)
-            self._update_strategy_widgets()
+            self._select_combo("custom")
         self._refresh_states()
         self.changed.emit()
 
@@ -457,11 +461,4 @@ class ModelPanel(QWidget):
         return self._items.get(name)
 
     def config_fields(self) -> dict[str, Any]:
-        return {
-            "arch": self.arch,
-            "weights": self.weights,
-            "strategy": self.strategy_text(),
-            "trainable": tuple(self.trainable_names()) if self.strategy_key == "custom" else (),
-            "unfreeze_every": self.every_spin.value(),
-            "train_bn": self.train_bn.isChecked(),
-        }
+        return {"arch": self.arch, "weights": self.weights, "freeze": self.plan}

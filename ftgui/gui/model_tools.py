@@ -1,6 +1,7 @@
 """The window's model tools: export (with verified formats), evaluation, Try, learning-rate finder.
 
-Each long job runs in a ``FunctionWorker`` thread, one at a time, while the window stays usable.
+Each long job runs on the window's job runner (``jobs.py``), one at a time, while the window
+stays usable; the quick checks before a job (folder, space, packages) answer at once.
 """
 
 from __future__ import annotations
@@ -8,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
 from .dialogs import ExportDialog, LRFinderDialog, default_export_folder
-from .worker import FunctionWorker, start_in_thread, thumbnail_png
+from .thumbs import thumbnail_png
 
 
 class ModelToolsMixin:
@@ -28,37 +28,29 @@ class ModelToolsMixin:
             self.export_to(dialog.folder.text().strip(), dialog.formats())
 
     def export_to(self, folder: str, formats: tuple[str, ...] = ("safetensors",)) -> bool:
-        """Write the bundle, MODEL_CARD.md and the chosen formats, each checked after writing."""
-        from PySide6.QtGui import QGuiApplication
-
+        """Write the bundle, MODEL_CARD.md and the chosen formats in the background, each checked
+        after writing. False (with a message) when the folder or the packages rule it out."""
         from ..core.errors import FtguiError
-        from ..core.export import check_output_folder, export_all, missing_format_packages
-        from ..core.layers import count_params
 
-        trainer = self.trainer
+        if self.busy:
+            return False
         try:
-            missing = missing_format_packages(formats)
-            if missing:
-                raise FtguiError(missing)
-            trainable, total = count_params(trainer.model)
-            check_output_folder(
-                folder, trainer.scan.root if trainer.scan else None, total, 0, False, "Export folder"
-            )
+            lock = self.session.check_export(folder, formats)
         except FtguiError as exc:
             self.show_error("Cannot export there", str(exc))
             return False
-        from ..core.files import OutputLock
+        self.statusBar().showMessage(f"Exporting to {folder}…")
+        started = self.jobs.start(
+            "export",
+            lambda job, progress: self.session.export(folder, formats, lock),
+            on_result=lambda checks: self._on_exported(folder, checks),
+            on_error=lambda message: self.show_error("Export failed", message),
+        )
+        if not started:
+            lock.release()
+        return started
 
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            # The same lock as ftgui-train's: never export into a folder a training run writes to.
-            with OutputLock(folder).acquire("ftgui window: export"):
-                checks = export_all(trainer, folder, formats)
-        except (FtguiError, OSError, RuntimeError) as exc:
-            self.show_error("Export failed", str(exc))
-            return False
-        finally:
-            QGuiApplication.restoreOverrideCursor()
+    def _on_exported(self, folder: str, checks: Any) -> None:
         self.settings.setValue("export/last_folder", folder)
         self.log_message("info", f"Exported model.safetensors, model.json and MODEL_CARD.md to {folder}")
         for c in checks:
@@ -68,32 +60,17 @@ class ModelToolsMixin:
                 f"largest difference {c.max_difference:.1e}",
             )
         self.statusBar().showMessage(f"Exported to {folder}", 8000)
-        return True
 
     # ------------------------------------------------------------ evaluation, try, learning rate
 
     def _run_task(self, fn: Any, on_returned: Any, busy_text: str) -> None:
-        worker = FunctionWorker(fn)
-        worker.returned.connect(on_returned)
-        worker.failed.connect(lambda message: self.show_error(busy_text.rstrip("…") + " failed", message))
-        worker.progressed.connect(self.eval_panel.show_progress)
-        self.task_worker = worker
-        self.task_thread = start_in_thread(worker, self)
-        self.task_thread.finished.connect(self._on_task_thread_finished)
         self.statusBar().showMessage(busy_text)
-        self._set_inputs_enabled(False)
-        self._update_actions()
-
-    def _on_task_thread_finished(self) -> None:
-        if self.task_thread is not None:
-            self.task_thread.wait()
-            self.task_thread.deleteLater()
-        self.task_thread = None
-        self.task_worker = None
-        self.eval_panel.set_busy(False)
-        self._set_inputs_enabled(True)
-        self.statusBar().showMessage("Idle", 3000)
-        self._update_actions()
+        self.jobs.start(
+            busy_text.rstrip("…"),
+            lambda job, progress: fn(progress, lambda: job.cancel.cancelled),
+            on_result=on_returned,
+            on_error=lambda message: self.show_error(busy_text.rstrip("…") + " failed", message),
+        )
 
     def run_evaluation(self) -> None:
         """Evaluate the model just trained (or the opened bundle) on the validation images."""
@@ -144,15 +121,16 @@ class ModelToolsMixin:
             self.open_bundle(folder)
 
     def open_bundle(self, folder: str) -> bool:
-        from ..core.errors import FtguiError
-        from ..core.predict import Predictor
+        """Load an exported model in the background, for Try and Evaluate."""
+        self.statusBar().showMessage("Opening the exported model…")
+        return self.jobs.start(
+            "open model",
+            lambda job, progress: self.session.open_bundle(folder),
+            on_result=lambda predictor: self._on_bundle_opened(folder, predictor),
+            on_error=lambda message: self.show_error("Cannot open this model", message),
+        )
 
-        try:
-            predictor = Predictor.load(folder)
-        except FtguiError as exc:
-            self.show_error("Cannot open this model", str(exc))
-            return False
-        self.bundle = predictor
+    def _on_bundle_opened(self, folder: str, predictor: Any) -> None:
         self._eval_prefers_trainer = False
         meta = predictor.meta
         self.try_panel.set_predictor(
@@ -162,16 +140,13 @@ class ModelToolsMixin:
             "info", f"Opened exported model {folder}: {meta['arch']}, classes {', '.join(predictor.classes)}"
         )
         self._update_actions()
-        return True
 
     def _use_trainer_for_try(self) -> None:
-        from ..core.predict import Predictor
-
-        t = self.trainer
-        if t is None or t.epoch < 1:
+        predictor = self.session.trainer_predictor()
+        if predictor is None:
             return
         self._eval_prefers_trainer = True
-        predictor = Predictor(t.model, list(t.classes), t.preprocess, {})
+        t = self.trainer
         self.try_panel.set_predictor(
             predictor, f"{t.built.arch} just trained ({t.epoch} epochs, not yet exported)"
         )
@@ -207,11 +182,3 @@ class ModelToolsMixin:
         if lr:
             self.train_panel.set_lr_mode("set", float(f"{lr:.1e}"))
             self.log_message("info", f"Learning rate set to {self.train_panel.lr.value():g}")
-
-    def shutdown_task(self) -> None:
-        if self.task_worker is not None:
-            self.task_worker.stop()
-        if self.task_thread is not None:
-            self.task_thread.quit()
-            self.task_thread.wait()
-            self._on_task_thread_finished()

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.text import display_path
-from .worker import thumbnail_png
+from .jobs import JobRunner
+from .thumbs import thumbnail_png
 
 MAX_IMAGES = 50
 
@@ -52,6 +53,7 @@ class ResultRow(QFrame):
 
     def __init__(self, prediction: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.prediction = prediction
         self.setFrameShape(QFrame.Shape.StyledPanel)
         thumb = QLabel()
         thumb.setFixedSize(96, 96)
@@ -87,8 +89,9 @@ class TryPanel(QWidget):
 
     open_bundle_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.runner = runner  # predictions run off the GUI thread
         self.setAcceptDrops(True)
         self.predictor: Any = None
         self.rows: list[ResultRow] = []
@@ -143,22 +146,33 @@ class TryPanel(QWidget):
             event.acceptProposedAction()
             self.try_images(paths)
 
-    def try_images(self, paths: list[str]) -> list[Any]:
-        """Predict and show the top-5 for each image."""
+    def try_images(self, paths: list[str]) -> bool:
+        """Predict in the background, then show the top-5 for each image. False if nothing runs."""
         for row in self.rows:
             row.deleteLater()
         self.rows = []
         if self.predictor is None:
             self.drop_label.setText("No model yet: train one, or open an exported model first.")
-            return []
+            return False
         files = image_paths(paths)
         if not files:
             self.drop_label.setText("No images among the dropped files.")
-            return []
-        predictions = self.predictor.predict(files, topk=5)
+            return False
+        predictor = self.predictor
+        self.drop_label.setText(f"Classifying {len(files)} image(s)…")
+        started = self.runner.start(
+            "try",
+            lambda job, progress: predictor.predict(files, topk=5),
+            on_result=self.show_predictions,
+            on_error=lambda message: self.drop_label.setText(f"⚠ {message.splitlines()[0]}"),
+        )
+        if not started:
+            self.drop_label.setText("Busy: try again when the current job has finished.")
+        return started
+
+    def show_predictions(self, predictions: list[Any]) -> None:
         for p in predictions:
             row = ResultRow(p)
             self.results_layout.insertWidget(self.results_layout.count() - 1, row)
             self.rows.append(row)
         self.drop_label.setText(f"{len(predictions)} image(s). Drop more to try again.")
-        return predictions

@@ -154,7 +154,7 @@ def small_mount(tmp_path):
 
 
 def _no_training(out: str) -> bool:
-    return "epoch 1/" not in out and "classes (" not in out
+    return "Epoch 1/" not in out and "classes (" not in out
 
 
 def test_full_disk_and_read_only_mount_cost_no_training_time(

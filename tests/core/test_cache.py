@@ -7,7 +7,7 @@ import torch
 from ftgui.core import events as ev
 from ftgui.core.cache import choose_storage, plan_cache
 from ftgui.core.engine import Trainer
-from ftgui.core.layers import FreezeSpec, apply_freeze
+from ftgui.core.freeze import FreezePlan
 from ftgui.core.models import build_model
 
 
@@ -31,7 +31,7 @@ def _run(config):
     ],
 )
 def test_cached_and_uncached_training_compute_the_same(tiny_config, arch, strategy):
-    tiny_config.arch, tiny_config.strategy, tiny_config.epochs = arch, strategy, 2
+    tiny_config.arch, tiny_config.freeze, tiny_config.epochs = arch, FreezePlan.parse(strategy), 2
     tiny_config.optimizer = "sgd"
     tiny_config.cache = "off"
     plain, plain_losses, plain_epochs, plain_notes = _run(tiny_config)
@@ -47,10 +47,10 @@ def test_cached_and_uncached_training_compute_the_same(tiny_config, arch, strate
 
 
 def test_no_cache_with_augmentation_or_full_fine_tuning(tiny_config):
-    tiny_config.strategy, tiny_config.augment = "head", True
+    tiny_config.freeze, tiny_config.augment = FreezePlan.parse("head"), True
     _, _, _, notes = _run(tiny_config)
     assert not any("frozen layers" in n for n in notes)
-    tiny_config.strategy, tiny_config.augment = "full", False
+    tiny_config.freeze, tiny_config.augment = FreezePlan.parse("full"), False
     _, _, _, notes = _run(tiny_config)
     assert not any("frozen layers" in n for n in notes)
 
@@ -61,7 +61,11 @@ def test_disk_cache_is_reused_and_invalidated_by_changed_files(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     data = tmp_path / "data"
     shutil.copytree(image_folder, data)
-    tiny_config.data_dir, tiny_config.strategy, tiny_config.cache_memory_mb = str(data), "last-1", 0
+    tiny_config.data_dir, tiny_config.freeze, tiny_config.cache_memory_mb = (
+        str(data),
+        FreezePlan.parse("last-1"),
+        0,
+    )
     _, first_losses, _, notes = _run(tiny_config)
     assert any("Cached the" in n and "on disk" in n for n in notes), notes
     files = list((tmp_path / "cache" / "ftgui" / "features").glob("*.npy"))
@@ -74,13 +78,13 @@ def test_disk_cache_is_reused_and_invalidated_by_changed_files(
     os.utime(victim, ns=(1, 1))
     _, _, _, notes = _run(tiny_config)
     assert any("Cached the" in n for n in notes) and not any("Reused" in n for n in notes)
-    tiny_config.strategy = "last-2"
+    tiny_config.freeze = FreezePlan.parse("last-2")
     _, _, _, notes = _run(tiny_config)
     assert any("Cached the" in n and "layer3" in n for n in notes), notes
 
 
 def test_gradual_unfreezing_rebuilds_the_cache_at_each_stage(tiny_config):
-    tiny_config.strategy, tiny_config.epochs = "gradual", 3
+    tiny_config.freeze, tiny_config.epochs = FreezePlan.parse("gradual"), 3
     _, _, _, notes = _run(tiny_config)
     cached = [n for n in notes if "Cached the" in n]
     assert len(cached) == 3
@@ -98,7 +102,7 @@ def test_plans_for_common_architectures():
         ("resnet18", "full", None),
     ]:
         built = build_model(arch, 3, "none", image_size=64)
-        apply_freeze(built.model, built.head, FreezeSpec.parse(strategy))
+        FreezePlan.parse(strategy).apply(built.model)
         plan = plan_cache(built.model, x)
         assert (plan.capture_at if plan else None) == expected, (arch, strategy)
 
@@ -110,17 +114,17 @@ def test_storage_choice():
 
 
 def test_decoded_image_memo_gives_the_same_run(tiny_config):
-    tiny_config.strategy = "full"
+    tiny_config.freeze = FreezePlan.parse("full")
     tiny_config.cache = "off"
     _, plain, _, _ = _run(tiny_config)
     tiny_config.cache = "auto"
     trainer, memo, _, _ = _run(tiny_config)
     assert memo == pytest.approx(plain, rel=1e-5)
-    assert len(trainer._pixel_memo["train"]) == 60 and len(trainer._pixel_memo["val"]) == 20
+    assert len(trainer.source.memo["train"]) == 60 and len(trainer.source.memo["val"]) == 20
 
 
 def test_frozen_prefix_builds_no_autograd_graph_with_augmentation(tiny_config):
-    tiny_config.strategy, tiny_config.augment = "last-1", True
+    tiny_config.freeze, tiny_config.augment = FreezePlan.parse("last-1"), True
     trainer = Trainer(tiny_config)
     trainer.prepare()
     seen = {}

@@ -24,7 +24,7 @@ def test_train_then_predict_with_the_installed_commands(image_folder, tmp_path, 
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    assert "epoch 2/2" in run.stderr and "done: 2 epochs" in run.stderr
+    assert "Epoch 2/2" in run.stderr and "done: 2 epochs" in run.stderr
     assert (out / "model.safetensors").is_file() and (out / "model.json").is_file()
     assert (out / "checkpoint.pt").is_file()
     meta = json.loads((out / "model.json").read_text())
@@ -94,7 +94,7 @@ def test_resume_from_the_cli(capsys, image_folder, tmp_path, ftgui_train_args):
     assert train_main([*base, "--epochs", "1"]) == 0
     assert train_main([*base, "--epochs", "2", "--resume", str(out / "checkpoint.pt")]) == 0
     err = capsys.readouterr().err
-    assert "resuming from" in err and "after epoch 1" in err and "epoch 2/2" in err
+    assert "resuming from" in err and "after epoch 1" in err and "Epoch 2/2" in err
     assert json.loads((out / "model.json").read_text())["epochs_completed"] == 2
 
 

@@ -7,9 +7,13 @@ import torchvision.models as tvm
 from safetensors.torch import load_file
 
 from ftgui.core import events as ev
-from ftgui.core.engine import CancelToken, Trainer, load_checkpoint, run_to_end, select_device
+from ftgui.core.checkpoint import load_checkpoint
+from ftgui.core.config import TrainConfig
+from ftgui.core.device import select_device
+from ftgui.core.engine import CancelToken, Trainer, run_to_end
 from ftgui.core.errors import CheckpointError, FtguiError
 from ftgui.core.export import export_bundle, read_metadata
+from ftgui.core.freeze import FreezePlan
 from ftgui.core.optim import lr_factor
 from ftgui.core.predict import Predictor
 
@@ -40,7 +44,7 @@ def test_tiny_fine_tuning_beats_chance(tiny_config):
 
 
 def test_optimizer_holds_exactly_the_trainable_parameters(tiny_config):
-    tiny_config.strategy, tiny_config.lr_decay, tiny_config.optimizer = "last-2", 0.5, "adamw"
+    tiny_config.freeze, tiny_config.lr_decay, tiny_config.optimizer = FreezePlan.parse("last-2"), 0.5, "adamw"
     trainer = Trainer(tiny_config)
     trainer.prepare()
     model, opt = trainer.model, trainer.optimizer
@@ -56,7 +60,7 @@ def test_optimizer_holds_exactly_the_trainable_parameters(tiny_config):
 
 
 def test_gradual_unfreezing_adds_parameters_and_keeps_optimizer_state(tiny_config):
-    tiny_config.strategy, tiny_config.epochs, tiny_config.unfreeze_every = "gradual", 2, 1
+    tiny_config.freeze, tiny_config.epochs = FreezePlan.parse("gradual", unfreeze_every=1), 2
     trainer = Trainer(tiny_config)
     trainer.prepare()
     assert {n.split(".")[0] for n in _trainable(trainer.model)} == {"fc"}
@@ -86,7 +90,7 @@ def test_export_reloads_in_plain_torchvision_with_identical_logits(tiny_config, 
     meta = read_metadata(out)
     assert meta["classes"] == ["circle", "square", "stripes", "triangle"]
     assert (meta["input_size"], meta["resize_size"]) == (32, 37)
-    assert meta["trainable_parameters"][0] == "conv1.weight"
+    assert meta["trainable_parameter_names"][0] == "conv1.weight"
     assert len(meta["split"]["train"]) == 60 and len(meta["history"]) == 1
     plain = tvm.get_model(meta["arch"], num_classes=len(meta["classes"]))
     plain.load_state_dict(load_file(str(out / "model.safetensors")), strict=True)
@@ -116,7 +120,7 @@ def test_predict_from_exported_bundle(tiny_config, tmp_path, image_folder):
 
 
 def test_resume_continues_with_same_optimizer_state_and_same_result(tiny_config, tmp_path):
-    tiny_config.epochs, tiny_config.strategy = 2, "last-1"
+    tiny_config.epochs, tiny_config.freeze = 2, FreezePlan.parse("last-1")
     straight = Trainer(tiny_config)
     straight_events = _events(straight)
 
@@ -132,7 +136,7 @@ def test_resume_continues_with_same_optimizer_state_and_same_result(tiny_config,
     torch.load(ckpt, weights_only=True)  # plain tensors and values only
 
     resumed = Trainer.from_checkpoint(ckpt)
-    assert resumed.epoch == 1 and resumed.step == 4
+    assert resumed.epoch == 1 and resumed.state.step == 4
     assert _trainable(resumed.model) == _trainable(first.model)
     assert resumed.split.to_dict() == first.split.to_dict()
     a = first.optimizer.state_dict()
@@ -208,7 +212,7 @@ def test_unreadable_file_during_training_is_skipped(tiny_config, tmp_path, image
 
 
 def test_aux_heads_train_googlenet(tiny_config):
-    tiny_config.arch, tiny_config.image_size, tiny_config.strategy = "googlenet", 64, "head"
+    tiny_config.arch, tiny_config.image_size, tiny_config.freeze = "googlenet", 64, FreezePlan.parse("head")
     trainer = Trainer(tiny_config)
     trainer.prepare()
     names = _trainable(trainer.model)
@@ -217,10 +221,11 @@ def test_aux_heads_train_googlenet(tiny_config):
 
 
 def test_bad_config_raises_readable_errors(tiny_config, tmp_path):
-    tiny_config.strategy = "sideways"
-    with pytest.raises(FtguiError, match="Unknown strategy"):
-        Trainer(tiny_config).prepare()
-    tiny_config.strategy, tiny_config.device = "head", "tpu"
+    with pytest.raises(FtguiError, match="Unknown strategy 'sideways': use head, last-N"):
+        FreezePlan.parse("sideways")
+    with pytest.raises(FtguiError, match="'freeze.strategy' must be one of head, last, full, gradual"):
+        TrainConfig.from_dict({**tiny_config.to_dict(), "freeze": {"strategy": "sideways"}})
+    tiny_config.freeze, tiny_config.device = FreezePlan.parse("head"), "tpu"
     with pytest.raises(FtguiError, match="Unknown device"):
         Trainer(tiny_config).prepare()
 

@@ -12,6 +12,7 @@ from ftgui.core.data import Sample
 from ftgui.core.engine import Trainer, run_to_end
 from ftgui.core.evaluate import evaluate_bundle, evaluate_trainer, metrics_from_confusion, summarise
 from ftgui.core.export import export_all
+from ftgui.core.freeze import FreezePlan
 from ftgui.core.lr_finder import find_lr, suggest
 from ftgui.core.predict import Predictor
 
@@ -66,7 +67,7 @@ def test_evaluation_of_a_trained_model_and_of_its_bundle(tiny_config, tmp_path):
 
 
 def test_lr_finder_restores_everything_bit_identically(tiny_config):
-    tiny_config.strategy, tiny_config.optimizer = "last-1", "adamw"
+    tiny_config.freeze, tiny_config.optimizer = FreezePlan.parse("last-1"), "adamw"
     trainer = Trainer(tiny_config)
     trainer.prepare()
     run_to_end(trainer)  # optimizer state exists
@@ -118,7 +119,7 @@ def test_onnx_and_torchscript_round_trips(tiny_config, tmp_path):
     for text in (
         "# resnet18 fine-tuned on shapes",
         "| 0 | circle | 15 | 5 |",
-        "Freeze strategy: full",
+        "Which layers trained: full;",
         "learning rate 0.001",
         "centre crop 32×32",
         "model.onnx",

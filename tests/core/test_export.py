@@ -8,11 +8,12 @@ import time
 import pytest
 
 from ftgui.core.errors import CheckpointError
-from ftgui.core.export import atomic_write, read_metadata
+from ftgui.core.export import read_metadata
+from ftgui.core.files import atomic_write
 
 WRITER = r"""
 import sys, time
-from ftgui.core.export import atomic_write
+from ftgui.core.files import atomic_write
 def slow(fh):
     for i in range(10_000):
         fh.write(b"new" * 1000)

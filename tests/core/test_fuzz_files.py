@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from ftgui.cli import predict_main, train_main
-from ftgui.core.engine import TrainConfig, Trainer, run_to_end
+from ftgui.core.config import TrainConfig
+from ftgui.core.engine import Trainer, run_to_end
 from ftgui.core.export import export_bundle
 
 NAN = float("nan")
@@ -31,7 +32,6 @@ def valid(tmp_path_factory, image_folder):
         data_dir=str(image_folder),
         arch="mobilenet_v3_small",
         weights="none",
-        strategy="head",
         image_size=32,
         epochs=1,
         device="cpu",
@@ -134,7 +134,7 @@ def _checkpoint_mutations(state: dict) -> list[tuple[str, dict | bytes | list]]:
     wrong_shape[first_float] = torch.zeros(3)
     bad_values: dict[str, list[object]] = {
         "format": [None, "ftgui-model"],
-        "version": [None, "1", 2, True],
+        "version": [None, "1", 3, True],
         "config": [
             None,
             "x",

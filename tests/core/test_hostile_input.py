@@ -22,6 +22,7 @@ from ftgui.core.data import display_path, scan_folder
 from ftgui.core.engine import Trainer, run_to_end
 from ftgui.core.evaluate import Evaluation, format_report, headline, summarise
 from ftgui.core.export import export_bundle, read_metadata
+from ftgui.core.freeze import FreezePlan
 
 
 def _image(path: Path, color=(200, 30, 30), size=32) -> None:
@@ -58,12 +59,10 @@ def test_a_folder_holding_an_ftgui_bundle_is_never_a_class(tmp_path, trained_bun
 
 @pytest.fixture(scope="module")
 def trained_bundle(tmp_path_factory, image_folder):
-    from ftgui.core.engine import TrainConfig
+    from ftgui.core.config import TrainConfig
 
     out = tmp_path_factory.mktemp("bundle") / "m"
-    cfg = TrainConfig(
-        data_dir=str(image_folder), weights="none", image_size=32, epochs=1, device="cpu", strategy="head"
-    )
+    cfg = TrainConfig(data_dir=str(image_folder), weights="none", image_size=32, epochs=1, device="cpu")
     trainer = Trainer(cfg)
     run_to_end(trainer)
     export_bundle(trainer, out)
@@ -111,7 +110,7 @@ def test_file_and_class_names_that_are_not_utf8_survive_scan_training_export_and
 
 
 def test_a_last_batch_of_one_image_joins_the_previous_batch_while_batchnorm_trains(tiny_config):
-    tiny_config.strategy, tiny_config.batch_size, tiny_config.val_fraction = "full", 7, 0.0
+    tiny_config.freeze, tiny_config.batch_size, tiny_config.val_fraction = FreezePlan.parse("full"), 7, 0.0
     scan = scan_folder(tiny_config.data_dir)
     keep = {s.path for s in scan.samples[:15]}
     scan.samples = [s for s in scan.samples if s.path in keep]
@@ -123,18 +122,18 @@ def test_a_last_batch_of_one_image_joins_the_previous_batch_while_batchnorm_trai
     assert isinstance(final, ev.Finished), final
     assert sizes == [1, 2]  # the lone image joined the second batch (8 images)
     # Frozen BatchNorm (head only) keeps plain batches: the last one may hold one image.
-    tiny_config.strategy = "head"
+    tiny_config.freeze = FreezePlan.parse("head")
     trainer = Trainer(tiny_config)
     trainer.prepare(scan=scan)
-    trainer._set_train_mode()
-    assert [len(b) for b in trainer._index_batches(15, train=True)] == [7, 7, 1]
+    trainer.set_train_mode()
+    assert [len(b.labels) for b in trainer.batches(train=True)] == [7, 7, 1]
 
 
 # ---------------------------------------------------------------- non-finite runs
 
 
 def test_a_diverging_run_fails_clearly_and_keeps_the_last_finite_best(tiny_config, tmp_path):
-    tiny_config.strategy, tiny_config.epochs = "head", 3
+    tiny_config.freeze, tiny_config.epochs = FreezePlan.parse("head"), 3
     trainer = Trainer(tiny_config)
     events = []
     for e in trainer.run():
@@ -236,7 +235,7 @@ def test_sigterm_finishes_the_batch_writes_bundle_and_checkpoint_and_exits_143(
     lines = []
     for line in proc.stderr:
         lines.append(line)
-        if line.startswith("epoch 1/"):
+        if line.startswith("Epoch 1/"):
             break
     proc.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
@@ -288,6 +287,6 @@ def test_no_validation_images_is_said_plainly(image_folder, tmp_path, capsys, ft
     out = tmp_path / "o"
     assert train_main(ftgui_train_args(image_folder, out, "--val-fraction", "0", "--epochs", "1")) == 0
     err = capsys.readouterr().err
-    assert "0 validation images" in err and "validation: " not in err
+    assert "0 val images" in err and "validation: " not in err
     assert "training images (no validation images" in err
     assert "done: 1 epochs, best epoch 1, no validation images (validation fraction 0)" in err

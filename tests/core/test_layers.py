@@ -3,9 +3,8 @@ import torch
 
 from ftgui.core.engine import Trainer, run_to_end
 from ftgui.core.errors import ModelError
+from ftgui.core.freeze import FreezePlan
 from ftgui.core.layers import (
-    FreezeSpec,
-    apply_freeze,
     count_params,
     layer_tree,
     model_blocks,
@@ -23,7 +22,7 @@ def resnet():
 
 def test_layer_tree_counts_and_states(resnet):
     model = resnet.model
-    apply_freeze(model, resnet.head, FreezeSpec("head"))
+    FreezePlan().apply(model)
     tree = layer_tree(model)
     assert tree.total_params == sum(p.numel() for p in model.parameters()) == 11_178_051
     assert tree.trainable_params == 512 * 3 + 3
@@ -57,25 +56,25 @@ def test_resnet_blocks(resnet):
 )
 def test_strategies(resnet, text, expected_prefixes):
     model = resnet.model
-    apply_freeze(model, resnet.head, FreezeSpec.parse(text))
+    FreezePlan.parse(text).apply(model)
     for name, p in model.named_parameters():
         assert p.requires_grad == any(name.startswith(pre) for pre in expected_prefixes), name
 
 
 def test_custom_freeze_by_name_and_unknown_names(resnet):
     model = resnet.model
-    apply_freeze(model, resnet.head, FreezeSpec("custom", trainable=("layer2.1", "fc")))
+    FreezePlan.exactly(["layer2.1", "fc"]).apply(model)
     assert {n.split(".")[0] for n in trainable_names(model)} == {"layer2", "fc"}
     assert all(n.startswith(("layer2.1.", "fc.")) for n in trainable_names(model))
     with pytest.raises(ModelError, match="No layer named 'layer9'"):
         set_trainable(model, ["layer9"], True)
     with pytest.raises(ModelError, match="Unknown strategy"):
-        FreezeSpec.parse("last-x")
+        FreezePlan.parse("last-x")
 
 
 def test_frozen_parts_run_in_eval_mode_after_train(resnet):
     model = resnet.model
-    apply_freeze(model, resnet.head, FreezeSpec.parse("last-1"))
+    FreezePlan.parse("last-1").apply(model)
     train_mode(model)
     assert not model.layer3.training and not model.bn1.training and not model.layer1[0].bn1.training
     assert model.layer4.training and model.layer4[0].bn1.training and model.fc.training
@@ -83,7 +82,7 @@ def test_frozen_parts_run_in_eval_mode_after_train(resnet):
 
 def test_train_bn_keeps_batchnorm_trainable(resnet):
     model = resnet.model
-    apply_freeze(model, resnet.head, FreezeSpec("head", train_bn=True))
+    FreezePlan(train_bn=True).apply(model)
     assert model.layer1[0].bn1.weight.requires_grad and not model.layer1[0].conv1.weight.requires_grad
     train_mode(model)
     assert model.layer1[0].bn1.training and not model.layer1[0].conv1.training
@@ -101,7 +100,7 @@ def _snapshot(model, prefix_filter):
     ],
 )
 def test_frozen_part_bit_identical_after_an_epoch(tiny_config, arch, strategy, frozen):
-    tiny_config.arch, tiny_config.strategy = arch, strategy
+    tiny_config.arch, tiny_config.freeze = arch, FreezePlan.parse(strategy)
     trainer = Trainer(tiny_config)
     trainer.prepare()
     before = _snapshot(trainer.model, frozen)
@@ -116,7 +115,7 @@ def test_frozen_part_bit_identical_after_an_epoch(tiny_config, arch, strategy, f
 
 
 def test_train_bn_option_lets_frozen_batchnorm_statistics_move(tiny_config):
-    tiny_config.strategy, tiny_config.train_bn = "head", True
+    tiny_config.freeze = FreezePlan.parse("head", train_bn=True)
     trainer = Trainer(tiny_config)
     trainer.prepare()
     before = trainer.model.layer1[0].bn1.running_mean.clone()
@@ -127,5 +126,5 @@ def test_train_bn_option_lets_frozen_batchnorm_statistics_move(tiny_config):
 
 
 def test_count_params(resnet):
-    apply_freeze(resnet.model, resnet.head, FreezeSpec("head"))
+    FreezePlan().apply(resnet.model)
     assert count_params(resnet.model) == (1539, 11_178_051)

@@ -16,8 +16,10 @@ from PIL import Image
 
 from ftgui.cli import train_main
 from ftgui.core import events as ev
+from ftgui.core.checkpoint import load_checkpoint
 from ftgui.core.data import load_rgb, scan_folder
-from ftgui.core.engine import CancelToken, Trainer, is_out_of_memory, load_checkpoint
+from ftgui.core.device import is_out_of_memory
+from ftgui.core.engine import CancelToken, Trainer
 from ftgui.core.errors import CheckpointError
 from ftgui.core.example import draw_example
 from ftgui.core.export import export_bundle
@@ -112,7 +114,7 @@ def test_messy_folder_through_ftgui_train(messy, tmp_path, capsys, ftgui_train_a
     err = capsys.readouterr().err
     assert code == 0, err
     for path in EXPECTED_SKIPS:
-        assert f"skipped {path}:" in err
+        assert f"Skipped {path}:" in err
     assert "Class folders without usable images were left out: broken class, empty class" in err
     meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
     recorded = dict(meta["skipped"])
@@ -158,7 +160,7 @@ def test_ctrl_c_stops_the_cli_and_writes_completed_epochs(image_folder, tmp_path
     lines = []
     for line in proc.stderr:
         lines.append(line)
-        if line.startswith("epoch 1/200"):
+        if line.startswith("Epoch 1/200"):
             break
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)

@@ -8,6 +8,7 @@ import pytest
 
 from ftgui.cli import train_parser
 from ftgui.core.engine import Trainer
+from ftgui.core.freeze import FreezePlan
 from ftgui.core.lr_finder import find_lr
 from ftgui.core.recipe import choose_auto_lr, default_lr
 
@@ -52,7 +53,7 @@ def test_cli_lr_accepts_auto_or_a_number():
 
 
 def _head(tiny_config, **changes):
-    tiny_config.strategy, tiny_config.epochs = "head", 1
+    tiny_config.freeze, tiny_config.epochs = FreezePlan.parse("head"), 1
     for k, v in changes.items():
         setattr(tiny_config, k, v)
     return tiny_config
@@ -62,7 +63,7 @@ def test_auto_runs_the_range_test_for_a_head_and_is_reproducible(tiny_config):
     cfg = _head(tiny_config, lr="auto")
     first = Trainer(cfg)
     first.prepare()
-    again = Trainer(_head(type(tiny_config)(**{**tiny_config.to_dict(), "lr": "auto", "trainable": ()})))
+    again = Trainer(_head(type(tiny_config)(**{**tiny_config.to_dict(), "lr": "auto"})))
     again.prepare()
     assert isinstance(first.config.lr, float) and first.config.lr_note.startswith("auto:")
     assert first.config.lr == again.config.lr  # same seed, same choice
@@ -74,10 +75,10 @@ def test_defaults_other_strategies_and_explicit_rates(tiny_config):
     trainer = Trainer(_head(tiny_config, lr=None))
     trainer.prepare()
     assert trainer.config.lr == 3e-2 and trainer.config.lr_note.startswith("default for head: 3e-02")
-    trainer = Trainer(_head(tiny_config, strategy="last-1", lr=None))
+    trainer = Trainer(_head(tiny_config, freeze=FreezePlan.parse("last-1"), lr=None))
     trainer.prepare()
     assert trainer.config.lr == 3e-3 and trainer.config.lr_note.startswith("default for last-1: 3e-03")
-    trainer = Trainer(_head(tiny_config, strategy="last-1", lr="auto"))
+    trainer = Trainer(_head(tiny_config, freeze=FreezePlan.parse("last-1"), lr="auto"))
     trainer.prepare()
     assert trainer.config.lr == 3e-3 and "runs only for a head alone" in trainer.config.lr_note
     trainer = Trainer(_head(tiny_config, lr=0.05))

@@ -35,7 +35,7 @@ def window(qtbot, settings):
     # Like napari's conftest: no test may leave a training thread behind.
     if w.training:
         w.shutdown_training()
-    w.shutdown_task()
+    w.jobs.shutdown()
     assert not w.busy
 
 

@@ -52,7 +52,9 @@ def test_names_that_are_not_utf8_show_readably_and_train(qtbot, window, tmp_path
     assert all(os.path.isfile(window.eval_panel.path_of(item)) for item in listed)
     out = tmp_path / "model"
     assert window.export_to(str(out))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert window.open_bundle(str(out))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert window.bundle.classes[0] == bad_class
 
 
@@ -79,6 +81,7 @@ def test_export_to_unusable_folders_shows_a_message(qtbot, window, image_folder,
     assert "in use by another ftgui run" in window.last_error_box.text()
     lock.release()
     assert window.export_to(str(tmp_path / "good"))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "ftgui.ini", "good"]  # no lock or temporary
 
 

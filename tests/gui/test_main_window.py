@@ -64,10 +64,18 @@ def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, dro
 
     out = tmp_path / "exported"
     assert window.export_to(str(out))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     meta = json.loads((out / "model.json").read_text())
     assert meta["classes"] == ["circle", "square", "stripes", "triangle"]
     assert meta["training"]["strategy"] == "custom"
-    trained = set(meta["trainable_parameters"])
+    assert meta["training"]["freeze"] == {
+        "strategy": "last",
+        "blocks": 1,
+        "unfreeze_every": 1,
+        "train_bn": False,
+        "overrides": [["layer3", True], ["layer2.1", True]],
+    }
+    trained = set(meta["trainable_parameter_names"])
     assert "layer3.0.conv1.weight" in trained and "layer2.1.conv1.weight" in trained
     assert "layer2.0.conv1.weight" not in trained and "layer1.0.conv1.weight" not in trained
     plain = tvm.get_model("resnet18", num_classes=4)
@@ -105,10 +113,13 @@ def test_export_enabled_after_stop_once_an_epoch_completed(qtbot, window, image_
     qtbot.waitUntil(lambda: not window.busy, timeout=5_000)
     assert window.export_action.isEnabled()
     assert window.export_to(str(tmp_path / "m"))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert (tmp_path / "m" / "model.safetensors").is_file()
     assert window.save_checkpoint_to(str(tmp_path / "ckpt.pt"))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert window.load_checkpoint_from(str(tmp_path / "ckpt.pt"))
-    assert window.resume_trainer.epoch >= 1
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert window.session.resuming and window.trainer.epoch >= 1
 
 
 def _answer_question(button):
@@ -144,7 +155,9 @@ def test_close_during_training_asks_and_exits_cleanly(qtbot, settings, image_fol
 def test_unreadable_weights_file_shows_an_error(qtbot, window, tmp_path):
     bad = tmp_path / "weights.pth"
     bad.write_bytes(b"\x00not a checkpoint")
-    assert not window.model_panel.use_weights_file(str(bad))
+    assert window.model_panel.use_weights_file(str(bad))  # read off the GUI thread
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert window.model_panel.weights != str(bad)
     assert window.last_error_box is not None and window.last_error_box.isVisible()
     assert "Could not read weights file weights.pth" in window.last_error_box.text()
     assert "weights.pth" in window.log.toPlainText()
@@ -156,6 +169,7 @@ def test_error_in_worker_shows_a_message_and_window_stays_usable(qtbot, window, 
     _load(qtbot, window, image_folder, drop)
     _quick_settings(window)
     assert window.model_panel.use_weights_file(str(good))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     good.write_bytes(b"changed after choosing it")
     window.start_training()
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
@@ -257,6 +271,7 @@ def test_checkpoint_every_epoch_and_resume_from_the_window(
     assert len(saved) == 1
     assert "Saved checkpoint after epoch 2" in window.log.toPlainText()
     assert window.load_checkpoint_from(str(saved[0]))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert window.plot.point_count == 2  # the history is back on the plot
     window.train_panel.epochs.setValue(3)
     window.start_training()
@@ -310,6 +325,7 @@ def test_evaluation_view_and_try_tab_after_training(qtbot, window, image_folder,
 
     out = tmp_path / "exported"
     assert window.export_to(str(out), ("safetensors", "onnx", "torchscript"))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert (out / "model.onnx").is_file() and (out / "model.torchscript.pt").is_file()
     assert (out / "MODEL_CARD.md").is_file() and "largest difference" in window.log.toPlainText()
     assert json.loads((out / "model.json").read_text())["evaluation"]["confusion"] == ev.confusion
@@ -318,6 +334,7 @@ def test_evaluation_view_and_try_tab_after_training(qtbot, window, image_folder,
     images = [image_folder / "circle" / "circle_0001.jpg", image_folder / "stripes" / "stripes_0002.jpg"]
     window.tabs.setCurrentWidget(window.try_panel)
     assert drop(qtbot, window.try_panel, images)
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     rows = window.try_panel.rows
     assert len(rows) == 2 and all(len(r.bars) == 4 for r in rows), (
         window.try_panel.predictor,
@@ -338,14 +355,22 @@ def test_open_exported_model_for_try_and_evaluate(qtbot, window, tiny_config, tm
     run_to_end(trainer)
     export_bundle(trainer, tmp_path / "bundle")
     assert window.open_bundle(str(tmp_path / "bundle"))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert "resnet18 from" in window.try_panel.model_label.text()
-    preds = window.try_panel.try_images([tiny_config.data_dir + "/triangle"])
-    assert len(preds) == 20 and len(window.try_panel.rows) == 20
+    assert window.try_panel.try_images([tiny_config.data_dir + "/triangle"])
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert len(window.try_panel.rows) == 20
+    assert all(
+        row.prediction.top[0][0] in window.try_panel.predictor.classes for row in window.try_panel.rows
+    )
     window.run_evaluation()
     qtbot.waitUntil(lambda: window.eval_panel.evaluation is not None and not window.busy, timeout=60_000)
     assert window.eval_panel.evaluation.count == 20
-    assert not window.open_bundle(str(tmp_path))  # not a bundle: a message, not a crash
+    window.last_error_box = None
+    assert window.open_bundle(str(tmp_path))  # not a bundle: a message, not a crash
+    qtbot.waitUntil(lambda: window.last_error_box is not None, timeout=60_000)
     assert "No model.json" in window.last_error_box.text()
+    assert "resnet18 from" in window.try_panel.model_label.text()  # the open model stays
 
 
 def test_learning_rate_finder_dialog(qtbot, window, image_folder, drop):

@@ -113,8 +113,8 @@ class Soak:
         w.train_panel.epochs.setValue(epochs)
         w.train_panel.batch_size.setValue(batch)
         w.start_training()
-        assert w.worker is not None, "Start did not start training"
-        w.worker.reported.connect(self._count)
+        assert w.training and w.jobs.worker is not None, "Start did not start training"
+        w.jobs.worker.yielded.connect(self._count)
 
     def report(self) -> None:
         sample = {

@@ -1,0 +1,113 @@
+"""The batch source: a split's images as batches, in a seeded order that depends only on the epoch.
+
+Decoding runs in threads (or in ``num_workers`` spawned DataLoader processes); the order comes
+from torch's ``RandomSampler`` + ``BatchSampler``, seeded per epoch, so a resumed run and a
+cached run see the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
+from .cache import default_budget
+from .data import Batch, ImageListDataset, Sample, Split, collate, decode_threads, threaded_batches
+from .models import Preprocess
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The shuffle's generator for an epoch. One draw is taken first, as a DataLoader takes its
+    base seed from the generator before sampling: runs keep the order earlier ftgui versions
+    gave them (checkpoints resume onto the same batches, benchmarks stay comparable)."""
+    g = torch.Generator().manual_seed(seed + epoch)
+    torch.empty((), dtype=torch.int64).random_(generator=g)
+    return g
+
+
+def index_batches(n: int, batch_size: int, shuffle_epoch: int | None, seed: int) -> list[list[int]]:
+    """Sample indices per batch; shuffled (for ``shuffle_epoch``) or in order (None)."""
+    sampler: torch.utils.data.Sampler[int] = (
+        SequentialSampler(range(n))
+        if shuffle_epoch is None
+        else RandomSampler(range(n), generator=epoch_generator(seed, shuffle_epoch))
+    )
+    return [list(b) for b in BatchSampler(sampler, batch_size, drop_last=False)]
+
+
+class BatchSource:
+    """Batches of one dataset split for one configuration (and the decoded-pixel memo)."""
+
+    def __init__(
+        self, root: str, split: Split, preprocess: Preprocess, config: TrainConfig, pin_memory: bool = False
+    ) -> None:
+        self.root = root
+        self.split = split
+        self.preprocess = preprocess
+        self.config = config
+        self.pin_memory = pin_memory
+        self.memo: dict[str, dict[int, torch.Tensor]] = {}
+
+    def budget(self) -> int:
+        """Bytes the caches may use in RAM."""
+        mb = self.config.cache_memory_mb
+        return int(mb) << 20 if mb is not None else default_budget()
+
+    def memo_fits(self) -> bool:
+        """Whether every decoded image of the split fits the RAM budget."""
+        if self.config.cache == "off":
+            return False
+        n = len(self.split.train) + len(self.split.val)
+        return n * 3 * self.preprocess.crop_size**2 <= self.budget()
+
+    def order(
+        self, train: bool, epoch: int, merge_single: bool = False, n: int | None = None
+    ) -> list[list[int]]:
+        """The epoch's batches as indices into the split's train (shuffled) or val list.
+
+        BatchNorm cannot train on a single sample: with ``merge_single`` a last batch of one image
+        joins the batch before it (the shuffle puts another image there next epoch).
+        """
+        size = n if n is not None else len(self.split.train if train else self.split.val)
+        batches = index_batches(size, self.config.batch_size, epoch if train else None, self.config.seed)
+        if train and merge_single and len(batches) >= 2 and len(batches[-1]) == 1:
+            batches[-2].extend(batches.pop())
+        return batches
+
+    def images(
+        self,
+        train: bool,
+        epoch: int = 0,
+        samples: Sequence[Sample] | None = None,
+        merge_single: bool = False,
+    ) -> Iterator[Batch]:
+        """Image batches of a split (or of ``samples``, in order), shuffled per epoch when training."""
+        cfg = self.config
+        augment = train and cfg.augment
+        if samples is None:
+            samples = self.split.train if train else self.split.val
+        part = {id(self.split.train): "train", id(self.split.val): "val"}.get(id(samples))
+        memo = None
+        if part and not augment and cfg.num_workers == 0 and self.memo_fits():
+            memo = self.memo.setdefault(part, {})
+        ds = ImageListDataset(self.root, list(samples), self.preprocess, augment=augment, memo=memo)
+        order = self.order(train, epoch, merge_single, n=len(samples))
+        if cfg.num_workers > 0:
+            # Explicit spawn: forking a process that runs Qt or CUDA is unsafe.
+            yield from DataLoader(
+                ds,
+                batch_sampler=order,
+                collate_fn=collate,
+                pin_memory=self.pin_memory,
+                num_workers=cfg.num_workers,
+                multiprocessing_context="spawn",
+            )
+            return
+        # Augmentation draws from the global RNG: keep it in this thread, in order.
+        threads = 1 if augment else decode_threads()
+        yield from threaded_batches(ds, iter(order), threads)

@@ -1,0 +1,66 @@
+"""Architectures, pretrained weights, head replacement and preprocessing.
+
+``registry`` (torchvision's architectures and the table of per-architecture quirks),
+``weights`` (torchvision's and local files), ``heads`` (the classifier and auxiliary ones),
+``preprocess`` and ``build`` (real models and meta-device skeletons, made the same way).
+"""
+
+from .build import (
+    BuiltModel,
+    ModelSource,
+    build_model,
+    build_skeleton,
+    construct,
+    model_source,
+    pretrained_model_kwargs,
+    rebuild_for_inference,
+)
+from .heads import aux_heads, aux_modules, classifier_names, find_head, head_classes, replace_head
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, preprocess_for
+from .registry import ArchInfo, Quirks, arch_info, check_arch, list_architectures, quirks, weights_enum
+from .weights import (
+    LOCAL_WEIGHT_SUFFIXES,
+    describe_mismatch,
+    is_local_weights,
+    read_state_dict,
+    resolve_weights,
+    unsafe_pickle_reason,
+    weights_availability,
+    weights_cache_path,
+)
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LOCAL_WEIGHT_SUFFIXES",
+    "ArchInfo",
+    "BuiltModel",
+    "ModelSource",
+    "Preprocess",
+    "Quirks",
+    "arch_info",
+    "aux_heads",
+    "aux_modules",
+    "build_model",
+    "build_skeleton",
+    "check_arch",
+    "classifier_names",
+    "construct",
+    "describe_mismatch",
+    "find_head",
+    "head_classes",
+    "is_local_weights",
+    "list_architectures",
+    "model_source",
+    "preprocess_for",
+    "pretrained_model_kwargs",
+    "quirks",
+    "read_state_dict",
+    "rebuild_for_inference",
+    "replace_head",
+    "resolve_weights",
+    "unsafe_pickle_reason",
+    "weights_availability",
+    "weights_cache_path",
+    "weights_enum",
+]

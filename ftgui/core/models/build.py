@@ -1,0 +1,216 @@
+"""Building a model for fine-tuning: real (weights loaded) or a skeleton on the meta device.
+
+Both go through :func:`model_source`, so the layer tree the window shows is the model the
+engine trains: the same constructor arguments, the same heads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+from ..errors import ModelError, WeightsError
+from .heads import find_head, head_classes, replace_head
+from .preprocess import Preprocess, preprocess_for
+from .registry import arch_info, check_arch, quirks
+from .weights import (
+    describe_mismatch,
+    is_local_weights,
+    load_into,
+    load_pretrained,
+    read_state_dict,
+    resolve_weights,
+)
+
+
+@dataclass
+class BuiltModel:
+    """A model ready for fine-tuning on ``num_classes`` classes."""
+
+    model: nn.Module
+    arch: str
+    num_classes: int
+    head: list[str]
+    preprocess: Preprocess
+    weights_source: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """How a model is made: constructor arguments, where its weights come from, preprocessing."""
+
+    arch: str
+    kwargs: dict[str, Any]
+    preprocess: Preprocess
+    description: str  # what model.json records as weights_source
+    weights: Any | None = None  # a torchvision weights enum value
+    file_state: dict[str, torch.Tensor] | None = None  # a local weights file's tensors
+    file_path: Path | None = None
+    file_classes: int | None = None  # the class count of the file's own head
+
+
+def model_source(arch: str, weights: str | None = "default", image_size: int | None = None) -> ModelSource:
+    """Check the choice and work out the constructor arguments (reads a local weights file)."""
+    check_arch(arch)
+    info = arch_info(arch)
+    quirk = quirks(arch)
+    random_sized = quirk.sized and str(weights).lower() == "none"
+    if image_size is not None and image_size < info.min_size and not random_sized:
+        raise ModelError(f"{arch} needs images of at least {info.min_size} px (got {image_size}).")
+    if is_local_weights(weights):
+        path = Path(str(weights)).expanduser()
+        state = read_state_dict(path)
+        file_classes = _file_head_classes(arch, state)
+        kwargs: dict[str, Any] = {}
+        if quirk.aux_from_file:
+            kwargs = {
+                "init_weights": False,
+                "aux_logits": any(k.split(".")[0] in {m for m, _ in quirk.aux_heads} for k in state),
+                # torchvision's ImageNet files for these were trained on re-normalised input.
+                "transform_input": file_classes == 1000,
+            }
+        return ModelSource(
+            arch,
+            kwargs,
+            preprocess_for(arch, None, image_size),
+            str(path),
+            file_state=state,
+            file_path=path,
+            file_classes=file_classes,
+        )
+    w = resolve_weights(arch, weights)
+    if w is None:
+        pre = preprocess_for(arch, None, image_size)
+        # A ViT only accepts its own input size; match it to the preprocessing.
+        kwargs = {"image_size": pre.crop_size} if quirk.sized else {}
+        return ModelSource(arch, kwargs, pre, "none (random initialisation)")
+    if quirk.sized and image_size is not None:
+        fixed = int(w.transforms().crop_size[0])
+        if image_size != fixed:
+            raise ModelError(f"{arch} with pretrained weights works only at {fixed} px.")
+    return ModelSource(
+        arch,
+        dict(quirk.pretrained_kwargs),
+        preprocess_for(arch, w, image_size),
+        f"{type(w).__name__}.{w.name}",
+        weights=w,
+    )
+
+
+def build_model(
+    arch: str,
+    num_classes: int,
+    weights: str | None = "default",
+    image_size: int | None = None,
+    allow_download: bool = True,
+    meta: bool = False,
+) -> BuiltModel:
+    """Build ``arch`` with the chosen weights and a new head for ``num_classes`` classes.
+
+    ``weights`` is 'default', 'none', a torchvision weights name, or a local file path.
+    ``meta=True`` builds the same model on the meta device (no memory, no weights loaded): a
+    local file is still read and checked against the architecture.
+    """
+    source = model_source(arch, weights, image_size)
+    if meta:
+        model = build_skeleton(arch, **source.kwargs)
+    elif source.weights is not None:
+        model = load_pretrained(arch, source.weights, allow_download)
+    else:
+        model = construct(arch, source.kwargs)
+    if source.file_state is not None:
+        if source.file_classes is not None and source.file_classes != head_classes(model):
+            replace_head(model, source.file_classes)
+        assert source.file_path is not None
+        what = f"Weights file {source.file_path.name}"
+        if meta:
+            problem = describe_mismatch(model, source.file_state)
+            if problem:
+                raise WeightsError(f"{what} does not fit {arch}: {problem}.")
+        else:
+            load_into(model, source.file_state, what, arch)
+    head = replace_head(model, num_classes)
+    return BuiltModel(model, arch, num_classes, head, source.preprocess, source.description, source.kwargs)
+
+
+def pretrained_model_kwargs(arch: str) -> dict[str, Any]:
+    """Constructor arguments that torchvision's builder uses with pretrained weights and that
+    differ from the plain constructor (needed to rebuild the same model without weights)."""
+    return dict(quirks(arch).pretrained_kwargs)
+
+
+def construct(arch: str, kwargs: dict[str, Any]) -> nn.Module:
+    try:
+        return tvm.get_model(arch, weights=None, **kwargs)
+    except Exception as exc:
+        raise ModelError(f"Could not build {arch}: {exc}") from None
+
+
+def build_skeleton(arch: str, num_classes: int | None = None, **kwargs: Any) -> nn.Module:
+    """The architecture on the meta device: structure and shapes, no memory, no weights.
+
+    Enough for the layer tree and parameter counts before any weights are loaded.
+    """
+    check_arch(arch)
+    if quirks(arch).computes_widths:
+        # The builder (RegNet) computes layer widths with real tensors: build on the CPU, but
+        # every parameter and buffer goes to meta as it is registered (this thread only).
+        with _registered_on_meta():
+            model = construct(arch, kwargs)
+    else:
+        with torch.device("meta"):
+            model = construct(arch, kwargs)
+    if num_classes is not None:
+        replace_head(model, num_classes)
+    return model
+
+
+@contextmanager
+def _registered_on_meta() -> Iterator[None]:
+    """torch's global registration hooks, acting only on this thread's modules while active."""
+    from torch.nn.modules.module import (
+        register_module_buffer_registration_hook,
+        register_module_parameter_registration_hook,
+    )
+
+    me = threading.get_ident()
+
+    def parameter(module: nn.Module, name: str, param: Any) -> Any:
+        if param is None or threading.get_ident() != me:
+            return None
+        return nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    def buffer(module: nn.Module, name: str, tensor: Any) -> Any:
+        if tensor is None or threading.get_ident() != me:
+            return None
+        return tensor.to("meta")
+
+    handles = [
+        register_module_parameter_registration_hook(parameter),
+        register_module_buffer_registration_hook(buffer),
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _file_head_classes(arch: str, state: dict[str, torch.Tensor]) -> int | None:
+    key = find_head(build_skeleton(arch)) + ".weight"
+    return int(state[key].shape[0]) if key in state else None
+
+
+def rebuild_for_inference(arch: str, num_classes: int, model_kwargs: dict[str, Any]) -> nn.Module:
+    """The plain torchvision model an exported bundle loads into."""
+    check_arch(arch)
+    return tvm.get_model(arch, weights=None, num_classes=num_classes, **model_kwargs)

@@ -1,0 +1,166 @@
+"""A run's frozen-prefix cache: when the frozen layers' output is worth keeping, and reusing it.
+
+``cache.py`` has the mechanics (where to cut the model, the feature store); this module decides
+per freeze state whether to build the cache, fills it from the batch source, finds a matching
+one on disk, and serves cached batches in the same order as the image batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import events as ev
+from .batches import BatchSource
+from .cache import (
+    CachePlan,
+    FeatureStore,
+    cache_dir,
+    cache_key,
+    capture,
+    choose_storage,
+    file_fingerprints,
+    plan_cache,
+)
+from .data import Batch, Sample
+from .layers import trainable_names
+from .models import BuiltModel, aux_modules
+
+# Reports the files of a batch that could not be read (the trainer's FileSkipped events).
+ReportFailures = Callable[[Batch, Sequence[Sample]], Iterator[ev.Event]]
+
+
+@dataclass
+class _Active:
+    plan: CachePlan
+    train: FeatureStore
+    val: FeatureStore
+    signature: tuple[str, ...]
+
+
+def frozen_fingerprint(model: nn.Module) -> list[float]:
+    """Cheap summary of the frozen weights: a changed prefix never reuses old features."""
+    training = {n.rsplit(".", 1)[0] for n, p in model.named_parameters() if p.requires_grad}
+    with torch.no_grad():
+        return [
+            round(float(t.double().sum()), 6)
+            for n, t in model.state_dict().items()
+            if n.rsplit(".", 1)[0] not in training and t.is_floating_point()
+        ][:2000]
+
+
+class FrozenPrefix:
+    """The cache of one run; inactive until :meth:`ensure` finds it worth building."""
+
+    def __init__(self, source: BatchSource, built: BuiltModel, device: torch.device) -> None:
+        self.source = source
+        self.built = built
+        self.device = device
+        self._active: _Active | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._active is not None
+
+    def ensure(self, cancel: ev.CancelToken, report: ReportFailures) -> Iterator[ev.Event]:
+        """Build (or reuse) the cache for the model's current freeze state, if it helps."""
+        model = self.built.model
+        cfg = self.source.config
+        signature = tuple(trainable_names(model))
+        if self._active is not None and self._active.signature == signature:
+            return
+        self._active = None
+        if cfg.cache == "off" or cfg.augment or aux_modules(model):
+            return
+        split = self.source.split
+        example = self._example_batch()
+        if example is None:
+            return
+        plan = plan_cache(model, example.to(self.device))
+        if plan is None:
+            return
+        shape = tuple(capture(model, plan, example[:1].to(self.device)).shape[1:])
+        n_train, n_val = len(split.train), len(split.val)
+        per_image = int(torch.Size(shape).numel()) * 4
+        where = choose_storage((n_train + n_val) * per_image, self.source.budget())
+        if where == "none":
+            yield ev.Message("info", "Frozen-layer cache skipped: not enough memory or disk for it.")
+            return
+        root = self.source.root
+        key = cache_key(
+            {
+                "arch": self.built.arch,
+                "weights": self.built.weights_source,
+                "capture": plan.capture_at,
+                "frozen": frozen_fingerprint(model),
+                "preprocess": self.source.preprocess.to_dict(),
+                "train": file_fingerprints(root, [x.path for x in split.train]),
+                "val": file_fingerprints(root, [x.path for x in split.val]),
+                "kwargs": self.built.model_kwargs,
+                "torch": torch.__version__,
+                "device": self.device.type,
+            }
+        )
+        stores = []
+        reused = True
+        for part, samples in (("train", split.train), ("val", split.val)):
+            path = cache_dir() / f"{key}-{part}.npy"
+            meta = path.with_suffix(".json")
+            store = FeatureStore.reopen(path, meta, len(samples), shape) if where == "disk" else None
+            if store is None:
+                reused = False
+                store = FeatureStore(len(samples), shape, where, path if where == "disk" else None)
+                for batch in self.source.images(train=False, samples=samples):
+                    if cancel.cancelled:
+                        return
+                    yield from report(batch, samples)
+                    if batch.images.numel():
+                        store.put(batch.indices.tolist(), capture(model, plan, batch.images.to(self.device)))
+                store.finish(meta if where == "disk" else None)
+            stores.append(store)
+        self._active = _Active(plan, stores[0], stores[1], signature)
+        size = (n_train + n_val) * per_image / 2**20
+        place = "in RAM" if where == "ram" else f"on disk in {cache_dir()}"
+        verb = "Reused the cached" if reused else "Cached the"
+        yield ev.Message(
+            "info",
+            f"{verb} frozen layers' output ({plan.description}, {size:.1f} MB {place}); "
+            "epochs now run only the trainable layers.",
+        )
+
+    def _example_batch(self) -> torch.Tensor | None:
+        for batch in self.source.images(train=False, samples=self.source.split.train[:4]):
+            if batch.images.numel():
+                return batch.images[:2]
+        return None
+
+    def batches(self, train: bool, epoch: int, merge_single: bool) -> Iterator[Batch]:
+        """Cached activations in the image batches' order (the same sampler, the same seed)."""
+        assert self._active is not None
+        samples = self.source.split.train if train else self.source.split.val
+        store = self._active.train if train else self._active.val
+        for idx in self.source.order(train, epoch, merge_single):
+            keep = [i for i in idx if store.valid[i]]
+            if not keep:
+                yield Batch(
+                    torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), []
+                )
+                continue
+            labels = torch.tensor([samples[i].label for i in keep], dtype=torch.long)
+            yield Batch(store.get(keep), labels, torch.tensor(keep), [])
+
+    def forward(self, x: torch.Tensor) -> Any:
+        assert self._active is not None
+        return self._active.plan.forward(x)
+
+    def train_mode(self) -> None:
+        assert self._active is not None
+        self._active.plan.train_mode()
+
+    def eval_mode(self) -> None:
+        assert self._active is not None
+        self._active.plan.eval_mode()

@@ -1,0 +1,36 @@
+"""Where a run stands: everything that changes while it trains, and what a checkpoint restores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass
+class TrainerState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken (the schedule's position)
+    unfrozen_blocks: int = 0  # gradual unfreezing's stage
+    history: list[dict[str, Any]] = field(default_factory=list)  # one EpochEnded record per epoch
+    best_epoch: int | None = None
+    best_val_loss: float | None = None  # the measure the best epoch was chosen by
+    best_state: dict[str, torch.Tensor] | None = None  # that epoch's weights
+    skipped: dict[str, str] = field(default_factory=dict)  # unreadable file -> reason
+    rng_state: torch.Tensor | None = None  # torch's RNG after the last epoch (augmentation, dropout)
+
+    def kept_because(self, measure: str) -> str:
+        """Which epoch's weights the model holds, and why (for the log and model.json)."""
+        if self.best_epoch is None:
+            return "no epoch finished"
+        later = " (later epochs did not lower it)" if self.best_epoch != self.epoch else ""
+        return (
+            f"epoch {self.best_epoch} of {self.epoch}, the lowest {measure} ({self.best_val_loss:.4f}){later}"
+        )
+
+    def best_val_accuracy(self) -> float | None:
+        if self.best_epoch is None or self.best_epoch > len(self.history):
+            return None
+        value = self.history[self.best_epoch - 1].get("val_accuracy")
+        return float(value) if isinstance(value, (int, float)) else None
