@@ -20,6 +20,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check ftgui tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py $(ARGS)

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .core import events as ev
@@ -19,6 +19,8 @@ from .core.text import display_path as display  # names with bytes that are not 
 
 if TYPE_CHECKING:
     from .core.config import TrainConfig
+    from .core.engine import Trainer
+    from .core.events import CancelToken
 
 
 def _positive_int(text: str) -> int:
@@ -320,7 +322,9 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
         lock.release()
 
 
-def _run(trainer: Any, cancel: Any, args: argparse.Namespace, out_dir: Path, progress: Progress) -> ev.Event:
+def _run(
+    trainer: Trainer, cancel: CancelToken, args: argparse.Namespace, out_dir: Path, progress: Progress
+) -> ev.Event:
     final: ev.Event | None = None
     for e in trainer.run(cancel):
         _print_event(e, progress)
@@ -332,7 +336,7 @@ def _run(trainer: Any, cancel: Any, args: argparse.Namespace, out_dir: Path, pro
 
 
 def _finish(
-    trainer: Any,
+    trainer: Trainer,
     final: ev.Event,
     args: argparse.Namespace,
     out_dir: Path,
@@ -383,7 +387,7 @@ def _finish(
     return 0
 
 
-def _find_lr(trainer: object, progress: Progress) -> int:
+def _find_lr(trainer: Trainer, progress: Progress) -> int:
     from .core.lr_finder import find_lr
 
     result = find_lr(trainer)

@@ -172,7 +172,7 @@ def _tail_plan(
     if type(model).__name__ == "SqueezeNet":
         steps.append(nn.Flatten(1))
     runner = nn.Sequential(*steps)
-    return CachePlan(capture, runner, None, tuple(example.shape[1:]), f"classifier input ({capture})")
+    return CachePlan(capture, runner, None, _image_shape(example), f"classifier input ({capture})")
 
 
 def _swap_plan(
@@ -198,7 +198,7 @@ def _swap_plan(
     if any(_random_type(modules[n]) for n in top):
         return None  # an active Dropout before the cache point would be skipped
     runner = copy.copy(model)
-    runner._modules = dict(model._modules)  # type: ignore[assignment]
+    runner._modules = dict(model._modules)
     copied = {"": runner}
 
     def container(path: str) -> nn.Module:
@@ -206,8 +206,10 @@ def _swap_plan(
             return copied[path]
         parent_path, _, child = path.rpartition(".")
         parent = container(parent_path)
-        clone = copy.copy(parent._modules[child])
-        clone._modules = dict(clone._modules)  # type: ignore[assignment]
+        original = parent._modules[child]
+        assert original is not None
+        clone = copy.copy(original)
+        clone._modules = dict(clone._modules)
         parent._modules[child] = clone
         copied[path] = clone
         return clone
@@ -216,7 +218,12 @@ def _swap_plan(
     for i, name in enumerate(top):
         parent_path, _, child = name.rpartition(".")
         container(parent_path)._modules[child] = feeder if i == 0 else _Passthrough()
-    return CachePlan(boundary, runner, feeder, tuple(example.shape[1:]), f"input of {boundary}")
+    return CachePlan(boundary, runner, feeder, _image_shape(example), f"input of {boundary}")
+
+
+def _image_shape(example: torch.Tensor) -> tuple[int, int, int]:
+    c, h, w = (int(v) for v in example.shape[1:])
+    return c, h, w
 
 
 def capture(model: nn.Module, plan: CachePlan, images: torch.Tensor) -> torch.Tensor:

@@ -111,7 +111,9 @@ def _tensors(v: Any) -> bool:
 
 
 def validate_checkpoint(state: dict[str, Any], name: str) -> None:
-    """Every field that resuming reads, with its type and range: a damaged file gets a message."""
+    """Every field that resuming reads, with its type and range: a damaged file gets a message.
+
+    Fields are read as ``Any`` and checked one by one (``need``) before use."""
     from .export import MAX_CLASSES, validate_metadata
     from .models import list_architectures
 
@@ -121,7 +123,7 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
 
     version = state.get("version")
     need(version in (1, CHECKPOINT_VERSION) and not isinstance(version, bool), "'version' must be 1 or 2")
-    config = state.get("config")
+    config: Any = state.get("config")
     need(isinstance(config, dict), "'config' must be an object")
     for key, kinds in _CONFIG_TYPES.items():
         if key in config:
@@ -132,10 +134,10 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
         TrainConfig.from_dict(config).validate()
     except (FtguiError, TypeError, ValueError) as exc:
         need(False, f"its training settings are invalid: {exc}")
-    classes = state.get("classes")
+    classes: Any = state.get("classes")
     need(_names(classes) and 2 <= len(classes) <= MAX_CLASSES, "'classes' must list 2 or more class names")
     need(isinstance(state.get("root"), str), "'root' must be the dataset folder")
-    split = state.get("split")
+    split: Any = state.get("split")
     need(isinstance(split, dict), "'split' must be an object")
     for part in ("train", "val"):
         items = split.get(part)
@@ -158,7 +160,7 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
         and all(isinstance(x, (list, tuple)) and len(x) == 2 and _names(x) for x in skipped),
         "'skipped' must list [file, reason] pairs",
     )
-    history = state.get("history")
+    history: Any = state.get("history")
     need(
         isinstance(history, list) and all(isinstance(h, dict) for h in history), "'history' must list epochs"
     )
@@ -170,14 +172,14 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
     need(isinstance(state.get("weights_source"), str), "'weights_source' must be text")
     names_key = "trainable" if version == 1 else "trainable_parameter_names"
     need(_names(state.get(names_key)), f"'{names_key}' must list parameter names")
-    groups = state.get("group_names")
+    groups: Any = state.get("group_names")
     need(isinstance(groups, list) and all(_names(g) for g in groups), "'group_names' must list name lists")
     need(_tensors(state.get("model")), "'model' must hold the weights as tensors")
     need(
         all(bool(torch.isfinite(t).all()) for t in state["model"].values() if t.is_floating_point()),
         "its weights are not finite numbers (NaN or infinity)",
     )
-    optimizer = state.get("optimizer")
+    optimizer: Any = state.get("optimizer")
     need(
         isinstance(optimizer, dict)
         and isinstance(optimizer.get("state"), dict)
@@ -206,7 +208,7 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
         rng is None or (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8),
         "'rng_state' is not a random state",
     )
-    pre = state.get("preprocess")
+    pre: Any = state.get("preprocess")
     need(isinstance(pre, dict), "'preprocess' must be an object")
     try:
         validate_metadata(

@@ -369,7 +369,7 @@ def build_transform(pre: Preprocess, augment: bool = False) -> Callable[[Image.I
     return lambda img: normalize(pixels(img))
 
 
-class ImageListDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class ImageListDataset(torch.utils.data.Dataset):
     """Samples of a split; a file that fails to decode yields an error instead of a crash.
 
     With ``memo`` (a dict shared across epochs, augmentation off, no worker processes) each

@@ -14,9 +14,9 @@ import math
 import os
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,9 @@ from .prefix_cache import FrozenPrefix
 from .state import TrainerState
 from .step import NonFiniteLoss, TrainStep, split_logits
 
+if TYPE_CHECKING:
+    from .evaluate import Evaluation
+
 __all__ = ["CancelToken", "TrainConfig", "Trainer", "run_to_end"]
 
 
@@ -55,7 +58,7 @@ class Trainer:
         self.source: BatchSource | None = None
         self.prefix: FrozenPrefix | None = None
         self._channels_last = False
-        self.evaluation: Any = None  # the latest evaluation of this model (see evaluate.py)
+        self.evaluation: Evaluation | None = None  # the latest evaluation of this model
 
     # ------------------------------------------------------------ what the run holds
 
@@ -349,7 +352,7 @@ class Trainer:
     def _maybe_unfreeze(self) -> ev.BlocksUnfrozen | None:
         """Gradual unfreezing: open the next block when its epoch comes; new parameters join the
         optimizer as new groups, existing groups keep their state (momentum, Adam moments)."""
-        assert self.optimizer is not None and isinstance(self.config.lr, float)
+        assert self.optimizer is not None
         blocks, st = self.blocks, self.state
         wanted = min(st.epoch // max(self.config.freeze.unfreeze_every, 1), len(blocks))
         if wanted <= st.unfrozen_blocks:
@@ -358,10 +361,9 @@ class Trainer:
         self.config.freeze.apply(self.model, wanted)
         st.unfrozen_blocks = wanted
         new = {n for n in trainable_names(self.model) if n not in before}
-        cfg = self.config
-        for group in group_parameters(
-            self.model, self.units(), cfg.lr, cfg.weight_decay, cfg.lr_decay, only=new
-        ):
+        cfg, lr = self.config, self.config.lr
+        assert isinstance(lr, float)
+        for group in group_parameters(self.model, self.units(), lr, cfg.weight_decay, cfg.lr_decay, only=new):
             self.optimizer.add_param_group(group)
         names = tuple(".".join(b[:1]) for b in blocks[len(blocks) - wanted :])
         return ev.BlocksUnfrozen(st.epoch + 1, names, count_params(self.model)[0])
@@ -378,7 +380,9 @@ class Trainer:
         if not os.path.isdir(self.scan.root):
             raise DataError(f"The dataset folder {self.scan.root} is no longer there; training stopped.")
 
-    def _evaluate(self, cancel: CancelToken) -> Iterator[ev.Event]:
+    def _evaluate(
+        self, cancel: CancelToken
+    ) -> Generator[ev.Event, None, tuple[float | None, float | None, list[float | None]]]:
         """Validation loss, accuracy and per-class accuracy (None values without a val split)."""
         assert self.scan is not None and self.split is not None
         k = len(self.scan.classes)

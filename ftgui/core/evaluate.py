@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +13,10 @@ from torch import nn
 
 from .data import ImageListDataset, Sample, decode_threads, threaded_batches
 from .models import Preprocess
+
+if TYPE_CHECKING:
+    from .engine import Trainer
+    from .predict import Predictor
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,7 @@ def evaluate_model(
     return result
 
 
-def evaluate_trainer(trainer: Any, **kwargs: Any) -> Evaluation | None:
+def evaluate_trainer(trainer: Trainer, **kwargs: Any) -> Evaluation | None:
     """Evaluate a trainer's current model on its validation split."""
     assert trainer.split is not None and trainer.scan is not None
     samples = trainer.split.val or trainer.split.train
@@ -188,7 +192,7 @@ def evaluate_trainer(trainer: Any, **kwargs: Any) -> Evaluation | None:
     return result
 
 
-def evaluate_bundle(predictor: Any, data_root: str | None = None, **kwargs: Any) -> Evaluation | None:
+def evaluate_bundle(predictor: Predictor, data_root: str | None = None, **kwargs: Any) -> Evaluation | None:
     """Evaluate an exported bundle on the validation files recorded in its model.json."""
     split = predictor.meta.get("split", {})
     root = data_root or split.get("root", "")
@@ -243,9 +247,9 @@ def format_report(ev: Evaluation) -> str:
     mistakes = [m for m in ev.worst if m.true_label != m.predicted][:5]
     if mistakes:
         lines += ["", "worst mistakes:"]
-        for m in mistakes:
+        for mistake in mistakes:
             lines.append(
-                f"  {m.path}: {ev.classes[m.true_label]} taken for {ev.classes[m.predicted]} "
-                f"({100 * m.confidence:.0f}%)"
+                f"  {mistake.path}: {ev.classes[mistake.true_label]} taken for "
+                f"{ev.classes[mistake.predicted]} ({100 * mistake.confidence:.0f}%)"
             )
     return "\n".join(lines)

@@ -21,22 +21,22 @@ _HUES = {
 def draw_example(kind: str, size: int, rng: random.Random) -> Image.Image:
     """One picture of the given class: position, scale, colour and background vary."""
     bg = tuple(rng.randint(90, 200) for _ in range(3))
-    im = Image.new("RGB", (size, size), bg)  # type: ignore[arg-type]
+    im = Image.new("RGB", (size, size), bg)
     d = ImageDraw.Draw(im)
     base = _HUES[kind]
     color = tuple(max(0, min(255, c + rng.randint(-35, 35))) for c in base)
     r = rng.uniform(0.22, 0.38) * size
     cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
     if kind == "circle":
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)  # type: ignore[arg-type]
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
     elif kind == "square":
-        d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=color)  # type: ignore[arg-type]
+        d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=color)
     elif kind == "triangle":
-        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=color)  # type: ignore[arg-type]
+        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=color)
     else:
         step = max(2, int(size / rng.uniform(5, 9)))
         for x in range(0, size, step * 2):
-            d.rectangle([x, 0, x + step - 1, size], fill=color)  # type: ignore[arg-type]
+            d.rectangle([x, 0, x + step - 1, size], fill=color)
     noise = Image.effect_noise((size, size), rng.uniform(10, 30)).convert("RGB")
     im = Image.blend(im, noise, 0.15)
     return im.filter(ImageFilter.GaussianBlur(rng.uniform(0, 0.8)))

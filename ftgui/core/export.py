@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import torch
 import torchvision
@@ -35,6 +35,10 @@ from .files import (
 from .freeze import FreezePlan
 from .layers import trainable_names
 from .options import EXPORT_FORMATS
+
+if TYPE_CHECKING:
+    from .engine import Trainer
+    from .evaluate import Evaluation
 
 __all__ = ["export_all", "export_bundle", "read_metadata"]
 
@@ -58,9 +62,11 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def bundle_metadata(trainer: Any) -> dict[str, Any]:
+def bundle_metadata(trainer: Trainer) -> dict[str, Any]:
     """model.json's content for a trainer's current model."""
     built, scan, split = trainer.built, trainer.scan, trainer.split
+    if built is None or scan is None:
+        raise CheckpointError("There is no trained model to export.")
     pre = built.preprocess
     counts = scan.counts(split.train) if split else []
     val_counts = scan.counts(split.val) if split else []
@@ -170,7 +176,9 @@ def check_output_folder(
     return path
 
 
-def export_bundle(trainer: Any, out_dir: str | os.PathLike[str], evaluation: Any | None = None) -> Path:
+def export_bundle(
+    trainer: Trainer, out_dir: str | os.PathLike[str], evaluation: Evaluation | None = None
+) -> Path:
     """Write model.safetensors and model.json to ``out_dir``, swapped in together.
 
     Any file of an earlier export (MODEL_CARD.md, model.onnx, ...) goes with it; other files
@@ -212,7 +220,7 @@ def read_metadata(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -301,10 +309,11 @@ class FormatCheck:
     runtime: str
 
 
-def verification_images(trainer: Any, count: int = 3) -> torch.Tensor:
+def verification_images(trainer: Trainer, count: int = 3) -> torch.Tensor:
     """A few validation (or training) images, preprocessed exactly as for prediction."""
     from .data import ImageListDataset
 
+    assert trainer.split is not None and trainer.scan is not None, "the trainer is prepared"
     samples = (trainer.split.val or trainer.split.train)[: count * 3]
     ds = ImageListDataset(trainer.scan.root, samples, trainer.preprocess)
     images = [item[0] for item in (ds[i] for i in range(len(samples))) if item[0] is not None][:count]
@@ -338,7 +347,7 @@ def _compare(reference: torch.nn.Module, run: Callable[[torch.Tensor], Any], ima
 
 
 def export_onnx(
-    trainer: Any, out_dir: str | os.PathLike[str], images: torch.Tensor | None = None
+    trainer: Trainer, out_dir: str | os.PathLike[str], images: torch.Tensor | None = None
 ) -> FormatCheck:
     """model.onnx with a dynamic batch dimension, checked with onnxruntime when it is installed."""
     import io
@@ -361,7 +370,7 @@ def export_onnx(
             dynamo=True,
             verbose=False,
         )
-        program.save(buffer)  # type: ignore[union-attr]
+        program.save(buffer)  # type: ignore[union-attr, arg-type]  # torch writes to file objects too
     path = Path(out_dir) / FORMAT_FILES["onnx"]
     atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
     try:
@@ -375,7 +384,7 @@ def export_onnx(
 
 
 def export_torchscript(
-    trainer: Any, out_dir: str | os.PathLike[str], images: torch.Tensor | None = None
+    trainer: Trainer, out_dir: str | os.PathLike[str], images: torch.Tensor | None = None
 ) -> FormatCheck:
     """model.torchscript.pt, loaded back with torch.jit.load and compared."""
     import io
@@ -409,7 +418,9 @@ def _checked(fmt: str, path: Path, diff: float, runtime: str) -> FormatCheck:
     return FormatCheck(fmt, str(path), diff, (1, 3), runtime)
 
 
-def model_card(trainer: Any, checks: list[FormatCheck] | None = None, evaluation: Any | None = None) -> str:
+def model_card(
+    trainer: Trainer, checks: list[FormatCheck] | None = None, evaluation: Evaluation | None = None
+) -> str:
     """A short Markdown description of the exported model."""
     meta = bundle_metadata(trainer)
     cfg = meta["training"]
@@ -485,10 +496,10 @@ def model_card(trainer: Any, checks: list[FormatCheck] | None = None, evaluation
 
 
 def export_all(
-    trainer: Any,
+    trainer: Trainer,
     out_dir: str | os.PathLike[str],
     formats: tuple[str, ...] = ("safetensors",),
-    evaluation: Any | None = None,
+    evaluation: Evaluation | None = None,
 ) -> list[FormatCheck]:
     """The bundle, the chosen extra formats (each verified) and MODEL_CARD.md, swapped in together."""
     unknown = [f for f in formats if f != "safetensors" and f not in EXPORT_FORMATS]

@@ -82,7 +82,7 @@ def _remove_stale_partials(target: Path) -> None:
                     entry.unlink()
 
 
-def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], object]) -> Path:
     with atomic_open(path, "wb") as fh:
         writer(fh)
     return Path(path)
@@ -340,7 +340,7 @@ class OutputLock:
 
 def _try_lock(fh: IO[str]) -> bool:
     try:
-        if os.name == "nt":  # pragma: no cover - Windows
+        if sys.platform == "win32":  # pragma: no cover - Windows
             import msvcrt
 
             msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)

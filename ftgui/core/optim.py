@@ -68,11 +68,11 @@ def make_optimizer(
         raise ModelError("Nothing to train: every layer is frozen. Unfreeze at least the head.")
     name = name.lower()
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr)  # type: ignore[arg-type]
+        return torch.optim.Adam(groups, lr=lr)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)  # type: ignore[arg-type]
+        return torch.optim.AdamW(groups, lr=lr)
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)  # type: ignore[arg-type]
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
     raise ModelError(f"Unknown optimizer '{name}': use {', '.join(OPTIMIZERS)}.")
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .engine import Trainer
 
 # Adam's learning rate for each strategy when the user sets none: the best of the benchmark's
 # sweep in every setting (see the README's table). The fewer layers train, the higher the rate.
@@ -62,7 +65,7 @@ def choose_auto_lr(suggestion: float | None, losses: list[float], strategy: str)
     return LRChoice(suggestion, f"auto: {suggestion:.1e} from the range test")
 
 
-def resolve_lr(trainer: Any, requested: float | str | None, quick: bool) -> LRChoice:
+def resolve_lr(trainer: Trainer, requested: float | str | None, quick: bool) -> LRChoice:
     """The learning rate a run uses: the user's number, the strategy's default (None), or
     ('auto') the range test's choice, trusted only within 10x of the default.
 

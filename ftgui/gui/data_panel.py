@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
@@ -29,11 +29,17 @@ from ..core.errors import FtguiError
 from ..core.text import display_path
 from .thumbs import class_thumbnails
 
+if TYPE_CHECKING:
+    from PySide6.QtCore import QMimeData
+    from PySide6.QtGui import QDragLeaveEvent
+
+    from ..core.data import ScanResult, Split
+
 FEW_IMAGES = 10  # a class with fewer images than this gets a warning
 IMBALANCE = 5.0  # largest/smallest class ratio that gets a warning
 
 
-def folder_from_mime(mime: Any) -> str | None:
+def folder_from_mime(mime: QMimeData) -> str | None:
     """The first local folder among dragged URLs (files are not datasets)."""
     if not mime.hasUrls():
         return None
@@ -71,7 +77,7 @@ class DropZone(QFrame):
             self._set_highlight(True)
             event.acceptProposedAction()
 
-    def dragLeaveEvent(self, event: Any) -> None:
+    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
         self._set_highlight(False)
 
     def dropEvent(self, event: QDropEvent) -> None:
@@ -90,7 +96,7 @@ class DataPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.scan: Any = None
+        self.scan: ScanResult | None = None
         self.folder: str | None = None
         self._worker: WorkerBase[Any] | None = None
         self._scan_progress.connect(self._on_scan_progressed)
@@ -188,7 +194,7 @@ class DataPanel(QWidget):
             if count % 25 == 0:
                 self._scan_progress.emit(count, path)  # queued to the GUI thread
 
-        def scan() -> tuple[Any, dict[int, bytes]]:
+        def scan() -> tuple[ScanResult, dict[int, bytes]]:
             result = scan_folder(folder, progress=progress)
             return result, class_thumbnails(result)
 
@@ -212,7 +218,7 @@ class DataPanel(QWidget):
     def _on_scan_progressed(self, count: int, path: str) -> None:
         self.folder_label.setText(f"Scanning… {count} files ({path})")
 
-    def _on_scan_finished(self) -> None:
+    def _on_scan_finished(self, *_: object) -> None:
         self._worker = None
         self.progress.setVisible(False)
         self.setEnabledForScan(True)
@@ -222,7 +228,7 @@ class DataPanel(QWidget):
         self.logged.emit("error", message)
         self.scan_failed.emit(message)
 
-    def _on_scan_scanned(self, scan: Any, thumbs: dict[int, bytes]) -> None:
+    def _on_scan_scanned(self, scan: ScanResult, thumbs: dict[int, bytes]) -> None:
         self.scan = scan
         self._thumbs = thumbs
         kind = "train/ and val/ folders" if scan.presplit else "one folder per class"
@@ -246,14 +252,15 @@ class DataPanel(QWidget):
 
     # ------------------------------------------------------------ table
 
-    def split(self) -> Any:
+    def split(self) -> Split | None:
         from ..core.data import split_samples
 
         return split_samples(self.scan, self.val_fraction.value(), seed=0) if self.scan else None
 
     def _fill_table(self) -> None:
-        scan = self.scan
-        split = self.split()
+        scan, split = self.scan, self.split()
+        if scan is None or split is None:
+            return
         train, val = scan.counts(split.train), scan.counts(split.val)
         total = scan.counts()
         self.table.setRowCount(len(scan.classes))

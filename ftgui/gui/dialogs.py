@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -19,6 +19,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+if TYPE_CHECKING:
+    from ..core.lr_finder import LRFinderResult
 
 
 def onnx_missing() -> str | None:
@@ -85,11 +88,11 @@ class ExportDialog(QDialog):
 class LRFinderDialog(QDialog):
     """Loss against learning rate (log axis) with the suggestion, accepted with one click."""
 
-    def __init__(self, result: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, result: LRFinderResult, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         from .plot import pg
 
-        self.result = result
+        self.finder_result = result
         self.setWindowTitle("Learning-rate finder")
         plot = pg.PlotWidget(background="w")
         plot.setLogMode(x=True, y=False)

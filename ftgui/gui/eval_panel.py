@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDesktopServices, QIcon, QImage, QPixmap
@@ -24,6 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+if TYPE_CHECKING:
+    from ..core.evaluate import Evaluation
+
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
@@ -41,7 +44,7 @@ class EvaluationPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.evaluation: Any = None
+        self.evaluation: Evaluation | None = None
         self._paths: list[str] = []
         self.summary = QLabel("Train a model (or open an exported one) to see where it is right and wrong.")
         self.summary.setWordWrap(True)
@@ -142,7 +145,7 @@ class EvaluationPanel(QWidget):
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
-    def set_evaluation(self, ev: Any, thumbs: dict[str, bytes] | None = None) -> None:
+    def set_evaluation(self, ev: Evaluation, thumbs: dict[str, bytes] | None = None) -> None:
         import html
 
         from ..core.evaluate import headline
@@ -199,18 +202,18 @@ class EvaluationPanel(QWidget):
                     cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.metrics.setItem(r, c, cell)
         self.gallery.clear()
-        for m in ev.worst:
-            full = os.path.join(ev.root, m.path)
-            caption = f"{names[m.true_label]} → {names[m.predicted]}\n{100 * m.confidence:.0f}% sure"
-            if m.true_label == m.predicted:
-                caption = f"{names[m.true_label]} ✓\n{100 * m.confidence:.0f}% sure"
-            item = QListWidgetItem(caption)
-            png = thumbs.get(m.path)
+        for mk in ev.worst:
+            full = os.path.join(ev.root, mk.path)
+            caption = f"{names[mk.true_label]} → {names[mk.predicted]}\n{100 * mk.confidence:.0f}% sure"
+            if mk.true_label == mk.predicted:
+                caption = f"{names[mk.true_label]} ✓\n{100 * mk.confidence:.0f}% sure"
+            entry = QListWidgetItem(caption)
+            png = thumbs.get(mk.path)
             if png:
-                item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
-            item.setData(PATH_ROLE, self._remember(full))
-            item.setToolTip(f"{display_path(m.path)}\nloss {m.loss:.3f}")
-            self.gallery.addItem(item)
+                entry.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
+            entry.setData(PATH_ROLE, self._remember(full))
+            entry.setToolTip(f"{display_path(mk.path)}\nloss {mk.loss:.3f}")
+            self.gallery.addItem(entry)
         self.cell_images.clear()
         self.cell_label.setText("Click a cell to list its images.")
 

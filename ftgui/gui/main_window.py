@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
@@ -14,7 +13,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QLabel,
-    QMainWindow,
     QMessageBox,
     QPlainTextEdit,
     QSplitter,
@@ -25,14 +23,22 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..core.session import Session
+
+if TYPE_CHECKING:
+    from ..core.config import TrainConfig
+    from ..core.data import ScanResult
+    from ..core.engine import Trainer
+    from ..core.events import Event
+    from ..core.freeze import FreezePlan
 from ..core.text import display_path
 from .data_panel import DataPanel, folder_from_mime
 from .dialogs import LRFinderDialog
 from .eval_panel import EvaluationPanel
 from .jobs import JobRunner
 from .model_panel import DEFAULT_ARCH, ModelPanel
-from .model_tools import ModelToolsMixin
+from .model_tools import ModelTools
 from .plot import TrainingPlot
+from .settings import setting
 from .train_panel import TrainPanel
 from .try_panel import TryPanel
 
@@ -56,7 +62,7 @@ def app_icon() -> QIcon:
     return QIcon()
 
 
-class MainWindow(ModelToolsMixin, QMainWindow):
+class MainWindow(ModelTools):
     torch_ready = Signal()
 
     def __init__(self, settings: QSettings | None = None, initial_folder: str | None = None) -> None:
@@ -140,11 +146,13 @@ class MainWindow(ModelToolsMixin, QMainWindow):
 
     def _make_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self.open_action = QAction("&Open dataset…", self, shortcut=QKeySequence.StandardKey.Open)
+        self.open_action = QAction(
+            "&Open dataset…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Open)
+        )
         self.example_action = QAction("Open &example dataset", self)
         self.export_action = QAction("&Export model…", self, shortcut=QKeySequence("Ctrl+E"))
         self.save_ckpt_action = QAction(
-            "&Save training checkpoint…", self, shortcut=QKeySequence.StandardKey.Save
+            "&Save training checkpoint…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Save)
         )
         self.load_ckpt_action = QAction("&Load training checkpoint…", self)
         self.open_bundle_action = QAction("Open exported &model…", self)
@@ -189,7 +197,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.torch_ready.emit()
 
         threading.Thread(target=load, name="ftgui-import-torch", daemon=True).start()
-        folder = self.initial_folder or self.settings.value("data/last_folder", "", type=str)
+        folder = self.initial_folder or setting(self.settings, "data/last_folder", "")
         if folder and (self.initial_folder or Path(folder).is_dir()):
             # The folder given on the command line, else the one open when ftgui last closed.
             self.data_panel.load_folder(folder)
@@ -200,7 +208,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         self.train_panel.set_devices(available_devices())
         self.train_panel.load_settings(self.settings)
         self.model_panel.image_size = self.train_panel.image_size.value() or None
-        self.model_panel.populate(self.settings.value("model/arch", DEFAULT_ARCH, type=str))
+        self.model_panel.populate(setting(self.settings, "model/arch", DEFAULT_ARCH))
         self.model_panel.set_plan(self._saved_plan())
         self.train_panel.image_size.valueChanged.connect(lambda v: self.model_panel.set_image_size(v or None))
         self.train_panel.set_strategy(self.model_panel.strategy_text())
@@ -210,7 +218,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         self.statusBar().showMessage("Ready. Drop an image folder onto the window to begin.", 8000)
         self._update_actions()
 
-    def _saved_plan(self) -> Any:
+    def _saved_plan(self) -> FreezePlan:
         """The freeze plan open when ftgui last closed (custom tree edits included)."""
         import json
 
@@ -218,7 +226,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         from ..core.freeze import FreezePlan
 
         try:
-            return FreezePlan.from_dict(json.loads(self.settings.value("model/freeze", "{}", type=str)))
+            return FreezePlan.from_dict(json.loads(setting(self.settings, "model/freeze", "{}")))
         except (FtguiError, ValueError):
             return FreezePlan()
 
@@ -232,7 +240,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1280, 800)
-        self.data_panel.val_fraction.setValue(float(self.settings.value("data/val_fraction", 0.2)))
+        self.data_panel.val_fraction.setValue(setting(self.settings, "data/val_fraction", 0.2))
 
     def _save_settings(self) -> None:
         s = self.settings
@@ -262,7 +270,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
 
     # ------------------------------------------------------------ data
 
-    def _on_data_scanned(self, scan: Any) -> None:
+    def _on_data_scanned(self, scan: ScanResult) -> None:
         self.setWindowTitle(f"ftgui — {display_path(Path(scan.root).name)}")
         self.log_message(
             "info", f"Opened {scan.root}: {len(scan.samples)} images in {len(scan.classes)} classes"
@@ -298,29 +306,11 @@ class MainWindow(ModelToolsMixin, QMainWindow):
 
     # ------------------------------------------------------------ training
 
-    @property
-    def trainer(self) -> Any:
-        """The model trained (or being trained) here, or loaded from a checkpoint."""
-        return self.session.trainer
-
-    @property
-    def bundle(self) -> Any:
-        """An exported model opened from disk (Try, Evaluate)."""
-        return self.session.bundle
-
-    @property
-    def training(self) -> bool:
-        return self.session.training
-
-    @property
-    def busy(self) -> bool:
-        """Training, evaluating, exporting, loading or finding a learning rate: one job at a time."""
-        return self.session.busy
-
-    def build_config(self) -> Any:
+    def build_config(self) -> TrainConfig:
         from ..core.config import TrainConfig
 
         scan = self.data_panel.scan
+        assert scan is not None, "Start is refused without a dataset"
         return TrainConfig(
             data_dir=scan.root,
             val_fraction=self.data_panel.val_fraction.value(),
@@ -366,7 +356,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         self.train_panel.show_idle("Preparing model…")
         self.statusBar().showMessage("Preparing model…")
 
-    def epoch_checkpoint_path(self, config: Any) -> str | None:
+    def epoch_checkpoint_path(self, config: TrainConfig) -> str | None:
         """Where 'Checkpoint every epoch' saves: the app's data folder, one file per dataset and model."""
         if not self.train_panel.checkpoint_every_epoch.isChecked():
             return None
@@ -398,7 +388,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             self.train_panel.show_idle("Stopping…")
             self.log_message("info", "Stop requested; finishing the current batch")
 
-    def _on_worker_reported(self, e: Any) -> None:
+    def _on_worker_reported(self, e: Event) -> None:
         """Render one engine event: plot, progress, log (the sentences ftgui-train prints too)."""
         from ..core import events as ev
         from ..core import report
@@ -469,7 +459,7 @@ class MainWindow(ModelToolsMixin, QMainWindow):
         trainer = self.trainer
         if self.busy or trainer is None or not trainer.prepared:
             return False
-        if not self._checkpoint_path_usable(path, trainer.built.arch, "Could not save checkpoint"):
+        if not self._checkpoint_path_usable(path, trainer.config.arch, "Could not save checkpoint"):
             return False
         return self.jobs.start(
             "save checkpoint",
@@ -495,34 +485,21 @@ class MainWindow(ModelToolsMixin, QMainWindow):
             on_error=lambda message: self.show_error("Cannot load checkpoint", message),
         )
 
-    def _on_checkpoint_loaded(self, trainer: Any) -> None:
+    def _on_checkpoint_loaded(self, trainer: Trainer) -> None:
         self.plot.clear()
         for record in trainer.history:
             self.plot.add_epoch(int(record["epoch"]), record.get("val_loss"), record.get("val_accuracy"))
         self.train_panel.epochs.setValue(max(self.train_panel.epochs.value(), trainer.epoch + 1))
-        self.setWindowTitle(f"ftgui — {display_path(Path(trainer.scan.root).name)}")
+        root = trainer.config.data_dir or (trainer.scan.root if trainer.scan else "")
+        self.setWindowTitle(f"ftgui — {display_path(Path(root).name)}")
         self.log_message(
             "info",
-            f"Loaded checkpoint of {trainer.built.arch} after epoch {trainer.epoch} "
-            f"({trainer.scan.root}); press Start to continue training",
+            f"Loaded checkpoint of {trainer.config.arch} after epoch {trainer.epoch} "
+            f"({root}); press Start to continue training",
         )
         self._update_actions()
 
     # ------------------------------------------------------------ messages
-
-    def log_message(self, level: str, text: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        prefix = {"warning": "⚠ ", "error": "✖ "}.get(level, "")
-        self.log.appendPlainText(f"{stamp}  {prefix}{display_path(text)}")
-
-    def show_error(self, title: str, text: str) -> None:
-        """A window-modal message box that does not block the event loop."""
-        text = display_path(text)
-        box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, self)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
-        box.open()
-        self.last_error_box = box
-        self.log_message("error", f"{title}: {text}")
 
     def about_text(self) -> str:
         import PySide6
@@ -588,7 +565,8 @@ def run_app(argv: list[str]) -> int:
         for path in install_desktop_entry():
             print(f"installed {path}")
         return 0
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
     app.setApplicationName("ftgui")
     app.setOrganizationName("ftgui")
     app.setApplicationVersion(__version__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
@@ -31,6 +31,11 @@ from PySide6.QtWidgets import (
 from ..core.freeze import FreezePlan
 from ..core.options import STRATEGIES
 from .jobs import JobRunner
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..core.models import BuiltModel
 
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 NONE_WEIGHTS = "none"
@@ -57,13 +62,13 @@ class ModelPanel(QWidget):
         super().__init__(parent)
         self.runner = runner  # checks a weights file off the GUI thread
         self.num_classes = 2
-        self.skeleton: Any = None
+        self.skeleton: nn.Module | None = None
         self.plan = FreezePlan()
         self.image_size: int | None = None
         self._items: dict[str, QStandardItem] = {}
         self._updating = False
         self._weights_file: str | None = None
-        self._skeletons: dict[tuple[Any, ...], Any] = {}
+        self._skeletons: dict[tuple[str, int, str, int | None], nn.Module] = {}
         self.weights_state = ""
 
         self.arch_combo = QComboBox()
@@ -245,7 +250,7 @@ class ModelPanel(QWidget):
             on_error=lambda message: self._on_weights_file_refused(message),
         )
 
-    def _on_weights_file_checked(self, path: str, size: int | None, built: Any) -> None:
+    def _on_weights_file_checked(self, path: str, size: int | None, built: BuiltModel) -> None:
         self._weights_file = path
         self.weights_combo.setItemText(self.weights_combo.currentIndex(), f"File: {path.rsplit('/', 1)[-1]}")
         self.weights_status.setText(f"Local file: {path}")
@@ -396,7 +401,7 @@ class ModelPanel(QWidget):
         self._items = {}
         root = self.tree_model.invisibleRootItem()
 
-        def add(parent: QStandardItem, name: str, module: Any) -> None:
+        def add(parent: QStandardItem, name: str, module: nn.Module) -> None:
             for child_name, child in module.named_children():
                 qname = f"{name}.{child_name}" if name else child_name
                 total = sum(p.numel() for p in child.parameters())
@@ -414,13 +419,16 @@ class ModelPanel(QWidget):
                 self._items[qname] = item
                 add(item, qname, child)
 
-        add(root, "", self.skeleton)
+        if self.skeleton is not None:
+            add(root, "", self.skeleton)
         self._updating = False
 
     def _refresh_states(self) -> None:
         """Render the plan: check states from ``plan.states``, counts, the summary line."""
         from ..core.layers import count_params
 
+        if self.skeleton is None:
+            return
         states = self.plan.states(self.skeleton)
         dim = QBrush(QColor(150, 150, 150))
         normal = QBrush(self.palette().text().color())

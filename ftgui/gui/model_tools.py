@@ -6,22 +6,94 @@ stays usable; the quick checks before a job (folder, space, packages) answer at 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
+from ..core.text import display_path
 from .dialogs import ExportDialog, LRFinderDialog, default_export_folder
+from .settings import setting
 from .thumbs import thumbnail_png
 
+if TYPE_CHECKING:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QPlainTextEdit
 
-class ModelToolsMixin:
-    """Mixed into MainWindow; uses its panels, trainer, settings, log and error box."""
+    from ..core.config import TrainConfig
+    from ..core.engine import Trainer
+    from ..core.export import FormatCheck
+    from ..core.lr_finder import LRFinderResult
+    from ..core.predict import Predictor
+    from ..core.session import Session
+    from .data_panel import DataPanel
+    from .eval_panel import EvaluationPanel
+    from .jobs import JobRunner
+    from .train_panel import TrainPanel
+    from .try_panel import TryPanel
+
+
+class ModelTools(QMainWindow):
+    """The window's model tools and messages; ``MainWindow`` extends it and builds what it uses."""
+
+    session: Session
+    jobs: JobRunner
+    settings: QSettings
+    ready: bool
+    log: QPlainTextEdit
+    last_error_box: QMessageBox | None
+    lr_dialog: LRFinderDialog | None
+    _eval_prefers_trainer: bool
+    data_panel: DataPanel
+    train_panel: TrainPanel
+    eval_panel: EvaluationPanel
+    try_panel: TryPanel
+
+    if TYPE_CHECKING:  # defined by MainWindow
+
+        def build_config(self) -> TrainConfig: ...
+
+        def _update_actions(self) -> None: ...
+
+    @property
+    def trainer(self) -> Trainer | None:
+        """The model trained (or being trained) here, or loaded from a checkpoint."""
+        return self.session.trainer
+
+    @property
+    def bundle(self) -> Predictor | None:
+        """An exported model opened from disk (Try, Evaluate)."""
+        return self.session.bundle
+
+    @property
+    def training(self) -> bool:
+        return self.session.training
+
+    @property
+    def busy(self) -> bool:
+        """Training, evaluating, exporting, loading or finding a learning rate: one job at a time."""
+        return self.session.busy
+
+    def log_message(self, level: str, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        prefix = {"warning": "⚠ ", "error": "✖ "}.get(level, "")
+        self.log.appendPlainText(f"{stamp}  {prefix}{display_path(text)}")
+
+    def show_error(self, title: str, text: str) -> None:
+        """A window-modal message box that does not block the event loop."""
+        text = display_path(text)
+        box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()
+        self.last_error_box = box
+        self.log_message("error", f"{title}: {text}")
 
     # ------------------------------------------------------------ export and checkpoints
 
     def _on_export_triggered(self) -> None:
-        last = self.settings.value("export/last_folder")
+        last = setting(self.settings, "export/last_folder", "")
         root = self.trainer.scan.root if self.trainer and self.trainer.scan else None
         dialog = ExportDialog(default_export_folder(str(last) if last else None, root), self)
         if dialog.exec() == ExportDialog.DialogCode.Accepted and dialog.folder.text().strip():
@@ -50,7 +122,7 @@ class ModelToolsMixin:
             lock.release()
         return started
 
-    def _on_exported(self, folder: str, checks: Any) -> None:
+    def _on_exported(self, folder: str, checks: list[FormatCheck]) -> None:
         self.settings.setValue("export/last_folder", folder)
         self.log_message("info", f"Exported model.safetensors, model.json and MODEL_CARD.md to {folder}")
         for c in checks:
@@ -86,9 +158,9 @@ class ModelToolsMixin:
             return
 
         def work(progress: Any, cancelled: Any) -> Any:
-            if use_trainer:
+            if use_trainer and trainer is not None:
                 ev = evaluate_trainer(trainer, progress=progress, cancelled=cancelled)
-            else:
+            elif bundle is not None:
                 ev = evaluate_bundle(bundle, progress=progress, cancelled=cancelled)
             if ev is None:
                 return None
@@ -130,7 +202,7 @@ class ModelToolsMixin:
             on_error=lambda message: self.show_error("Cannot open this model", message),
         )
 
-    def _on_bundle_opened(self, folder: str, predictor: Any) -> None:
+    def _on_bundle_opened(self, folder: str, predictor: Predictor) -> None:
         self._eval_prefers_trainer = False
         meta = predictor.meta
         self.try_panel.set_predictor(
@@ -147,6 +219,7 @@ class ModelToolsMixin:
             return
         self._eval_prefers_trainer = True
         t = self.trainer
+        assert t is not None and t.built is not None  # a predictor exists only for a trained model
         self.try_panel.set_predictor(
             predictor, f"{t.built.arch} just trained ({t.epoch} epochs, not yet exported)"
         )
@@ -167,7 +240,7 @@ class ModelToolsMixin:
 
         self._run_task(work, self._on_lr_found, "Finding a learning rate…")
 
-    def _on_lr_found(self, result: Any) -> None:
+    def _on_lr_found(self, result: LRFinderResult) -> None:
         self.log_message(
             "info",
             f"Learning-rate finder: {len(result.lrs)} steps; suggestion "

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..core.data import ScanResult
 
 
 def thumbnail_png(path: str, size: int = 48) -> bytes | None:
@@ -21,7 +24,7 @@ def thumbnail_png(path: str, size: int = 48) -> bytes | None:
         return None
 
 
-def class_thumbnails(scan: Any, size: int = 48) -> dict[int, bytes]:
+def class_thumbnails(scan: ScanResult, size: int = 48) -> dict[int, bytes]:
     thumbs: dict[int, bytes] = {}
     for sample in scan.samples:
         if sample.label not in thumbs:

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .settings import setting
+
 SETTINGS_PREFIX = "training/"
 
 
@@ -244,11 +246,7 @@ class TrainPanel(QWidget):
 
     def load_settings(self, settings: QSettings) -> None:
         def get(key: str, default: Any, kind: type) -> Any:
-            # QSettings converts the stored text (ini files keep everything as text) itself.
-            try:
-                return settings.value(SETTINGS_PREFIX + key, default, type=kind)
-            except (TypeError, ValueError):
-                return default
+            return setting(settings, SETTINGS_PREFIX + key, kind(default))
 
         self.epochs.setValue(get("epochs", 5, int))
         self.batch_size.setValue(get("batch_size", 32, int))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
@@ -24,6 +24,9 @@ from PySide6.QtWidgets import (
 from ..core.text import display_path
 from .jobs import JobRunner
 from .thumbs import thumbnail_png
+
+if TYPE_CHECKING:
+    from ..core.predict import Prediction, Predictor
 
 MAX_IMAGES = 50
 
@@ -51,7 +54,7 @@ def image_paths(paths: list[str]) -> list[str]:
 class ResultRow(QFrame):
     """One image: thumbnail, file name, and a bar per top class."""
 
-    def __init__(self, prediction: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, prediction: Prediction, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.prediction = prediction
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -93,7 +96,7 @@ class TryPanel(QWidget):
         super().__init__(parent)
         self.runner = runner  # predictions run off the GUI thread
         self.setAcceptDrops(True)
-        self.predictor: Any = None
+        self.predictor: Predictor | None = None
         self.rows: list[ResultRow] = []
         self.model_label = QLabel("No model yet: train one, or open an exported model.")
         self.model_label.setWordWrap(True)
@@ -121,7 +124,7 @@ class TryPanel(QWidget):
         self.choose_button.clicked.connect(self._on_choose_clicked)
         self.choose_button.setEnabled(False)
 
-    def set_predictor(self, predictor: Any, description: str) -> None:
+    def set_predictor(self, predictor: Predictor | None, description: str) -> None:
         self.predictor = predictor
         self.model_label.setText(f"Model: {description}")
         self.choose_button.setEnabled(predictor is not None)
@@ -170,7 +173,7 @@ class TryPanel(QWidget):
             self.drop_label.setText("Busy: try again when the current job has finished.")
         return started
 
-    def show_predictions(self, predictions: list[Any]) -> None:
+    def show_predictions(self, predictions: list[Prediction]) -> None:
         for p in predictions:
             row = ResultRow(p)
             self.results_layout.insertWidget(self.results_layout.count() - 1, row)

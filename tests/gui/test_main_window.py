@@ -379,7 +379,7 @@ def test_learning_rate_finder_dialog(qtbot, window, image_folder, drop):
     window.model_panel.set_strategy("head")
     qtbot.mouseClick(window.train_panel.find_lr_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.lr_dialog is not None and window.lr_dialog.isVisible(), timeout=120_000)
-    result = window.lr_dialog.result
+    result = window.lr_dialog.finder_result
     assert len(result.lrs) >= 10 and result.lrs[0] < result.lrs[-1]
     items = window.lr_dialog.plot.getPlotItem().listDataItems()
     assert len(items[0].getData()[0]) == len(result.lrs)

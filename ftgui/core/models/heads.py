@@ -89,7 +89,7 @@ def replace_head(model: nn.Module, num_classes: int) -> list[str]:
     for name in names:
         _set_submodule(model, name, _new_layer_like(model.get_submodule(name), num_classes))
     if hasattr(model, "num_classes"):
-        model.num_classes = num_classes
+        setattr(model, "num_classes", num_classes)  # noqa: B010 - torchvision models keep it as a plain int
     return names
 
 
