@@ -34,11 +34,11 @@ from torch import nn  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
 from ftgui.core import events as ev  # noqa: E402
-from ftgui.core.data import ImageListDataset, Sample, decode_threads, threaded_batches  # noqa: E402
 from ftgui.core.config import TrainConfig  # noqa: E402
+from ftgui.core.data import ImageListDataset, Sample, decode_threads, threaded_batches  # noqa: E402
 from ftgui.core.engine import Trainer  # noqa: E402
-from ftgui.core.freeze import FreezePlan  # noqa: E402
 from ftgui.core.example import draw_example  # noqa: E402
+from ftgui.core.freeze import FreezePlan  # noqa: E402
 from ftgui.core.models import preprocess_for  # noqa: E402
 
 CLASSES = ("circle", "square", "stripes", "triangle")

@@ -49,6 +49,39 @@ def tiny_config(image_folder: Path) -> TrainConfig:
     )
 
 
+class TinyNet(torch.nn.Module):
+    """Two convolutional blocks and a head (about 1,000 parameters) for the engine's mechanics."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, stride=2, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+        )
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean((2, 3)))
+
+
+@pytest.fixture
+def tiny_model():
+    """``trainer.prepare(built=tiny_model())``: cancel, NaN, early stopping and skipped files do
+    not need a torchvision model (export and checkpoints do: they rebuild the architecture)."""
+    from ftgui.core.models import BuiltModel, Preprocess
+
+    def make(num_classes: int = 4) -> BuiltModel:
+        torch.manual_seed(0)
+        return BuiltModel(TinyNet(num_classes), "tinynet", num_classes, ["fc"], Preprocess(32, 32), "none")
+
+    return make
+
+
 def train_args(data: Path, out: Path, *options: str) -> list[str]:
     """ftgui-train arguments for a tiny folder: no pretrained weights, 32 px."""
     return [str(data), "--out", str(out), "--weights", "none", "--image-size", "32", *options]

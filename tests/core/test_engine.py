@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from ftgui.core import events as ev
 from ftgui.core.checkpoint import load_checkpoint
 from ftgui.core.config import TrainConfig
-from ftgui.core.device import select_device
+from ftgui.core.device import available_devices, select_device
 from ftgui.core.engine import CancelToken, Trainer, run_to_end
 from ftgui.core.errors import CheckpointError, FtguiError
 from ftgui.core.export import export_bundle, read_metadata
@@ -160,9 +160,10 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
 
 
-def test_cancel_stops_within_a_batch_and_keeps_model_exportable(tiny_config, tmp_path):
+def test_cancel_stops_within_a_batch_and_keeps_the_finished_epoch(tiny_config, tiny_model):
     tiny_config.epochs = 3
     trainer = Trainer(tiny_config)
+    trainer.prepare(built=tiny_model())
     cancel = CancelToken()
     events = []
     for e in trainer.run(cancel):
@@ -172,36 +173,42 @@ def test_cancel_stops_within_a_batch_and_keeps_model_exportable(tiny_config, tmp
     assert isinstance(events[-1], ev.Cancelled) and events[-1].epochs_completed == 1
     after_cancel = [e for e in events if isinstance(e, ev.BatchEnded) and (e.epoch, e.batch) > (2, 2)]
     assert after_cancel == []
-    export_bundle(trainer, tmp_path / "partial")
-    assert Predictor.load(tmp_path / "partial").classes == trainer.classes
+    # The model holds the weights of the one finished epoch, not those of the cancelled batches.
+    assert trainer.best_epoch == 1 and all(
+        torch.equal(v, trainer.state.best_state[k]) for k, v in trainer.model.state_dict().items()
+    )
 
 
-def test_nan_loss_fails_with_a_clear_message(tiny_config):
+def test_nan_loss_fails_with_a_clear_message(tiny_config, tiny_model):
     trainer = Trainer(tiny_config)
-    trainer.prepare()
+    trainer.prepare(built=tiny_model())
     with torch.no_grad():
         trainer.model.fc.weight.fill_(math.nan)
     final = run_to_end(trainer)
     assert isinstance(final, ev.Failed)
     assert "loss became nan" in final.message.lower() and "lower learning rate" in final.message
+    assert "epoch 1, batch 1" in final.message and trainer.epoch == 0
 
 
-def test_early_stopping(tiny_config):
+def test_early_stopping(tiny_config, tiny_model):
+    # Head only (BatchNorm frozen) at a rate too small to move: the validation loss stays put.
     tiny_config.epochs, tiny_config.lr, tiny_config.early_stopping = 5, 1e-12, 1
+    tiny_config.freeze = FreezePlan.parse("head")
     trainer = Trainer(tiny_config)
+    trainer.prepare(built=tiny_model())
     final = run_to_end(trainer)
     assert isinstance(final, ev.Finished) and final.stopped_early
     assert final.epochs_completed == 2 and final.best_epoch == 1
 
 
-def test_unreadable_file_during_training_is_skipped(tiny_config, tmp_path, image_folder):
+def test_unreadable_file_during_training_is_skipped(tiny_config, tmp_path, image_folder, tiny_model):
     import shutil
 
     data = tmp_path / "copy"
     shutil.copytree(image_folder, data)
     tiny_config.data_dir = str(data)
     trainer = Trainer(tiny_config)
-    trainer.prepare()
+    trainer.prepare(built=tiny_model())
     victim = trainer.split.train[0].path
     (data / victim).write_bytes(b"")  # broken after the scan
     events = _events(trainer)
@@ -231,8 +238,37 @@ def test_bad_config_raises_readable_errors(tiny_config, tmp_path):
 
 
 def test_device_selection():
-    assert select_device("cpu").type == "cpu"
-    assert select_device("auto").type in ("cpu", "cuda", "mps")
+    assert select_device("cpu") == torch.device("cpu")
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    expected = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    assert select_device("auto").type == expected and select_device("AUTO").type == expected
+    assert available_devices()[-1] == "cpu" and available_devices()[0] == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(FtguiError, match="CUDA was requested but no CUDA GPU is available"):
+            select_device("cuda:0")
+    if not has_mps:
+        with pytest.raises(FtguiError, match="MPS was requested but is not available"):
+            select_device("mps")
+    with pytest.raises(FtguiError, match="Unknown device 'tpu': use auto, cpu, cuda or mps"):
+        select_device("tpu")
+
+
+def test_python_dash_m_ftgui_runs_the_window_entry_point():
+    """``python -m ftgui`` is the app: its --help and --version answer without opening a window."""
+    import subprocess
+    import sys
+
+    from ftgui import __version__
+
+    run = subprocess.run(
+        [sys.executable, "-m", "ftgui", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0 and run.stdout.strip() == f"ftgui {__version__}"
+    run = subprocess.run(
+        [sys.executable, "-m", "ftgui", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0 and "--install-desktop" in run.stdout and "folder" in run.stdout
 
 
 def test_schedules():

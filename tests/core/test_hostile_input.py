@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -238,15 +237,13 @@ def test_sigterm_finishes_the_batch_writes_bundle_and_checkpoint_and_exits_143(
         if line.startswith("Epoch 1/"):
             break
     proc.send_signal(signal.SIGTERM)
-    t0 = time.monotonic()
     rest = proc.stderr.read()
     proc.wait(timeout=60)
     assert proc.returncode == 143, "".join(lines) + rest
     assert "SIGTERM: stopping after this batch" in rest and "Traceback" not in rest
     assert (out / "model.safetensors").is_file() and (out / "checkpoint.pt").is_file()
     meta = read_metadata(out)
-    assert 1 <= meta["epochs_completed"] < 200
-    assert time.monotonic() - t0 < 60
+    assert 1 <= meta["epochs_completed"] <= 2 and "Epoch 3/200" not in rest
 
 
 # ---------------------------------------------------------------- honest reports

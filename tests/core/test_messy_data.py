@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -162,11 +161,10 @@ def test_ctrl_c_stops_the_cli_and_writes_completed_epochs(image_folder, tmp_path
         lines.append(line)
         if line.startswith("Epoch 1/200"):
             break
-    t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
-    assert time.monotonic() - t0 < 5
     assert proc.returncode == 130
+    assert "Epoch 3/200" not in rest  # stopped in epoch 2 at the latest
     assert "stopped after 1 epoch(s); the model of epoch 1 and checkpoint.pt written to" in rest
     meta = json.loads((out / "model.json").read_text())
     assert meta["epochs_completed"] >= 1
@@ -197,20 +195,29 @@ def test_bundle_with_weights_of_another_class_count_is_refused(tiny_config, tmp_
 
 
 def test_out_of_memory_is_recognised():
-    try:
+    with pytest.raises(RuntimeError) as info:  # the host allocator's own wording
         torch.empty(1 << 60)
-    except RuntimeError as exc:
-        assert is_out_of_memory(exc)
+    assert is_out_of_memory(info.value)
+    for exc in (
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("MPS backend out of memory (MPS allocated: 1.2 GB)"),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"),
+        MemoryError(),
+    ):
+        assert is_out_of_memory(exc), exc
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(ValueError("memory layout must be contiguous"))
 
 
-def test_cancel_token_stops_within_a_second(tiny_config):
+def test_cancel_token_stops_at_the_next_batch(tiny_config, tiny_model):
     tiny_config.epochs, tiny_config.batch_size = 100, 2
     trainer = Trainer(tiny_config)
+    trainer.prepare(built=tiny_model())
     cancel = CancelToken()
-    stopped_at = None
+    after = []
     for e in trainer.run(cancel):
+        if cancel.cancelled:
+            after.append(e)
         if isinstance(e, ev.BatchEnded) and e.step == 3:
             cancel.cancel()
-            stopped_at = time.monotonic()
-    assert time.monotonic() - stopped_at < 1.0
+    assert [type(e) for e in after] == [ev.Cancelled] and trainer.state.step == 3

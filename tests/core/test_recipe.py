@@ -63,7 +63,7 @@ def test_auto_runs_the_range_test_for_a_head_and_is_reproducible(tiny_config):
     cfg = _head(tiny_config, lr="auto")
     first = Trainer(cfg)
     first.prepare()
-    again = Trainer(_head(type(tiny_config)(**{**tiny_config.to_dict(), "lr": "auto"})))
+    again = Trainer(_head(type(tiny_config).from_dict({**tiny_config.to_dict(), "lr": "auto"})))
     again.prepare()
     assert isinstance(first.config.lr, float) and first.config.lr_note.startswith("auto:")
     assert first.config.lr == again.config.lr  # same seed, same choice

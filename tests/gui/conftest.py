@@ -27,16 +27,17 @@ def settings(tmp_path):
 def window(qtbot, settings):
     """The real main window, shown offscreen, with torch loaded in the background as in the app."""
     w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
     w.show()
     w.start_background_init()
     qtbot.waitUntil(lambda: w.ready, timeout=60_000)
     yield w
-    # Like napari's conftest: no test may leave a training thread behind.
-    if w.training:
-        w.shutdown_training()
+    # Like napari's conftest: no test may leave a training thread behind. The window is closed
+    # here, after its jobs (not by qtbot, whose close would ask "Stop training?" in a test that
+    # failed mid-run and wait for an answer).
     w.jobs.shutdown()
     assert not w.busy
+    w.close()
+    w.deleteLater()
 
 
 @pytest.fixture
