@@ -75,6 +75,27 @@ class Restored:
     group_names: list[list[str]]
     optimizer_groups: list[dict[str, Any]]  # the saved groups' settings, without parameters
     optimizer_state: dict[str, Any]
+    name: str = "checkpoint.pt"
+
+    def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        """The saved optimizer over ``model``'s parameters (moved to its device), state included."""
+        from .optim import make_optimizer
+
+        params = dict(model.named_parameters())
+        cfg = self.config
+        try:
+            groups = [
+                {**saved, "params": [params[n] for n in names]}
+                for names, saved in zip(self.group_names, self.optimizer_groups)
+            ]
+            optimizer = make_optimizer(cfg.optimizer, groups, float(cfg.lr or 0.0), cfg.momentum)
+            optimizer.load_state_dict(self.optimizer_state)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{self.name} is damaged or was not written by this ftgui: its optimizer state "
+                f"does not fit the model ({type(exc).__name__}: {str(exc)[:200]})."
+            ) from None
+        return optimizer
 
 
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
@@ -241,7 +262,9 @@ def read_checkpoint(
     state = load_checkpoint(path)
     validate_checkpoint(state, Path(path).name)
     try:
-        return _restored(state, data_dir, epochs, device)
+        restored = _restored(state, data_dir, epochs, device)
+        restored.name = Path(path).name
+        return restored
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
         raise CheckpointError(
             f"{Path(path).name} is damaged or was not written by this ftgui: {type(exc).__name__}: "

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import events as ev
@@ -28,14 +27,15 @@ from .checkpoint import checkpoint_record, read_checkpoint
 from .config import TrainConfig
 from .data import Batch, Sample, ScanResult, Split, scan_folder, split_samples
 from .device import is_out_of_memory, oom_message, select_device
-from .errors import CheckpointError, DataError, FtguiError, TrainingError
+from .errors import DataError, FtguiError, TrainingError
 from .events import CancelToken
 from .layers import count_params, head_names, model_blocks, train_mode, trainable_names
 from .models import BuiltModel, Preprocess, build_model
 from .optim import group_parameters, lr_factor, make_optimizer, set_lr
 from .prefix_cache import FrozenPrefix
+from .recipe import choose_lr
 from .state import TrainerState
-from .step import NonFiniteLoss, TrainStep, split_logits
+from .step import Clock, NonFiniteLoss, Tally, TrainStep, first_non_finite, split_logits
 
 if TYPE_CHECKING:
     from .evaluate import Evaluation
@@ -121,7 +121,7 @@ class Trainer:
         )
         cfg.freeze.apply(built.model, 0)
         self._attach(built, device)
-        self._choose_lr()
+        choose_lr(self)  # the strategy's default, auto (a range test) or the user's; and why
         for rel, reason in self.scan.skipped:
             self.state.skipped.setdefault(rel, reason)
 
@@ -142,20 +142,6 @@ class Trainer:
             self.scan.root, self.split, built.preprocess, self.config, device.type == "cuda"
         )
         self.prefix = FrozenPrefix(self.source, built, device)
-
-    def _choose_lr(self) -> None:
-        """The learning rate this run uses (the strategy's default, auto, or the user's), and why."""
-        from .recipe import default_lr, resolve_lr
-
-        cfg = self.config
-        requested = cfg.lr
-        quick = cfg.freeze.label == "head" and cfg.cache != "off" and not cfg.augment
-        if requested == "auto" and quick:
-            cfg.lr = default_lr(cfg.strategy).lr  # the range test needs an optimizer to start from
-            self.optimizer = self.new_optimizer()
-        choice = resolve_lr(self, requested, quick)
-        cfg.lr, cfg.lr_note = choice.lr, choice.reason
-        self.optimizer = self.new_optimizer()
 
     def units(self) -> list[list[str]]:
         """The head, then the blocks from the last to the first (discriminative learning rates)."""
@@ -247,9 +233,8 @@ class Trainer:
             torch.set_rng_state(st.rng_state)
         else:
             torch.manual_seed(cfg.seed + 1)
-        clock = _Clock(cfg.epochs * batches, st.step)
+        clock = Clock(cfg.epochs * batches, st.step)
         step = self.train_step()
-        stale = 0
         stopped_early = False
         while st.epoch < cfg.epochs and not cancel.cancelled:
             if cfg.freeze.strategy == "gradual":
@@ -262,7 +247,7 @@ class Trainer:
             if cancel.cancelled:
                 break
             self.set_train_mode()
-            loss_sum, correct, seen = 0.0, 0, 0
+            tally = Tally(len(self.scan.classes))
             for b, batch in enumerate(self.batches(train=True), start=1):
                 if cancel.cancelled:
                     break
@@ -279,42 +264,32 @@ class Trainer:
                         f"Try a lower learning rate (now {cfg.lr:g}). {self._kept()}"
                     ) from None
                 st.step += 1
-                loss_sum += result.loss * result.count
-                correct += result.correct
-                seen += result.count
+                tally.add_step(result)
                 dt = max(time.perf_counter() - t0, 1e-9)
                 yield ev.BatchEnded(
                     st.epoch + 1, b, batches, st.step, result.loss, lr, result.count / dt, clock.eta(st.step)
                 )
             if cancel.cancelled:
                 break
-            if seen == 0:
+            if tally.loss is None or tally.accuracy is None:
                 self._check_root()
                 raise DataError("No image of the training set could be read in this epoch.")
-            val_loss, val_acc, per_class = yield from self._evaluate(cancel)
+            val = yield from self._evaluate(cancel)
             if cancel.cancelled:
                 break
-            self._check_finite(val_loss)
-            st.epoch += 1
-            metric = val_loss if val_loss is not None else loss_sum / seen
-            is_best = st.best_val_loss is None or metric < st.best_val_loss
-            if is_best:
-                st.best_val_loss, st.best_epoch = metric, st.epoch
-                st.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                stale = 0
-            else:
-                stale += 1
+            self._check_finite(val.loss)
+            is_best = st.end_epoch(val.loss if val.loss is not None else tally.loss, self.model)
             record = ev.EpochEnded(
-                st.epoch, cfg.epochs, loss_sum / seen, correct / seen, val_loss, val_acc, tuple(per_class),
-                max(g["lr"] for g in self.optimizer.param_groups), time.perf_counter() - epoch_start, is_best,
+                st.epoch, cfg.epochs, tally.loss, tally.accuracy, val.loss, val.accuracy,
+                tuple(val.per_class()), max(g["lr"] for g in self.optimizer.param_groups),
+                time.perf_counter() - epoch_start, is_best,
             )  # fmt: skip
             st.history.append(record.to_dict())
-            st.rng_state = torch.get_rng_state()
             yield record
-            if cfg.early_stopping and stale >= cfg.early_stopping and st.epoch < cfg.epochs:
+            if cfg.early_stopping and st.stale >= cfg.early_stopping and st.epoch < cfg.epochs:
                 stopped_early = True
                 yield ev.Message(
-                    "info", f"Early stopping: validation loss has not improved for {stale} epochs."
+                    "info", f"Early stopping: validation loss has not improved for {st.stale} epochs."
                 )
                 break
         self._restore_best()
@@ -337,10 +312,7 @@ class Trainer:
 
     def _check_finite(self, val_loss: float | None) -> None:
         """An epoch that ends with NaN or infinite weights (or validation loss) ends the run."""
-        bad = next(
-            (n for n, p in self.model.named_parameters() if p.requires_grad and not bool(p.isfinite().all())),
-            None,
-        )
+        bad = first_non_finite(self.model)
         if bad is None and (val_loss is None or math.isfinite(val_loss)):
             return
         what = f"the weights of {bad}" if bad else f"the validation loss ({val_loss})"
@@ -380,37 +352,24 @@ class Trainer:
         if not os.path.isdir(self.scan.root):
             raise DataError(f"The dataset folder {self.scan.root} is no longer there; training stopped.")
 
-    def _evaluate(
-        self, cancel: CancelToken
-    ) -> Generator[ev.Event, None, tuple[float | None, float | None, list[float | None]]]:
-        """Validation loss, accuracy and per-class accuracy (None values without a val split)."""
+    def _evaluate(self, cancel: CancelToken) -> Generator[ev.Event, None, Tally]:
+        """The validation pass: loss, accuracy, per class (an empty tally without validation images)."""
         assert self.scan is not None and self.split is not None
-        k = len(self.scan.classes)
+        tally = Tally(len(self.scan.classes))
         if not self.split.val:
-            return None, None, [None] * k
+            return tally
         self.set_eval_mode()
-        loss_sum, seen = 0.0, 0
-        hits = torch.zeros(k, dtype=torch.long)
-        totals = torch.zeros(k, dtype=torch.long)
         with torch.inference_mode():
             for batch in self.batches(train=False):
                 if cancel.cancelled:
-                    return None, None, [None] * k
+                    return tally
                 yield from self.report_failures(batch, self.split.val)
-                if batch.images.numel() == 0:
-                    continue
-                y = batch.labels.to(self.device)
-                logits = split_logits(self.forward(batch.images.to(self.device)))[0].float()
-                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-                ok = (logits.argmax(1) == y).cpu()
-                seen += int(y.numel())
-                totals += torch.bincount(y.cpu(), minlength=k)
-                hits += torch.bincount(y.cpu()[ok], minlength=k)
-        if seen == 0:
+                if batch.images.numel():
+                    logits = split_logits(self.forward(batch.images.to(self.device)))[0].float()
+                    tally.add_logits(logits, batch.labels.to(self.device))
+        if tally.seen == 0:
             self._check_root()
-            return None, None, [None] * k
-        per_class = [float(h) / float(t) if t else None for h, t in zip(hits.tolist(), totals.tolist())]
-        return loss_sum / seen, int(hits.sum()) / seen, per_class
+        return tally
 
     def _restore_best(self) -> None:
         if self.state.best_state is not None and self.built is not None:
@@ -443,32 +402,8 @@ class Trainer:
         trainer._attach(restored.built, select_device(restored.config.device))
         if trainer.state.best_state is not None:
             trainer.state.best_state = {k: v.to(trainer.device) for k, v in trainer.state.best_state.items()}
-        params = dict(trainer.model.named_parameters())
-        cfg = restored.config
-        try:
-            groups = [
-                {**saved, "params": [params[n] for n in names]}
-                for names, saved in zip(restored.group_names, restored.optimizer_groups)
-            ]
-            trainer.optimizer = make_optimizer(cfg.optimizer, groups, float(cfg.lr or 0.0), cfg.momentum)
-            trainer.optimizer.load_state_dict(restored.optimizer_state)
-        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"{Path(path).name} is damaged or was not written by this ftgui: its optimizer state "
-                f"does not fit the model ({type(exc).__name__}: {str(exc)[:200]})."
-            ) from None
+        trainer.optimizer = restored.optimizer(trainer.model)
         return trainer
-
-
-class _Clock:
-    """Time left in a run, from the steps done since it (re)started."""
-
-    def __init__(self, total: int, start_step: int) -> None:
-        self.total, self.start_step, self.t0 = total, start_step, time.perf_counter()
-
-    def eta(self, step: int) -> float:
-        done = step - self.start_step
-        return (time.perf_counter() - self.t0) / done * max(self.total - step, 0) if done else 0.0
 
 
 def run_to_end(

@@ -88,3 +88,17 @@ def resolve_lr(trainer: Trainer, requested: float | str | None, quick: bool) -> 
 
     result = find_lr(trainer)
     return choose_auto_lr(result.suggestion, result.losses, strategy)
+
+
+def choose_lr(trainer: Trainer) -> None:
+    """Set the run's learning rate (the strategy's default, auto, or the user's), the reason,
+    and the optimizer that uses it."""
+    cfg = trainer.config
+    requested = cfg.lr
+    quick = cfg.freeze.label == "head" and cfg.cache != "off" and not cfg.augment
+    if requested == "auto" and quick:
+        cfg.lr = default_lr(cfg.strategy).lr  # the range test needs an optimizer to start from
+        trainer.optimizer = trainer.new_optimizer()
+    choice = resolve_lr(trainer, requested, quick)
+    cfg.lr, cfg.lr_note = choice.lr, choice.reason
+    trainer.optimizer = trainer.new_optimizer()

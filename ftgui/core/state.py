@@ -19,6 +19,18 @@ class TrainerState:
     best_state: dict[str, torch.Tensor] | None = None  # that epoch's weights
     skipped: dict[str, str] = field(default_factory=dict)  # unreadable file -> reason
     rng_state: torch.Tensor | None = None  # torch's RNG after the last epoch (augmentation, dropout)
+    stale: int = 0  # epochs since the best one (early stopping)
+
+    def end_epoch(self, metric: float, model: torch.nn.Module) -> bool:
+        """Count the finished epoch; keep its weights when ``metric`` is the lowest so far (True)."""
+        self.epoch += 1
+        self.rng_state = torch.get_rng_state()
+        if self.best_val_loss is None or metric < self.best_val_loss:
+            self.best_val_loss, self.best_epoch, self.stale = metric, self.epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return True
+        self.stale += 1
+        return False
 
     def kept_because(self, measure: str) -> str:
         """Which epoch's weights the model holds, and why (for the log and model.json)."""

@@ -6,6 +6,7 @@ Forward (mixed precision on CUDA), cross-entropy with the auxiliary classifiers'
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,3 +79,55 @@ class TrainStep:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return StepResult(float(loss.detach()), int((main.detach().argmax(1) == y).sum()), int(y.numel()))
+
+
+class Tally:
+    """Loss, accuracy and per-class accuracy over the batches of a training epoch or a validation."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+        self.hits = torch.zeros(num_classes, dtype=torch.long)
+        self.totals = torch.zeros(num_classes, dtype=torch.long)
+
+    def add_step(self, result: StepResult) -> None:
+        self.loss_sum += result.loss * result.count
+        self.correct += result.correct
+        self.seen += result.count
+
+    def add_logits(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+        ok = (logits.argmax(1) == labels).cpu()
+        y = labels.cpu()
+        self.correct += int(ok.sum())
+        self.seen += int(y.numel())
+        self.totals += torch.bincount(y, minlength=len(self.totals))
+        self.hits += torch.bincount(y[ok], minlength=len(self.hits))
+
+    @property
+    def loss(self) -> float | None:
+        return self.loss_sum / self.seen if self.seen else None
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.seen if self.seen else None
+
+    def per_class(self) -> list[float | None]:
+        return [float(h) / float(t) if t else None for h, t in zip(self.hits.tolist(), self.totals.tolist())]
+
+
+def first_non_finite(model: torch.nn.Module) -> str | None:
+    """The first trainable parameter holding NaN or infinity, or None."""
+    return next(
+        (n for n, p in model.named_parameters() if p.requires_grad and not bool(p.isfinite().all())), None
+    )
+
+
+class Clock:
+    """Time left in a run, from the steps done since it (re)started."""
+
+    def __init__(self, total: int, start_step: int) -> None:
+        self.total, self.start_step, self.t0 = total, start_step, time.perf_counter()
+
+    def eta(self, step: int) -> float:
+        done = step - self.start_step
+        return (time.perf_counter() - self.t0) / done * max(self.total - step, 0) if done else 0.0
