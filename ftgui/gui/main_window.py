@@ -429,6 +429,8 @@ class MainWindow(ModelTools):
         self.data_panel.setEnabledForScan(not busy)
         if not busy:
             self.eval_panel.set_busy(False)
+            if not self._closing:
+                self.statusBar().showMessage("Idle", 3000)
         self._update_actions()
 
     def _update_actions(self) -> None:

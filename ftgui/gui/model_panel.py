@@ -167,8 +167,15 @@ class ModelPanel(QWidget):
         if index < 0:
             return
         self.arch_combo.setCurrentIndex(index)
+        self._show_start_of_name()
         self._fill_weights()
         self._rebuild()
+
+    def _show_start_of_name(self) -> None:
+        """The editable combo shows the start of "name · size · accuracy", not its end."""
+        line = self.arch_combo.lineEdit()
+        if line is not None:
+            line.setCursorPosition(0)
 
     def set_num_classes(self, k: int) -> None:
         if k != self.num_classes:
@@ -177,6 +184,7 @@ class ModelPanel(QWidget):
                 self._rebuild()
 
     def _on_arch_activated(self, index: int) -> None:
+        self._show_start_of_name()
         self._fill_weights()
         self._rebuild()
 
@@ -240,7 +248,7 @@ class ModelPanel(QWidget):
 
         self.weights_combo.setCurrentIndex(self.weights_combo.findData(FROM_FILE))
         self.weights_status.setText(f"Checking {path}…")
-        arch, k, size = self.arch, self.num_classes, self.image_size
+        arch, k, size = self.arch, self.num_classes, self._tree_size()
         if self.runner is None:
             return False
         return self.runner.start(
@@ -370,20 +378,28 @@ class ModelPanel(QWidget):
 
     def set_image_size(self, size: int | None) -> None:
         """The input size training will use (a randomly initialised ViT's size changes its shapes)."""
+        from ..core.models import quirks
+
         if size != self.image_size:
             self.image_size = size
-            if self.populated:
-                self._rebuild()
+            if self.populated and quirks(self.arch).sized:
+                self._rebuild()  # other models' layers do not depend on the input size
+
+    def _tree_size(self) -> int | None:
+        from ..core.models import quirks
+
+        return self.image_size if quirks(self.arch).sized else None
 
     def _rebuild(self) -> None:
         """The skeleton the engine would build (same constructor arguments, same heads), then the tree."""
         from ..core.errors import FtguiError
         from ..core.models import build_model
 
-        key = (self.arch, self.num_classes, self.weights, self.image_size)
+        size = self._tree_size()
+        key = (self.arch, self.num_classes, self.weights, size)
         if key not in self._skeletons:
             try:
-                built = build_model(self.arch, self.num_classes, self.weights, self.image_size, meta=True)
+                built = build_model(self.arch, self.num_classes, self.weights, size, meta=True)
             except FtguiError:
                 # An image size this model cannot take: show the tree at the weights' own size
                 # (Start reports the problem with the size).
