@@ -398,3 +398,34 @@ def test_ftgui_folder_opens_with_that_dataset(qtbot, settings, image_folder):
     qtbot.waitUntil(lambda: w.ready, timeout=60_000)
     assert w.windowTitle() == "ftgui — shapes"
     assert w.model_panel.summary.text().startswith("Trainable: 2,052 of 11,178,564")  # 4 classes
+
+
+def test_googlenet_weights_file_without_aux_heads_tree_matches_training(qtbot, window, image_folder, drop, tmp_path):
+    """The tree is the model that trains: a GoogLeNet file without auxiliary classifiers gives a
+    tree without them, the same trainable count as the engine, and edits that Start accepts."""
+    from safetensors.torch import save_file
+
+    model = tvm.get_model("googlenet", weights=None, aux_logits=False, init_weights=False)
+    path = tmp_path / "googlenet-noaux.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    _load(qtbot, window, image_folder, drop)
+    panel = window.model_panel
+    panel.set_arch("googlenet")
+    panel.set_weights("none")
+    assert panel.item_for("aux1") is not None  # torchvision's plain constructor has them
+    assert panel.use_weights_file(str(path))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert panel.item_for("aux1") is None and panel.item_for("aux2") is None
+    panel.set_strategy("head")
+    assert panel.summary.text().startswith("Trainable: 4,100 of ")  # 1024 x 4 + 4
+    panel.item_for("inception5b").setCheckState(Qt.CheckState.Checked)
+    window.train_panel.epochs.setValue(1)
+    window.train_panel.batch_size.setValue(16)
+    window.train_panel.image_size.setValue(64)
+    assert window.model_panel.weights == str(path)
+    qtbot.mouseClick(window.train_panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.session.trained and not window.busy, timeout=120_000)
+    log = window.log.toPlainText()
+    assert "Finished 1 epochs" in log and "No layer named" not in log
+    trainable = sum(p.numel() for p in window.trainer.model.parameters() if p.requires_grad)
+    assert panel.summary.text().startswith(f"Trainable: {trainable:,} of ")
