@@ -154,7 +154,7 @@ class DataPanel(QWidget):
         self.skipped.setVisible(False)
 
         self.drop_zone.dropped.connect(self.load_folder)
-        self.browse_button.clicked.connect(self._on_browse_clicked)
+        self.browse_button.clicked.connect(self.browse)
         self.val_fraction.valueChanged.connect(self._on_val_fraction_changed)
 
     # ------------------------------------------------------------ loading
@@ -163,7 +163,7 @@ class DataPanel(QWidget):
     def scanning(self) -> bool:
         return self._worker is not None
 
-    def _on_browse_clicked(self) -> None:
+    def browse(self) -> None:
         start = str(Path(self.folder).parent) if self.folder else str(Path.home())
         folder = QFileDialog.getExistingDirectory(self, "Open an image folder", start)
         if folder:

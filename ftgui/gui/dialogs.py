@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.options import EXPORT_FORMATS
+
 if TYPE_CHECKING:
     from ..core.lr_finder import LRFinderResult
 
@@ -39,8 +41,10 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export model")
         self.folder = QLineEdit(folder)
         browse = QPushButton("Browse…")
-        self.onnx = QCheckBox("ONNX (model.onnx, dynamic batch size)")
-        self.torchscript = QCheckBox("TorchScript (model.torchscript.pt)")
+        # The formats ftgui-train --export offers (core/options.py), one box each.
+        self.format_boxes = {key: QCheckBox(label) for key, (_, label) in EXPORT_FORMATS.items()}
+        self.onnx = self.format_boxes["onnx"]
+        self.torchscript = self.format_boxes["torchscript"]
         missing = onnx_missing()
         if missing:
             self.onnx.setEnabled(False)
@@ -62,8 +66,8 @@ class ExportDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Folder"))
         layout.addLayout(row)
-        layout.addWidget(self.onnx)
-        layout.addWidget(self.torchscript)
+        for box in self.format_boxes.values():
+            layout.addWidget(box)
         layout.addWidget(note)
         layout.addWidget(buttons)
         browse.clicked.connect(self._on_browse_clicked)
@@ -78,10 +82,7 @@ class ExportDialog(QDialog):
 
     def formats(self) -> tuple[str, ...]:
         chosen = ["safetensors"]
-        if self.onnx.isChecked():
-            chosen.append("onnx")
-        if self.torchscript.isChecked():
-            chosen.append("torchscript")
+        chosen += [key for key, box in self.format_boxes.items() if box.isChecked()]
         return tuple(chosen)
 
 

@@ -175,7 +175,7 @@ class MainWindow(ModelTools):
         help_menu = self.menuBar().addMenu("&Help")
         self.about_action = QAction("&About ftgui", self)
         help_menu.addAction(self.about_action)
-        self.open_action.triggered.connect(self.data_panel._on_browse_clicked)
+        self.open_action.triggered.connect(self.data_panel.browse)
         self.example_action.triggered.connect(self.open_example)
         self.data_panel.example_button.clicked.connect(self.open_example)
         self.export_action.triggered.connect(self._on_export_triggered)

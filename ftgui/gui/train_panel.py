@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.options import OPTIMIZERS, SCHEDULES
 from .settings import setting
 
 SETTINGS_PREFIX = "training/"
@@ -71,10 +72,13 @@ class TrainPanel(QWidget):
             "then a suggestion (the model is left unchanged)"
         )
         self.find_lr_button.setEnabled(False)
+        # The same choices as ftgui-train's --optimizer and --schedule (core/options.py).
         self.optimizer = QComboBox()
-        self.optimizer.addItems(["adam", "adamw", "sgd"])
+        for key, label in OPTIMIZERS.items():
+            self.optimizer.addItem(label, key)
         self.schedule = QComboBox()
-        self.schedule.addItems(["cosine", "onecycle", "constant"])
+        for key, label in SCHEDULES.items():
+            self.schedule.addItem(label, key)
         self.image_size = QSpinBox()
         self.image_size.setRange(0, 1024)
         self.image_size.setSpecialValueText("weights' default")
@@ -181,8 +185,8 @@ class TrainPanel(QWidget):
             "epochs": self.epochs.value(),
             "batch_size": self.batch_size.value(),
             "lr": self.requested_lr(),
-            "optimizer": self.optimizer.currentText(),
-            "schedule": self.schedule.currentText(),
+            "optimizer": str(self.optimizer.currentData()),
+            "schedule": str(self.schedule.currentData()),
             "image_size": self.image_size.value() or None,
             "augment": self.augment.isChecked(),
             "device": self.device.currentText(),
@@ -256,11 +260,10 @@ class TrainPanel(QWidget):
         self.augment.setChecked(get("augment", False, bool))
         self.early_stopping.setValue(get("early_stopping", 0, int))
         self.checkpoint_every_epoch.setChecked(get("checkpoint_every_epoch", False, bool))
-        for combo, key in (
-            (self.optimizer, "optimizer"),
-            (self.schedule, "schedule"),
-            (self.device, "device"),
-        ):
-            index = combo.findText(get(key, combo.currentText(), str))
+        for combo, key in ((self.optimizer, "optimizer"), (self.schedule, "schedule")):
+            index = combo.findData(get(key, str(combo.currentData()), str))
             if index >= 0:
                 combo.setCurrentIndex(index)
+        index = self.device.findText(get("device", self.device.currentText(), str))
+        if index >= 0:
+            self.device.setCurrentIndex(index)
