@@ -18,7 +18,8 @@ from superqt.utils import WorkerBase, create_worker
 from ..core.errors import FtguiError
 from ..core.session import Job, Session
 
-Progress = Callable[[int, int], None]
+# Called as progress(done, total, *details): the learning-rate finder adds its rate and loss.
+Progress = Callable[..., None]
 
 
 def error_text(exc: BaseException) -> str:

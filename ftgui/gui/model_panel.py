@@ -354,7 +354,7 @@ class ModelPanel(QWidget):
         self.blocks_spin.setVisible(key == "last")
         self.every_spin.setVisible(key == "gradual" or (key == "custom" and self.plan.strategy == "gradual"))
 
-    def _on_strategy_changed(self, *_: Any) -> None:
+    def _on_strategy_changed(self, *_: object) -> None:
         """A strategy (or its block count, or train-BN) chosen: a fresh plan without tree edits;
         'Custom' keeps the current plan for editing in the tree."""
         key = self.strategy_key

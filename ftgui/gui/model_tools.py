@@ -7,6 +7,7 @@ stays usable; the quick checks before a job (folder, space, packages) answer at 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from ..core.text import display_path
 from .dialogs import ExportDialog, LRFinderDialog, default_export_folder
+from .jobs import Progress
 from .settings import setting
 from .thumbs import thumbnail_png
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
     from ..core.config import TrainConfig
     from ..core.engine import Trainer
+    from ..core.evaluate import Evaluation
     from ..core.export import FormatCheck
     from ..core.lr_finder import LRFinderResult
     from ..core.predict import Predictor
@@ -33,6 +36,11 @@ if TYPE_CHECKING:
     from .jobs import JobRunner
     from .train_panel import TrainPanel
     from .try_panel import TryPanel
+
+
+if TYPE_CHECKING:
+    # An evaluation and thumbnails of its worst images, or None when nothing could be read.
+    EvaluationResult = tuple[Evaluation, dict[str, bytes]] | None
 
 
 class ModelTools(QMainWindow):
@@ -135,7 +143,12 @@ class ModelTools(QMainWindow):
 
     # ------------------------------------------------------------ evaluation, try, learning rate
 
-    def _run_task(self, fn: Any, on_returned: Any, busy_text: str) -> None:
+    def _run_task(
+        self,
+        fn: Callable[[Progress, Callable[[], bool]], Any],
+        on_returned: Callable[[Any], None],
+        busy_text: str,
+    ) -> None:
         self.statusBar().showMessage(busy_text)
         self.jobs.start(
             busy_text.rstrip("…"),
@@ -157,7 +170,7 @@ class ModelTools(QMainWindow):
         if not use_trainer and bundle is None:
             return
 
-        def work(progress: Any, cancelled: Any) -> Any:
+        def work(progress: Progress, cancelled: Callable[[], bool]) -> EvaluationResult:
             if use_trainer and trainer is not None:
                 ev = evaluate_trainer(trainer, progress=progress, cancelled=cancelled)
             elif bundle is not None:
@@ -170,7 +183,7 @@ class ModelTools(QMainWindow):
         self.eval_panel.set_busy(True)
         self._run_task(work, self._on_evaluation_returned, "Evaluating…")
 
-    def _on_evaluation_returned(self, result: Any) -> None:
+    def _on_evaluation_returned(self, result: EvaluationResult) -> None:
         if result is None:
             self.log_message("warning", "Nothing to evaluate: the validation images are not available.")
             return
@@ -184,7 +197,7 @@ class ModelTools(QMainWindow):
         self.log_message(
             "info",
             f"Evaluation: {headline(ev)}"
-            + (f"; weakest class {min(wrong, key=lambda m: m.recall).name}" if wrong else ""),
+            + (f"; weakest class {min(wrong, key=lambda m: m.recall or 0.0).name}" if wrong else ""),
         )
 
     def _on_open_bundle_triggered(self) -> None:
@@ -234,7 +247,7 @@ class ModelTools(QMainWindow):
         trainer = Trainer(self.build_config())
         scan = self.data_panel.scan
 
-        def work(progress: Any, cancelled: Any) -> Any:
+        def work(progress: Progress, cancelled: Callable[[], bool]) -> LRFinderResult:
             trainer.prepare(scan=scan)
             return find_lr(trainer, progress=progress, cancelled=cancelled)
 

@@ -218,7 +218,7 @@ class TrainPanel(QWidget):
     def show_lr_used(self, text: str) -> None:
         self.lr_note.setText(f"This run: {text}")
 
-    def _on_lr_mode_changed(self, *_: Any) -> None:
+    def _on_lr_mode_changed(self, *_: object) -> None:
         self.lr.setEnabled(self.lr_mode_key == "set" and not self._running)
         self._update_lr_note()
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torchvision.models as tvm
 from torch import nn
+from torchvision.models import WeightsEnum
 
 from ..errors import ModelError, WeightsError
 from .heads import find_head, head_classes, replace_head
@@ -52,7 +53,7 @@ class ModelSource:
     kwargs: dict[str, Any]
     preprocess: Preprocess
     description: str  # what model.json records as weights_source
-    weights: Any | None = None  # a torchvision weights enum value
+    weights: WeightsEnum | None = None  # torchvision's pretrained weights
     file_state: dict[str, torch.Tensor] | None = None  # a local weights file's tensors
     file_path: Path | None = None
     file_classes: int | None = None  # the class count of the file's own head
@@ -184,19 +185,20 @@ def _registered_on_meta() -> Iterator[None]:
 
     me = threading.get_ident()
 
-    def parameter(module: nn.Module, name: str, param: Any) -> Any:
+    def parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> nn.Parameter | None:
         if param is None or threading.get_ident() != me:
             return None
         return nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
 
-    def buffer(module: nn.Module, name: str, tensor: Any) -> Any:
+    def buffer(module: nn.Module, name: str, tensor: torch.Tensor | None) -> torch.Tensor | None:
         if tensor is None or threading.get_ident() != me:
             return None
         return tensor.to("meta")
 
+    # torch uses a hook's return value as the registered tensor (its annotation says None).
     handles = [
-        register_module_parameter_registration_hook(parameter),
-        register_module_buffer_registration_hook(buffer),
+        register_module_parameter_registration_hook(parameter),  # type: ignore[arg-type]
+        register_module_buffer_registration_hook(buffer),  # type: ignore[arg-type]
     ]
     try:
         yield

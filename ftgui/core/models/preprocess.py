@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .registry import weights_enum
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,7 +68,9 @@ def _triple(values: Any, what: str) -> tuple[float, float, float]:
     return float(values[0]), float(values[1]), float(values[2])
 
 
-def preprocess_for(arch: str, weights: Any | None = None, image_size: int | None = None) -> Preprocess:
+def preprocess_for(
+    arch: str, weights: WeightsEnum | None = None, image_size: int | None = None
+) -> Preprocess:
     """Preprocessing from the weights' own transforms (or the architecture's default weights)."""
     source = weights
     if source is None:

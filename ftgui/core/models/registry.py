@@ -91,6 +91,7 @@ def check_arch(arch: str) -> None:
 
 
 def weights_enum(arch: str) -> Any | None:
+    """The architecture's WeightsEnum class (a class torchvision ships without type information)."""
     try:
         return tvm.get_model_weights(arch)
     except (ValueError, KeyError):

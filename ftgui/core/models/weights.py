@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import torch
 import torchvision.models as tvm
 from torch import nn
+from torchvision.models import WeightsEnum
 
 from ..errors import WeightsError
 from .registry import weights_enum
@@ -19,7 +20,7 @@ from .registry import weights_enum
 LOCAL_WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin")
 
 
-def resolve_weights(arch: str, spec: str | None) -> Any | None:
+def resolve_weights(arch: str, spec: str | None) -> WeightsEnum | None:
     """Turn 'default', 'IMAGENET1K_V1' or 'ResNet18_Weights.IMAGENET1K_V1' into a weights enum.
 
     Returns None for 'none'. Local files are not handled here (see :func:`build_model`).
@@ -39,13 +40,13 @@ def resolve_weights(arch: str, spec: str | None) -> Any | None:
         raise WeightsError(f"{arch} has no weights named '{spec}'. Available: {known}.") from None
 
 
-def weights_cache_path(weights: Any) -> Path:
+def weights_cache_path(weights: WeightsEnum) -> Path:
     """Where torch's hub cache keeps (or will keep) the file of these weights."""
     filename = os.path.basename(urlparse(weights.url).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
-def weights_availability(weights: Any, timeout: float = 2.0) -> tuple[str, str]:
+def weights_availability(weights: WeightsEnum, timeout: float = 2.0) -> tuple[str, str]:
     """('cached' | 'download' | 'offline', a sentence for the user) for torchvision weights."""
 
     path = weights_cache_path(weights)
@@ -147,7 +148,7 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], what: str, arch:
     model.load_state_dict(state, strict=False)
 
 
-def load_pretrained(arch: str, weights: Any, allow_download: bool) -> nn.Module:
+def load_pretrained(arch: str, weights: WeightsEnum, allow_download: bool) -> nn.Module:
     cached = weights_cache_path(weights)
     name = f"{type(weights).__name__}.{weights.name}"
     advice = (
