@@ -278,3 +278,22 @@ def test_schedules():
     peak = max(range(101), key=lambda s: lr_factor("onecycle", s, 101))
     assert peak == 30 and lr_factor("onecycle", 0, 101) == pytest.approx(1 / 25)
     assert lr_factor("onecycle", 100, 101) == pytest.approx(1e-4)
+
+
+def test_a_checkpoint_of_the_earlier_format_still_resumes(tiny_config, tmp_path):
+    """Version 1 stored the strategy as text and the trainable names under 'trainable'."""
+    tiny_config.freeze = FreezePlan.parse("last-1")
+    trainer = Trainer(tiny_config)
+    assert isinstance(run_to_end(trainer), ev.Finished)
+    state = trainer.checkpoint_state()
+    config = {k: v for k, v in state["config"].items() if k != "freeze"}
+    config.update(strategy="last-1", trainable=[], unfreeze_every=1, train_bn=False)
+    old = {k: v for k, v in state.items() if k != "trainable_parameter_names"}
+    old.update(version=1, config=config, trainable=state["trainable_parameter_names"])
+    torch.save(old, tmp_path / "v1.pt")
+    resumed = Trainer.from_checkpoint(tmp_path / "v1.pt", epochs=2)
+    assert resumed.config.freeze == FreezePlan.parse("last-1")
+    names = [n for n, p in resumed.model.named_parameters() if p.requires_grad]
+    assert names == state["trainable_parameter_names"]
+    final = run_to_end(resumed)
+    assert isinstance(final, ev.Finished) and final.epochs_completed == 2
