@@ -400,7 +400,9 @@ def test_ftgui_folder_opens_with_that_dataset(qtbot, settings, image_folder):
     assert w.model_panel.summary.text().startswith("Trainable: 2,052 of 11,178,564")  # 4 classes
 
 
-def test_googlenet_weights_file_without_aux_heads_tree_matches_training(qtbot, window, image_folder, drop, tmp_path):
+def test_googlenet_weights_file_without_aux_heads_tree_matches_training(
+    qtbot, window, image_folder, drop, tmp_path
+):
     """The tree is the model that trains: a GoogLeNet file without auxiliary classifiers gives a
     tree without them, the same trainable count as the engine, and edits that Start accepts."""
     from safetensors.torch import save_file
