@@ -18,6 +18,7 @@ from .core.options import CACHE_MODES, DEVICES, EXPORT_FORMATS, OPTIMIZERS, SCHE
 from .core.text import display_path as display  # names with bytes that are not UTF-8 as \xNN
 
 if TYPE_CHECKING:
+    from .core.compare import CandidateSummary
     from .core.config import TrainConfig
     from .core.engine import Trainer
     from .core.events import CancelToken
@@ -39,12 +40,8 @@ def _learning_rate(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"must be a number or auto (got {text!r})") from None
 
 
-def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ftgui-train",
-        description="Fine-tune a pretrained torchvision classifier on a folder of images "
-        "(one subfolder per class, or train/ and val/ folders).",
-    )
+def _run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentParser:
+    """The options of one run; ``train`` adds those only ftgui-train has (strategy, resume, ...)."""
     p.add_argument("data_dir", metavar="DATA_DIR", help="image folder: one subfolder per class")
     p.add_argument(
         "--out", required=True, metavar="OUT_DIR", help="folder for model.safetensors and model.json"
@@ -56,21 +53,24 @@ def train_parser() -> argparse.ArgumentParser:
         help="'default' (torchvision's best), a weights name (IMAGENET1K_V1), 'none', or a local "
         ".pth/.pt/.safetensors file",
     )
-    p.add_argument(
-        "--strategy",
-        default="head",
-        help=f"which layers train: {STRATEGY_HELP} (default: head)",
-    )
-    p.add_argument(
-        "--unfreeze-every",
-        type=_positive_int,
-        default=1,
-        metavar="E",
-        help="gradual: unfreeze one more block every E epochs",
-    )
-    p.add_argument(
-        "--train-bn", action="store_true", help="keep BatchNorm layers trainable inside frozen blocks"
-    )
+    if train:
+        p.add_argument(
+            "--strategy",
+            default="head",
+            help=f"which layers train: {STRATEGY_HELP} (default: head)",
+        )
+    if train:
+        p.add_argument(
+            "--unfreeze-every",
+            type=_positive_int,
+            default=1,
+            metavar="E",
+            help="gradual: unfreeze one more block every E epochs",
+        )
+    if train:
+        p.add_argument(
+            "--train-bn", action="store_true", help="keep BatchNorm layers trainable inside frozen blocks"
+        )
     p.add_argument("--epochs", type=_positive_int, default=5)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument(
@@ -132,34 +132,49 @@ def train_parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="RAM for caches (default: a quarter of the free memory; larger caches go to disk)",
     )
-    p.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=1,
-        metavar="E",
-        help="save OUT_DIR/checkpoint.pt every E epochs (0 = never; default 1)",
-    )
-    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")
-    p.add_argument(
-        "--find-lr",
-        action="store_true",
-        help="run a learning-rate range test, print the suggested --lr, and exit without training",
-    )
-    p.add_argument(
-        "--export",
-        default="",
-        metavar="FORMATS",
-        help=f"extra formats besides safetensors, comma-separated: {', '.join(EXPORT_FORMATS)} "
-        "(each loaded back and checked against the model)",
-    )
-    p.add_argument(
-        "--no-evaluate",
-        action="store_true",
-        help="skip the confusion matrix and per-class report after training",
-    )
+    if train:
+        p.add_argument(
+            "--checkpoint-every",
+            type=int,
+            default=1,
+            metavar="E",
+            help="save OUT_DIR/checkpoint.pt every E epochs (0 = never; default 1)",
+        )
+    if train:
+        p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")
+    if train:
+        p.add_argument(
+            "--find-lr",
+            action="store_true",
+            help="run a learning-rate range test, print the suggested --lr, and exit without training",
+        )
+    if train:
+        p.add_argument(
+            "--export",
+            default="",
+            metavar="FORMATS",
+            help=f"extra formats besides safetensors, comma-separated: {', '.join(EXPORT_FORMATS)} "
+            "(each loaded back and checked against the model)",
+        )
+    if train:
+        p.add_argument(
+            "--no-evaluate",
+            action="store_true",
+            help="skip the confusion matrix and per-class report after training",
+        )
     p.add_argument("--quiet", action="store_true", help="only print the summary")
     p.add_argument("--version", action="version", version=f"ftgui {__version__}")
+
     return p
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ftgui-train",
+        description="Fine-tune a pretrained torchvision classifier on a folder of images "
+        "(one subfolder per class, or train/ and val/ folders).",
+    )
+    return _run_options(p, train=True)
 
 
 class Progress:
@@ -229,7 +244,11 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         data_dir=args.data_dir,
         arch=args.model,
         weights=args.weights,
-        freeze=FreezePlan.parse(args.strategy, train_bn=args.train_bn, unfreeze_every=args.unfreeze_every),
+        freeze=FreezePlan.parse(
+            getattr(args, "strategy", "head"),
+            train_bn=getattr(args, "train_bn", False),
+            unfreeze_every=getattr(args, "unfreeze_every", 1),
+        ),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -400,6 +419,142 @@ def _find_lr(trainer: Trainer, progress: Progress) -> int:
         return 1
     print(f"suggested learning rate: {result.suggestion:.2e}  (use --lr {result.suggestion:.1e})")
     return 0
+
+
+def compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ftgui-compare",
+        description="Train several freeze layouts on the same split, seed and epochs, keep a bundle "
+        "of each, and say which to use.",
+    )
+    _run_options(p, train=False)
+    p.add_argument(
+        "--candidates",
+        default="head,last-1,full",
+        help=f"comma-separated strategies, each {STRATEGY_HELP} (default: head,last-1,full)",
+    )
+    p.add_argument(
+        "--lrs",
+        default="",
+        metavar="LR,LR",
+        help="train every candidate at each of these learning rates (default: each strategy's own)",
+    )
+    return p
+
+
+def compare_main(argv: Sequence[str] | None = None) -> int:
+    args = compare_parser().parse_args(argv)
+    progress = Progress(sys.stderr, args.quiet)
+    try:
+        return _compare(args, progress)
+    except FtguiError as exc:
+        sys.stderr.write(f"ftgui-compare: error: {display(str(exc))}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("ftgui-compare: aborted; finished candidates are kept\n")
+        return 130
+
+
+COMPARE_COLUMNS = (
+    ("candidate", "name", "{}"),
+    ("trainable", "trainable_params", "{:,}"),
+    ("best epoch", "best_epoch", "{}"),
+    ("val acc", "best_val_accuracy", "{:.1%}"),
+    ("val loss", "best_val_loss", "{:.4f}"),
+    ("train acc", "final_train_accuracy", "{:.1%}"),
+    ("gap", "gap", "{:+.1%}"),
+    ("time", "seconds", "{:.1f}s"),
+    ("images/s", "images_per_s", "{:.0f}"),
+    ("status", "status", "{}"),
+)
+
+
+def comparison_table(summaries: Sequence[CandidateSummary]) -> str:
+    """The summary as aligned text columns (what ftgui-compare prints)."""
+    rows = [[h for h, _, _ in COMPARE_COLUMNS]]
+    for s in summaries:
+        d = s.to_dict()
+        rows.append(["-" if d[key] is None else fmt.format(d[key]) for _, key, fmt in COMPARE_COLUMNS])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+        for r in rows
+    )
+
+
+def _compare(args: argparse.Namespace, progress: Progress) -> int:
+    import csv
+    import io
+
+    from .core.compare import CandidateEvent, Comparison, ComparisonFinished, parse_candidates
+    from .core.events import CancelToken
+    from .core.export import dumps_json, export_all
+    from .core.files import OutputLock, atomic_write
+
+    try:
+        lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
+    except ValueError:
+        raise FtguiError(f"--lrs must list numbers, e.g. 1e-3,3e-3 (got {args.lrs!r}).") from None
+    candidates = parse_candidates(args.candidates, lrs)
+    cfg = _config(args)
+    cfg.validate()
+    out_dir = Path(args.out).expanduser()
+    args.checkpoint_every = 0
+    _check_out(args, out_dir, cfg.arch)
+    cancel = CancelToken()
+
+    def on_signal(signum: int, frame: object) -> None:
+        name, _ = STOP_SIGNALS[signal.Signals(signum)]
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        progress.line(f"{name}: stopping after this batch; finished candidates are kept...")
+        cancel.cancel()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    lock = OutputLock(out_dir).acquire(" ".join(["ftgui-compare", *sys.argv[1:]]))
+    final: ComparisonFinished | None = None
+    try:
+        comparison = Comparison(cfg, candidates)
+        for e in comparison.run(cancel):
+            if isinstance(e, ComparisonFinished):
+                final = e
+                continue
+            assert isinstance(e, CandidateEvent)
+            if isinstance(e.event, ev.RunStarted):
+                progress.line(f"== {e.candidate} ==")
+            _print_event(e.event, progress)
+            if isinstance(e.event, ev.Failed):
+                progress.line(f"{e.candidate}: {e.event.message.splitlines()[0]}")
+            if isinstance(e.event, ev.Finished):
+                export_all(comparison.trainers[e.candidate], out_dir / e.candidate)
+                progress.line(f"{e.candidate}: wrote {out_dir / e.candidate}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if final is not None:
+            records = [s.to_dict() for s in final.summaries]
+            report_data = {
+                "candidates": records,
+                "recommended": final.recommended,
+                "reason": final.reason,
+                "notes": list(final.notes),
+                "training": cfg.to_dict(),
+            }
+            atomic_write(out_dir / "comparison.json", lambda fh: fh.write(dumps_json(report_data).encode()))
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+            atomic_write(out_dir / "comparison.csv", lambda fh: fh.write(text.getvalue().encode()))
+        lock.release()
+    assert final is not None
+    print(comparison_table(final.summaries))
+    print(f"recommended: {final.reason}" if final.recommended else f"no recommendation: {final.reason}")
+    for note in final.notes:
+        print(f"note: {note}")
+    if cancel.cancelled:
+        return 130
+    return 0 if final.recommended else 1
 
 
 def predict_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,7 @@ from .data import Batch, Sample, ScanResult, Split, scan_folder, split_samples
 from .device import is_out_of_memory, oom_message, select_device
 from .errors import DataError, FtguiError, TrainingError
 from .events import CancelToken
+from .freeze import NothingTrains
 from .layers import count_params, head_names, model_blocks, train_mode, trainable_names
 from .models import BuiltModel, Preprocess, build_model
 from .optim import group_parameters, lr_factor, make_optimizer, set_lr
@@ -120,6 +121,8 @@ class Trainer:
             cfg.arch, len(self.scan.classes), cfg.weights, cfg.image_size, allow_download=self.allow_download
         )
         cfg.freeze.apply(built.model, 0)
+        if not any(p.requires_grad for p in built.model.parameters()):
+            raise NothingTrains()
         self._attach(built, device)
         choose_lr(self)  # the strategy's default, auto (a range test) or the user's; and why
         for rel, reason in self.scan.skipped:

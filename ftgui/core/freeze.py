@@ -26,6 +26,19 @@ if TYPE_CHECKING:
 
 Strategy = Literal["head", "last", "full", "gradual"]
 
+# The tutorial's warning, for a plan under which nothing would train.
+NOTHING_TRAINS = (
+    "Nothing would train: every layer is frozen, so the model could only ever predict what its "
+    "random new head says. Unfreeze at least the classifier (head only)."
+)
+
+
+class NothingTrains(ModelError):
+    """A freeze plan that leaves no parameter trainable (refused before any training)."""
+
+    def __init__(self) -> None:
+        super().__init__(NOTHING_TRAINS)
+
 
 @dataclass(frozen=True)
 class FreezePlan:

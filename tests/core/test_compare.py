@@ -1,0 +1,134 @@
+"""Comparing freeze layouts: sharing must not change any candidate's result."""
+
+import pytest
+import torch
+
+from ftgui.core import events as ev
+from ftgui.core.compare import (
+    NOTHING_TRAINS,
+    Candidate,
+    CandidateEvent,
+    CandidateSummary,
+    Comparison,
+    ComparisonFinished,
+    parse_candidates,
+    recommend,
+)
+from ftgui.core.engine import Trainer, run_to_end
+from ftgui.core.errors import FtguiError
+from ftgui.core.freeze import FreezePlan
+
+
+def test_each_candidate_gets_exactly_the_result_of_its_own_run(tiny_config):
+    tiny_config.epochs = 2
+    candidates = parse_candidates("head,last-1,full")
+    comparison = Comparison(tiny_config, candidates)
+    events = list(comparison.run())
+    final = events[-1]
+    assert isinstance(final, ComparisonFinished)
+    tagged = [e for e in events if isinstance(e, CandidateEvent)]
+    assert [e.candidate for e in tagged if isinstance(e.event, ev.RunStarted)] == ["head", "last-1", "full"]
+    assert all(s.status == "finished" and s.epochs == 2 for s in final.summaries)
+    for candidate in candidates:
+        alone = Trainer(comparison.config_for(candidate))
+        assert isinstance(run_to_end(alone), ev.Finished)
+        shared = comparison.trainers[candidate.name]
+        assert shared.config.lr == alone.config.lr  # the strategy's default, the same for both
+        for a, b in zip(shared.history, alone.history):
+            assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5), candidate.name
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5), candidate.name
+        for (name, x), y in zip(shared.model.state_dict().items(), alone.model.state_dict().values()):
+            assert torch.allclose(x.float(), y.float(), rtol=1e-4, atol=1e-6), (candidate.name, name)
+    by_name = {s.name: s for s in final.summaries}
+    assert (
+        by_name["head"].trainable_params
+        < by_name["last-1"].trainable_params
+        < by_name["full"].trainable_params
+    )
+    assert by_name["full"].trainable_params == by_name["full"].total_params
+    assert final.recommended in by_name and final.reason.startswith(final.recommended)
+
+
+def test_a_candidate_with_nothing_to_train_is_refused_before_it_starts(tiny_config):
+    nothing = Candidate("frozen", FreezePlan().edit("", False))
+    final = list(Comparison(tiny_config, [nothing]).run())[-1]
+    (summary,) = final.summaries
+    assert summary.status == "refused" and NOTHING_TRAINS in summary.message
+    assert final.recommended is None
+
+
+def test_stop_keeps_the_finished_candidates(tiny_config):
+    cancel = ev.CancelToken()
+    comparison = Comparison(tiny_config, parse_candidates("head,full"))
+    events = []
+    for e in comparison.run(cancel):
+        events.append(e)
+        if isinstance(e, CandidateEvent) and e.candidate == "full" and isinstance(e.event, ev.BatchEnded):
+            cancel.cancel()
+    status = {s.name: s.status for s in events[-1].summaries}
+    assert status == {"head": "finished", "full": "stopped"}
+
+
+def test_candidates_and_names():
+    assert [c.name for c in parse_candidates("head, last-2,full")] == ["head", "last-2", "full"]
+    named = parse_candidates("head", [1e-3, 3e-2])
+    assert [(c.name, c.lr) for c in named] == [("head@0.001", 1e-3), ("head@0.03", 3e-2)]
+    with pytest.raises(FtguiError, match="Unknown strategy 'sideways'"):
+        parse_candidates("head,sideways")
+    with pytest.raises(FtguiError, match="Candidate names must differ"):
+        Comparison(None, parse_candidates("head,head"))
+
+
+def _s(name, acc, train, seconds, params=1, status="finished"):
+    return CandidateSummary(
+        name, name, best_val_accuracy=acc, final_train_accuracy=train, gap=None if acc is None else train - acc,
+        seconds=seconds, trainable_params=params, status=status,
+    )  # fmt: skip
+
+
+def test_recommendation_sentences():
+    pick, reason, notes = recommend([_s("head", 0.930, 0.95, 10), _s("full", 0.934, 1.0, 120, 100)])
+    assert pick == "head" and reason == "head: within 0.4 points of full at 1/12 of the time"
+    pick, reason, notes = recommend([_s("head", 0.80, 0.82, 10), _s("full", 0.71, 1.0, 120, 100)])
+    assert (
+        pick == "head" and reason == "head: the best validation accuracy (80.0 %), 9.0 points ahead of full"
+    )
+    assert notes == ("full overfits: train 100 %, validation 71 %",)
+    pick, reason, _ = recommend([_s("head", None, 0.5, 1, status="failed")])
+    assert pick is None and "no candidate finished" in reason
+
+
+def test_the_engine_refuses_a_plan_that_trains_nothing(tiny_config):
+    from ftgui.core.freeze import NothingTrains
+
+    tiny_config.freeze = FreezePlan.parse("head").edit("fc", False)
+    with pytest.raises(NothingTrains, match="Nothing would train: every layer is frozen"):
+        Trainer(tiny_config).prepare()
+
+
+def test_ftgui_compare_writes_a_bundle_per_candidate_and_the_table(image_folder, tmp_path, capsys):
+    import csv
+    import json
+
+    from ftgui.cli import compare_main
+    from ftgui.core.predict import Predictor
+
+    out = tmp_path / "cmp"
+    args = [str(image_folder), "--out", str(out), "--weights", "none", "--image-size", "32", "--epochs", "1"]
+    assert compare_main([*args, "--candidates", "head,full"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.splitlines()[0].split() == [
+        "candidate", "trainable", "best", "epoch", "val", "acc", "val", "loss", "train", "acc", "gap", "time",
+        "images/s", "status",
+    ]  # fmt: skip
+    assert "recommended: " in printed.out and "== head ==" in printed.err and "== full ==" in printed.err
+    report = json.loads((out / "comparison.json").read_text())
+    assert [c["name"] for c in report["candidates"]] == ["head", "full"]
+    assert report["recommended"] in ("head", "full") and report["reason"].startswith(report["recommended"])
+    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    assert [r["name"] for r in rows] == ["head", "full"] and rows[0]["trainable_params"] == "2052"
+    for name in ("head", "full"):
+        assert (out / name / "MODEL_CARD.md").is_file()
+        assert Predictor.load(out / name).classes == ["circle", "square", "stripes", "triangle"]
+    assert compare_main([*args, "--candidates", "head,sideways"]) == 2
+    assert "Unknown strategy 'sideways'" in capsys.readouterr().err
