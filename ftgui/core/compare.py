@@ -2,8 +2,10 @@
 
 A comparison trains its candidates one after another with the engine's own ``Trainer`` and yields
 their events tagged with the candidate's name, then a summary with a recommendation. What can
-be shared without changing any result is shared: the folder scan, and the decoded pixels of
-every image (the same preprocessing for all candidates).
+be shared without changing any result is shared: the folder scan, the decoded pixels of every
+image (the same preprocessing for all candidates), and the frozen layers' output wherever two
+candidates freeze the same prefix of the same weights (one strategy at several learning rates,
+gradual unfreezing's first epochs after head only).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .freeze import NOTHING_TRAINS, FreezePlan, NothingTrains
 if TYPE_CHECKING:
     import torch
 
+    from .cache import FeatureStore
     from .data import ScanResult
     from .engine import Trainer
 
@@ -150,6 +153,7 @@ class Comparison:
         self.base.validate()
         scan = scan or scan_folder(self.base.data_dir)
         memo: dict[str, dict[int, torch.Tensor]] | None = None
+        features: dict[str, FeatureStore] = {}  # frozen-prefix outputs, by what they depend on
         for candidate in self.candidates:
             if cancel.cancelled:
                 break
@@ -168,7 +172,8 @@ class Comparison:
             trainable, total = count_params(trainer.model)
             summary.trainable_params, summary.total_params = trainable, total
             summary.lr = trainer.config.lr if isinstance(trainer.config.lr, float) else None
-            assert trainer.source is not None
+            assert trainer.source is not None and trainer.prefix is not None
+            trainer.prefix.shared = features
             if memo is None:
                 memo = trainer.source.memo  # decoded pixels: the same for every candidate
             else:

@@ -56,11 +56,21 @@ def frozen_fingerprint(model: nn.Module) -> list[float]:
 class FrozenPrefix:
     """The cache of one run; inactive until :meth:`ensure` finds it worth building."""
 
-    def __init__(self, source: BatchSource, built: BuiltModel, device: torch.device) -> None:
+    def __init__(
+        self,
+        source: BatchSource,
+        built: BuiltModel,
+        device: torch.device,
+        shared: dict[str, FeatureStore] | None = None,
+    ) -> None:
         self.source = source
         self.built = built
         self.device = device
         self._active: _Active | None = None
+        # Finished stores by cache key, shared between runs of one process (a comparison's
+        # candidates with the same frozen prefix); the key covers everything the features
+        # depend on, so a store is only ever reused for identical features.
+        self.shared: dict[str, FeatureStore] = shared if shared is not None else {}
 
     @property
     def active(self) -> bool:
@@ -110,7 +120,9 @@ class FrozenPrefix:
         for part, samples in (("train", split.train), ("val", split.val)):
             path = cache_dir() / f"{key}-{part}.npy"
             meta = path.with_suffix(".json")
-            store = FeatureStore.reopen(path, meta, len(samples), shape) if where == "disk" else None
+            store = self.shared.get(f"{key}-{part}")
+            if store is None and where == "disk":
+                store = FeatureStore.reopen(path, meta, len(samples), shape)
             if store is None:
                 reused = False
                 store = FeatureStore(len(samples), shape, where, path if where == "disk" else None)
@@ -121,6 +133,7 @@ class FrozenPrefix:
                     if batch.images.numel():
                         store.put(batch.indices.tolist(), capture(model, plan, batch.images.to(self.device)))
                 store.finish(meta if where == "disk" else None)
+            self.shared[f"{key}-{part}"] = store
             stores.append(store)
         self._active = _Active(plan, stores[0], stores[1], signature)
         size = (n_train + n_val) * per_image / 2**20

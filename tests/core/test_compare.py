@@ -132,3 +132,31 @@ def test_ftgui_compare_writes_a_bundle_per_candidate_and_the_table(image_folder,
         assert Predictor.load(out / name).classes == ["circle", "square", "stripes", "triangle"]
     assert compare_main([*args, "--candidates", "head,sideways"]) == 2
     assert "Unknown strategy 'sideways'" in capsys.readouterr().err
+
+
+def test_candidates_with_the_same_frozen_prefix_share_its_output(tiny_config):
+    """head at two rates, then gradual (whose first epoch trains the head alone): the frozen
+    layers run once for all three, and each result is still its own run's."""
+    tiny_config.freeze, tiny_config.epochs = FreezePlan.parse("head"), 2
+    candidates = [*parse_candidates("head", [1e-3, 3e-2]), Candidate("gradual", FreezePlan.parse("gradual"))]
+    comparison = Comparison(tiny_config, candidates)
+    events = list(comparison.run())
+    cached = [
+        (e.candidate, e.event.text.split(" frozen")[0])
+        for e in events
+        if isinstance(e, CandidateEvent)
+        and isinstance(e.event, ev.Message)
+        and "frozen layers' output" in e.event.text
+    ]
+    assert cached[:3] == [
+        ("head@0.001", "Cached the"),
+        ("head@0.03", "Reused the cached"),
+        ("gradual", "Reused the cached"),
+    ]
+    for candidate in candidates:
+        alone = Trainer(comparison.config_for(candidate))
+        run_to_end(alone)
+        shared = comparison.trainers[candidate.name]
+        assert [h["val_loss"] for h in shared.history] == pytest.approx(
+            [h["val_loss"] for h in alone.history], rel=1e-5
+        )
