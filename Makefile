@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ftgui-installed
 
-.PHONY: run test test-fast lint bench bench-accuracy clean
+.PHONY: run test test-fast lint bench bench-accuracy bench-compare clean
 
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
@@ -27,6 +27,9 @@ bench: $(STAMP)
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python benchmarks/bench_accuracy.py $(ARGS)
+
+bench-compare: $(STAMP)
+	$(BIN)/python benchmarks/bench_compare.py $(ARGS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
