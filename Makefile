@@ -33,7 +33,7 @@ bench-compare: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,onnx,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,onnx,bench,tensorboard]'
 	touch $(STAMP)
 
 clean:

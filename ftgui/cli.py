@@ -162,6 +162,12 @@ def _run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPa
             action="store_true",
             help="skip the confusion matrix and per-class report after training",
         )
+    p.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also log the run's scalars and hyperparameters for TensorBoard, one sub-folder per "
+        "run (needs the tensorboard extra)",
+    )
     p.add_argument("--quiet", action="store_true", help="only print the summary")
     p.add_argument("--version", action="version", version=f"ftgui {__version__}")
 
@@ -268,6 +274,16 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def _check_tensorboard(args: argparse.Namespace) -> None:
+    """--tensorboard needs its package: said before any slow work."""
+    if args.tensorboard:
+        from .core.tensorboard import tensorboard_missing
+
+        missing = tensorboard_missing()
+        if missing:
+            raise FtguiError(f"--tensorboard: {missing}")
+
+
 def _check_out(args: argparse.Namespace, out_dir: Path, arch: str) -> None:
     """--out must be usable before the scan starts: a full disk must cost no training time."""
     from .core.export import check_output_folder
@@ -294,6 +310,7 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
     missing = missing_format_packages(formats)
     if missing:
         raise FtguiError(f"--export {args.export}: {missing}")
+    _check_tensorboard(args)
     if args.checkpoint_every < 0:
         raise FtguiError(f"--checkpoint-every must be 0 (never) or more (got {args.checkpoint_every}).")
     if args.resume:
@@ -341,15 +358,31 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
         lock.release()
 
 
+def _tensorboard_folder(args: argparse.Namespace, out_dir: Path) -> Path | None:
+    """DIR/<output folder>-<date-time>: one TensorBoard run per ftgui run."""
+    if not args.tensorboard:
+        return None
+    return Path(args.tensorboard).expanduser() / f"{out_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def _run(
     trainer: Trainer, cancel: CancelToken, args: argparse.Namespace, out_dir: Path, progress: Progress
 ) -> ev.Event:
+    from .core.tensorboard import TensorBoardLog
+
+    folder = _tensorboard_folder(args, out_dir)
+    board = TensorBoardLog(folder, trainer.config) if folder else None
     final: ev.Event | None = None
     for e in trainer.run(cancel):
         _print_event(e, progress)
+        if board is not None:
+            board(e)
         if isinstance(e, ev.EpochEnded) and args.checkpoint_every and e.epoch % args.checkpoint_every == 0:
             trainer.save_checkpoint(out_dir / "checkpoint.pt")
         final = e
+    if board is not None:
+        board.close()
+        progress.line(f"TensorBoard log: {folder}")
     assert final is not None
     return final
 
@@ -490,12 +523,14 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     from .core.events import CancelToken
     from .core.export import dumps_json, export_all
     from .core.files import OutputLock, atomic_write
+    from .core.tensorboard import TensorBoardLog
 
     try:
         lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
     except ValueError:
         raise FtguiError(f"--lrs must list numbers, e.g. 1e-3,3e-3 (got {args.lrs!r}).") from None
     candidates = parse_candidates(args.candidates, lrs)
+    _check_tensorboard(args)
     cfg = _config(args)
     cfg.validate()
     out_dir = Path(args.out).expanduser()
@@ -513,9 +548,17 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     lock = OutputLock(out_dir).acquire(" ".join(["ftgui-compare", *sys.argv[1:]]))
     final: ComparisonFinished | None = None
+    board_root = _tensorboard_folder(args, out_dir)
+    boards: dict[str, TensorBoardLog] = {}
     try:
         comparison = Comparison(cfg, candidates)
         for e in comparison.run(cancel):
+            if board_root is not None and isinstance(e, CandidateEvent):
+                if e.candidate not in boards and e.candidate in comparison.trainers:
+                    trainer = comparison.trainers[e.candidate]
+                    boards[e.candidate] = TensorBoardLog(board_root / e.candidate, trainer.config)
+                if e.candidate in boards:
+                    boards[e.candidate](e.event)
             if isinstance(e, ComparisonFinished):
                 final = e
                 continue
@@ -531,6 +574,10 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for board in boards.values():
+            board.close()
+        if board_root is not None and boards:
+            progress.line(f"TensorBoard logs: {board_root}")
         if final is not None:
             records = [s.to_dict() for s in final.summaries]
             report_data = {

@@ -1,5 +1,7 @@
 """Comparing freeze layouts: sharing must not change any candidate's result."""
 
+import json
+
 import pytest
 import torch
 
@@ -160,3 +162,70 @@ def test_candidates_with_the_same_frozen_prefix_share_its_output(tiny_config):
         assert [h["val_loss"] for h in shared.history] == pytest.approx(
             [h["val_loss"] for h in alone.history], rel=1e-5
         )
+
+
+def _scalars(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_logs_read_back(image_folder, tmp_path, capsys):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from ftgui.cli import compare_main, train_main
+
+    args = [
+        str(image_folder),
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+    ]
+    assert train_main([*args, "--out", str(tmp_path / "m"), "--tensorboard", str(tmp_path / "tb")]) == 0
+    (run,) = (tmp_path / "tb").iterdir()
+    assert run.name.startswith("m-")
+    scalars = _scalars(run)
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert len(scalars["loss/batch"]) == 2 * 2  # 64 training images, batches of 32, 2 epochs
+    assert scalars["loss/val"] == pytest.approx([h["val_loss"] for h in meta["history"]])
+    assert scalars["accuracy/val"] == pytest.approx([h["val_accuracy"] for h in meta["history"]])
+    assert scalars["learning_rate"][0] == pytest.approx(3e-2)  # head's default, cosine from the top
+    assert "TensorBoard log: " in capsys.readouterr().err
+
+    out = tmp_path / "cmp"
+    assert (
+        compare_main(
+            [*args, "--out", str(out), "--candidates", "head,full", "--tensorboard", str(tmp_path / "tb2")]
+        )
+        == 0
+    )
+    (root,) = (tmp_path / "tb2").iterdir()
+    assert sorted(p.name for p in root.iterdir()) == ["full", "head"]
+    report = json.loads((out / "comparison.json").read_text())
+    for row in report["candidates"]:
+        best = _scalars(root / row["name"])["loss/val"][row["best_epoch"] - 1]
+        assert best == pytest.approx(row["best_val_loss"])
+
+
+def test_tensorboard_without_its_package_says_what_to_install(image_folder, tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['tensorboard'] = None\n"  # as if the extra were not installed
+        "from ftgui.cli import train_main\n"
+        f"sys.exit(train_main([{str(image_folder)!r}, '--out', {str(tmp_path / 'm')!r}, '--tensorboard', 'tb']))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert (
+        "--tensorboard: TensorBoard logs need the tensorboard package: pip install 'ftgui[tensorboard]'"
+        in run.stderr
+    )
+    assert not (tmp_path / "m").exists()  # said before any work
