@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .core import events as ev
@@ -349,7 +349,9 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
             trainer.prepare()
         if args.find_lr:
             return _find_lr(trainer, progress)
+        started = time.perf_counter()
         final = _run(trainer, cancel, args, out_dir, progress)
+        args.seconds = time.perf_counter() - started
         code = stopped_by[0] if stopped_by else 130
         return _finish(trainer, final, args, out_dir, formats, progress, code)
     finally:
@@ -411,6 +413,7 @@ def _finish(
                 f"wrote {check.path} ({check.runtime}; max difference at batch 1 and 3: "
                 f"{check.max_difference:.1e})"
             )
+        _record(trainer, "ftgui-train", progress, bundle=out_dir, seconds=getattr(args, "seconds", None))
     kept = f"the model of epoch {trainer.best_epoch or trainer.epoch}"
     if isinstance(final, ev.Failed):
         progress.stream.write(f"ftgui-train: error: {display(final.message.splitlines()[0])}\n")
@@ -437,6 +440,19 @@ def _finish(
         f"wrote {out_dir / 'model.safetensors'} and {out_dir / 'model.json'}"
     )
     return 0
+
+
+def _record(trainer: Trainer, source: str, progress: Progress, **kwargs: Any) -> None:
+    """Keep the run in the runs folder (a failure to write it never fails the run)."""
+    from .core.runs import record_run
+
+    try:
+        record = record_run(trainer, source, **kwargs)
+    except (OSError, FtguiError) as exc:
+        progress.line(f"warning: the run could not be recorded in the runs folder: {exc}")
+        return
+    if not progress.quiet:
+        progress.line(f"recorded as run {record.id}")
 
 
 def _find_lr(trainer: Trainer, progress: Progress) -> int:
@@ -579,6 +595,17 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
         if board_root is not None and boards:
             progress.line(f"TensorBoard logs: {board_root}")
         if final is not None:
+            for summary in final.summaries:
+                if summary.status in ("finished", "stopped") and summary.epochs >= 1:
+                    _record(
+                        comparison.trainers[summary.name],
+                        "ftgui-compare",
+                        progress,
+                        bundle=out_dir / summary.name if summary.status == "finished" else None,
+                        seconds=summary.seconds,
+                        comparison=out_dir.name,
+                        candidate=summary.name,
+                    )
             records = [s.to_dict() for s in final.summaries]
             report_data = {
                 "candidates": records,

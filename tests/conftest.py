@@ -18,6 +18,14 @@ from ftgui.core.freeze import FreezePlan  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
+def isolated_app_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run records, window checkpoints and the example folder go to a test's own data folder."""
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    return home
+
+
+@pytest.fixture(autouse=True)
 def isolated_torch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Never touch (or download into) the real hub cache."""
     home = tmp_path_factory.mktemp("torch_home")

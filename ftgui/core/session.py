@@ -6,6 +6,7 @@ its long operations off the GUI thread.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,10 @@ class Session:
         except FtguiError as exc:
             yield ev.Failed(str(exc), trainer.epoch)
             return
+        started = time.perf_counter()
         for event in trainer.run(cancel):
+            if isinstance(event, (ev.Finished, ev.Cancelled, ev.Failed)) and trainer.epoch >= 1:
+                yield self._record(trainer, time.perf_counter() - started)
             yield event
             if isinstance(event, ev.EpochEnded) and checkpoint:
                 # Saved here, between epochs, while the engine waits: a consistent state.
@@ -97,6 +101,16 @@ class Session:
                     yield ev.Message("info", f"Saved checkpoint after epoch {event.epoch}: {path}")
                 except OSError as exc:
                     yield ev.Message("warning", f"Could not save the checkpoint: {exc}")
+
+    def _record(self, trainer: Trainer, seconds: float) -> ev.Message:
+        """Keep the run in the runs folder (a failure to write it never fails the run)."""
+        from .runs import record_run
+
+        try:
+            record = record_run(trainer, "window", seconds=seconds)
+        except (OSError, FtguiError) as exc:
+            return ev.Message("warning", f"The run could not be recorded in the runs folder: {exc}")
+        return ev.Message("info", f"Recorded as run {record.id}.")
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> Trainer:
         from .engine import Trainer

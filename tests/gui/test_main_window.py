@@ -61,6 +61,12 @@ def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, dro
     assert "Finished 1 epochs" in window.log.toPlainText()
     assert window.plot.point_count >= 4 + 1
     assert window.export_action.isEnabled()
+    from ftgui.core.runs import list_runs
+
+    (run,) = list_runs(image_folder)  # every run is kept
+    assert run.source == "window" and run.strategy == "custom" and run.epochs == 1
+    assert run.freeze["overrides"] == [["layer3", True], ["layer2.1", True]]
+    assert f"Recorded as run {run.id}." in window.log.toPlainText()
 
     out = tmp_path / "exported"
     assert window.export_to(str(out))
