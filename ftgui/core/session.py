@@ -17,6 +17,7 @@ from .errors import FtguiError
 from .events import CancelToken
 
 if TYPE_CHECKING:
+    from .compare import Comparison
     from .config import TrainConfig
     from .data import ScanResult
     from .engine import Trainer
@@ -102,12 +103,26 @@ class Session:
                 except OSError as exc:
                     yield ev.Message("warning", f"Could not save the checkpoint: {exc}")
 
-    def _record(self, trainer: Trainer, seconds: float) -> ev.Message:
+    def compare(self, comparison: Comparison, scan: ScanResult, cancel: CancelToken) -> Iterator[ev.Event]:
+        """Run a comparison; every candidate that finished an epoch is recorded as a run."""
+        from .compare import ComparisonFinished
+
+        for event in comparison.run(cancel, scan):
+            if isinstance(event, ComparisonFinished):
+                for s in event.summaries:
+                    if s.name in comparison.trainers and s.epochs >= 1:
+                        yield self._record(comparison.trainers[s.name], s.seconds, candidate=s.name)
+            yield event
+
+    def _record(self, trainer: Trainer, seconds: float, candidate: str | None = None) -> ev.Message:
         """Keep the run in the runs folder (a failure to write it never fails the run)."""
         from .runs import record_run
 
         try:
-            record = record_run(trainer, "window", seconds=seconds)
+            comparison = "window comparison" if candidate else None
+            record = record_run(
+                trainer, "window", seconds=seconds, comparison=comparison, candidate=candidate
+            )
         except (OSError, FtguiError) as exc:
             return ev.Message("warning", f"The run could not be recorded in the runs folder: {exc}")
         return ev.Message("info", f"Recorded as run {record.id}.")

@@ -22,15 +22,18 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..core import report
 from ..core.session import Session
 
 if TYPE_CHECKING:
+    from ..core.compare import CandidateEvent, Comparison, ComparisonFinished
     from ..core.config import TrainConfig
     from ..core.data import ScanResult
     from ..core.engine import Trainer
-    from ..core.events import Event
+    from ..core.events import Event, Message
     from ..core.freeze import FreezePlan
 from ..core.text import display_path
+from .compare_panel import ComparePanel
 from .data_panel import DataPanel, folder_from_mime
 from .dialogs import LRFinderDialog
 from .eval_panel import EvaluationPanel
@@ -101,6 +104,9 @@ class MainWindow(ModelTools):
         center.addTab(train_view, "Data && training")
         center.addTab(self.eval_panel, "Evaluate")
         center.addTab(self.try_panel, "Try")
+        self.compare_panel = ComparePanel()
+        center.addTab(self.compare_panel, "Compare")
+        self.comparison: Comparison | None = None
         self.tabs = center
         log_box = QWidget()
         log_layout = QVBoxLayout(log_box)
@@ -135,6 +141,9 @@ class MainWindow(ModelTools):
         self.train_panel.stop_requested.connect(self.stop_training)
         self.train_panel.find_lr_requested.connect(self.find_learning_rate)
         self.eval_panel.evaluate_requested.connect(self.run_evaluation)
+        self.compare_panel.start_requested.connect(self.start_comparison)
+        self.compare_panel.stop_requested.connect(self.jobs.stop)
+        self.compare_panel.use_requested.connect(self.use_candidate)
         self.try_panel.open_bundle_requested.connect(self._on_open_bundle_triggered)
         self.torch_ready.connect(self._on_torch_ready)
         self.jobs.busy_changed.connect(self._on_busy_changed)
@@ -356,6 +365,75 @@ class MainWindow(ModelTools):
         self.train_panel.show_idle("Preparing model…")
         self.statusBar().showMessage("Preparing model…")
 
+    # ------------------------------------------------------------ comparing freeze layouts
+
+    def start_comparison(self) -> bool:
+        """Train the ticked layouts with the current settings, one after another, in the background."""
+        from ..core.compare import Candidate, Comparison, parse_candidates
+
+        if self.busy or not self.ready:
+            return False
+        if self.data_panel.scan is None:
+            self.show_error(
+                "No dataset", "Drop an image folder onto the window (or use File → Open dataset…)."
+            )
+            return False
+        chosen = self.compare_panel.chosen()
+        if not chosen:
+            self.show_error("Nothing to compare", "Tick at least one layout to compare.")
+            return False
+        base = self.build_config()
+        candidates = (
+            parse_candidates(",".join(c for c in chosen if c != "current")) if chosen != ["current"] else []
+        )
+        if "current" in chosen:
+            name = "current tree" if base.freeze.is_custom else f"current ({base.freeze.label})"
+            candidates.append(Candidate(name, base.freeze, base.lr))
+        comparison = Comparison(base, candidates)
+        scan = self.data_panel.scan
+        self.comparison = comparison
+        self.compare_panel.clear()
+        self.compare_panel.set_running(True)
+        self.log_message("info", f"Comparing {', '.join(c.name for c in candidates)} on {scan.root}")
+        return self.jobs.start(
+            "compare",
+            lambda job, progress: self.session.compare(comparison, scan, job.cancel),
+            on_yield=self._on_comparison_event,
+            on_error=lambda message: self.show_error("Comparison stopped", message),
+            on_done=lambda: self.compare_panel.set_running(False),
+        )
+
+    def _on_comparison_event(self, e: CandidateEvent | ComparisonFinished | Message) -> None:
+        from ..core import events as ev
+        from ..core.compare import CandidateEvent, ComparisonFinished
+
+        if isinstance(e, ev.Message):  # a candidate recorded as a run
+            self.log_message(e.level, e.text)
+            return
+        self.compare_panel.show_event(e)
+        if isinstance(e, CandidateEvent) and not isinstance(e.event, ev.BatchEnded):
+            line = report.describe(e.event)
+            if line is not None:
+                self.log_message(line[0], f"[{e.candidate}] {line[1]}")
+        elif isinstance(e, ComparisonFinished):
+            self.log_message("info", f"Comparison: {e.reason}" + "".join(f"; {n}" for n in e.notes))
+
+    def use_candidate(self, name: str) -> None:
+        """Make a compared candidate the current model: Evaluate, Try and Export use it."""
+        if self.busy or self.comparison is None or name not in self.comparison.trainers:
+            return
+        trainer = self.comparison.trainers[name]
+        if trainer.epoch < 1:
+            return
+        self.session.trainer, self.session.resuming = trainer, False
+        self.plot.clear()
+        for record in trainer.history:
+            self.plot.add_epoch(int(record["epoch"]), record.get("val_loss"), record.get("val_accuracy"))
+        self.log_message("info", f"Using {name} ({trainer.config.strategy}) as the current model")
+        self._use_trainer_for_try()
+        self._update_actions()
+        self.run_evaluation()
+
     def epoch_checkpoint_path(self, config: TrainConfig) -> str | None:
         """Where 'Checkpoint every epoch' saves: the app's data folder, one file per dataset and model."""
         if not self.train_panel.checkpoint_every_epoch.isChecked():
@@ -391,7 +469,6 @@ class MainWindow(ModelTools):
     def _on_worker_reported(self, e: Event) -> None:
         """Render one engine event: plot, progress, log (the sentences ftgui-train prints too)."""
         from ..core import events as ev
-        from ..core import report
 
         if isinstance(e, ev.BatchEnded):
             self.plot.add_batch(e.epoch, e.batch, e.batches, e.loss)
@@ -443,6 +520,7 @@ class MainWindow(ModelTools):
         self.open_action.setEnabled(idle)
         self.example_action.setEnabled(idle)
         self.train_panel.start_button.setEnabled(idle and self.ready)
+        self.compare_panel.start_button.setEnabled(idle and self.ready)
         self.train_panel.find_lr_button.setEnabled(idle and self.ready and self.data_panel.scan is not None)
         has_model = (self.trainer is not None and self.trainer.epoch >= 1) or self.bundle is not None
         self.eval_panel.evaluate_button.setEnabled(idle and has_model)

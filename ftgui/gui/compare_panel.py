@@ -1,0 +1,262 @@
+"""The Compare tab: tick freeze layouts, train them on the same split, see which to use.
+
+The panel only renders: the window runs the comparison (``core/compare.py``) on its job runner
+and hands each event to :meth:`ComparePanel.show_event`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import pyqtgraph as pg  # noqa: E402
+from PySide6.QtCore import Qt, Signal  # noqa: E402
+from PySide6.QtGui import QBrush, QColor, QFont  # noqa: E402
+from PySide6.QtWidgets import (  # noqa: E402
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import events as ev  # noqa: E402
+
+if TYPE_CHECKING:
+    from ..core.compare import CandidateEvent, CandidateSummary, ComparisonFinished
+
+# Strategy texts offered as candidates (the current tree is added as "current").
+CHOICES = (
+    ("head", "Head only", True),
+    ("last-1", "Last block + head", True),
+    ("last-2", "Last 2 blocks + head", False),
+    ("full", "Full fine-tuning", True),
+    ("gradual", "Gradual unfreezing", False),
+)
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+COLUMNS = (
+    "candidate",
+    "trainable",
+    "best epoch",
+    "val acc",
+    "val loss",
+    "train acc",
+    "gap",
+    "time",
+    "images/s",
+)
+
+
+class _SortItem(QTableWidgetItem):
+    """A cell that sorts by its number, not its text."""
+
+    def __init__(self, text: str, value: float) -> None:
+        super().__init__(text)
+        self.value = value
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        return self.value < getattr(other, "value", 0.0)
+
+
+class ComparePanel(QWidget):
+    start_requested = Signal()
+    stop_requested = Signal()
+    use_requested = Signal(str)  # candidate name
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.boxes: dict[str, QCheckBox] = {}
+        top = QHBoxLayout()
+        top.addWidget(QLabel("<b>Compare</b>"))
+        for key, label, checked in CHOICES:
+            box = QCheckBox(label)
+            box.setChecked(checked)
+            self.boxes[key] = box
+            top.addWidget(box)
+        self.current_box = QCheckBox("Current tree")
+        self.current_box.setToolTip("The layout in the layer tree now (custom edits included)")
+        self.boxes["current"] = self.current_box
+        top.addWidget(self.current_box)
+        top.addStretch(1)
+        self.start_button = QPushButton("Start comparison")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        top.addWidget(self.start_button)
+        top.addWidget(self.stop_button)
+
+        self.status = QLabel("Tick the layouts to compare; each trains with the settings on the right.")
+        self.status.setWordWrap(True)
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground("w")
+        self.loss_plot = self.view.addPlot(row=0, col=0)
+        self.acc_plot = self.view.addPlot(row=0, col=1)
+        for plot, label in ((self.loss_plot, "validation loss"), (self.acc_plot, "validation accuracy (%)")):
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.setLabel("left", label)
+            plot.setLabel("bottom", "epoch")
+            plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.acc_plot.setYRange(0, 100)
+        self.legend = self.loss_plot.addLegend(offset=(-10, 10))
+        self.curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        self.points: dict[str, tuple[list[float], list[float], list[float]]] = {}
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.recommendation = QLabel("")
+        self.recommendation.setWordWrap(True)
+        self.use_button = QPushButton("Use this")
+        self.use_button.setToolTip("Make the selected candidate the current model (Evaluate, Try, Export)")
+        self.use_button.setEnabled(False)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.recommendation, 1)
+        bottom.addWidget(self.use_button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.status)
+        layout.addWidget(self.view, 3)
+        layout.addWidget(self.table, 2)
+        layout.addLayout(bottom)
+        self.start_button.clicked.connect(self.start_requested)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.use_button.clicked.connect(self._on_use_clicked)
+        self.table.itemSelectionChanged.connect(self._update_use_button)
+        self.summaries: dict[str, CandidateSummary] = {}
+        self.recommended: str | None = None
+
+    # ------------------------------------------------------------ choosing and running
+
+    def chosen(self) -> list[str]:
+        """The ticked candidates: strategy texts, and "current" for the tree's layout."""
+        return [key for key, box in self.boxes.items() if box.isChecked()]
+
+    def set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        for box in self.boxes.values():
+            box.setEnabled(not running)
+        if running:
+            self.use_button.setEnabled(False)
+
+    def clear(self) -> None:
+        self.loss_plot.clear()
+        self.acc_plot.clear()
+        self.legend.clear()
+        self.curves, self.points, self.summaries, self.recommended = {}, {}, {}, None
+        self.table.setRowCount(0)
+        self.recommendation.setText("")
+
+    def show_event(self, event: CandidateEvent | ComparisonFinished) -> None:
+        from ..core.compare import ComparisonFinished
+
+        if isinstance(event, ComparisonFinished):
+            self.show_summary(event)
+            return
+        name, e = event.candidate, event.event
+        if isinstance(e, ev.RunStarted):
+            self._add_curves(name)
+            self.status.setText(f"Training {name}: {e.trainable_params:,} trainable parameters…")
+        elif isinstance(e, ev.BatchEnded):
+            self.status.setText(f"Training {name}: epoch {e.epoch}, batch {e.batch}/{e.batches}")
+        elif isinstance(e, ev.EpochEnded) and e.val_loss is not None and e.val_accuracy is not None:
+            xs, losses, accs = self.points.setdefault(name, ([], [], []))
+            xs.append(e.epoch)
+            losses.append(e.val_loss)
+            accs.append(100 * e.val_accuracy)
+            loss_curve, acc_curve = self.curves[name]
+            loss_curve.setData(xs, losses)
+            acc_curve.setData(xs, accs)
+        elif isinstance(e, ev.Failed):
+            self.status.setText(f"{name}: {e.message.splitlines()[0]}")
+
+    def _add_curves(self, name: str) -> None:
+        colour = COLOURS[len(self.curves) % len(COLOURS)]
+        pen = pg.mkPen(colour, width=2)
+        style = {"symbol": "o", "symbolSize": 6, "symbolBrush": colour}
+        self.curves[name] = (
+            self.loss_plot.plot(pen=pen, name=name, **style),
+            self.acc_plot.plot(pen=pen, **style),
+        )
+
+    # ------------------------------------------------------------ the summary
+
+    def show_summary(self, final: ComparisonFinished) -> None:
+        self.summaries = {s.name: s for s in final.summaries}
+        self.recommended = final.recommended
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(final.summaries))
+        bold = QFont()
+        bold.setBold(True)
+        for row, s in enumerate(final.summaries):
+
+            def num(value: float | None, fmt: str) -> _SortItem:
+                return _SortItem(
+                    "–" if value is None else fmt.format(value), -1e18 if value is None else value
+                )
+
+            cells = [
+                QTableWidgetItem(s.name if s.status == "finished" else f"{s.name} ({s.status})"),
+                num(s.trainable_params, "{:,}"),
+                num(s.best_epoch, "{}"),
+                num(s.best_val_accuracy, "{:.1%}"),
+                num(s.best_val_loss, "{:.4f}"),
+                num(s.final_train_accuracy, "{:.1%}"),
+                num(s.gap, "{:+.1%}"),
+                num(s.seconds, "{:.1f}s"),
+                num(s.images_per_s, "{:.0f}"),
+            ]
+            cells[0].setData(Qt.ItemDataRole.UserRole, s.name)
+            for col, cell in enumerate(cells):
+                if col:
+                    cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if s.name == final.recommended:
+                    cell.setFont(bold)
+                    cell.setBackground(QBrush(QColor(220, 240, 220)))
+                self.table.setItem(row, col, cell)
+        self.table.setSortingEnabled(True)
+        notes = "".join(f"<br>⚠ {n}" for n in final.notes)
+        head = "Recommended" if final.recommended else "No recommendation"
+        self.recommendation.setText(f"<b>{head}:</b> {final.reason}{notes}")
+        self.status.setText("Comparison finished." if final.recommended else "Comparison ended.")
+        if final.recommended:
+            self.select(final.recommended)
+
+    def select(self, name: str) -> None:
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == name:
+                self.table.selectRow(row)
+                return
+
+    def selected(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return None if item is None else str(item.data(Qt.ItemDataRole.UserRole))
+
+    def _update_use_button(self) -> None:
+        name = self.selected()
+        summary = self.summaries.get(name or "")
+        self.use_button.setEnabled(
+            summary is not None and summary.epochs >= 1 and self.start_button.isEnabled()
+        )
+
+    def _on_use_clicked(self) -> None:
+        name = self.selected()
+        if name:
+            self.use_requested.emit(name)
