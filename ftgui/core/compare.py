@@ -103,26 +103,30 @@ def recommend(summaries: Sequence[CandidateSummary]) -> tuple[str | None, str, t
     done = [s for s in summaries if s.status == "finished" and s.best_val_accuracy is not None]
     if not done:
         return None, "no candidate finished with a validation accuracy to compare", notes
-    top = max(done, key=lambda s: (s.best_val_accuracy or 0.0, -s.seconds))
-    best = top.best_val_accuracy or 0.0
+    best = max(s.best_val_accuracy or 0.0 for s in done)
     close = [s for s in done if best - (s.best_val_accuracy or 0.0) <= CLOSE_ENOUGH]
+    # The cheapest of the candidates as good as the best: less time, then fewer trainable weights.
     pick = min(close, key=lambda s: (s.seconds, s.trainable_params))
-    if pick is top or len(done) == 1:
-        others = [s for s in done if s is not top]
-        runner = max(others, key=lambda s: s.best_val_accuracy or 0.0) if others else None
-        lead = (
-            f", {100 * (best - (runner.best_val_accuracy or 0.0)):.1f} points ahead of {runner.name}"
-            if runner
-            else ""
+    acc = pick.best_val_accuracy or 0.0
+    rivals = [s for s in close if s is not pick]
+    if not rivals:
+        others = [s for s in done if s is not pick]
+        if not others:
+            return pick.name, f"{pick.name}: validation accuracy {100 * acc:.1f} %", notes
+        runner = max(others, key=lambda s: s.best_val_accuracy or 0.0)
+        lead = 100 * (acc - (runner.best_val_accuracy or 0.0))
+        return (
+            pick.name,
+            f"{pick.name}: the best validation accuracy ({100 * acc:.1f} %), {lead:.1f} points ahead of {runner.name}",
+            notes,
         )
-        return top.name, f"{top.name}: the best validation accuracy ({100 * best:.1f} %){lead}", notes
-    diff = 100 * (best - (pick.best_val_accuracy or 0.0))
-    ratio = top.seconds / pick.seconds if pick.seconds > 0 else math.inf
-    return (
-        pick.name,
-        f"{pick.name}: within {diff:.1f} points of {top.name} at 1/{ratio:.0f} of the time",
-        notes,
-    )
+    rival = max(rivals, key=lambda s: (s.best_val_accuracy or 0.0, -s.seconds))
+    ratio = rival.seconds / pick.seconds if pick.seconds > 0 else math.inf
+    cost = f"at 1/{ratio:.0f} of the time" if ratio >= 2 else f"in {100 / ratio:.0f} % of its time"
+    diff = 100 * ((rival.best_val_accuracy or 0.0) - acc)
+    if diff <= 0.05:
+        return pick.name, f"{pick.name}: as accurate as {rival.name} ({100 * acc:.1f} %) {cost}", notes
+    return pick.name, f"{pick.name}: within {diff:.1f} points of {rival.name} {cost}", notes
 
 
 class Comparison:

@@ -96,6 +96,10 @@ def test_recommendation_sentences():
         pick == "head" and reason == "head: the best validation accuracy (80.0 %), 9.0 points ahead of full"
     )
     assert notes == ("full overfits: train 100 %, validation 71 %",)
+    pick, reason, _ = recommend(
+        [_s("last-1", 1.0, 0.99, 1.3, 8), _s("full", 1.0, 1.0, 1.9, 11), _s("head", 0.84, 0.95, 0.4)]
+    )
+    assert pick == "last-1" and reason == "last-1: as accurate as full (100.0 %) in 68 % of its time"
     pick, reason, _ = recommend([_s("head", None, 0.5, 1, status="failed")])
     assert pick is None and "no candidate finished" in reason
 

@@ -30,6 +30,7 @@ def test_compare_two_layouts_then_use_one(qtbot, window, image_folder, drop):
     names = {panel.table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(2)}
     assert names == {"head", "full"}
     assert panel.recommended in names and panel.selected() == panel.recommended
+    assert panel.use_button.isEnabled()  # the recommended candidate, ready to use
     assert panel.recommendation.text().startswith("<b>Recommended:</b> " + panel.recommended)
     row = next(
         r for r in range(2) if panel.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == panel.recommended
