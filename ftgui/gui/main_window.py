@@ -24,14 +24,6 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from ..core import report
 from ..core.session import Session
-
-if TYPE_CHECKING:
-    from ..core.compare import CandidateEvent, Comparison, ComparisonFinished
-    from ..core.config import TrainConfig
-    from ..core.data import ScanResult
-    from ..core.engine import Trainer
-    from ..core.events import Event, Message
-    from ..core.freeze import FreezePlan
 from ..core.text import display_path
 from .compare_panel import ComparePanel
 from .data_panel import DataPanel, folder_from_mime
@@ -41,9 +33,19 @@ from .jobs import JobRunner
 from .model_panel import DEFAULT_ARCH, ModelPanel
 from .model_tools import ModelTools
 from .plot import TrainingPlot
+from .runs_panel import RunsPanel
 from .settings import setting
 from .train_panel import TrainPanel
 from .try_panel import TryPanel
+
+if TYPE_CHECKING:
+    from ..core.compare import CandidateEvent, Comparison, ComparisonFinished
+    from ..core.config import TrainConfig
+    from ..core.data import ScanResult
+    from ..core.engine import Trainer
+    from ..core.events import Event, Message
+    from ..core.freeze import FreezePlan
+    from ..core.runs import RunRecord
 
 
 def _resources() -> Path:
@@ -106,6 +108,8 @@ class MainWindow(ModelTools):
         center.addTab(self.try_panel, "Try")
         self.compare_panel = ComparePanel()
         center.addTab(self.compare_panel, "Compare")
+        self.runs_panel = RunsPanel()
+        center.addTab(self.runs_panel, "Runs")
         self.comparison: Comparison | None = None
         self.tabs = center
         log_box = QWidget()
@@ -144,6 +148,7 @@ class MainWindow(ModelTools):
         self.compare_panel.start_requested.connect(self.start_comparison)
         self.compare_panel.stop_requested.connect(self.jobs.stop)
         self.compare_panel.use_requested.connect(self.use_candidate)
+        self.runs_panel.reopen_requested.connect(self.reopen_run)
         self.try_panel.open_bundle_requested.connect(self._on_open_bundle_triggered)
         self.torch_ready.connect(self._on_torch_ready)
         self.jobs.busy_changed.connect(self._on_busy_changed)
@@ -285,6 +290,7 @@ class MainWindow(ModelTools):
             "info", f"Opened {scan.root}: {len(scan.samples)} images in {len(scan.classes)} classes"
         )
         self.session.resuming = False
+        self.runs_panel.set_dataset(scan.root, list(scan.classes))
         if self.model_panel.populated:
             self.model_panel.set_num_classes(len(scan.classes))
         self.settings.setValue("data/last_folder", scan.root)
@@ -400,7 +406,7 @@ class MainWindow(ModelTools):
             lambda job, progress: self.session.compare(comparison, scan, job.cancel),
             on_yield=self._on_comparison_event,
             on_error=lambda message: self.show_error("Comparison stopped", message),
-            on_done=lambda: self.compare_panel.set_running(False),
+            on_done=self._on_comparison_done,
         )
 
     def _on_comparison_event(self, e: CandidateEvent | ComparisonFinished | Message) -> None:
@@ -417,6 +423,26 @@ class MainWindow(ModelTools):
                 self.log_message(line[0], f"[{e.candidate}] {line[1]}")
         elif isinstance(e, ComparisonFinished):
             self.log_message("info", f"Comparison: {e.reason}" + "".join(f"; {n}" for n in e.notes))
+
+    def _on_comparison_done(self) -> None:
+        self.compare_panel.set_running(False)
+        self.runs_panel.refresh()
+
+    def reopen_run(self, record: RunRecord) -> None:
+        """A past run: its curves on the training plot, and its exported model for Evaluate and Try."""
+        self.plot.clear()
+        for h in record.history:
+            self.plot.add_epoch(int(h["epoch"]), h.get("val_loss"), h.get("val_accuracy"))
+        self.tabs.setCurrentIndex(0)
+        label = record.candidate or record.strategy
+        if record.bundle and (Path(record.bundle) / "model.json").is_file():
+            self.log_message("info", f"Reopened run {record.id} ({record.arch}, {label}); opening its model")
+            self.open_bundle(record.bundle)
+        else:
+            where = f"its model folder {record.bundle} is gone" if record.bundle else "it was not exported"
+            self.log_message(
+                "info", f"Reopened run {record.id} ({record.arch}, {label}): curves only, {where}"
+            )
 
     def use_candidate(self, name: str) -> None:
         """Make a compared candidate the current model: Evaluate, Try and Export use it."""
@@ -493,6 +519,7 @@ class MainWindow(ModelTools):
             self.show_error("Training stopped", e.message.split("\n\n")[0])
 
     def _on_training_done(self) -> None:
+        self.runs_panel.refresh()
         self.train_panel.set_running(False)
         self.speed_label.setText("")
         self.statusBar().showMessage("Idle", 5000)

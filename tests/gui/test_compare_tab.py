@@ -60,3 +60,35 @@ def test_stop_ends_a_comparison(qtbot, window, image_folder, drop):
     status = {s.name: s.status for s in panel.summaries.values()}
     assert status["head"] == "stopped" and status.get("full", "not run") == "not run"
     assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
+
+
+def test_runs_tab_lists_overlays_reopens_and_deletes(qtbot, window, image_folder, drop, tmp_path):
+    from ftgui.cli import train_main
+
+    args = [str(image_folder), "--weights", "none", "--image-size", "32", "--epochs", "2", "--no-evaluate"]
+    assert train_main([*args, "--out", str(tmp_path / "exported"), "--strategy", "head"]) == 0
+    panel = _ready(qtbot, window, image_folder, drop)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
+    runs = window.runs_panel
+    window.tabs.setCurrentWidget(runs)
+    assert runs.table.rowCount() == 3 and "3 run(s)" in runs.title.text()
+    sources = {runs.table.item(r, 6).text() for r in range(3)}
+    assert sources == {"ftgui-train", "window (window comparison)"}
+
+    runs.table.selectAll()  # overlay all three
+    assert len(runs.loss_plot.listDataItems()) == 3 and not runs.reopen_button.isEnabled()
+
+    row = next(r for r in range(3) if runs.table.item(r, 6).text() == "ftgui-train")
+    runs.table.clearSelection()
+    runs.table.selectRow(row)
+    qtbot.mouseClick(runs.reopen_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert window.tabs.currentIndex() == 0 and len(window.plot.epoch_x) == 2
+    assert "from " + str(tmp_path / "exported") in window.try_panel.model_label.text()
+
+    window.tabs.setCurrentWidget(runs)
+    runs.table.selectRow(row)
+    qtbot.mouseClick(runs.delete_button, Qt.MouseButton.LeftButton)
+    assert runs.table.rowCount() == 2 and len(list_runs(image_folder)) == 2
+    assert (tmp_path / "exported" / "model.json").is_file()  # the model stays

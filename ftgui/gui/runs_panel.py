@@ -1,0 +1,145 @@
+"""The Runs tab: every past run on the open dataset, its curves overlaid, reopened or forgotten.
+
+Records come from ``core/runs.py`` (written by the window, ``ftgui-train`` and
+``ftgui-compare``); reading them is quick (small JSON files), so the list fills on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import pyqtgraph as pg  # noqa: E402
+from PySide6.QtCore import Qt, Signal  # noqa: E402
+from PySide6.QtWidgets import (  # noqa: E402
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.runs import RunRecord, delete_run, list_runs  # noqa: E402
+from .compare_panel import COLOURS  # noqa: E402
+
+COLUMNS = ("date", "model", "layout", "epochs", "best val", "time", "from")
+
+
+class RunsPanel(QWidget):
+    reopen_requested = Signal(object)  # RunRecord
+    deleted = Signal(str)  # run id
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.records: list[RunRecord] = []
+        self.dataset: str | None = None
+        self.classes: list[str] | None = None
+        self.title = QLabel("Open a dataset to see its past runs.")
+        self.refresh_button = QPushButton("Refresh")
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.refresh_button)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground("w")
+        self.loss_plot = self.view.addPlot(row=0, col=0)
+        self.acc_plot = self.view.addPlot(row=0, col=1)
+        for plot, label in ((self.loss_plot, "validation loss"), (self.acc_plot, "validation accuracy (%)")):
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.setLabel("left", label)
+            plot.setLabel("bottom", "epoch")
+            plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.acc_plot.setYRange(0, 100)
+        self.legend = self.loss_plot.addLegend(offset=(-10, 10))
+        self.reopen_button = QPushButton("Reopen")
+        self.reopen_button.setToolTip(
+            "Show the run's curves on the training plot; open its exported model if it has one"
+        )
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.setToolTip("Forget the selected runs (their exported models stay on disk)")
+        self.hint = QLabel("Select several runs to overlay their curves.")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.hint, 1)
+        buttons.addWidget(self.reopen_button)
+        buttons.addWidget(self.delete_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 2)
+        layout.addWidget(self.view, 3)
+        layout.addLayout(buttons)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.table.itemSelectionChanged.connect(self._on_selection_changed)
+        self.reopen_button.clicked.connect(self._on_reopen_clicked)
+        self.delete_button.clicked.connect(self.delete_selected)
+        self._on_selection_changed()
+
+    def set_dataset(self, root: str | None, classes: list[str] | None) -> None:
+        self.dataset, self.classes = root, classes
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.records = list_runs(self.dataset, self.classes) if self.dataset else []
+        name = os.path.basename(self.dataset or "")
+        self.title.setText(
+            f"<b>{len(self.records)} run(s)</b> on {name}"
+            if self.dataset
+            else "Open a dataset to see its past runs."
+        )
+        self.table.setRowCount(len(self.records))
+        for row, r in enumerate(self.records):
+            when = _dt.datetime.fromisoformat(r.created).astimezone().strftime("%Y-%m-%d %H:%M")
+            acc = "–" if r.best_val_accuracy is None else f"{100 * r.best_val_accuracy:.1f}%"
+            took = "–" if r.seconds is None else f"{r.seconds:.0f}s"
+            layout = r.candidate if r.candidate and r.candidate != r.strategy else r.strategy
+            source = r.source + (f" ({r.comparison})" if r.comparison else "")
+            for col, text in enumerate((when, r.arch, layout, str(r.epochs), acc, took, source)):
+                item = QTableWidgetItem(text)
+                if col == 0:
+                    item.setData(Qt.ItemDataRole.UserRole, r.id)
+                    item.setToolTip(r.bundle or "not exported")
+                self.table.setItem(row, col, item)
+        self._on_selection_changed()
+
+    def selected(self) -> list[RunRecord]:
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [self.records[r] for r in rows if r < len(self.records)]
+
+    def _on_selection_changed(self) -> None:
+        chosen = self.selected()
+        self.reopen_button.setEnabled(len(chosen) == 1)
+        self.delete_button.setEnabled(bool(chosen))
+        self.loss_plot.clear()
+        self.acc_plot.clear()
+        self.legend.clear()
+        for i, r in enumerate(chosen):
+            epochs = [h for h in r.history if h.get("val_loss") is not None]
+            xs = [float(h["epoch"]) for h in epochs]
+            colour = COLOURS[i % len(COLOURS)]
+            style = {"pen": pg.mkPen(colour, width=2), "symbol": "o", "symbolSize": 6, "symbolBrush": colour}
+            label = f"{r.candidate or r.strategy} · {r.created[11:16]}"
+            self.loss_plot.plot(xs, [float(h["val_loss"]) for h in epochs], name=label, **style)
+            accs = [100 * float(h["val_accuracy"]) for h in epochs if h.get("val_accuracy") is not None]
+            self.acc_plot.plot(xs[: len(accs)], accs, **style)
+
+    def _on_reopen_clicked(self) -> None:
+        chosen = self.selected()
+        if len(chosen) == 1:
+            self.reopen_requested.emit(chosen[0])
+
+    def delete_selected(self) -> None:
+        for r in self.selected():
+            delete_run(r.id)
+            self.deleted.emit(r.id)
+        self.refresh()
