@@ -51,7 +51,11 @@ class RunsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        for col in (1, 2):  # model and layout take the room that is left
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground("w")
         self.loss_plot = self.view.addPlot(row=0, col=0)
@@ -99,16 +103,17 @@ class RunsPanel(QWidget):
         )
         self.table.setRowCount(len(self.records))
         for row, r in enumerate(self.records):
-            when = _dt.datetime.fromisoformat(r.created).astimezone().strftime("%Y-%m-%d %H:%M")
+            stamp = _dt.datetime.fromisoformat(r.created).astimezone()
+            when = stamp.strftime("%d %b %H:%M")
             acc = "–" if r.best_val_accuracy is None else f"{100 * r.best_val_accuracy:.1f}%"
             took = "–" if r.seconds is None else f"{r.seconds:.0f}s"
             layout = r.candidate if r.candidate and r.candidate != r.strategy else r.strategy
-            source = r.source + (f" ({r.comparison})" if r.comparison else "")
+            source = "window compare" if r.source == "window" and r.comparison else r.source
             for col, text in enumerate((when, r.arch, layout, str(r.epochs), acc, took, source)):
                 item = QTableWidgetItem(text)
+                item.setToolTip(f"{stamp:%Y-%m-%d %H:%M} · {r.dataset} · {r.bundle or 'not exported'}")
                 if col == 0:
                     item.setData(Qt.ItemDataRole.UserRole, r.id)
-                    item.setToolTip(r.bundle or "not exported")
                 self.table.setItem(row, col, item)
         self._on_selection_changed()
 

@@ -74,7 +74,7 @@ def test_runs_tab_lists_overlays_reopens_and_deletes(qtbot, window, image_folder
     window.tabs.setCurrentWidget(runs)
     assert runs.table.rowCount() == 3 and "3 run(s)" in runs.title.text()
     sources = {runs.table.item(r, 6).text() for r in range(3)}
-    assert sources == {"ftgui-train", "window (window comparison)"}
+    assert sources == {"ftgui-train", "window compare"}
 
     runs.table.selectAll()  # overlay all three
     assert len(runs.loss_plot.listDataItems()) == 3 and not runs.reopen_button.isEnabled()
