@@ -79,7 +79,7 @@ def record_run(
     now = _dt.datetime.now(_dt.timezone.utc)
     record = RunRecord(
         id=f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
-        created=now.isoformat(timespec="seconds"),
+        created=now.isoformat(timespec="microseconds"),  # orders runs made in the same second
         source=source,
         dataset=str(trainer.scan.root),
         classes=list(trainer.classes),

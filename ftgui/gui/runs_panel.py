@@ -133,7 +133,8 @@ class RunsPanel(QWidget):
             xs = [float(h["epoch"]) for h in epochs]
             colour = COLOURS[i % len(COLOURS)]
             style = {"pen": pg.mkPen(colour, width=2), "symbol": "o", "symbolSize": 6, "symbolBrush": colour}
-            label = f"{r.candidate or r.strategy} · {r.created[11:16]}"
+            local = _dt.datetime.fromisoformat(r.created).astimezone()
+            label = f"{r.candidate or r.strategy} · {local:%H:%M}"
             self.loss_plot.plot(xs, [float(h["val_loss"]) for h in epochs], name=label, **style)
             accs = [100 * float(h["val_accuracy"]) for h in epochs if h.get("val_accuracy") is not None]
             self.acc_plot.plot(xs[: len(accs)], accs, **style)
