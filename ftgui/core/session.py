@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from .export import FormatCheck
     from .files import OutputLock
     from .predict import Predictor
+    from .tensorboard import TensorBoardLog
+
+
+def _board(folder: Path | None, trainer: Trainer) -> TensorBoardLog | None:
+    from .tensorboard import TensorBoardLog
+
+    return TensorBoardLog(folder, trainer.config) if folder is not None else None
 
 
 class Busy(FtguiError):
@@ -80,9 +87,15 @@ class Session:
         return self.trainer
 
     def train(
-        self, trainer: Trainer, scan: ScanResult | None, checkpoint: str | None, cancel: CancelToken
+        self,
+        trainer: Trainer,
+        scan: ScanResult | None,
+        checkpoint: str | None,
+        cancel: CancelToken,
+        board: Path | None = None,
     ) -> Iterator[ev.Event]:
-        """Prepare (if needed) and run ``trainer``, saving ``checkpoint`` after every epoch."""
+        """Prepare (if needed) and run ``trainer``, saving ``checkpoint`` after every epoch and
+        logging to TensorBoard in ``board`` when given."""
         self.resuming = False
         try:
             if not trainer.prepared:
@@ -91,10 +104,16 @@ class Session:
             yield ev.Failed(str(exc), trainer.epoch)
             return
         started = time.perf_counter()
+        log = _board(board, trainer)
         for event in trainer.run(cancel):
+            if log is not None:
+                log(event)
             if isinstance(event, (ev.Finished, ev.Cancelled, ev.Failed)) and trainer.epoch >= 1:
                 yield self._record(trainer, time.perf_counter() - started)
             yield event
+        if log is not None:
+            log.close()
+            yield ev.Message("info", f"TensorBoard log: {board}")
             if isinstance(event, ev.EpochEnded) and checkpoint:
                 # Saved here, between epochs, while the engine waits: a consistent state.
                 try:
@@ -103,12 +122,30 @@ class Session:
                 except OSError as exc:
                     yield ev.Message("warning", f"Could not save the checkpoint: {exc}")
 
-    def compare(self, comparison: Comparison, scan: ScanResult, cancel: CancelToken) -> Iterator[ev.Event]:
-        """Run a comparison; every candidate that finished an epoch is recorded as a run."""
-        from .compare import ComparisonFinished
+    def compare(
+        self, comparison: Comparison, scan: ScanResult, cancel: CancelToken, board: Path | None = None
+    ) -> Iterator[ev.Event]:
+        """Run a comparison; every candidate that finished an epoch is recorded as a run (and,
+        with ``board``, logged to TensorBoard in a sub-folder per candidate)."""
+        from .compare import CandidateEvent, ComparisonFinished
+        from .tensorboard import TensorBoardLog
 
+        logs: dict[str, TensorBoardLog] = {}
         for event in comparison.run(cancel, scan):
+            if (
+                board is not None
+                and isinstance(event, CandidateEvent)
+                and event.candidate in comparison.trainers
+            ):
+                if event.candidate not in logs:
+                    trainer = comparison.trainers[event.candidate]
+                    logs[event.candidate] = TensorBoardLog(board / event.candidate, trainer.config)
+                logs[event.candidate](event.event)
             if isinstance(event, ComparisonFinished):
+                for log in logs.values():
+                    log.close()
+                if logs:
+                    yield ev.Message("info", f"TensorBoard logs: {board}")
                 for s in event.summaries:
                     if s.name in comparison.trainers and s.epochs >= 1:
                         yield self._record(comparison.trainers[s.name], s.seconds, candidate=s.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -359,10 +360,11 @@ class MainWindow(ModelTools):
         checkpoint = self.epoch_checkpoint_path(trainer.config)
         if checkpoint and not self._checkpoint_path_usable(checkpoint, trainer.config.arch):
             return
+        board = self._board_folder(trainer.config.data_dir)
         self.try_panel.set_predictor(None, "training… (the Try tab works again when training ends)")
         self.jobs.start(
             "train",
-            lambda job, progress: self.session.train(trainer, scan, checkpoint, job.cancel),
+            lambda job, progress: self.session.train(trainer, scan, checkpoint, job.cancel, board),
             on_yield=self._on_worker_reported,
             on_error=lambda message: self.show_error("Training stopped", message),
             on_done=self._on_training_done,
@@ -397,13 +399,14 @@ class MainWindow(ModelTools):
             candidates.append(Candidate(name, base.freeze, base.lr))
         comparison = Comparison(base, candidates)
         scan = self.data_panel.scan
+        board = self._board_folder(scan.root, "compare")
         self.comparison = comparison
         self.compare_panel.clear()
         self.compare_panel.set_running(True)
         self.log_message("info", f"Comparing {', '.join(c.name for c in candidates)} on {scan.root}")
         return self.jobs.start(
             "compare",
-            lambda job, progress: self.session.compare(comparison, scan, job.cancel),
+            lambda job, progress: self.session.compare(comparison, scan, job.cancel, board),
             on_yield=self._on_comparison_event,
             on_error=lambda message: self.show_error("Comparison stopped", message),
             on_done=self._on_comparison_done,
@@ -423,6 +426,17 @@ class MainWindow(ModelTools):
                 self.log_message(line[0], f"[{e.candidate}] {line[1]}")
         elif isinstance(e, ComparisonFinished):
             self.log_message("info", f"Comparison: {e.reason}" + "".join(f"; {n}" for n in e.notes))
+
+    def _board_folder(self, dataset: str, kind: str = "") -> Path | None:
+        """Where this run's TensorBoard log goes when the checkbox is on (ftgui's data folder)."""
+        if not self.train_panel.tensorboard.isChecked():
+            return None
+        from ..core.paths import data_dir
+
+        name = "-".join(
+            p for p in (Path(dataset or "dataset").name, kind, time.strftime("%Y%m%d-%H%M%S")) if p
+        )
+        return data_dir() / "tensorboard" / name
 
     def _on_comparison_done(self) -> None:
         self.compare_panel.set_running(False)

@@ -94,6 +94,16 @@ class TrainPanel(QWidget):
         self.early_stopping.setSuffix(" epochs")
         self.early_stopping.setToolTip("Stop when the validation loss has not improved for this many epochs")
 
+        import importlib.util
+
+        self.tensorboard = QCheckBox("TensorBoard log")
+        self.tensorboard.setToolTip(
+            "Also write each run's scalars for TensorBoard, to the tensorboard folder in ftgui's data folder"
+        )
+        if importlib.util.find_spec("tensorboard") is None:  # without importing torch at start-up
+            self.tensorboard.setEnabled(False)
+            self.tensorboard.setText("TensorBoard log — not installed")
+            self.tensorboard.setToolTip("pip install 'ftgui[tensorboard]'")
         self.checkpoint_every_epoch = QCheckBox("Checkpoint every epoch")
         self.checkpoint_every_epoch.setToolTip(
             "Save a resumable training checkpoint after every epoch (File → Load training checkpoint…)"
@@ -126,6 +136,7 @@ class TrainPanel(QWidget):
         form.addRow("Device", self.device)
         form.addRow("Early stopping", self.early_stopping)
         form.addRow("", self.checkpoint_every_epoch)
+        form.addRow("", self.tensorboard)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
@@ -247,6 +258,7 @@ class TrainPanel(QWidget):
         settings.setValue(SETTINGS_PREFIX + "lr_mode", self.lr_mode_key)
         settings.setValue(SETTINGS_PREFIX + "lr", self.lr.value())
         settings.setValue(SETTINGS_PREFIX + "checkpoint_every_epoch", self.checkpoint_every_epoch.isChecked())
+        settings.setValue(SETTINGS_PREFIX + "tensorboard", self.tensorboard.isChecked())
 
     def load_settings(self, settings: QSettings) -> None:
         def get(key: str, default: Any, kind: type) -> Any:
@@ -260,6 +272,7 @@ class TrainPanel(QWidget):
         self.augment.setChecked(get("augment", False, bool))
         self.early_stopping.setValue(get("early_stopping", 0, int))
         self.checkpoint_every_epoch.setChecked(get("checkpoint_every_epoch", False, bool))
+        self.tensorboard.setChecked(self.tensorboard.isEnabled() and get("tensorboard", False, bool))
         for combo, key in ((self.optimizer, "optimizer"), (self.schedule, "schedule")):
             index = combo.findData(get(key, str(combo.currentData()), str))
             if index >= 0:

@@ -217,6 +217,7 @@ def test_tensorboard_logs_read_back(image_folder, tmp_path, capsys):
         assert best == pytest.approx(row["best_val_loss"])
 
 
+@pytest.mark.slow
 def test_tensorboard_without_its_package_says_what_to_install(image_folder, tmp_path):
     import subprocess
     import sys
@@ -233,3 +234,30 @@ def test_tensorboard_without_its_package_says_what_to_install(image_folder, tmp_
         in run.stderr
     )
     assert not (tmp_path / "m").exists()  # said before any work
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_ftgui_compare_and_keeps_the_finished_candidates(image_folder, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = str(Path(sys.executable).parent / "ftgui-compare")
+    out = tmp_path / "cmp"
+    cmd = [exe, str(image_folder), "--out", str(out), "--weights", "none", "--image-size", "32",
+           "--epochs", "30", "--batch-size", "8", "--candidates", "head,full"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("Epoch 1/30") and any(s.startswith("== full ==") for s in seen):
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "stopping after this batch" in rest and "Traceback" not in rest
+    report = json.loads((out / "comparison.json").read_text())
+    assert {c["name"]: c["status"] for c in report["candidates"]} == {"head": "finished", "full": "stopped"}
+    assert (out / "head" / "model.safetensors").is_file() and not (out / "full").exists()
+    assert stdout.splitlines()[0].startswith("candidate")

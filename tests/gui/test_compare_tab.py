@@ -92,3 +92,29 @@ def test_runs_tab_lists_overlays_reopens_and_deletes(qtbot, window, image_folder
     qtbot.mouseClick(runs.delete_button, Qt.MouseButton.LeftButton)
     assert runs.table.rowCount() == 2 and len(list_runs(image_folder)) == 2
     assert (tmp_path / "exported" / "model.json").is_file()  # the model stays
+
+
+def test_tensorboard_checkbox_logs_runs_and_candidates(qtbot, window, image_folder, drop):
+    import pytest
+
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ftgui.core.paths import data_dir
+
+    panel = _ready(qtbot, window, image_folder, drop)
+    assert window.train_panel.tensorboard.isEnabled()
+    window.train_panel.tensorboard.setChecked(True)
+    qtbot.mouseClick(window.train_panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.session.trained and not window.busy, timeout=120_000)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.busy and bool(panel.summaries), timeout=120_000)
+    folders = sorted((data_dir() / "tensorboard").iterdir())
+    assert len(folders) == 2 and all(f.name.startswith(image_folder.name + "-") for f in folders)
+    single = next(f for f in folders if "-compare-" not in f.name)
+    compared = next(f for f in folders if "-compare-" in f.name)
+    acc = EventAccumulator(str(single))
+    acc.Reload()
+    assert len(acc.Scalars("loss/val")) == 2  # two epochs
+    assert sorted(p.name for p in compared.iterdir()) == ["full", "head"]
+    assert f"TensorBoard log: {single}" in window.log.toPlainText()
