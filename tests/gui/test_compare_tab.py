@@ -48,6 +48,7 @@ def test_compare_two_layouts_then_use_one(qtbot, window, image_folder, drop):
     assert window.trainer.config.strategy == other
     qtbot.waitUntil(lambda: not window.busy and window.eval_panel.evaluation is not None, timeout=60_000)
     assert "just trained" in window.try_panel.model_label.text() and window.export_action.isEnabled()
+    assert window.try_panel.predictor.model is window.comparison.trainers[other].model  # Try uses it
 
 
 def test_stop_ends_a_comparison(qtbot, window, image_folder, drop):
