@@ -111,9 +111,6 @@ class Session:
             if isinstance(event, (ev.Finished, ev.Cancelled, ev.Failed)) and trainer.epoch >= 1:
                 yield self._record(trainer, time.perf_counter() - started)
             yield event
-        if log is not None:
-            log.close()
-            yield ev.Message("info", f"TensorBoard log: {board}")
             if isinstance(event, ev.EpochEnded) and checkpoint:
                 # Saved here, between epochs, while the engine waits: a consistent state.
                 try:
@@ -121,6 +118,9 @@ class Session:
                     yield ev.Message("info", f"Saved checkpoint after epoch {event.epoch}: {path}")
                 except OSError as exc:
                     yield ev.Message("warning", f"Could not save the checkpoint: {exc}")
+        if log is not None:
+            log.close()
+            yield ev.Message("info", f"TensorBoard log: {board}")
 
     def compare(
         self, comparison: Comparison, scan: ScanResult, cancel: CancelToken, board: Path | None = None

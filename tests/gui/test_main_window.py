@@ -274,7 +274,7 @@ def test_checkpoint_every_epoch_and_resume_from_the_window(
     window.start_training()
     qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
     saved = list((tmp_path / "data").rglob("checkpoints/shapes-resnet18.pt"))
-    assert len(saved) == 1
+    assert len(saved) == 1, window.log.toPlainText()
     assert "Saved checkpoint after epoch 2" in window.log.toPlainText()
     assert window.load_checkpoint_from(str(saved[0]))
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
