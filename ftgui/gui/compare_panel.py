@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 )
 
 from ..core import events as ev  # noqa: E402
+from .plot import ValidationCurves  # noqa: E402
 
 if TYPE_CHECKING:
     from ..core.compare import CandidateEvent, CandidateSummary, ComparisonFinished
@@ -41,7 +42,6 @@ CHOICES = (
     ("full", "Full fine-tuning", True),
     ("gradual", "Gradual unfreezing", False),
 )
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 COLUMNS = ("layout", "trains", "best", "val", "val loss", "train", "gap", "time", "img/s")
 # gap: train minus validation accuracy, in points
 TIPS = (
@@ -102,17 +102,8 @@ class ComparePanel(QWidget):
 
         self.status = QLabel("Tick the layouts to compare; each trains with the settings on the right.")
         self.status.setWordWrap(True)
-        self.view = pg.GraphicsLayoutWidget()
-        self.view.setBackground("w")
-        self.loss_plot = self.view.addPlot(row=0, col=0)
-        self.acc_plot = self.view.addPlot(row=0, col=1)
-        for plot, label in ((self.loss_plot, "validation loss"), (self.acc_plot, "validation accuracy (%)")):
-            plot.showGrid(x=True, y=True, alpha=0.2)
-            plot.setLabel("left", label)
-            plot.setLabel("bottom", "epoch")
-            plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.acc_plot.setYRange(0, 100)
-        self.legend = self.loss_plot.addLegend(offset=(-10, 10))
+        self.view = ValidationCurves()
+        self.loss_plot, self.acc_plot = self.view.loss_plot, self.view.acc_plot
         self.curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self.points: dict[str, tuple[list[float], list[float], list[float]]] = {}
 
@@ -167,9 +158,7 @@ class ComparePanel(QWidget):
         self._update_use_button()
 
     def clear(self) -> None:
-        self.loss_plot.clear()
-        self.acc_plot.clear()
-        self.legend.clear()
+        self.view.clear_curves()
         self.curves, self.points, self.summaries, self.recommended = {}, {}, {}, None
         self.table.setRowCount(0)
         self.recommendation.setText("")
@@ -198,13 +187,7 @@ class ComparePanel(QWidget):
             self.status.setText(f"{name}: {e.message.splitlines()[0]}")
 
     def _add_curves(self, name: str) -> None:
-        colour = COLOURS[len(self.curves) % len(COLOURS)]
-        pen = pg.mkPen(colour, width=2)
-        style = {"symbol": "o", "symbolSize": 6, "symbolBrush": colour}
-        self.curves[name] = (
-            self.loss_plot.plot(pen=pen, name=name, **style),
-            self.acc_plot.plot(pen=pen, **style),
-        )
+        self.curves[name] = self.view.add_curves(name)
 
     # ------------------------------------------------------------ the summary
 

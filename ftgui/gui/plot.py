@@ -114,3 +114,35 @@ class TrainingPlot(QWidget):
         self.smooth_curve.setData(self.batch_x, self.batch_smooth)
         self.val_curve.setData(self.epoch_x, self.val_loss)
         self.acc_curve.setData(self.epoch_x, self.val_acc)
+
+
+# One colour per compared candidate or overlaid run (matplotlib's first six).
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+
+
+class ValidationCurves(pg.GraphicsLayoutWidget):
+    """Validation loss and accuracy per epoch, side by side, one coloured curve per run."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground("w")
+        self.loss_plot = self.addPlot(row=0, col=0)
+        self.acc_plot = self.addPlot(row=0, col=1)
+        for plot, label in ((self.loss_plot, "validation loss"), (self.acc_plot, "validation accuracy (%)")):
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.setLabel("left", label)
+            plot.setLabel("bottom", "epoch")
+            plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.acc_plot.setYRange(0, 100)
+        self.legend = self.loss_plot.addLegend(offset=(-10, 10))
+
+    def clear_curves(self) -> None:
+        self.loss_plot.clear()
+        self.acc_plot.clear()
+        self.legend.clear()
+
+    def add_curves(self, name: str) -> tuple[pg.PlotDataItem, pg.PlotDataItem]:
+        """A new pair of curves (loss, accuracy) in the next colour; fill them with setData."""
+        colour = COLOURS[len(self.loss_plot.listDataItems()) % len(COLOURS)]
+        style = {"pen": pg.mkPen(colour, width=2), "symbol": "o", "symbolSize": 6, "symbolBrush": colour}
+        return self.loss_plot.plot(name=name, **style), self.acc_plot.plot(**style)

@@ -11,7 +11,6 @@ import os
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
-import pyqtgraph as pg  # noqa: E402
 from PySide6.QtCore import Qt, Signal  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
     QAbstractItemView,
@@ -26,7 +25,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 )
 
 from ..core.runs import RunRecord, delete_run, list_runs  # noqa: E402
-from .compare_panel import COLOURS  # noqa: E402
+from .plot import ValidationCurves  # noqa: E402
 
 COLUMNS = ("date", "model", "layout", "epochs", "best val", "time", "from")
 
@@ -56,17 +55,8 @@ class RunsPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         for col in (1, 2):  # model and layout take the room that is left
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
-        self.view = pg.GraphicsLayoutWidget()
-        self.view.setBackground("w")
-        self.loss_plot = self.view.addPlot(row=0, col=0)
-        self.acc_plot = self.view.addPlot(row=0, col=1)
-        for plot, label in ((self.loss_plot, "validation loss"), (self.acc_plot, "validation accuracy (%)")):
-            plot.showGrid(x=True, y=True, alpha=0.2)
-            plot.setLabel("left", label)
-            plot.setLabel("bottom", "epoch")
-            plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.acc_plot.setYRange(0, 100)
-        self.legend = self.loss_plot.addLegend(offset=(-10, 10))
+        self.view = ValidationCurves()
+        self.loss_plot, self.acc_plot = self.view.loss_plot, self.view.acc_plot
         self.reopen_button = QPushButton("Reopen")
         self.reopen_button.setToolTip(
             "Show the run's curves on the training plot; open its exported model if it has one"
@@ -125,19 +115,15 @@ class RunsPanel(QWidget):
         chosen = self.selected()
         self.reopen_button.setEnabled(len(chosen) == 1)
         self.delete_button.setEnabled(bool(chosen))
-        self.loss_plot.clear()
-        self.acc_plot.clear()
-        self.legend.clear()
-        for i, r in enumerate(chosen):
+        self.view.clear_curves()
+        for r in chosen:
             epochs = [h for h in r.history if h.get("val_loss") is not None]
             xs = [float(h["epoch"]) for h in epochs]
-            colour = COLOURS[i % len(COLOURS)]
-            style = {"pen": pg.mkPen(colour, width=2), "symbol": "o", "symbolSize": 6, "symbolBrush": colour}
             local = _dt.datetime.fromisoformat(r.created).astimezone()
-            label = f"{r.candidate or r.strategy} · {local:%H:%M}"
-            self.loss_plot.plot(xs, [float(h["val_loss"]) for h in epochs], name=label, **style)
+            loss_curve, acc_curve = self.view.add_curves(f"{r.candidate or r.strategy} · {local:%H:%M}")
+            loss_curve.setData(xs, [float(h["val_loss"]) for h in epochs])
             accs = [100 * float(h["val_accuracy"]) for h in epochs if h.get("val_accuracy") is not None]
-            self.acc_plot.plot(xs[: len(accs)], accs, **style)
+            acc_curve.setData(xs[: len(accs)], accs)
 
     def _on_reopen_clicked(self) -> None:
         chosen = self.selected()
