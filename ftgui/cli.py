@@ -539,7 +539,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     from .core.events import CancelToken
     from .core.export import dumps_json, export_all
     from .core.files import OutputLock, atomic_write
-    from .core.tensorboard import TensorBoardLog
+    from .core.tensorboard import CandidateLogs
 
     try:
         lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
@@ -565,16 +565,13 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     lock = OutputLock(out_dir).acquire(" ".join(["ftgui-compare", *sys.argv[1:]]))
     final: ComparisonFinished | None = None
     board_root = _tensorboard_folder(args, out_dir)
-    boards: dict[str, TensorBoardLog] = {}
+    logs: CandidateLogs | None = None
     try:
         comparison = Comparison(cfg, candidates)
+        logs = CandidateLogs(board_root, comparison.trainers) if board_root is not None else None
         for e in comparison.run(cancel):
-            if board_root is not None and isinstance(e, CandidateEvent):
-                if e.candidate not in boards and e.candidate in comparison.trainers:
-                    trainer = comparison.trainers[e.candidate]
-                    boards[e.candidate] = TensorBoardLog(board_root / e.candidate, trainer.config)
-                if e.candidate in boards:
-                    boards[e.candidate](e.event)
+            if logs is not None and isinstance(e, CandidateEvent):
+                logs(e.candidate, e.event)
             if isinstance(e, ComparisonFinished):
                 final = e
                 continue
@@ -590,9 +587,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for board in boards.values():
-            board.close()
-        if board_root is not None and boards:
+        if logs is not None and logs.close():
             progress.line(f"TensorBoard logs: {board_root}")
         if final is not None:
             for summary in final.summaries:

@@ -128,23 +128,14 @@ class Session:
         """Run a comparison; every candidate that finished an epoch is recorded as a run (and,
         with ``board``, logged to TensorBoard in a sub-folder per candidate)."""
         from .compare import CandidateEvent, ComparisonFinished
-        from .tensorboard import TensorBoardLog
+        from .tensorboard import CandidateLogs
 
-        logs: dict[str, TensorBoardLog] = {}
+        logs = CandidateLogs(board, comparison.trainers) if board is not None else None
         for event in comparison.run(cancel, scan):
-            if (
-                board is not None
-                and isinstance(event, CandidateEvent)
-                and event.candidate in comparison.trainers
-            ):
-                if event.candidate not in logs:
-                    trainer = comparison.trainers[event.candidate]
-                    logs[event.candidate] = TensorBoardLog(board / event.candidate, trainer.config)
-                logs[event.candidate](event.event)
+            if logs is not None and isinstance(event, CandidateEvent):
+                logs(event.candidate, event.event)
             if isinstance(event, ComparisonFinished):
-                for log in logs.values():
-                    log.close()
-                if logs:
+                if logs is not None and logs.close():
                     yield ev.Message("info", f"TensorBoard logs: {board}")
                 for s in event.summaries:
                     if s.name in comparison.trainers and s.epochs >= 1:

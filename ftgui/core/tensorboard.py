@@ -15,7 +15,10 @@ from . import events as ev
 from .errors import FtguiError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .config import TrainConfig
+    from .engine import Trainer
 
 INSTALL = "pip install 'ftgui[tensorboard]'"
 
@@ -83,3 +86,25 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class CandidateLogs:
+    """A comparison's TensorBoard logs: a sub-folder of ``root`` per candidate, opened when the
+    candidate's trainer exists (a refused candidate gets none)."""
+
+    def __init__(self, root: Path, trainers: Mapping[str, Trainer]) -> None:
+        self.root = root
+        self.trainers = trainers
+        self.logs: dict[str, TensorBoardLog] = {}
+
+    def __call__(self, candidate: str, event: ev.Event) -> None:
+        if candidate not in self.logs and candidate in self.trainers:
+            self.logs[candidate] = TensorBoardLog(self.root / candidate, self.trainers[candidate].config)
+        if candidate in self.logs:
+            self.logs[candidate](event)
+
+    def close(self) -> bool:
+        """Close every log; True when any was written."""
+        for log in self.logs.values():
+            log.close()
+        return bool(self.logs)
