@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -20,6 +21,7 @@ from .core.text import display_path as display  # names with bytes that are not 
 if TYPE_CHECKING:
     from .core.compare import CandidateSummary
     from .core.config import TrainConfig
+    from .core.distributed import World
     from .core.engine import Trainer
     from .core.events import CancelToken
 
@@ -42,7 +44,22 @@ def _learning_rate(text: str) -> float | str:
 
 def _run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentParser:
     """The options of one run; ``train`` adds those only ftgui-train has (strategy, resume, ...)."""
-    p.add_argument("data_dir", metavar="DATA_DIR", help="image folder: one subfolder per class")
+    p.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        nargs="?" if train else None,
+        help="image folder: one subfolder per class" + (" (or --data DATA_DIR)" if train else ""),
+    )
+    if train:
+        p.add_argument(
+            "--data", dest="data_option", metavar="DATA_DIR", help="the image folder, as an option"
+        )
+        p.add_argument(
+            "--config",
+            metavar="JOB",
+            help="train the job.json written by the window (File → Export training job…): every "
+            "training setting and the split come from it; --data names the dataset here",
+        )
     p.add_argument(
         "--out", required=True, metavar="OUT_DIR", help="folder for model.safetensors and model.json"
     )
@@ -70,6 +87,13 @@ def _run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPa
     if train:
         p.add_argument(
             "--train-bn", action="store_true", help="keep BatchNorm layers trainable inside frozen blocks"
+        )
+    if train:
+        p.add_argument(
+            "--freeze-bn",
+            action="store_true",
+            help="freeze every BatchNorm layer, in training blocks too (pretrained statistics; the "
+            "same result on any number of processes)",
         )
     p.add_argument("--epochs", type=_positive_int, default=5)
     p.add_argument("--batch-size", type=_positive_int, default=32)
@@ -134,6 +158,13 @@ def _run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPa
     )
     if train:
         p.add_argument(
+            "--sync-bn",
+            action="store_true",
+            help="under torchrun on GPUs: BatchNorm statistics over all processes' shards "
+            "(SyncBatchNorm); for full fine-tuning with small per-GPU batches",
+        )
+    if train:
+        p.add_argument(
             "--checkpoint-every",
             type=int,
             default=1,
@@ -184,22 +215,31 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 class Progress:
-    """A one-line progress bar on a terminal; plain lines otherwise."""
+    """A one-line progress bar on a terminal; plain lines otherwise. Under torchrun only rank 0
+    prints (``silent`` on the others); every rank prints its own errors (``error``)."""
 
     def __init__(self, stream: TextIO, quiet: bool = False) -> None:
         self.stream = stream
         self.tty = stream.isatty()
         self.quiet = quiet
+        self.silent = False
+        self.where = ""  # " (rank R of N)" under torchrun
         self._last = 0.0
 
+    def error(self, prog: str, text: str) -> None:
+        self.stream.write(f"{prog}: error{self.where}: {display(text)}\n")
+        self.stream.flush()
+
     def line(self, text: str) -> None:
+        if self.silent:
+            return
         if self.tty:
             self.stream.write("\r\033[K")
         self.stream.write(display(text) + "\n")
         self.stream.flush()
 
     def batch(self, e: ev.BatchEnded) -> None:
-        if self.quiet or not self.tty:
+        if self.quiet or self.silent or not self.tty:
             return
         now = time.monotonic()
         if now - self._last < 0.1 and e.batch != e.batches:
@@ -232,14 +272,83 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     args = train_parser().parse_args(argv)
     err = sys.stderr
     progress = Progress(err, args.quiet)
+    from .core.distributed import SINGLE
+
+    world = SINGLE
+    aborted = False
     try:
-        return _train(args, progress)
+        cfg = _train_config(args)
+        world = _join(args, cfg, progress)
+        code = _train(args, cfg, progress, world)
     except FtguiError as exc:
-        err.write(f"ftgui-train: error: {display(str(exc))}\n")
-        return 2
+        progress.error("ftgui-train", str(exc))
+        code = 2
     except KeyboardInterrupt:
-        err.write("ftgui-train: aborted without saving\n")
-        return 130
+        err.write(f"ftgui-train: aborted without saving{progress.where}\n")
+        code, aborted = 130, True
+    except Exception as exc:
+        from .core.distributed import collective_message, is_collective_failure
+
+        if not (world.active and is_collective_failure(exc)):
+            raise
+        progress.error("ftgui-train", collective_message(exc, world))
+        code = 1
+    finished = not aborted and code in (0, *(c for _, c in STOP_SIGNALS.values()))
+    return _leave(world, code, stopped=finished)
+
+
+def _leave(world: World, code: int, stopped: bool) -> int:
+    """Under torchrun: a rank that finished (or stopped with the others) waits for rank 0 to
+    write, then leaves the group; a failing rank exits at once, so torchrun ends the job."""
+    if not world.active:
+        return code
+    from .core.distributed import stop_world
+
+    if stopped:
+        stop_world(world)
+        return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no collective and no destructor can hold a failing rank back
+
+
+def _join(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress) -> World:
+    """Under torchrun: join the job's process group; rank 0 alone prints."""
+    from .core.distributed import start_world
+
+    world = start_world(cfg.device if cfg is not None else args.device)
+    if world.active:
+        progress.where = f" ({world.describe()})"
+        progress.silent = not world.main
+    return world
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig | None:
+    """The run's configuration: from the options, or from --config's job (None to --resume)."""
+    data = args.data_option or args.data_dir
+    if args.data_option and args.data_dir and args.data_option != args.data_dir:
+        raise FtguiError("Give the dataset once: as DATA_DIR or as --data, not both.")
+    if not data and not args.resume:
+        raise FtguiError("Which images? Give the dataset folder: ftgui-train DATA_DIR --out OUT_DIR.")
+    args.data_dir = data
+    if args.config:
+        from .core.job import read_job
+
+        job = read_job(args.config)
+        args.job = job
+        cfg = job.config
+        cfg.data_dir = str(data)
+        if args.device != "auto":
+            cfg.device = args.device
+        cfg.sync_bn = cfg.sync_bn or args.sync_bn
+        return cfg
+    args.job = None
+    if args.resume:
+        return None
+    cfg = _config(args)
+    cfg.sync_bn = args.sync_bn
+    cfg.validate()
+    return cfg
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -254,6 +363,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
             getattr(args, "strategy", "head"),
             train_bn=getattr(args, "train_bn", False),
             unfreeze_every=getattr(args, "unfreeze_every", 1),
+            freeze_bn=getattr(args, "freeze_bn", False),
         ),
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -296,8 +406,9 @@ def _check_out(args: argparse.Namespace, out_dir: Path, arch: str) -> None:
     check_output_folder(out_dir, args.data_dir, params, params, args.checkpoint_every > 0)
 
 
-def _train(args: argparse.Namespace, progress: Progress) -> int:
+def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress, world: World) -> int:
     # Heavy imports after argument parsing, so --help is instant.
+    from .core.checkpoint import same_run_checkpoint
     from .core.engine import CancelToken, Trainer
     from .core.export import missing_format_packages
     from .core.files import OutputLock
@@ -313,40 +424,66 @@ def _train(args: argparse.Namespace, progress: Progress) -> int:
     _check_tensorboard(args)
     if args.checkpoint_every < 0:
         raise FtguiError(f"--checkpoint-every must be 0 (never) or more (got {args.checkpoint_every}).")
-    if args.resume:
+    resume = args.resume
+    if not resume and cfg is not None and world.active and not args.find_lr:
+        # A torchrun restart (or a requeued job) finds its own checkpoint in OUT and resumes.
+        ckpt = out_dir / "checkpoint.pt"
+        resume = world.broadcast(str(ckpt) if world.main and same_run_checkpoint(ckpt, cfg) else None)
+    if resume:
         from .core.checkpoint import load_checkpoint
 
-        arch = str(load_checkpoint(args.resume).get("arch", ""))
+        arch = str(load_checkpoint(resume).get("arch", ""))
     else:
-        cfg = _config(args)
-        cfg.validate()
+        assert cfg is not None
         arch = cfg.arch
-    if not args.find_lr:
+    writes = world.main and not args.find_lr
+    if writes:
         _check_out(args, out_dir, arch)
     lock = OutputLock(out_dir)
-    if not args.find_lr:
+    if writes:
         lock.acquire(" ".join(["ftgui-train", *sys.argv[1:]]))
     cancel = CancelToken()
     stopped_by: list[int] = []
+    first_signal = [0.0]
 
     def on_signal(signum: int, frame: object) -> None:
         name, code = STOP_SIGNALS[signal.Signals(signum)]
         if cancel.cancelled:
+            # Under torchrun one Ctrl+C arrives twice: from the terminal and from torchrun.
+            if world.active and time.monotonic() - first_signal[0] < 5.0:
+                return
             raise KeyboardInterrupt
+        first_signal[0] = time.monotonic()
         stopped_by.append(code)
         progress.line(f"{name}: stopping after this batch ({name} again to abort without saving)...")
         cancel.cancel()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
-        if args.resume:
+        if resume:
             trainer = Trainer.from_checkpoint(
-                args.resume, data_dir=args.data_dir, epochs=args.epochs, device=args.device
+                resume,
+                data_dir=args.data_dir,
+                epochs=cfg.epochs if cfg is not None else args.epochs,
+                device=cfg.device if cfg is not None else args.device,
+                world=world,
             )
-            progress.line(f"resuming from {args.resume} after epoch {trainer.epoch}")
+            why = "" if args.resume else " (its own checkpoint: same configuration)"
+            progress.line(f"resuming from {resume} after epoch {trainer.epoch}{why}")
         else:
-            trainer = Trainer(cfg)
-            trainer.prepare()
+            assert cfg is not None
+            trainer = Trainer(cfg, world=world)
+            if args.job is not None:
+                from .core.job import job_dataset
+
+                trainer.prepare(scan=job_dataset(args.job, cfg.data_dir), split=args.job.split)
+            else:
+                trainer.prepare()
+        if world.active:
+            progress.line(
+                f"{world.size} processes ({world.backend}), global batch {trainer.config.batch_size} "
+                f"(about {-(-trainer.config.batch_size // world.size)} per process)"
+            )
         if args.find_lr:
             return _find_lr(trainer, progress)
         started = time.perf_counter()
@@ -372,14 +509,16 @@ def _run(
 ) -> ev.Event:
     from .core.tensorboard import TensorBoardLog
 
-    folder = _tensorboard_folder(args, out_dir)
+    main = trainer.world.main  # under torchrun only rank 0 writes
+    folder = _tensorboard_folder(args, out_dir) if main else None
     board = TensorBoardLog(folder, trainer.config) if folder else None
     final: ev.Event | None = None
     for e in trainer.run(cancel):
         _print_event(e, progress)
         if board is not None:
             board(e)
-        if isinstance(e, ev.EpochEnded) and args.checkpoint_every and e.epoch % args.checkpoint_every == 0:
+        every = args.checkpoint_every
+        if main and isinstance(e, ev.EpochEnded) and every and e.epoch % every == 0:
             trainer.save_checkpoint(out_dir / "checkpoint.pt")
         final = e
     if board is not None:
@@ -400,13 +539,18 @@ def _finish(
 ) -> int:
     from .core.export import export_all
 
-    if trainer.epoch > 0:
-        if not args.no_evaluate and isinstance(final, ev.Finished):
-            from .core.evaluate import evaluate_trainer, format_report
+    if trainer.epoch > 0 and not args.no_evaluate and isinstance(final, ev.Finished):
+        from .core.evaluate import evaluate_trainer, format_report
 
-            trainer.evaluation = evaluate_trainer(trainer)
-            if trainer.evaluation is not None and not args.quiet:
-                progress.line("\n" + display(format_report(trainer.evaluation)) + "\n")
+        trainer.evaluation = evaluate_trainer(trainer)  # under torchrun: every rank, rank 0 reports
+        if trainer.evaluation is not None and not args.quiet:
+            progress.line("\n" + display(format_report(trainer.evaluation)) + "\n")
+    if not trainer.world.main:  # other ranks write nothing and say only why they failed
+        if isinstance(final, ev.Failed):
+            progress.error("ftgui-train", final.message.splitlines()[0])
+            return 1
+        return cancel_code if isinstance(final, ev.Cancelled) else 0
+    if trainer.epoch > 0:
         extra = formats if isinstance(final, ev.Finished) else ()
         for check in export_all(trainer, out_dir, ("safetensors", *extra)):
             progress.line(
@@ -416,7 +560,7 @@ def _finish(
         _record(trainer, "ftgui-train", progress, bundle=out_dir, seconds=getattr(args, "seconds", None))
     kept = f"the model of epoch {trainer.best_epoch or trainer.epoch}"
     if isinstance(final, ev.Failed):
-        progress.stream.write(f"ftgui-train: error: {display(final.message.splitlines()[0])}\n")
+        progress.error("ftgui-train", final.message.splitlines()[0])
         if trainer.epoch:
             progress.line(f"{kept} (the best finished one) was written to {out_dir}")
         return 1

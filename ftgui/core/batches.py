@@ -2,7 +2,9 @@
 
 Decoding runs in threads (or in ``num_workers`` spawned DataLoader processes); the order comes
 from torch's ``RandomSampler`` + ``BatchSampler``, seeded per epoch, so a resumed run and a
-cached run see the same batches as an uninterrupted one.
+cached run see the same batches as an uninterrupted one. Under torchrun every rank draws the
+same global batches and takes its shard of each (``World.shard``): together the ranks see
+exactly the batches of one process.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 
 from .cache import default_budget
 from .data import Batch, ImageListDataset, Sample, Split, collate, decode_threads, threaded_batches
+from .distributed import SINGLE, World
 from .models import Preprocess
 
 if TYPE_CHECKING:
@@ -44,9 +47,16 @@ class BatchSource:
     """Batches of one dataset split for one configuration (and the decoded-pixel memo)."""
 
     def __init__(
-        self, root: str, split: Split, preprocess: Preprocess, config: TrainConfig, pin_memory: bool = False
+        self,
+        root: str,
+        split: Split,
+        preprocess: Preprocess,
+        config: TrainConfig,
+        pin_memory: bool = False,
+        world: World = SINGLE,
     ) -> None:
         self.root = root
+        self.world = world
         self.split = split
         self.preprocess = preprocess
         self.config = config
@@ -54,9 +64,10 @@ class BatchSource:
         self.memo: dict[str, dict[int, torch.Tensor]] = {}
 
     def budget(self) -> int:
-        """Bytes the caches may use in RAM."""
+        """Bytes the caches may use in RAM (shared by the ranks on one machine)."""
         mb = self.config.cache_memory_mb
-        return int(mb) << 20 if mb is not None else default_budget()
+        total = int(mb) << 20 if mb is not None else default_budget()
+        return total // self.world.local_size
 
     def memo_fits(self) -> bool:
         """Whether every decoded image of the split fits the RAM budget."""
@@ -66,18 +77,25 @@ class BatchSource:
         return n * 3 * self.preprocess.crop_size**2 <= self.budget()
 
     def order(
-        self, train: bool, epoch: int, merge_single: bool = False, n: int | None = None
+        self,
+        train: bool,
+        epoch: int,
+        merge_single: bool = False,
+        n: int | None = None,
+        shard: bool = True,
     ) -> list[list[int]]:
-        """The epoch's batches as indices into the split's train (shuffled) or val list.
+        """The epoch's batches as indices into the split's train (shuffled) or val list; with
+        ``shard`` (under torchrun) this rank's part of each global batch.
 
-        BatchNorm cannot train on a single sample: with ``merge_single`` a last batch of one image
-        joins the batch before it (the shuffle puts another image there next epoch).
+        BatchNorm cannot train on a single sample: with ``merge_single`` a last batch too small
+        to give every rank two images (one process: a batch of one) joins the batch before it
+        (the shuffle puts other images there next epoch).
         """
         size = n if n is not None else len(self.split.train if train else self.split.val)
         batches = index_batches(size, self.config.batch_size, epoch if train else None, self.config.seed)
-        if train and merge_single and len(batches) >= 2 and len(batches[-1]) == 1:
+        if train and merge_single and len(batches) >= 2 and len(batches[-1]) < 2 * self.world.size:
             batches[-2].extend(batches.pop())
-        return batches
+        return [self.world.shard(b) for b in batches] if shard else batches
 
     def images(
         self,
@@ -85,10 +103,17 @@ class BatchSource:
         epoch: int = 0,
         samples: Sequence[Sample] | None = None,
         merge_single: bool = False,
+        shard: bool | None = None,
     ) -> Iterator[Batch]:
-        """Image batches of a split (or of ``samples``, in order), shuffled per epoch when training."""
+        """Image batches of a split (or of ``samples``, in order), shuffled per epoch when training.
+
+        Under torchrun a split's own batches are this rank's shards (``shard`` defaults to
+        True for them, False for other ``samples``); ``Batch.indices`` stay positions in the list.
+        """
         cfg = self.config
         augment = train and cfg.augment
+        if shard is None:
+            shard = samples is None
         if samples is None:
             samples = self.split.train if train else self.split.val
         part = {id(self.split.train): "train", id(self.split.val): "val"}.get(id(samples))
@@ -96,7 +121,7 @@ class BatchSource:
         if part and not augment and cfg.num_workers == 0 and self.memo_fits():
             memo = self.memo.setdefault(part, {})
         ds = ImageListDataset(self.root, list(samples), self.preprocess, augment=augment, memo=memo)
-        order = self.order(train, epoch, merge_single, n=len(samples))
+        order = self.order(train, epoch, merge_single, n=len(samples), shard=shard)
         if cfg.num_workers > 0:
             # Explicit spawn: forking a process that runs Qt or CUDA is unsafe.
             yield from DataLoader(

@@ -32,10 +32,15 @@ def checkpoint_record(
     scan: ScanResult,
     split: Split,
     state: TrainerState,
+    requested: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to resume, as tensors and plain values (loads with weights_only=True)."""
+    """Everything needed to resume, as tensors and plain values (loads with weights_only=True).
+
+    ``requested``: the configuration as asked for (before the learning rate was chosen), by
+    which a restarted torchrun job recognises its own checkpoint."""
     model = built.model
     return {
+        "requested": requested,
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "config": config.to_dict(),
@@ -60,6 +65,7 @@ def checkpoint_record(
         "best_val_loss": state.best_val_loss,
         "best_state": {k: v.cpu() for k, v in state.best_state.items()} if state.best_state else None,
         "rng_state": state.rng_state,
+        "rank_rng_states": state.rank_rng_states,
     }
 
 
@@ -76,6 +82,7 @@ class Restored:
     optimizer_groups: list[dict[str, Any]]  # the saved groups' settings, without parameters
     optimizer_state: dict[str, Any]
     name: str = "checkpoint.pt"
+    requested: dict[str, Any] | None = None
 
     def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         """The saved optimizer over ``model``'s parameters (moved to its device), state included."""
@@ -108,6 +115,7 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "device": (str,),
     "augment": (bool,),
     "amp": (bool,),
+    "sync_bn": (bool,),
     "channels_last": (bool, type(None)),
     "optimizer": (str,),
     "schedule": (str,),
@@ -229,6 +237,15 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
         rng is None or (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8),
         "'rng_state' is not a random state",
     )
+    ranks = state.get("rank_rng_states")
+    need(
+        ranks is None
+        or (
+            isinstance(ranks, list)
+            and all(isinstance(r, torch.Tensor) and r.dtype == torch.uint8 for r in ranks)
+        ),
+        "'rank_rng_states' must list random states",
+    )
     pre: Any = state.get("preprocess")
     need(isinstance(pre, dict), "'preprocess' must be an object")
     try:
@@ -264,6 +281,8 @@ def read_checkpoint(
     try:
         restored = _restored(state, data_dir, epochs, device)
         restored.name = Path(path).name
+        requested = state.get("requested")
+        restored.requested = requested if isinstance(requested, dict) else None
         return restored
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
         raise CheckpointError(
@@ -312,6 +331,7 @@ def _restored(
         best_state=state["best_state"],
         skipped={p: r for p, r in state["skipped"]},
         rng_state=state["rng_state"],
+        rank_rng_states=state.get("rank_rng_states"),
     )
     return Restored(
         cfg,
@@ -323,6 +343,26 @@ def _restored(
         [{k: v for k, v in g.items() if k != "params"} for g in state["optimizer"]["param_groups"]],
         state["optimizer"],
     )
+
+
+def requested_record(config: TrainConfig) -> dict[str, Any]:
+    """A configuration as asked for, comparable between runs (the dataset by its real path)."""
+    d = config.to_dict()
+    d.pop("lr_note", None)
+    d["data_dir"] = os.path.realpath(d["data_dir"]) if d.get("data_dir") else ""
+    return d
+
+
+def same_run_checkpoint(path: str | os.PathLike[str], config: TrainConfig) -> bool:
+    """Whether ``path`` is a readable checkpoint of a run asked for with ``config``."""
+    if not Path(path).is_file():
+        return False
+    try:
+        state = load_checkpoint(path)
+        validate_checkpoint(state, Path(path).name)
+    except FtguiError:
+        return False
+    return bool(state.get("requested") == requested_record(config))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

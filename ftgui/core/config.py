@@ -44,6 +44,7 @@ class TrainConfig:
     cache: str = "auto"  # frozen-prefix and decoded-image caches: auto | off
     cache_memory_mb: int | None = None  # RAM budget for caches; None = a quarter of free RAM
     channels_last: bool | None = None  # None: on for convolutional networks
+    sync_bn: bool = False  # under torchrun on GPUs: BatchNorm statistics over all processes' shards
 
     def validate(self) -> None:
         """Refuse a number out of range before any slow work, naming the option and its range."""

@@ -5,7 +5,9 @@ token before every batch and never raises for problems the user can act on: it y
 ``Failed`` with a readable message instead. Its parts live beside it: the configuration
 (``config.py``), the device and out-of-memory handling (``device.py``), the batch source
 (``batches.py``), the frozen-prefix cache (``prefix_cache.py``), the training step
-(``step.py``), the run's state (``state.py``) and checkpoints (``checkpoint.py``).
+(``step.py``), the run's state (``state.py``) and checkpoints (``checkpoint.py``). Under
+torchrun (``distributed.py``) the same loop runs on every rank, the trainable part of the
+model wrapped in DistributedDataParallel, each rank on its shard of every batch.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from torch import nn
 
 from . import events as ev
 from .batches import BatchSource
-from .checkpoint import checkpoint_record, read_checkpoint
+from .checkpoint import checkpoint_record, read_checkpoint, requested_record
 from .config import TrainConfig
 from .data import Batch, Sample, ScanResult, Split, scan_folder, split_samples
-from .device import is_out_of_memory, oom_message, select_device
+from .device import is_out_of_memory, oom_message
+from .distributed import SINGLE, AgreedStop, World, collective_message, is_collective_failure
 from .errors import DataError, FtguiError, TrainingError
 from .events import CancelToken
 from .freeze import NothingTrains
@@ -36,7 +39,7 @@ from .optim import group_parameters, lr_factor, make_optimizer, set_lr
 from .prefix_cache import FrozenPrefix
 from .recipe import choose_lr
 from .state import TrainerState
-from .step import Clock, NonFiniteLoss, Tally, TrainStep, first_non_finite, split_logits
+from .step import Clock, DistributedStep, NonFiniteLoss, Tally, TrainStep, first_non_finite, split_logits
 
 if TYPE_CHECKING:
     from .evaluate import Evaluation
@@ -47,9 +50,12 @@ __all__ = ["CancelToken", "TrainConfig", "Trainer", "run_to_end"]
 class Trainer:
     """A fine-tuning run. ``prepare()`` scans data and builds the model; ``run()`` trains."""
 
-    def __init__(self, config: TrainConfig, allow_download: bool = True) -> None:
+    def __init__(self, config: TrainConfig, allow_download: bool = True, world: World = SINGLE) -> None:
         self.config = config
         self.allow_download = allow_download
+        self.world = world  # the processes of a torchrun job; one process otherwise
+        self.requested = requested_record(config)  # as asked for, before prepare() picks the rate
+        self.ddp: nn.Module | None = None  # DistributedDataParallel over the trainable part
         self.scan: ScanResult | None = None
         self.split: Split | None = None
         self.built: BuiltModel | None = None
@@ -104,16 +110,19 @@ class Trainer:
 
     # ------------------------------------------------------------ set-up
 
-    def prepare(self, scan: ScanResult | None = None, built: BuiltModel | None = None) -> None:
-        """Scan the folder, split it, build the model (or take ``built``), freeze, make the optimizer.
+    def prepare(
+        self, scan: ScanResult | None = None, built: BuiltModel | None = None, split: Split | None = None
+    ) -> None:
+        """Scan the folder, split it (or take ``split``, a job's file lists), build the model (or
+        take ``built``), freeze, make the optimizer.
 
         Raises :class:`FtguiError` with a readable message on bad input.
         """
         cfg = self.config
         cfg.validate()
-        device = select_device(cfg.device)
+        device = self.world.device(cfg.device)
         self.scan = scan or scan_folder(cfg.data_dir)
-        self.split = split_samples(self.scan, cfg.val_fraction, cfg.seed)
+        self.split = split or split_samples(self.scan, cfg.val_fraction, cfg.seed)
         if not self.split.train:
             raise DataError("No training images left after the split; lower the validation fraction.")
         torch.manual_seed(cfg.seed)
@@ -142,9 +151,46 @@ class Trainer:
         if self._channels_last:
             built.model.to(memory_format=torch.channels_last)
         self.source = BatchSource(
-            self.scan.root, self.split, built.preprocess, self.config, device.type == "cuda"
+            self.scan.root, self.split, built.preprocess, self.config, device.type == "cuda", self.world
         )
         self.prefix = FrozenPrefix(self.source, built, device)
+        self._check_world()
+        self._wrap()
+
+    def _check_world(self) -> None:
+        """What several processes cannot do, said before any slow work."""
+        world, cfg = self.world, self.config
+        if cfg.sync_bn and not world.active:
+            return  # one process: nothing to synchronise, the option is a no-op
+        if cfg.sync_bn and self.device.type != "cuda":
+            raise FtguiError(
+                "--sync-bn needs CUDA GPUs: torch's SyncBatchNorm runs only there. On the CPU train "
+                "without it (each process then normalises over its own share of the batch)."
+            )
+        bn_trains = any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) and any(p.requires_grad for p in m.parameters())
+            for m in self.model.modules()
+        )
+        if world.active and bn_trains and not cfg.sync_bn and cfg.batch_size < 2 * world.size:
+            raise FtguiError(
+                f"--batch-size is the batch of all {world.size} processes together; with BatchNorm "
+                f"training each process needs at least 2 images of it: use --batch-size "
+                f"{2 * world.size} or more."
+            )
+        if cfg.sync_bn:
+            assert self.built is not None
+            self.built.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.built.model)
+
+    def _wrap(self) -> None:
+        """DistributedDataParallel over the model's trainable part, with the trainer's forward
+        (the cached suffix or the whole model). DDP fixes its parameter set when it wraps, so
+        gradual unfreezing wraps again; the optimizer and its state stay."""
+        if not self.world.active:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(_TrainerForward(self.model, self.forward), device_ids=ids)
 
     def units(self) -> list[list[str]]:
         """The head, then the blocks from the last to the first (discriminative learning rates)."""
@@ -193,28 +239,46 @@ class Trainer:
 
     def train_step(self) -> TrainStep:
         assert self.optimizer is not None
+        if self.world.active:
+            return DistributedStep(
+                self._ddp_forward, self.optimizer, self.device, self.config.amp, self.world, self._no_images
+            )
         return TrainStep(self.forward, self.optimizer, self.device, self.config.amp)
+
+    def _ddp_forward(self, x: torch.Tensor) -> Any:
+        assert self.ddp is not None
+        return self.ddp(x)
+
+    def _no_images(self) -> torch.Tensor:
+        """A batch of zero inputs of the right shape (a rank with nothing to read this step)."""
+        assert self.prefix is not None
+        if self.prefix.active:
+            return torch.zeros((0, *self.prefix.feature_shape))
+        size = self.preprocess.crop_size
+        return torch.zeros((0, 3, size, size))
 
     # ------------------------------------------------------------ running
 
     def run(self, cancel: CancelToken | None = None) -> Iterator[ev.Event]:
         """Train to ``config.epochs``, yielding events. Ends with Finished, Cancelled or Failed."""
-        cancel = cancel or CancelToken()
+        # Under torchrun every rank stops at the same batch, whichever was asked to.
+        stop = AgreedStop(cancel or CancelToken(), self.world)
         try:
             if not self.prepared:
                 self.prepare()
-            yield from self._run(cancel)
+            yield from self._run(stop)
         except FtguiError as exc:
             self._restore_best()
             yield ev.Failed(str(exc), self.epoch)
         except Exception as exc:  # a run ends with a message, whatever torch raises
             self._restore_best()
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            msg = (
-                oom_message(exc, self.config.batch_size)
-                if is_out_of_memory(exc)
-                else f"Training failed: {first}\n\n{traceback.format_exc(limit=3)}"
-            )
+            if is_out_of_memory(exc):
+                msg = oom_message(exc, self.config.batch_size)
+            elif self.world.active and is_collective_failure(exc):
+                msg = collective_message(exc, self.world)
+            else:
+                msg = f"Training failed: {first}\n\n{traceback.format_exc(limit=3)}"
             yield ev.Failed(msg, self.epoch)
 
     def _run(self, cancel: CancelToken) -> Iterator[ev.Event]:
@@ -232,10 +296,11 @@ class Trainer:
             tuple(self.scan.classes), len(self.split.train), len(self.split.val), str(self.device),
             trainable, total, cfg.epochs, st.epoch, batches,
         )  # fmt: skip
-        if st.rng_state is not None:
-            torch.set_rng_state(st.rng_state)
-        else:
-            torch.manual_seed(cfg.seed + 1)
+        rng = st.rng_state if self.world.rank == 0 else st.rank_rng_state(self.world.rank, self.world.size)
+        if rng is not None:
+            torch.set_rng_state(rng)
+        else:  # each rank its own stream (augmentation, dropout); rank 0's is one process's
+            torch.manual_seed(cfg.seed + 1 + self.world.rank)
         clock = Clock(cfg.epochs * batches, st.step)
         step = self.train_step()
         stopped_early = False
@@ -254,9 +319,10 @@ class Trainer:
             for b, batch in enumerate(self.batches(train=True), start=1):
                 if cancel.cancelled:
                     break
+                self.world.fault(st.epoch + 1, b if batches > 1 else 2)
                 yield from self.report_failures(batch, self.split.train)
-                if batch.images.numel() == 0:
-                    continue
+                if batch.images.numel() == 0 and not self.world.active:
+                    continue  # under torchrun the step runs anyway: every rank takes part
                 t0 = time.perf_counter()
                 lr = set_lr(self.optimizer, lr_factor(cfg.schedule, st.step, clock.total))
                 try:
@@ -267,6 +333,8 @@ class Trainer:
                         f"Try a lower learning rate (now {cfg.lr:g}). {self._kept()}"
                     ) from None
                 st.step += 1
+                if result.count == 0:
+                    continue  # no rank could read an image of this batch
                 tally.add_step(result)
                 dt = max(time.perf_counter() - t0, 1e-9)
                 yield ev.BatchEnded(
@@ -281,7 +349,10 @@ class Trainer:
             if cancel.cancelled:
                 break
             self._check_finite(val.loss)
+            yield from self._gather_skipped()
             is_best = st.end_epoch(val.loss if val.loss is not None else tally.loss, self.model)
+            if self.world.active:
+                st.rank_rng_states = self.world.gather(st.rng_state)
             record = ev.EpochEnded(
                 st.epoch, cfg.epochs, tally.loss, tally.accuracy, val.loss, val.accuracy,
                 tuple(val.per_class()), max(g["lr"] for g in self.optimizer.param_groups),
@@ -335,6 +406,7 @@ class Trainer:
         before = set(trainable_names(self.model))
         self.config.freeze.apply(self.model, wanted)
         st.unfrozen_blocks = wanted
+        self._wrap()
         new = {n for n in trainable_names(self.model) if n not in before}
         cfg, lr = self.config, self.config.lr
         assert isinstance(lr, float)
@@ -349,6 +421,16 @@ class Trainer:
             if rel not in self.state.skipped:
                 self.state.skipped[rel] = reason
                 yield ev.FileSkipped(rel, reason)
+
+    def _gather_skipped(self) -> Iterator[ev.Event]:
+        """Files other ranks could not read: known to every rank (and reported by rank 0)."""
+        if not self.world.active:
+            return
+        for skipped in self.world.gather(dict(self.state.skipped)):
+            for rel, reason in skipped.items():
+                if rel not in self.state.skipped:
+                    self.state.skipped[rel] = reason
+                    yield ev.FileSkipped(rel, reason)
 
     def _check_root(self) -> None:
         assert self.scan is not None
@@ -370,6 +452,7 @@ class Trainer:
                 if batch.images.numel():
                     logits = split_logits(self.forward(batch.images.to(self.device)))[0].float()
                     tally.add_logits(logits, batch.labels.to(self.device))
+        tally = tally.reduced(self.world)  # the whole validation set's numbers, on every rank
         if tally.seen == 0:
             self._check_root()
         return tally
@@ -383,7 +466,9 @@ class Trainer:
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything needed to resume, as tensors and plain values (loads with weights_only=True)."""
         assert self.built and self.optimizer and self.scan and self.split
-        return checkpoint_record(self.config, self.built, self.optimizer, self.scan, self.split, self.state)
+        return checkpoint_record(
+            self.config, self.built, self.optimizer, self.scan, self.split, self.state, self.requested
+        )
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
         from .files import atomic_torch_save
@@ -397,16 +482,31 @@ class Trainer:
         data_dir: str | None = None,
         epochs: int | None = None,
         device: str | None = None,
+        world: World = SINGLE,
     ) -> Trainer:
         """Resume a run: same freeze state, optimizer state, schedule position and split."""
         restored = read_checkpoint(path, data_dir, epochs, device)
-        trainer = cls(restored.config)
+        trainer = cls(restored.config, world=world)
+        trainer.requested = restored.requested or trainer.requested
         trainer.scan, trainer.split, trainer.state = restored.scan, restored.split, restored.state
-        trainer._attach(restored.built, select_device(restored.config.device))
+        trainer._attach(restored.built, world.device(restored.config.device))
         if trainer.state.best_state is not None:
             trainer.state.best_state = {k: v.to(trainer.device) for k, v in trainer.state.best_state.items()}
         trainer.optimizer = restored.optimizer(trainer.model)
         return trainer
+
+
+class _TrainerForward(nn.Module):
+    """The trainer's forward as a module for DistributedDataParallel: it holds the whole model
+    (so DDP sees every trainable parameter) and calls the cached suffix or the whole model."""
+
+    def __init__(self, model: nn.Module, forward: Callable[[torch.Tensor], Any]) -> None:
+        super().__init__()
+        self.model = model
+        self._forward = forward
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self._forward(x)
 
 
 def run_to_end(

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import ImageListDataset, Sample, decode_threads, threaded_batches
+from .distributed import SINGLE, World
 from .models import Preprocess
 
 if TYPE_CHECKING:
@@ -145,37 +146,68 @@ def evaluate_model(
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    world: World = SINGLE,
 ) -> Evaluation | None:
-    """Run ``model`` (eval mode) over ``samples``; unreadable files are left out. None if cancelled."""
-    device = next(model.parameters()).device
-    ds = ImageListDataset(root, samples, preprocess)
-    index_batches = [
-        list(range(i, min(i + batch_size, len(samples)))) for i in range(0, len(samples), batch_size)
-    ]
-    kept: list[Sample] = []
-    outputs: list[torch.Tensor] = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for batch in threaded_batches(ds, index_batches, decode_threads()):
-                if cancelled and cancelled():
-                    return None
-                if batch.images.numel():
-                    outputs.append(model(batch.images.to(device)).float().cpu())
-                    kept.extend(samples[i] for i in batch.indices.tolist())
-                if progress:
-                    progress(len(kept) + len(batch.failed), len(samples))
-    finally:
-        model.train(was_training)
+    """Run ``model`` (eval mode) over ``samples``; unreadable files are left out. None if cancelled.
+
+    Under torchrun each rank runs its shard and rank 0 gathers the logits and summarises (the
+    other ranks return None): the report is exactly that of one process over every sample."""
+    mine = world.shard(list(range(len(samples))))
+    local = evaluate_logits(
+        model, preprocess, root, [samples[i] for i in mine], batch_size, progress, cancelled
+    )
+    if local is None:
+        return None
+    parts = world.gather(([mine[i] for i in local[0]], local[1]))
+    if not world.main:
+        return None
+    order = [i for indices, _ in parts for i in indices]
+    outputs = [logits for indices, logits in parts if indices]
     logits = torch.cat(outputs) if outputs else torch.empty(0, len(classes))
-    result = summarise(classes, root, kept, logits)
+    rank = sorted(range(len(order)), key=order.__getitem__)  # back into the samples' order
+    result = summarise(classes, root, [samples[order[i]] for i in rank], logits[rank])
     result.requested = len(samples)
     return result
 
 
+def evaluate_logits(
+    model: nn.Module,
+    preprocess: Preprocess,
+    root: str,
+    samples: Sequence[Sample],
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> tuple[list[int], torch.Tensor] | None:
+    """Positions of the readable ``samples`` and the model's logits for them (CPU, float);
+    None if cancelled."""
+    device = next(model.parameters()).device
+    ds = ImageListDataset(root, samples, preprocess)
+    batches = [list(range(i, min(i + batch_size, len(samples)))) for i in range(0, len(samples), batch_size)]
+    kept: list[int] = []
+    outputs: list[torch.Tensor] = []
+    done = 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for batch in threaded_batches(ds, batches, decode_threads()):
+                if cancelled and cancelled():
+                    return None
+                if batch.images.numel():
+                    outputs.append(model(batch.images.to(device)).float().cpu())
+                    kept.extend(batch.indices.tolist())
+                done += len(batch.indices) + len(batch.failed)
+                if progress:
+                    progress(done, len(samples))
+    finally:
+        model.train(was_training)
+    return kept, (torch.cat(outputs) if outputs else torch.empty(0, 0))
+
+
 def evaluate_trainer(trainer: Trainer, **kwargs: Any) -> Evaluation | None:
-    """Evaluate a trainer's current model on its validation split."""
+    """Evaluate a trainer's current model on its validation split (under torchrun: together,
+    the result on rank 0)."""
     assert trainer.split is not None and trainer.scan is not None
     samples = trainer.split.val or trainer.split.train
     result = evaluate_model(
@@ -185,6 +217,7 @@ def evaluate_trainer(trainer: Trainer, **kwargs: Any) -> Evaluation | None:
         trainer.scan.root,
         samples,
         batch_size=trainer.config.batch_size,
+        world=trainer.world,
         **kwargs,
     )
     if result is not None and not trainer.split.val:

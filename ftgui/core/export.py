@@ -90,6 +90,7 @@ def bundle_metadata(trainer: Trainer) -> dict[str, Any]:
         "head": list(built.head),
         "trainable_parameter_names": trainable_names(built.model),
         "training": trainer.config.to_dict(),
+        "distributed": distributed_record(trainer),
         "epochs_completed": trainer.epoch,
         "best_epoch": trainer.best_epoch,
         "weights_from": trainer.kept_because(),
@@ -97,6 +98,20 @@ def bundle_metadata(trainer: Trainer) -> dict[str, Any]:
         "class_counts": {"train": counts, "val": val_counts},
         "split": {"root": scan.root, **(split.to_dict() if split else {"train": [], "val": []})},
         "skipped": [[p, r] for p, r in sorted(trainer.skipped.items())],
+    }
+
+
+def distributed_record(trainer: Trainer) -> dict[str, Any]:
+    """How many processes trained, and the batch: ``--batch-size`` is always the global batch."""
+    world = getattr(trainer, "world", None)
+    size = world.size if world is not None and world.active else 1
+    batch = trainer.config.batch_size
+    return {
+        "world_size": size,
+        "backend": world.backend if world is not None and world.active else None,
+        "global_batch_size": batch,
+        "per_process_batch_size": -(-batch // size),
+        "sync_bn": bool(trainer.config.sync_bn and size > 1),
     }
 
 

@@ -48,22 +48,29 @@ class FreezePlan:
     blocks: int = 1  # "last": how many blocks before the head train
     unfreeze_every: int = 1  # "gradual": epochs between unfreezing one more block
     train_bn: bool = False  # BatchNorm stays trainable inside frozen blocks
+    # Every BatchNorm layer frozen, in training blocks too: the pretrained statistics are kept
+    # (eval mode), so the result does not depend on how a batch is split over processes.
+    freeze_bn: bool = False
     # Tree edits, in the order made: (module or parameter name, trainable). "" is the whole model.
     overrides: tuple[tuple[str, bool], ...] = ()
 
     # ------------------------------------------------------------ making and naming plans
 
     @classmethod
-    def parse(cls, text: str, train_bn: bool = False, unfreeze_every: int = 1) -> FreezePlan:
+    def parse(
+        cls, text: str, train_bn: bool = False, unfreeze_every: int = 1, freeze_bn: bool = False
+    ) -> FreezePlan:
         """'head', 'full', 'gradual' or 'last-N' (e.g. 'last-2'), as ftgui-train spells them."""
+        if train_bn and freeze_bn:
+            raise ModelError("--train-bn and --freeze-bn contradict each other: choose one.")
         t = str(text).strip().lower()
         if t in ("head", "head-only", "full", "gradual"):
             strategy: Strategy = "head" if t.startswith("head") else t  # type: ignore[assignment]
-            return cls(strategy, train_bn=train_bn, unfreeze_every=unfreeze_every)
+            return cls(strategy, 1, unfreeze_every, train_bn, freeze_bn)
         if t.startswith("last"):
             n = t[4:].lstrip("-") or "1"
             if n.isdigit() and int(n) >= 1:
-                return cls("last", blocks=int(n), train_bn=train_bn, unfreeze_every=unfreeze_every)
+                return cls("last", int(n), unfreeze_every, train_bn, freeze_bn)
         raise ModelError(f"Unknown strategy '{text}': use {STRATEGY_HELP}.")
 
     @classmethod
@@ -96,6 +103,8 @@ class FreezePlan:
         )
         if self.strategy == "gradual":
             text += f", a block every {self.unfreeze_every} epoch(s)"
+        if self.freeze_bn:
+            return text + ", BatchNorm frozen"
         return text + (", BatchNorm layers trained" if self.train_bn and self.strategy != "full" else "")
 
     def edit(self, name: str, trainable: bool) -> FreezePlan:
@@ -122,7 +131,7 @@ class FreezePlan:
     def apply(self, model: nn.Module, unfrozen_blocks: int | None = None) -> None:
         """Set ``requires_grad`` on every parameter. ``unfrozen_blocks``: gradual unfreezing's
         current stage (0 at the start)."""
-        from .layers import model_blocks, set_trainable, unfreeze_batchnorm
+        from .layers import freeze_batchnorm, model_blocks, set_trainable, unfreeze_batchnorm
         from .models import classifier_names
 
         head = classifier_names(model)
@@ -141,6 +150,8 @@ class FreezePlan:
             set_trainable(model, [name], trainable)
         if self.train_bn and self.strategy != "full":
             unfreeze_batchnorm(model)
+        if self.freeze_bn:
+            freeze_batchnorm(model)
 
     def tree(self, model: nn.Module) -> LayerNode:
         """Apply the plan and return the layer tree with its parameter counts."""
@@ -179,6 +190,7 @@ class FreezePlan:
             "blocks": self.blocks,
             "unfreeze_every": self.unfreeze_every,
             "train_bn": self.train_bn,
+            "freeze_bn": self.freeze_bn,
             "overrides": [[name, trainable] for name, trainable in self.overrides],
         }
 
@@ -196,9 +208,10 @@ class FreezePlan:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ModelError(f"'freeze.{key}' must be a whole number of at least 1 (got {v!r})")
             numbers[key] = v
-        train_bn = d.get("train_bn", False)
-        if not isinstance(train_bn, bool):
-            raise ModelError(f"'freeze.train_bn' must be true or false (got {train_bn!r})")
+        train_bn, freeze_bn = d.get("train_bn", False), d.get("freeze_bn", False)
+        for key, flag in (("train_bn", train_bn), ("freeze_bn", freeze_bn)):
+            if not isinstance(flag, bool):
+                raise ModelError(f"'freeze.{key}' must be true or false (got {flag!r})")
         raw = d.get("overrides", [])
         if not isinstance(raw, (list, tuple)) or not all(
             isinstance(o, (list, tuple)) and len(o) == 2 and isinstance(o[0], str) and isinstance(o[1], bool)
@@ -209,7 +222,8 @@ class FreezePlan:
             strategy,  # type: ignore[arg-type]
             blocks=numbers["blocks"],
             unfreeze_every=numbers["unfreeze_every"],
-            train_bn=train_bn,
+            train_bn=bool(train_bn),
+            freeze_bn=bool(freeze_bn),
             overrides=tuple((str(o[0]), bool(o[1])) for o in raw),
         )
 

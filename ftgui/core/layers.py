@@ -121,6 +121,15 @@ def unfreeze_batchnorm(model: nn.Module) -> None:
                 p.requires_grad_(True)
 
 
+def freeze_batchnorm(model: nn.Module) -> None:
+    """The 'freeze BatchNorm' option: every BN layer keeps its weights and (in eval mode) its
+    running statistics, inside training blocks too."""
+    for module in model.modules():
+        if isinstance(module, _BATCHNORM_TYPES):
+            for p in module.parameters(recurse=False):
+                p.requires_grad_(False)
+
+
 def apply_frozen_eval(model: nn.Module) -> None:
     """Put every fully frozen subtree in eval mode. Call after every ``model.train()``."""
 

@@ -84,16 +84,19 @@ def find_lr(
             for batch in trainer.batches(train=True, epoch=epoch):
                 if len(lrs) >= steps or (cancelled and cancelled()):
                     break
-                if batch.images.numel() == 0:
-                    continue
-                got_batch = True
+                if batch.images.numel() == 0 and not trainer.world.active:
+                    continue  # under torchrun every rank takes part in every step
                 lr = start_lr * factor ** len(lrs)
                 for g in optimizer.param_groups:
                     g["lr"] = lr * g["base_lr"] / trainer.config.lr
                 try:
-                    value = step(batch.images, batch.labels).loss
+                    result = step(batch.images, batch.labels)
+                    if result.count == 0:
+                        continue
+                    value = result.loss
                 except NonFiniteLoss:
                     value = math.inf
+                got_batch = True
                 avg = 0.98 * avg + 0.02 * value
                 smoothed = avg / (1 - 0.98 ** (len(lrs) + 1))
                 lrs.append(lr)

@@ -7,8 +7,9 @@ one on disk, and serves cached batches in the same order as the image batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ from .cache import (
     plan_cache,
 )
 from .data import Batch, Sample
+from .errors import FtguiError
 from .layers import trainable_names
 from .models import BuiltModel, aux_modules
 
@@ -76,6 +78,12 @@ class FrozenPrefix:
     def active(self) -> bool:
         return self._active is not None
 
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """The shape of one cached activation (what the trainable layers take)."""
+        assert self._active is not None
+        return self._active.train.shape
+
     def ensure(self, cancel: ev.CancelToken, report: ReportFailures) -> Iterator[ev.Event]:
         """Build (or reuse) the cache for the model's current freeze state, if it helps."""
         model = self.built.model
@@ -96,7 +104,12 @@ class FrozenPrefix:
         shape = tuple(capture(model, plan, example[:1].to(self.device)).shape[1:])
         n_train, n_val = len(split.train), len(split.val)
         per_image = int(torch.Size(shape).numel()) * 4
-        where = choose_storage((n_train + n_val) * per_image, self.source.budget())
+        world = self.source.world
+        # Every rank stores the same cache: they agree on where (the most cautious choice).
+        kinds = ("ram", "disk", "none")
+        where = kinds[
+            world.largest(kinds.index(choose_storage((n_train + n_val) * per_image, self.source.budget())))
+        ]
         if where == "none":
             yield ev.Message("info", "Frozen-layer cache skipped: not enough memory or disk for it.")
             return
@@ -115,24 +128,22 @@ class FrozenPrefix:
                 "device": self.device.type,
             }
         )
+        # One file per machine under torchrun (a shared cache folder must not get two writers).
+        node = f"-node{world.node}" if world.active else ""
         stores = []
         reused = True
         for part, samples in (("train", split.train), ("val", split.val)):
-            path = cache_dir() / f"{key}-{part}.npy"
+            path = cache_dir() / f"{key}-{part}{node}.npy"
             meta = path.with_suffix(".json")
             store = self.shared.get(f"{key}-{part}")
             if store is None and where == "disk":
                 store = FeatureStore.reopen(path, meta, len(samples), shape)
-            if store is None:
+            if world.any(store is None):  # rebuilt together unless every rank has it
                 reused = False
-                store = FeatureStore(len(samples), shape, where, path if where == "disk" else None)
-                for batch in self.source.images(train=False, samples=samples):
-                    if cancel.cancelled:
-                        return
-                    yield from report(batch, samples)
-                    if batch.images.numel():
-                        store.put(batch.indices.tolist(), capture(model, plan, batch.images.to(self.device)))
-                store.finish(meta if where == "disk" else None)
+                store = yield from self._fill(samples, plan, shape, where, path, meta, cancel, report)
+                if store is None:
+                    return
+            assert store is not None
             self.shared[f"{key}-{part}"] = store
             stores.append(store)
         self._active = _Active(plan, stores[0], stores[1], signature)
@@ -144,6 +155,58 @@ class FrozenPrefix:
             f"{verb} frozen layers' output ({plan.description}, {size:.1f} MB {place}); "
             "epochs now run only the trainable layers.",
         )
+
+    def _fill(
+        self,
+        samples: Sequence[Sample],
+        plan: CachePlan,
+        shape: tuple[int, ...],
+        where: str,
+        path: Path,
+        meta: Path,
+        cancel: ev.CancelToken,
+        report: ReportFailures,
+    ) -> Generator[ev.Event, None, FeatureStore | None]:
+        """Compute the frozen layers' output for ``samples`` (None if cancelled).
+
+        Under torchrun each rank computes its shard of every batch and the shards are summed
+        into the whole batch on every rank; on disk, the first rank of each machine writes the
+        file and the others open it once it is complete."""
+        world = self.source.world
+        model = self.built.model
+        disk = where == "disk"
+        writer = not disk or world.local_rank == 0
+        store = FeatureStore(len(samples), shape, where, path if disk else None) if writer else None
+        whole = self.source.order(False, 0, n=len(samples), shard=False)
+        for idx, batch in zip(whole, self.source.images(train=False, samples=samples, shard=True)):
+            if cancel.cancelled:
+                return None
+            yield from report(batch, samples)
+            values = capture(model, plan, batch.images.to(self.device)) if batch.images.numel() else None
+            rows, got = batch.indices.tolist(), values
+            if world.active:
+                where_in = {i: p for p, i in enumerate(idx)}
+                full = torch.zeros((len(idx), *shape))
+                ok = torch.zeros(len(idx))
+                if values is not None:
+                    local = [where_in[i] for i in rows]
+                    full[local] = values.float().cpu()
+                    ok[local] = 1.0
+                ok = world.sum(ok)
+                keep = [p for p in range(len(idx)) if ok[p] > 0]
+                rows, got = [idx[p] for p in keep], world.sum(full)[keep]
+            if store is not None and got is not None and rows:
+                store.put(rows, got)
+        if store is not None:
+            store.finish(meta if disk else None)
+        world.barrier()  # the machine's file is complete before anyone opens it
+        if store is None:
+            store = FeatureStore.reopen(path, meta, len(samples), shape)
+            if store is None:
+                raise FtguiError(
+                    f"The frozen-layer cache file {path} could not be read after it was written."
+                )
+        return store
 
     def _example_batch(self) -> torch.Tensor | None:
         for batch in self.source.images(train=False, samples=self.source.split.train[:4]):

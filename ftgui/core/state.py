@@ -20,6 +20,14 @@ class TrainerState:
     skipped: dict[str, str] = field(default_factory=dict)  # unreadable file -> reason
     rng_state: torch.Tensor | None = None  # torch's RNG after the last epoch (augmentation, dropout)
     stale: int = 0  # epochs since the best one (early stopping)
+    rank_rng_states: list[torch.Tensor] | None = None  # under torchrun: every rank's RNG, by rank
+
+    def rank_rng_state(self, rank: int, size: int) -> torch.Tensor | None:
+        """The RNG state a rank resumes with: its own, when the job has the same size."""
+        states = self.rank_rng_states
+        if states is not None and len(states) == size:
+            return states[rank]
+        return self.rng_state if rank == 0 else None
 
     def end_epoch(self, metric: float, model: torch.nn.Module) -> bool:
         """Count the finished epoch; keep its weights when ``metric`` is the lowest so far (True)."""

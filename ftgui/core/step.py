@@ -2,19 +2,24 @@
 
 Forward (mixed precision on CUDA), cross-entropy with the auxiliary classifiers' losses at 0.3
 (GoogLeNet, Inception), a check that the loss is a finite number, backward, optimizer step.
+``DistributedStep`` is the same step on one shard of a batch under DistributedDataParallel.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from .errors import TrainingError
+
+if TYPE_CHECKING:
+    from .distributed import World
 
 AUX_LOSS_WEIGHT = 0.3
 
@@ -81,6 +86,59 @@ class TrainStep:
         return StepResult(float(loss.detach()), int((main.detach().argmax(1) == y).sum()), int(y.numel()))
 
 
+class DistributedStep(TrainStep):
+    """One step of DistributedDataParallel on this rank's shard of a batch.
+
+    Each rank's loss is its shard's sum scaled by ``world size / images in the whole batch``;
+    DDP averages the gradients over ranks, so the step equals one process's step on the whole
+    batch (up to the order of float additions), shards of unequal size and a last short batch
+    included. Loss and accuracy are summed over ranks before the backward pass: every rank
+    reports (and checks for NaN) the whole batch's numbers and takes the same decisions.
+    ``forward`` is the DDP module; ``empty`` gives a zero-image input for a rank whose shard is
+    empty (all its files unreadable, or fewer images than ranks), which must still take part.
+    """
+
+    def __init__(
+        self,
+        forward: Callable[[torch.Tensor], Any],
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        amp: bool,
+        world: World,
+        empty: Callable[[], torch.Tensor],
+    ) -> None:
+        super().__init__(forward, optimizer, device, amp)
+        self.world = world
+        self.empty = empty
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
+        x = images if images.numel() else self.empty()
+        x = x.to(self.device, non_blocking=True)
+        y = labels.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            main, aux = split_logits(self.forward(x))
+            loss = F.cross_entropy(main, y, reduction="sum")
+            full = loss + sum(
+                (AUX_LOSS_WEIGHT * F.cross_entropy(a, y, reduction="sum") for a in aux),
+                torch.zeros((), device=x.device),
+            )
+        correct = (main.detach().argmax(1) == y).sum()
+        local = torch.stack([loss.detach().float(), full.detach().float(), correct.float()])
+        local = torch.cat([local, torch.tensor([float(y.numel())], device=local.device)])
+        loss_sum, full_sum, hits, count = self.world.sum(local).tolist()
+        n = int(count)
+        if n and not math.isfinite(full_sum):
+            raise NonFiniteLoss(full_sum / n)
+        self.optimizer.zero_grad(set_to_none=True)
+        # A batch no rank could read still runs backward (DDP expects it) but steps nothing.
+        scale = self.world.size / n if n else 0.0
+        self.scaler.scale(full * scale).backward()
+        if n:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return StepResult(loss_sum / n if n else math.nan, int(hits), n)
+
+
 class Tally:
     """Loss, accuracy and per-class accuracy over the batches of a training epoch or a validation."""
 
@@ -102,6 +160,21 @@ class Tally:
         self.seen += int(y.numel())
         self.totals += torch.bincount(y, minlength=len(self.totals))
         self.hits += torch.bincount(y[ok], minlength=len(self.hits))
+
+    def reduced(self, world: World) -> Tally:
+        """The tally over every rank's shard (itself in a single process)."""
+        if not world.active:
+            return self
+        k = len(self.hits)
+        packed = torch.cat(
+            [torch.tensor([self.loss_sum, self.correct, self.seen], dtype=torch.float64),
+             self.hits.double(), self.totals.double()]
+        )  # fmt: skip
+        total = world.sum(packed)
+        out = Tally(k)
+        out.loss_sum, out.correct, out.seen = float(total[0]), int(total[1]), int(total[2])
+        out.hits, out.totals = total[3 : 3 + k].long(), total[3 + k :].long()
+        return out
 
     @property
     def loss(self) -> float | None:

@@ -28,7 +28,7 @@ from ..core.session import Session
 from ..core.text import display_path
 from .compare_panel import ComparePanel
 from .data_panel import DataPanel, folder_from_mime
-from .dialogs import LRFinderDialog
+from .dialogs import LRFinderDialog, TrainingJobDialog
 from .eval_panel import EvaluationPanel
 from .jobs import JobRunner
 from .model_panel import DEFAULT_ARCH, ModelPanel
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ..core.engine import Trainer
     from ..core.events import Event, Message
     from ..core.freeze import FreezePlan
+    from ..core.job import ClusterSettings
     from ..core.runs import RunRecord
 
 
@@ -171,6 +172,8 @@ class MainWindow(ModelTools):
         )
         self.load_ckpt_action = QAction("&Load training checkpoint…", self)
         self.open_bundle_action = QAction("Open exported &model…", self)
+        self.export_job_action = QAction("Export training &job…", self)
+        self.export_job_action.setToolTip("Train on another machine or a cluster (torchrun, SLURM)")
         self.quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
         for action in (
             self.open_action,
@@ -180,6 +183,8 @@ class MainWindow(ModelTools):
             self.save_ckpt_action,
             self.load_ckpt_action,
             self.open_bundle_action,
+            None,
+            self.export_job_action,
             None,
             self.quit_action,
         ):
@@ -197,6 +202,7 @@ class MainWindow(ModelTools):
         self.save_ckpt_action.triggered.connect(self._on_save_checkpoint_triggered)
         self.load_ckpt_action.triggered.connect(self._on_load_checkpoint_triggered)
         self.open_bundle_action.triggered.connect(self._on_open_bundle_triggered)
+        self.export_job_action.triggered.connect(self._on_export_job_triggered)
         self.quit_action.triggered.connect(self.close)
         self.about_action.triggered.connect(self.show_about)
 
@@ -333,6 +339,57 @@ class MainWindow(ModelTools):
             seed=0,
             **self.model_panel.config_fields(),
             **self.train_panel.config_fields(),
+        )
+
+    def _on_export_job_triggered(self) -> None:
+        from ..core.device import available_devices
+
+        scan = self.data_panel.scan
+        if scan is None:
+            return
+        last = setting(self.settings, "job/last_folder", "")
+        folder = str(last) if last else str(Path(scan.root).parent / f"{Path(scan.root).name}-job")
+        gpus = 1 if "cuda" in available_devices() else 0
+        dialog = TrainingJobDialog(folder, gpus, self)
+        if dialog.exec() == TrainingJobDialog.DialogCode.Accepted and dialog.folder.text().strip():
+            self.export_training_job_to(dialog.folder.text().strip(), dialog.cluster())
+
+    def export_training_job_to(self, folder: str, cluster: ClusterSettings | None = None) -> bool:
+        """Write job.json, run.sh and slurm.sbatch for the current settings, in the background."""
+        from ..core.data import split_samples
+        from ..core.errors import FtguiError
+        from ..core.job import write_job
+
+        scan = self.data_panel.scan
+        if self.busy or scan is None:
+            return False
+        try:
+            config = self.build_config()
+            config.validate()
+        except FtguiError as exc:
+            self.show_error("Cannot write the training job", str(exc))
+            return False
+
+        def write(job: object, progress: object) -> list[Path]:
+            # The split Start would make: the same function, fraction and seed.
+            split = split_samples(scan, config.val_fraction, config.seed)
+            return write_job(folder, config, list(scan.classes), split, cluster)
+
+        return self.jobs.start(
+            "export training job",
+            write,
+            on_result=lambda paths: self._on_job_exported(folder, paths),
+            on_error=lambda message: self.show_error("Cannot write the training job", message),
+        )
+
+    def _on_job_exported(self, folder: str, paths: list[Path]) -> None:
+        self.settings.setValue("job/last_folder", folder)
+        names = ", ".join(p.name for p in paths)
+        self.log_message(
+            "info",
+            f"Wrote the training job to {folder} ({names}). On the machine that trains: "
+            "bash run.sh DATA_DIR OUT_DIR (or sbatch slurm.sbatch DATA_DIR OUT_DIR); "
+            "then open OUT_DIR with File → Open exported model…",
         )
 
     def start_training(self) -> None:
@@ -558,6 +615,7 @@ class MainWindow(ModelTools):
         self.save_ckpt_action.setEnabled(can_export)
         self.load_ckpt_action.setEnabled(idle and self.ready)
         self.open_bundle_action.setEnabled(idle and self.ready)
+        self.export_job_action.setEnabled(idle and self.ready and self.data_panel.scan is not None)
         self.open_action.setEnabled(idle)
         self.example_action.setEnabled(idle)
         self.train_panel.start_button.setEnabled(idle and self.ready)
