@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ftgui-installed
 
-.PHONY: run test test-fast lint bench bench-accuracy bench-compare clean
+.PHONY: run test test-fast lint bench bench-accuracy bench-compare bench-distributed clean
 
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
@@ -30,6 +30,9 @@ bench-accuracy: $(STAMP)
 
 bench-compare: $(STAMP)
 	$(BIN)/python benchmarks/bench_compare.py $(ARGS)
+
+bench-distributed: $(STAMP)
+	$(BIN)/python benchmarks/bench_distributed.py $(ARGS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
@@ -126,3 +128,23 @@ class CodePayload:
 @pytest.fixture
 def code_payload():
     return CodePayload
+
+
+def launch(cmd: list[str], timeout: float = 300, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a launcher (torchrun, a job script) in a session of its own: a hang fails the test
+    after ``timeout`` and takes the worker processes with it, instead of leaving them behind."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{cmd[:4]} did not end within {timeout} s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+@pytest.fixture
+def run_launcher():
+    return launch

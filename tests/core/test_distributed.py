@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,16 +21,16 @@ from ftgui.core.models import Preprocess
 TRAIN = str(Path(sys.executable).parent / "ftgui-train")
 
 
-def torchrun(*args: str, nproc: int = 2, launcher: tuple[str, ...] = (), env: dict[str, str] | None = None):
+@pytest.fixture
+def torchrun(run_launcher):
     """``python -m torch.distributed.run --standalone --nproc-per-node=N ftgui-train ARGS``."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-    return subprocess.run(
-        [*cmd, *launcher, TRAIN, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,  # a hang fails the test instead of stalling the suite
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )
+
+    def run(*args: str, nproc: int = 2, launcher: tuple[str, ...] = (), env: dict[str, str] | None = None):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        return run_launcher([*cmd, *launcher, TRAIN, *args], env=env)
+
+    return run
 
 
 def largest_difference(a: Path, b: Path) -> float:
@@ -66,7 +65,7 @@ OPTIONS = ("--epochs", "2", "--batch-size", "15", "--val-fraction", "0.25")
     ],
     ids=["head", "last-1", "gradual"],
 )
-def test_two_processes_train_the_weights_of_one(image_folder, tmp_path, ftgui_train_args, strategy):
+def test_two_processes_train_the_weights_of_one(image_folder, tmp_path, ftgui_train_args, torchrun, strategy):
     one, two = tmp_path / "one", tmp_path / "two"
     assert train_main(ftgui_train_args(image_folder, one, *strategy, *OPTIONS)) == 0
     run = torchrun(*ftgui_train_args(image_folder, two, *strategy, *OPTIONS))
@@ -93,7 +92,7 @@ def test_two_processes_train_the_weights_of_one(image_folder, tmp_path, ftgui_tr
 
 @pytest.mark.slow
 def test_a_killed_worker_is_restarted_and_the_run_resumes_from_its_checkpoint(
-    image_folder, tmp_path, ftgui_train_args
+    image_folder, tmp_path, ftgui_train_args, torchrun
 ):
     options = ("--strategy", "head", "--epochs", "3", "--batch-size", "15", "--val-fraction", "0.25")
     reference, out = tmp_path / "reference", tmp_path / "out"
@@ -112,7 +111,7 @@ def test_a_killed_worker_is_restarted_and_the_run_resumes_from_its_checkpoint(
 
 
 @pytest.mark.slow
-def test_a_failing_rank_ends_the_job_with_its_message(image_folder, tmp_path, ftgui_train_args):
+def test_a_failing_rank_ends_the_job_with_its_message(image_folder, tmp_path, ftgui_train_args, torchrun):
     out = tmp_path / "out"
     run = torchrun(*ftgui_train_args(image_folder, out, *OPTIONS), env={"FTGUI_FAULT": "1:1"})
     assert run.returncode != 0
@@ -123,7 +122,9 @@ def test_a_failing_rank_ends_the_job_with_its_message(image_folder, tmp_path, ft
 
 
 @pytest.mark.slow
-def test_a_rank_that_stops_answering_times_out_instead_of_hanging(image_folder, tmp_path, ftgui_train_args):
+def test_a_rank_that_stops_answering_times_out_instead_of_hanging(
+    image_folder, tmp_path, ftgui_train_args, torchrun
+):
     out = tmp_path / "out"
     run = torchrun(
         *ftgui_train_args(image_folder, out, *OPTIONS),

@@ -79,6 +79,7 @@ def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, dro
         "blocks": 1,
         "unfreeze_every": 1,
         "train_bn": False,
+        "freeze_bn": False,
         "overrides": [["layer3", True], ["layer2.1", True]],
     }
     trained = set(meta["trainable_parameter_names"])

@@ -44,7 +44,13 @@ def test_a_job_from_the_window_trains_exactly_what_start_trains(qtbot, window, i
     assert record["split"] == split.to_dict() and record["classes"] == list(scan.classes)
     assert not any(os.path.isabs(p) for p, _ in record["split"]["train"] + record["split"]["val"])
     sbatch = (job / "slurm.sbatch").read_text()
-    for line in ("--nodes=2", "--gpus-per-node=4", "--cpus-per-task=16", "--time=1-02:30:00", "--partition=gpu"):
+    for line in (
+        "--nodes=2",
+        "--gpus-per-node=4",
+        "--cpus-per-task=16",
+        "--time=1-02:30:00",
+        "--partition=gpu",
+    ):
         assert f"#SBATCH {line}\n" in sbatch
     assert "--nproc-per-node=4" in sbatch and os.access(job / "run.sh", os.X_OK)
 
@@ -66,7 +72,9 @@ def test_a_job_from_the_window_trains_exactly_what_start_trains(qtbot, window, i
     assert (here["split"]["train"], here["split"]["val"]) == (there["split"]["train"], there["split"]["val"])
     assert here["trainable_parameter_names"] == there["trainable_parameter_names"]
     a, b = load_file(tmp_path / "window" / "model.safetensors"), load_file(out / "model.safetensors")
-    assert max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point()) < 1e-6
+    assert (
+        max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point()) < 1e-6
+    )
 
     # The result opens in the window for Evaluate and Try.
     assert window.open_bundle(str(out))
