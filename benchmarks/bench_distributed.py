@@ -41,7 +41,13 @@ def train(
     if device == "cpu":
         env["OMP_NUM_THREADS"] = "1"  # one core per process on both sides
     if nproc > 1 or device == "cuda":
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+        ]
         cmd = [*launcher, *train_cmd]
     else:
         cmd = train_cmd
@@ -80,7 +86,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ftgui-bench-dist-") as tmp:
         work = Path(tmp)
         data = make_example_dataset(work / "shapes", per_class=per_class, size=96, seed=5)
-        common = ["--weights", "none", "--image-size", str(size), "--epochs", str(epochs), "--batch-size", "32"]
+        common = [
+            "--weights",
+            "none",
+            "--image-size",
+            str(size),
+            "--epochs",
+            str(epochs),
+            "--batch-size",
+            "32",
+        ]
         common += ["--device", device, "--no-evaluate", "--quiet", "--checkpoint-every", "0"]
         print(f"{4 * per_class} images at {size} px, {epochs} epochs, global batch 32, on {device}")
         print(f"{'case':<26} {'1 process':>12} {f'{many} processes':>13} {'ratio':>7}  val acc 1 / {many}")

@@ -610,7 +610,8 @@ def _find_lr(trainer: Trainer, progress: Progress) -> int:
     if result.suggestion is None:
         progress.line("no clear suggestion: the loss did not fall over the range tried")
         return 1
-    print(f"suggested learning rate: {result.suggestion:.2e}  (use --lr {result.suggestion:.1e})")
+    if trainer.world.main:
+        print(f"suggested learning rate: {result.suggestion:.2e}  (use --lr {result.suggestion:.1e})")
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .config import TrainConfig
-from .data import ScanResult, Split
+from .data import ScanResult, Split, split_record_problem
 from .errors import CheckpointError, FtguiError
 from .layers import set_trainable_exactly, trainable_names
 from .models import BuiltModel, Preprocess, describe_mismatch, rebuild_for_inference
@@ -166,23 +166,8 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
     classes: Any = state.get("classes")
     need(_names(classes) and 2 <= len(classes) <= MAX_CLASSES, "'classes' must list 2 or more class names")
     need(isinstance(state.get("root"), str), "'root' must be the dataset folder")
-    split: Any = state.get("split")
-    need(isinstance(split, dict), "'split' must be an object")
-    for part in ("train", "val"):
-        items = split.get(part)
-        need(
-            isinstance(items, list)
-            and all(
-                isinstance(it, (list, tuple))
-                and len(it) == 2
-                and isinstance(it[0], str)
-                and _whole(it[1])
-                and it[1] < len(classes)
-                for it in items
-            ),
-            f"'split.{part}' must list [file, class index] pairs",
-        )
-    need(bool(split["train"]), "'split.train' is empty")
+    problem = split_record_problem(state.get("split"), len(classes))
+    need(problem is None, str(problem))
     skipped = state.get("skipped")
     need(
         isinstance(skipped, list)

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,35 @@ class Split:
             train=[Sample(str(p), int(lbl)) for p, lbl in d["train"]],
             val=[Sample(str(p), int(lbl)) for p, lbl in d["val"]],
         )
+
+
+def split_record_problem(split: Any, num_classes: int, inside_only: bool = False) -> str | None:
+    """What is wrong with a recorded split (checkpoints, jobs), or None.
+
+    ``inside_only``: every path must be relative and stay inside the dataset (a job's paths
+    come from another machine)."""
+    if not isinstance(split, dict):
+        return "'split' must be an object"
+    for part in ("train", "val"):
+        items = split.get(part)
+        if not isinstance(items, list) or not all(
+            isinstance(it, (list, tuple))
+            and len(it) == 2
+            and isinstance(it[0], str)
+            and (not inside_only or _stays_inside(it[0]))
+            and isinstance(it[1], int)
+            and not isinstance(it[1], bool)
+            and 0 <= it[1] < num_classes
+            for it in items
+        ):
+            where = "relative path inside the dataset" if inside_only else "file"
+            return f"'split.{part}' must list [{where}, class index] pairs"
+    return None if split["train"] else "'split.train' is empty"
+
+
+def _stays_inside(rel: str) -> bool:
+    parts = PurePosixPath(rel).parts
+    return bool(parts) and not rel.startswith(("/", "\\")) and ".." not in parts
 
 
 def _hidden(name: str) -> bool:

@@ -145,9 +145,9 @@ class World:
         if self.active:
             self.any(False)  # an all-reduce: unlike barrier(), it honours the group's timeout on gloo
 
-    def fault(self, epoch: int, batch: int) -> None:
-        """The fault ``FTGUI_FAULT`` asks for at this epoch's second batch (or its first, when
-        it has one), on torchrun's first attempt only, so that a restarted job can finish."""
+    def fault(self, epoch: int, batch: int, batches: int) -> None:
+        """The fault ``FTGUI_FAULT`` asks for, at the epoch's second batch (its first when it has
+        only one): mid-epoch, on torchrun's first attempt only, so a restarted job can finish."""
         spec = os.environ.get(FAULT_ENV, "")
         if not spec or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
             return
@@ -159,7 +159,7 @@ class World:
             mode = "?"
         if mode not in ("fail", "hang", "kill"):
             raise FtguiError(f"{FAULT_ENV} must be RANK:EPOCH or RANK:EPOCH:hang|kill (got {spec!r}).")
-        if rank != self.rank or at != epoch or batch != 2:
+        if rank != self.rank or at != epoch or batch != min(2, batches):
             return
         if mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)

@@ -154,11 +154,11 @@ class Trainer:
             self.scan.root, self.split, built.preprocess, self.config, device.type == "cuda", self.world
         )
         self.prefix = FrozenPrefix(self.source, built, device)
-        self._check_world()
+        self._prepare_world()
         self._wrap()
 
-    def _check_world(self) -> None:
-        """What several processes cannot do, said before any slow work."""
+    def _prepare_world(self) -> None:
+        """Refuse what several processes cannot do, before any slow work; SyncBatchNorm."""
         world, cfg = self.world, self.config
         if cfg.sync_bn and not world.active:
             return  # one process: nothing to synchronise, the option is a no-op
@@ -296,7 +296,7 @@ class Trainer:
             tuple(self.scan.classes), len(self.split.train), len(self.split.val), str(self.device),
             trainable, total, cfg.epochs, st.epoch, batches,
         )  # fmt: skip
-        rng = st.rng_state if self.world.rank == 0 else st.rank_rng_state(self.world.rank, self.world.size)
+        rng = st.rank_rng_state(self.world.rank, self.world.size)
         if rng is not None:
             torch.set_rng_state(rng)
         else:  # each rank its own stream (augmentation, dropout); rank 0's is one process's
@@ -319,7 +319,7 @@ class Trainer:
             for b, batch in enumerate(self.batches(train=True), start=1):
                 if cancel.cancelled:
                     break
-                self.world.fault(st.epoch + 1, b if batches > 1 else 2)
+                self.world.fault(st.epoch + 1, b, batches)
                 yield from self.report_failures(batch, self.split.train)
                 if batch.images.numel() == 0 and not self.world.active:
                     continue  # under torchrun the step runs anyway: every rank takes part

@@ -15,12 +15,12 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from .config import TrainConfig
-from .data import Sample, ScanResult, Split
+from .data import Sample, ScanResult, Split, split_record_problem
 from .errors import FtguiError
 from .files import atomic_write
 
@@ -208,32 +208,10 @@ def read_job(path: str | os.PathLike[str]) -> Job:
         "'classes' must list 2 or more class names",
     )
     split = record.get("split")
-    need(isinstance(split, dict), "'split' must be an object")
-    for part in ("train", "val"):
-        items = split.get(part)
-        need(
-            isinstance(items, list)
-            and all(
-                isinstance(it, list)
-                and len(it) == 2
-                and isinstance(it[0], str)
-                and _inside(it[0])
-                and isinstance(it[1], int)
-                and not isinstance(it[1], bool)
-                and 0 <= it[1] < len(classes)
-                for it in items
-            ),
-            f"'split.{part}' must list [relative path inside the dataset, class index] pairs",
-        )
-    need(bool(split["train"]), "'split.train' is empty")
+    problem = split_record_problem(split, len(classes), inside_only=True)
+    need(problem is None, str(problem))
     dataset = record.get("dataset")
     return Job(config, list(classes), Split.from_dict(split), dataset if isinstance(dataset, str) else "")
-
-
-def _inside(rel: str) -> bool:
-    """A path relative to the dataset that stays inside it."""
-    parts = PurePosixPath(rel).parts
-    return bool(parts) and not rel.startswith("/") and ".." not in parts and "\\" not in rel[:1]
 
 
 def job_dataset(job: Job, data_dir: str | os.PathLike[str]) -> ScanResult:

@@ -23,7 +23,8 @@ class TrainerState:
     rank_rng_states: list[torch.Tensor] | None = None  # under torchrun: every rank's RNG, by rank
 
     def rank_rng_state(self, rank: int, size: int) -> torch.Tensor | None:
-        """The RNG state a rank resumes with: its own, when the job has the same size."""
+        """The RNG state a rank resumes with: its own, when the job has the same size (one
+        process: ``rng_state``); None for a rank that has none (it seeds a fresh stream)."""
         states = self.rank_rng_states
         if states is not None and len(states) == size:
             return states[rank]

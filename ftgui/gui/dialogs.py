@@ -126,6 +126,7 @@ class TrainingJobDialog(QDialog):
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
+        buttons.button(QDialogButtonBox.StandardButton.Save).setText("Write job")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(note)

@@ -91,6 +91,30 @@ def test_two_processes_train_the_weights_of_one(image_folder, tmp_path, ftgui_tr
 
 
 @pytest.mark.slow
+def test_early_stopping_evaluation_and_export_work_the_same_under_torchrun(
+    image_folder, tmp_path, ftgui_train_args, torchrun
+):
+    # A high rate makes validation loss rise at epoch 3: patience 1 stops there.
+    options = ("--strategy", "head", "--lr", "0.3", "--epochs", "5", "--early-stopping", "1")
+    options += ("--batch-size", "15", "--val-fraction", "0.25", "--export", "torchscript")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert train_main(ftgui_train_args(image_folder, one, *options)) == 0
+    run = torchrun(*ftgui_train_args(image_folder, two, *options))
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert len(history(one)) == 3  # stopped early, and both ranks with it
+    same_history(history(one), history(two))
+    assert run.stderr.count("Early stopping: validation loss has not improved for 1 epochs.") == 1
+    # The evaluation after training: every process's share of the validation set, reported once.
+    a, b = (json.loads((d / "model.json").read_text())["evaluation"] for d in (one, two))
+    assert a["count"] == b["count"] == 20 and a["confusion"] == b["confusion"]
+    assert a["accuracy"] == b["accuracy"] and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    assert run.stderr.count("validation: 20 images, accuracy") == 1
+    assert (two / "model.torchscript.pt").is_file() and run.stderr.count(
+        "model.torchscript.pt (torch.jit"
+    ) == 1
+
+
+@pytest.mark.slow
 def test_a_killed_worker_is_restarted_and_the_run_resumes_from_its_checkpoint(
     image_folder, tmp_path, ftgui_train_args, torchrun
 ):

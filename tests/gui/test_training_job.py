@@ -90,3 +90,18 @@ def test_a_job_is_refused_for_settings_that_cannot_run(qtbot, window, image_fold
     qtbot.waitUntil(lambda: window.last_error_box is not None, timeout=60_000)
     assert "The time limit must read HH:MM:SS" in window.last_error_box.text()
     assert not Path(tmp_path / "job" / "job.json").exists()
+
+
+def test_the_job_dialog_gives_the_cluster_settings(qtbot):
+    from ftgui.gui.dialogs import TrainingJobDialog
+
+    dialog = TrainingJobDialog("/tmp/job", 0)
+    qtbot.addWidget(dialog)
+    assert dialog.gpus.text() == "none (CPU nodes)"  # 0 GPUs: CPU nodes
+    dialog.nodes.setValue(3)
+    dialog.gpus.setValue(8)
+    dialog.time.setText(" 12:00:00 ")
+    dialog.partition.setText("a100")
+    assert dialog.cluster() == ClusterSettings(
+        nodes=3, gpus_per_node=8, cpus_per_node=8, time="12:00:00", partition="a100"
+    )
