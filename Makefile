@@ -36,7 +36,7 @@ bench-distributed: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,onnx,bench,tensorboard]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,onnx,bench,tensorboard,insight]'
 	touch $(STAMP)
 
 clean:

@@ -178,7 +178,7 @@ def test_a_bundle_with_nan_weights_is_refused_and_json_output_stays_valid(traine
     assert "not finite numbers" in capsys.readouterr().err
     assert predict_main([str(trained_bundle), str(image), str(tmp_path), "--json"]) == 1
     result = json.loads(capsys.readouterr().out)  # valid JSON, even with an error entry
-    assert result[1]["error"] == "this is a folder, not an image file; give image files"
+    assert result[1]["error"] == "this folder holds no image files"
 
 
 # ---------------------------------------------------------------- numbers, checked before the scan
