@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ftgui-installed
 
-.PHONY: run test test-fast lint bench bench-accuracy bench-compare bench-distributed clean
+.PHONY: run test test-fast lint bench bench-accuracy bench-compare bench-distributed bench-classify clean
 
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
@@ -33,6 +33,9 @@ bench-compare: $(STAMP)
 
 bench-distributed: $(STAMP)
 	$(BIN)/python benchmarks/bench_distributed.py $(ARGS)
+
+bench-classify: $(STAMP)
+	$(BIN)/python benchmarks/bench_classify.py $(ARGS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
