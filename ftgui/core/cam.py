@@ -117,10 +117,11 @@ def grad_cam(model: nn.Module, arch: str, images: torch.Tensor, targets: list[in
 def image_heat_map(predictor: Predictor, path: str | os.PathLike[str]) -> tuple[Image.Image, HeatMaps]:
     """The picture as the model sees it (resized and cropped) with the heat map of its
     predicted class on top, and the map itself."""
-    from .data import build_pixel_transform, load_rgb
+    from .data import Normalize, build_pixel_transform, load_rgb
 
-    pixels = build_pixel_transform(predictor.preprocess)(load_rgb(path, predictor.preprocess.resize_size))
-    heat = grad_cam(predictor.model, str(predictor.meta.get("arch", "")), predictor.load_images([path]))
+    pre = predictor.preprocess
+    pixels = build_pixel_transform(pre)(load_rgb(path, pre.resize_size))  # decoded once, for both
+    heat = grad_cam(predictor.model, str(predictor.meta.get("arch", "")), Normalize(pre)(pixels)[None])
     seen = Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
     return overlay(seen, heat.maps[0]), heat
 
