@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
-from PIL import Image
+from PIL import Image, ImageDraw
 
 pytest.importorskip("captum")
 
 from ftgui.cli import predict_main  # noqa: E402
-from ftgui.core.cam import CamUnavailable, cam_layer, grad_cam  # noqa: E402
+from ftgui.core.cam import CamUnavailable, cam_layer, grad_cam, image_heat_map  # noqa: E402
+from ftgui.core.config import TrainConfig  # noqa: E402
 from ftgui.core.engine import Trainer, run_to_end  # noqa: E402
 from ftgui.core.export import export_bundle  # noqa: E402
 from ftgui.core.freeze import FreezePlan  # noqa: E402
+from ftgui.core.predict import Predictor  # noqa: E402
 
 # The last convolutional stage of each family, as the model structure gives it.
 LAST_STAGE = {
@@ -67,3 +70,52 @@ def test_predicted_class_is_explained_and_written_as_png(tiny_config, tmp_path, 
         assert im.size == (64, 64) and im.mode == "RGB"
     assert predict_main([str(tmp_path / "m"), str(image), str(image), "--cam", str(out)]) == 2
     assert "--cam draws the heat map of one image; 2 were given" in capsys.readouterr().err
+
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 70, 230)}
+
+
+def quadrant_set(root: Path, per_class: int, size: int, seed: int) -> dict[str, int]:
+    """Noise pictures with the class's evidence, a coloured disc, in one random quadrant, and a
+    "none" class without a disc (so no colour class can be learnt as "the others are absent",
+    which has no place in the picture to point at). Discs stay clear of the centre crop's edge.
+    Returns each disc picture's quadrant: 0 top left, 1 top right, 2 bottom left, 3 bottom right."""
+    import random
+
+    rng, noise = random.Random(seed), np.random.default_rng(seed)
+    half, r, edge = size // 2, size // 9, size // 8
+    where = {}
+    for cls, colour in [*COLOURS.items(), ("none", None)]:
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            im = Image.fromarray(noise.integers(90, 166, (size, size, 3), dtype=np.uint8))
+            q = rng.randrange(4)
+            x = rng.randint(r + edge, half - r - 2) if q % 2 == 0 else half + rng.randint(r + 2, half - r - edge)
+            y = rng.randint(r + edge, half - r - 2) if q < 2 else half + rng.randint(r + 2, half - r - edge)
+            if colour:
+                ImageDraw.Draw(im).ellipse([x - r, y - r, x + r, y + r], fill=colour)
+                where[f"{cls}/{i:03d}.png"] = q
+            im.save(root / cls / f"{i:03d}.png")
+    return where
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 4])
+def test_heat_map_peaks_in_the_quadrant_that_holds_the_evidence(tmp_path, seed):
+    where = quadrant_set(tmp_path / "data", per_class=40, size=128, seed=seed)
+    config = TrainConfig(
+        data_dir=str(tmp_path / "data"), arch="resnet18", weights="none", freeze=FreezePlan.parse("full"),
+        epochs=5, batch_size=16, lr=1e-3, image_size=128, val_fraction=0.25, seed=seed, device="cpu",
+    )  # fmt: skip
+    run_to_end(trainer := Trainer(config))
+    export_bundle(trainer, tmp_path / "m")
+    predictor = Predictor.load(tmp_path / "m")
+    val = [s.path for s in trainer.split.val if s.path in where]
+    hits = 0
+    for rel in val:
+        _, heat = image_heat_map(predictor, tmp_path / "data" / rel)
+        h, w = heat.maps[0].shape
+        y, x = divmod(int(heat.maps[0].argmax()), w)
+        hits += (x >= w // 2) + 2 * (y >= h // 2) == where[rel]
+    assert len(val) >= 25
+    assert hits >= 0.9 * len(val), f"the heat map's peak is in the disc's quadrant for {hits}/{len(val)}"
