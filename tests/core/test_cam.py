@@ -90,7 +90,11 @@ def quadrant_set(root: Path, per_class: int, size: int, seed: int) -> dict[str, 
         for i in range(per_class):
             im = Image.fromarray(noise.integers(90, 166, (size, size, 3), dtype=np.uint8))
             q = rng.randrange(4)
-            x = rng.randint(r + edge, half - r - 2) if q % 2 == 0 else half + rng.randint(r + 2, half - r - edge)
+            x = (
+                rng.randint(r + edge, half - r - 2)
+                if q % 2 == 0
+                else half + rng.randint(r + 2, half - r - edge)
+            )
             y = rng.randint(r + edge, half - r - 2) if q < 2 else half + rng.randint(r + 2, half - r - edge)
             if colour:
                 ImageDraw.Draw(im).ellipse([x - r, y - r, x + r, y + r], fill=colour)
