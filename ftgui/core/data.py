@@ -46,6 +46,7 @@ class ScanResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
     warnings: list[str] = field(default_factory=list)
     presplit: dict[str, list[Sample]] | None = None  # {"train": [...], "val": [...]}
+    excluded: list[str] = field(default_factory=list)  # left out by the user (core/fixes.py)
 
     @property
     def class_to_idx(self) -> dict[str, int]:
@@ -240,10 +241,13 @@ def _scan_classes(
 Progress = Callable[[int, str], None]
 
 
-def scan_folder(root: str | os.PathLike[str], progress: Progress | None = None) -> ScanResult:
+def scan_folder(
+    root: str | os.PathLike[str], progress: Progress | None = None, exclusions: bool = True
+) -> ScanResult:
     """Scan an image folder: one subfolder per class, or ``train/`` and ``val/`` each with them.
 
-    ``progress(files_seen, relative_path)`` is called for every file looked at.
+    ``progress(files_seen, relative_path)`` is called for every file looked at. Images the user
+    excluded in ftgui are left out (``exclusions=False`` keeps them).
     """
     path = Path(root).expanduser()
     if not path.exists():
@@ -280,6 +284,8 @@ def scan_folder(root: str | os.PathLike[str], progress: Progress | None = None) 
         result = ScanResult(str(path), top, [])
         result.samples = _scan_classes(path, top, result, "", progress)
     result.warnings[:0] = notes
+    if exclusions:
+        _leave_out_excluded(result)
     _drop_empty_classes(result)
     if len(result.classes) < 2:
         found = f"found {len(result.classes)}" + (f" ({result.classes[0]})" if result.classes else "")
@@ -288,6 +294,25 @@ def scan_folder(root: str | os.PathLike[str], progress: Progress | None = None) 
             f"Put each class's images in its own subfolder."
         )
     return result
+
+
+def _leave_out_excluded(result: ScanResult) -> None:
+    from .fixes import Fixes
+
+    out = Fixes().excluded(result.root)
+    if not out:
+        return
+    result.excluded = sorted(s.path for s in result.samples if s.path in out)
+    if not result.excluded:
+        return
+    result.samples = [s for s in result.samples if s.path not in out]
+    if result.presplit is not None:
+        result.presplit = {k: [s for s in v if s.path not in out] for k, v in result.presplit.items()}
+    n = len(result.excluded)
+    result.warnings.append(
+        f"{n} image{'s' if n != 1 else ''} excluded in ftgui {'are' if n != 1 else 'is'} left out "
+        "(Edit → Undo brings the latest exclusion back)."
+    )
 
 
 def _drop_empty_classes(result: ScanResult) -> None:
