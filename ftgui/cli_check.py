@@ -1,0 +1,102 @@
+"""ftgui-check: likely wrong labels, duplicates, train/validation leaks, outliers and class
+imbalance in an image folder (``ftgui.core.check``). Changes no file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .cli import Progress, _positive_int
+from .core.errors import FtguiError
+from .core.text import display_path as display
+
+
+def check_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ftgui-check",
+        description="Find likely mislabeled images, near-duplicates, duplicates across train and "
+        "validation, outliers and class imbalance in a folder of images (one subfolder per class), "
+        "from a model's view of them. Changes no file. Exit status: 0 nothing found, 1 problems "
+        "listed, 2 an error.",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="image folder: one subfolder per class")
+    p.add_argument("--model", default="resnet18", help="torchvision architecture (default: resnet18)")
+    p.add_argument(
+        "--weights",
+        default="default",
+        help="'default' (torchvision's best), a weights name, 'none', or a local weights file",
+    )
+    p.add_argument("--image-size", type=_positive_int, default=None, metavar="N", help="input size in pixels")
+    p.add_argument(
+        "--bundle",
+        metavar="MODEL_DIR",
+        help="use a model trained by ftgui (its backbone, and its split for train/validation leaks) "
+        "instead of --model/--weights",
+    )
+    p.add_argument("--folds", type=_positive_int, default=5, help="k of the k-fold head (default 5)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="the split the leak check uses")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--device", default="auto", help="cpu | cuda | mps | auto (default)")
+    p.add_argument("--cache-memory", type=int, default=None, metavar="MB", help="RAM for the feature cache")
+    p.add_argument("--json", metavar="FILE", help="also write every finding to FILE as JSON")
+    p.add_argument("--csv", metavar="FILE", help="also write every finding to FILE as CSV")
+    p.add_argument("--limit", type=int, default=20, help="findings printed per kind (default 20; 0 = all)")
+    p.add_argument("--version", action="version", version=f"ftgui {__version__}")
+    return p
+
+
+def check_main(argv: Sequence[str] | None = None) -> int:
+    args = check_parser().parse_args(argv)
+    from .core.check import KIND_NAMES, KINDS, check_data
+    from .core.config import TrainConfig
+    from .core.files import check_destination
+
+    progress = Progress(sys.stderr)
+    try:
+        for option, target in (("--json", args.json), ("--csv", args.csv)):
+            if target:
+                check_destination(target, option, kind="file")
+        config = TrainConfig(
+            data_dir=args.data_dir, arch=args.model, weights=args.weights, image_size=args.image_size,
+            batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed,
+            device=args.device, cache_memory_mb=args.cache_memory,
+        )  # fmt: skip
+        config.validate()
+        result = check_data(config, bundle=args.bundle, folds=args.folds, note=progress.line)
+        for target, text in ((args.json, result.to_json), (args.csv, result.to_csv)):
+            if target:
+                _write(Path(target).expanduser(), text().encode("utf-8"))
+    except FtguiError as exc:
+        sys.stderr.write(f"ftgui-check: error: {display(str(exc))}\n")
+        return 2
+    for kind in KINDS:
+        found = result.of_kind(kind)
+        if not found:
+            continue
+        print(f"{KIND_NAMES[kind]} ({len(found)}):")
+        shown = found if args.limit <= 0 else found[: args.limit]
+        for f in shown:
+            print(f"  {f.score:5.2f}  {display(f.path)}")
+            print(f"         {display(f.detail)}")
+        if len(shown) < len(found):
+            print(f"  … and {len(found) - len(shown)} more (--limit 0 prints all, --json/--csv write all)")
+    print(result.summary())
+    print(f"Features: {display(result.features_from)}.")
+    for target in (args.json, args.csv):
+        if target:
+            sys.stderr.write(f"wrote {display(target)}\n")
+    return 1 if result.findings else 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    from .core.files import atomic_write
+
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(check_main())
