@@ -313,12 +313,12 @@ def _find_issues(
     dup = lab.get_issues("near_duplicate")
     flagged = dup["is_near_duplicate_issue"].to_numpy()
     seen_pairs: set[tuple[int, int]] = set()
-    for i in (int(x) for x in np.flatnonzero(flagged)):
+    for i in np.flatnonzero(flagged).tolist():
         others = [int(j) for j in dup["near_duplicate_sets"].iloc[i]]
         if not others:
             continue
         j = min(others, key=lambda j: float(np.linalg.norm(feats[i] - feats[j])))
-        pair = (min(i, j), max(i, j))
+        pair = (i, j) if i < j else (j, i)
         if pair in seen_pairs:
             continue
         seen_pairs.add(pair)
