@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -96,7 +97,7 @@ def grad_cam(model: nn.Module, arch: str, images: torch.Tensor, targets: list[in
     was_training = model.training
     model.eval()
     try:
-        x = images.detach().clone().requires_grad_(True)
+        x = images.detach().to(next(model.parameters()).device).clone().requires_grad_(True)
         if targets is None:
             with torch.no_grad():
                 targets = model(x).argmax(1).tolist()
@@ -117,13 +118,26 @@ def grad_cam(model: nn.Module, arch: str, images: torch.Tensor, targets: list[in
 def image_heat_map(predictor: Predictor, path: str | os.PathLike[str]) -> tuple[Image.Image, HeatMaps]:
     """The picture as the model sees it (resized and cropped) with the heat map of its
     predicted class on top, and the map itself."""
+    pictures, heat = class_heat_maps(predictor, path, [None])
+    return pictures[0], heat
+
+
+def class_heat_maps(
+    predictor: Predictor, path: str | os.PathLike[str], classes: Sequence[int | None]
+) -> tuple[list[Image.Image], HeatMaps]:
+    """The picture with the heat map of each class in ``classes`` on top (None: the class the
+    model predicts), as the model sees the picture; and the maps."""
     from .data import Normalize, build_pixel_transform, load_rgb
 
     pre = predictor.preprocess
     pixels = build_pixel_transform(pre)(load_rgb(path, pre.resize_size))  # decoded once, for both
-    heat = grad_cam(predictor.model, str(predictor.meta.get("arch", "")), Normalize(pre)(pixels)[None])
+    x = Normalize(pre)(pixels)[None]
+    predicted = int(predictor.logits(x).argmax(1)[0]) if any(c is None for c in classes) else -1
+    targets = [predicted if c is None else int(c) for c in classes]
+    arch = str(predictor.meta.get("arch", ""))
+    heat = grad_cam(predictor.model, arch, x.repeat(len(targets), 1, 1, 1), targets)
     seen = Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
-    return overlay(seen, heat.maps[0]), heat
+    return [overlay(seen, m) for m in heat.maps], heat
 
 
 def overlay(image: Image.Image, heat: torch.Tensor, alpha: float = 0.45) -> Image.Image:

@@ -292,7 +292,12 @@ def _find_issues(
     from cleanlab import Datalab
 
     lab = Datalab(data={"label": labels}, label_name="label", verbosity=0)
-    issue_types: dict[str, dict[str, Any]] = {"label": {}, "outlier": {}, "near_duplicate": {}, "class_imbalance": {}}
+    issue_types: dict[str, dict[str, Any]] = {
+        "label": {},
+        "outlier": {},
+        "near_duplicate": {},
+        "class_imbalance": {},
+    }
     torch_threads = torch.get_num_threads()
     try:
         lab.find_issues(features=feats.astype(np.float32), pred_probs=probs, issue_types=issue_types)

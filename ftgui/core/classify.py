@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import is_image_name
@@ -50,3 +52,54 @@ def predictions_csv(predictions: Sequence[Prediction], topk: int) -> str:
                 cells += ["", ""]
         writer.writerow([*cells, p.error or ""])
     return out.getvalue()
+
+
+@dataclass
+class CopyReport:
+    folder: str
+    copied: dict[str, int] = field(default_factory=dict)  # per class folder (and the unsure one)
+    unreadable: int = 0  # images with an error: not copied
+
+    @property
+    def total(self) -> int:
+        return sum(self.copied.values())
+
+
+def copy_into_class_folders(
+    predictions: Sequence[Prediction],
+    out: str | os.PathLike[str],
+    unsure_below: float = 0.0,
+    unsure: str = "unsure",
+    cancel: Callable[[], bool] | None = None,
+) -> CopyReport:
+    """Copy (never move) each image into ``out/<predicted class>/``, or ``out/unsure/`` when the
+    model's probability is below ``unsure_below``. Nothing is overwritten: a name already taken
+    gets a new one; the originals are only read."""
+    from .fixes import free_name
+
+    root = Path(out).expanduser()
+    classes = {p.top[0][0] for p in predictions if p.top}
+    while unsure in classes:
+        unsure += "_"
+    report = CopyReport(str(root))
+    for p in predictions:
+        if cancel is not None and cancel():
+            break
+        if p.error or not p.top:
+            report.unreadable += 1
+            continue
+        cls, prob = p.top[0]
+        folder = root / (unsure if prob < unsure_below else cls)
+        folder.mkdir(parents=True, exist_ok=True)
+        src = Path(p.path)
+        while True:
+            dst = folder / free_name(folder, src.name, set())
+            try:
+                with open(src, "rb") as fin, open(dst, "xb") as fout:  # "x": never over a file
+                    shutil.copyfileobj(fin, fout)
+                break
+            except FileExistsError:
+                continue  # taken between the check and the open: the next free name
+        shutil.copystat(src, dst)
+        report.copied[folder.name] = report.copied.get(folder.name, 0) + 1
+    return report

@@ -175,7 +175,7 @@ class Session:
         t = self.trainer
         if t is None or t.epoch < 1 or t.built is None:
             return None
-        return Predictor(t.model, list(t.classes), t.preprocess, {})
+        return Predictor(t.model, list(t.classes), t.preprocess, {"arch": t.built.arch})
 
     def export(self, folder: str, formats: tuple[str, ...], lock: OutputLock) -> list[FormatCheck]:
         """The bundle, MODEL_CARD.md and the chosen formats (each checked), under ``lock``."""

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDesktopServices, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -26,8 +27,10 @@ from PySide6.QtWidgets import (
 
 if TYPE_CHECKING:
     from ..core.evaluate import Evaluation
+    from .fix_actions import FileFixes
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
+MISTAKE_ROLE = Qt.ItemDataRole.UserRole + 3
 
 
 def _pct(v: float | None) -> str:
@@ -41,11 +44,16 @@ def open_file(path: str) -> bool:
 
 class EvaluationPanel(QWidget):
     evaluate_requested = Signal()
+    heat_maps_requested = Signal()  # the mistakes' heat maps are wanted (the toggle went on)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.evaluation: Evaluation | None = None
+        self.fixes: FileFixes | None = None  # Move to class… / Exclude on the image lists
         self._paths: list[str] = []
+        self._thumbs: dict[str, bytes] = {}
+        self._heat: dict[str, bytes] = {}  # mistake path -> [predicted | true] heat-map picture
+        self._cell: tuple[int, int] | None = None  # the confusion-matrix cell listed
         self.summary = QLabel("Train a model (or open an exported one) to see where it is right and wrong.")
         self.summary.setWordWrap(True)
         self.evaluate_button = QPushButton("Evaluate")
@@ -79,6 +87,14 @@ class EvaluationPanel(QWidget):
         self.gallery.setToolTip("Double-click to open the image")
         self.show_in_folder = QPushButton("Show in folder")
         self.show_in_folder.setEnabled(False)
+        self.heat_toggle = QCheckBox("Heat maps")
+        self.heat_toggle.setToolTip(
+            "Where the model looks (Grad-CAM): left, the evidence for the predicted class; right, "
+            "for the true class"
+        )
+        for view in (self.gallery, self.cell_images):
+            view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+            view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
 
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
@@ -111,7 +127,10 @@ class EvaluationPanel(QWidget):
         gallery_layout = QVBoxLayout(gallery_box)
         gallery_layout.setContentsMargins(0, 0, 0, 0)
         header = QHBoxLayout()
-        header.addWidget(QLabel("<b>Worst mistakes</b> (highest loss first; double-click to open)"), 1)
+        header.addWidget(
+            QLabel("<b>Worst mistakes</b> (highest loss first; double-click to open, right-click to fix)"), 1
+        )
+        header.addWidget(self.heat_toggle)
         header.addWidget(self.show_in_folder)
         gallery_layout.addLayout(header)
         gallery_layout.addWidget(self.gallery)
@@ -134,6 +153,9 @@ class EvaluationPanel(QWidget):
             lambda item, _: self.show_in_folder.setEnabled(item is not None)
         )
         self.show_in_folder.clicked.connect(self._on_show_in_folder_clicked)
+        self.heat_toggle.toggled.connect(self._on_heat_toggle_toggled)
+        self.gallery.customContextMenuRequested.connect(lambda pos: self._fix_menu(self.gallery, pos))
+        self.cell_images.customContextMenuRequested.connect(lambda pos: self._fix_menu(self.cell_images, pos))
 
     def set_busy(self, busy: bool, text: str = "Evaluating…") -> None:
         self.progress.setVisible(busy)
@@ -201,21 +223,76 @@ class EvaluationPanel(QWidget):
                 if c:
                     cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.metrics.setItem(r, c, cell)
+        self._thumbs, self._heat = thumbs, {}
+        self.heat_toggle.setEnabled(True)
+        self._fill_gallery()
+        if self.heat_toggle.isChecked():
+            self.heat_maps_requested.emit()
+        self.cell_images.clear()
+        self.cell_label.setText("Click a cell to list its images.")
+
+    def _fill_gallery(self) -> None:
+        from ..core.text import display_path
+
+        ev = self.evaluation
         self.gallery.clear()
-        for mk in ev.worst:
+        if ev is None:
+            return
+        heat = self.heat_toggle.isChecked() and bool(self._heat)
+        self.gallery.setIconSize(QSize(192, 96) if heat else QSize(96, 96))
+        self.gallery.setGridSize(QSize(210, 150) if heat else QSize(150, 150))
+        names = [display_path(c) for c in ev.classes]
+        for n, mk in enumerate(ev.worst):
             full = os.path.join(ev.root, mk.path)
             caption = f"{names[mk.true_label]} → {names[mk.predicted]}\n{100 * mk.confidence:.0f}% sure"
             if mk.true_label == mk.predicted:
                 caption = f"{names[mk.true_label]} ✓\n{100 * mk.confidence:.0f}% sure"
             entry = QListWidgetItem(caption)
-            png = thumbs.get(mk.path)
+            png = (self._heat if heat else self._thumbs).get(mk.path)
             if png:
                 entry.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
             entry.setData(PATH_ROLE, self._remember(full))
-            entry.setToolTip(f"{display_path(mk.path)}\nloss {mk.loss:.3f}")
+            entry.setData(MISTAKE_ROLE, n)
+            tip = f"{display_path(mk.path)}\nloss {mk.loss:.3f}"
+            if heat:
+                tip += f"\nleft: evidence for {names[mk.predicted]}; right: for {names[mk.true_label]}"
+            entry.setToolTip(tip)
             self.gallery.addItem(entry)
-        self.cell_images.clear()
-        self.cell_label.setText("Click a cell to list its images.")
+
+    def show_heat_maps(self, pictures: dict[str, bytes], problem: str = "") -> None:
+        """The mistakes' heat-map pictures (or why there are none) arrived."""
+        self._heat = pictures
+        if problem:
+            self.heat_toggle.setToolTip(problem)
+            self.heat_toggle.setChecked(False)
+            self.heat_toggle.setEnabled(False)
+            return
+        self._fill_gallery()
+
+    def _on_heat_toggle_toggled(self, on: bool) -> None:
+        if on and not self._heat and self.evaluation is not None and self.evaluation.worst:
+            self.heat_maps_requested.emit()
+        else:
+            self._fill_gallery()
+
+    def _fix_menu(self, view: QListWidget, pos: QPoint) -> None:
+        ev = self.evaluation
+        items = view.selectedItems()
+        if ev is None or self.fixes is None or not items:
+            return
+        from .fix_actions import fix_menu
+
+        rels = [Path(os.path.relpath(self.path_of(i), ev.root)).as_posix() for i in items]
+        if view is self.gallery:
+            guesses = {ev.worst[int(i.data(MISTAKE_ROLE))].predicted for i in items}
+        else:
+            guesses = {self._cell[1]} if self._cell else set()
+        suggested = ev.classes[next(iter(guesses))] if len(guesses) == 1 else ""
+        if all(r.split("/")[-2:-1] == [suggested] for r in rels):
+            suggested = ""
+        fix_menu(self.fixes, self, ev.root, rels, ev.classes, suggested).exec(
+            view.viewport().mapToGlobal(pos)
+        )
 
     def _on_confusion_cell_clicked(self, row: int, column: int) -> None:
         ev = self.evaluation
@@ -223,6 +300,7 @@ class EvaluationPanel(QWidget):
             return
         from ..core.text import display_path
 
+        self._cell = (row, column)
         paths = ev.paths_in_cell(row, column)
         self.cell_label.setText(
             f"{len(paths)} image(s) of {display_path(ev.classes[row])} predicted as "

@@ -26,10 +26,13 @@ from .. import __version__
 from ..core import report
 from ..core.session import Session
 from ..core.text import display_path
+from .check_dialog import CheckDataDialog
+from .classify_dialog import ClassifyFolderDialog
 from .compare_panel import ComparePanel
 from .data_panel import DataPanel, folder_from_mime
 from .dialogs import LRFinderDialog, TrainingJobDialog
 from .eval_panel import EvaluationPanel
+from .fix_actions import FileFixes
 from .jobs import JobRunner
 from .model_panel import DEFAULT_ARCH, ModelPanel
 from .model_tools import ModelTools
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from ..core.events import Event, Message
     from ..core.freeze import FreezePlan
     from ..core.job import ClusterSettings
+    from ..core.predict import Predictor
     from ..core.runs import RunRecord
 
 
@@ -137,6 +141,11 @@ class MainWindow(ModelTools):
         self.statusBar().addPermanentWidget(self.speed_label)
         self.statusBar().showMessage("Loading PyTorch…")
 
+        self.file_fixes = FileFixes(self.settings, self)
+        self.file_fixes.changed.connect(self._on_files_changed)
+        self.eval_panel.fixes = self.file_fixes
+        self.check_dialog: CheckDataDialog | None = None
+        self.classify_dialog: ClassifyFolderDialog | None = None
         self._make_menus()
         self.data_panel.scanned.connect(self._on_data_scanned)
         self.data_panel.scan_failed.connect(self._on_data_scan_failed)
@@ -147,6 +156,7 @@ class MainWindow(ModelTools):
         self.train_panel.stop_requested.connect(self.stop_training)
         self.train_panel.find_lr_requested.connect(self.find_learning_rate)
         self.eval_panel.evaluate_requested.connect(self.run_evaluation)
+        self.eval_panel.heat_maps_requested.connect(self.show_mistake_heat_maps)
         self.compare_panel.start_requested.connect(self.start_comparison)
         self.compare_panel.stop_requested.connect(self.jobs.stop)
         self.compare_panel.use_requested.connect(self.use_candidate)
@@ -192,6 +202,17 @@ class MainWindow(ModelTools):
                 file_menu.addSeparator()
             else:
                 file_menu.addAction(action)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = QAction("&Undo", self, shortcut=QKeySequence(QKeySequence.StandardKey.Undo))
+        self.undo_action.setToolTip("Undo the latest Move to class or Exclude (also from an earlier session)")
+        edit_menu.addAction(self.undo_action)
+        data_menu = self.menuBar().addMenu("&Data")
+        self.check_action = QAction("&Check data…", self, shortcut=QKeySequence("Ctrl+Shift+K"))
+        self.check_action.setToolTip("Find likely wrong labels, duplicates, leaks, outliers and rare classes")
+        self.classify_action = QAction("C&lassify a folder…", self)
+        self.classify_action.setToolTip("Sort other images with the trained or opened model")
+        data_menu.addAction(self.check_action)
+        data_menu.addAction(self.classify_action)
         help_menu = self.menuBar().addMenu("&Help")
         self.about_action = QAction("&About ftgui", self)
         help_menu.addAction(self.about_action)
@@ -205,6 +226,9 @@ class MainWindow(ModelTools):
         self.export_job_action.triggered.connect(self._on_export_job_triggered)
         self.quit_action.triggered.connect(self.close)
         self.about_action.triggered.connect(self.show_about)
+        self.undo_action.triggered.connect(self.undo_file_change)
+        self.check_action.triggered.connect(self.open_check_data)
+        self.classify_action.triggered.connect(self.open_classify_folder)
 
     def start_background_init(self) -> None:
         """Import torch off the GUI thread, so the window is up and responsive meanwhile."""
@@ -322,6 +346,65 @@ class MainWindow(ModelTools):
                 f"Pretrained weights for {panel.arch} are not available offline, so the example trains "
                 "it from scratch (full fine-tuning at 64 px), which these simple pictures allow.",
             )
+
+    # ------------------------------------------------------------ checking and fixing the data
+
+    def open_check_data(self) -> CheckDataDialog:
+        """The Check data window (one per main window); checks the open dataset when shown."""
+        if self.check_dialog is None:
+            self.check_dialog = CheckDataDialog(self.jobs, self.file_fixes, self.build_config, self)
+        dialog = self.check_dialog
+        dialog.show()
+        dialog.raise_()
+        if dialog.report is None and self.data_panel.scan is not None and not self.busy:
+            dialog.start()
+        return dialog
+
+    def open_classify_folder(self) -> ClassifyFolderDialog:
+        if self.classify_dialog is None:
+            self.classify_dialog = ClassifyFolderDialog(self.jobs, self)
+        self.classify_dialog.set_predictor(*self._current_predictor())
+        self.classify_dialog.show()
+        self.classify_dialog.raise_()
+        return self.classify_dialog
+
+    def _current_predictor(self) -> tuple[Predictor | None, str]:
+        return self.try_panel.predictor, self.try_panel.model_label.text().removeprefix("Model: ")
+
+    def _evaluated_predictor(self) -> Predictor | None:
+        """The model the Evaluate tab shows: the one just trained, or the opened bundle."""
+        if self._eval_prefers_trainer or self.bundle is None:
+            return self.session.trainer_predictor() or self.bundle
+        return self.bundle
+
+    def show_mistake_heat_maps(self) -> bool:
+        """Heat maps of the worst mistakes (predicted and true class), in the background."""
+        ev, predictor = self.eval_panel.evaluation, self._evaluated_predictor()
+        if ev is None or predictor is None:
+            return False
+        from .thumbs import heat_map_pictures
+
+        mistakes = list(ev.worst)
+        return self.jobs.start(
+            "heat maps",
+            lambda job, progress: heat_map_pictures(predictor, ev.root, mistakes, job.cancel, progress),
+            on_result=lambda result: self.eval_panel.show_heat_maps(*result),
+            on_error=lambda message: self.eval_panel.show_heat_maps({}, message.splitlines()[0]),
+        )
+
+    def undo_file_change(self) -> None:
+        change = self.file_fixes.undo(self)
+        if change is not None:
+            self.log_message("info", f"Undone: {change.describe()} ({change.root})")
+
+    def _on_files_changed(self, root: str) -> None:
+        last = self.file_fixes.fixes.last()
+        if last is not None and last.root == root:
+            self.log_message("info", f"{last.describe()} in {root} (Edit → Undo puts it back)")
+        scan = self.data_panel.scan
+        if scan is not None and Path(scan.root).resolve() == Path(root) and not self.training:
+            self.data_panel.load_folder(scan.root)  # the class table and counts, at once
+        self._update_actions()
 
     def _on_data_scan_failed(self, message: str) -> None:
         self.show_error("Cannot use this folder", message)
@@ -617,6 +700,10 @@ class MainWindow(ModelTools):
         self.open_bundle_action.setEnabled(idle and self.ready)
         self.export_job_action.setEnabled(idle and self.ready and self.data_panel.scan is not None)
         self.open_action.setEnabled(idle)
+        self.undo_action.setText(self.file_fixes.undo_text())
+        self.undo_action.setEnabled(idle and self.file_fixes.can_undo())
+        self.check_action.setEnabled(idle and self.ready and self.data_panel.scan is not None)
+        self.classify_action.setEnabled(self.ready)
         self.example_action.setEnabled(idle)
         self.train_panel.start_button.setEnabled(idle and self.ready)
         self.compare_panel.start_button.setEnabled(idle and self.ready)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..core.data import ScanResult
@@ -32,3 +33,34 @@ def class_thumbnails(scan: ScanResult, size: int = 48) -> dict[int, bytes]:
             if png:
                 thumbs[sample.label] = png
     return thumbs
+
+
+def heat_map_pictures(
+    predictor: Any, root: str, mistakes: Sequence[Any], cancel: Any, progress: Any
+) -> tuple[dict[str, bytes], str]:
+    """For each mistake, its picture with the heat map of the predicted class beside the one of
+    the true class (96 px each), as PNG; or, if the model has no heat maps, why."""
+    from PIL import Image
+
+    from ..core.cam import CamUnavailable, class_heat_maps
+
+    out: dict[str, bytes] = {}
+    for n, mk in enumerate(mistakes):
+        if cancel.cancelled:
+            break
+        try:
+            pictures, _ = class_heat_maps(
+                predictor, os.path.join(root, mk.path), [mk.predicted, mk.true_label]
+            )
+        except CamUnavailable as exc:
+            return {}, str(exc)
+        except OSError:
+            continue  # the file went away since the evaluation
+        pair = Image.new("RGB", (192, 96), "white")
+        for i, pic in enumerate(pictures):
+            pair.paste(pic.resize((96, 96)), (96 * i, 0))
+        buf = io.BytesIO()
+        pair.save(buf, "PNG")
+        out[mk.path] = buf.getvalue()
+        progress(n + 1, len(mistakes))
+    return out, ""

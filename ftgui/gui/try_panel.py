@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFrame,
     QGridLayout,
@@ -54,14 +55,19 @@ def image_paths(paths: list[str]) -> list[str]:
 class ResultRow(QFrame):
     """One image: thumbnail, file name, and a bar per top class."""
 
-    def __init__(self, prediction: Prediction, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, prediction: Prediction, heat: bytes | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.prediction = prediction
         self.setFrameShape(QFrame.Shape.StyledPanel)
         thumb = QLabel()
         thumb.setFixedSize(96, 96)
         thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        png = thumbnail_png(prediction.path, 96)
+        self.heat_shown = heat is not None
+        png = heat or thumbnail_png(prediction.path, 96)
+        if heat is not None:
+            thumb.setToolTip("Heat map (Grad-CAM): where the evidence for the top class lies")
         if png:
             thumb.setPixmap(QPixmap.fromImage(QImage.fromData(png)))
         grid = QGridLayout()
@@ -102,6 +108,9 @@ class TryPanel(QWidget):
         self.model_label.setWordWrap(True)
         self.open_button = QPushButton("Open exported model…")
         self.choose_button = QPushButton("Choose images…")
+        self.heat_toggle = QCheckBox("Heat map")
+        self.heat_toggle.setToolTip("Overlay where the evidence for the predicted class lies (Grad-CAM)")
+        self._last: list[str] = []
         self.drop_label = QLabel("Drop images (or a folder of images) here to see what the model says")
         self.drop_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.drop_label.setMinimumHeight(60)
@@ -114,6 +123,7 @@ class TryPanel(QWidget):
         scroll.setWidget(self.results)
         top = QHBoxLayout()
         top.addWidget(self.model_label, 1)
+        top.addWidget(self.heat_toggle)
         top.addWidget(self.choose_button)
         top.addWidget(self.open_button)
         layout = QVBoxLayout(self)
@@ -123,6 +133,7 @@ class TryPanel(QWidget):
         self.open_button.clicked.connect(self.open_bundle_requested)
         self.choose_button.clicked.connect(self._on_choose_clicked)
         self.choose_button.setEnabled(False)
+        self.heat_toggle.toggled.connect(lambda _on: self._last and self.try_images(self._last))
 
     def set_predictor(self, predictor: Predictor | None, description: str) -> None:
         self.predictor = predictor
@@ -162,20 +173,53 @@ class TryPanel(QWidget):
             self.drop_label.setText("No images among the dropped files.")
             return False
         predictor = self.predictor
+        self._last = files
+        heat = self.heat_toggle.isChecked()
         self.drop_label.setText(f"Classifying {len(files)} image(s)…")
         started = self.runner.start(
             "try",
-            lambda job, progress: predictor.predict(files, topk=5),
-            on_result=self.show_predictions,
+            lambda job, progress: predict_with_heat_maps(predictor, files, heat),
+            on_result=lambda result: self.show_predictions(*result),
             on_error=lambda message: self.drop_label.setText(f"⚠ {message.splitlines()[0]}"),
         )
         if not started:
             self.drop_label.setText("Busy: try again when the current job has finished.")
         return started
 
-    def show_predictions(self, predictions: list[Prediction]) -> None:
+    def show_predictions(
+        self, predictions: list[Prediction], heat: dict[str, bytes] | None = None, problem: str = ""
+    ) -> None:
+        heat = heat or {}
         for p in predictions:
-            row = ResultRow(p)
+            row = ResultRow(p, heat.get(p.path))
             self.results_layout.insertWidget(self.results_layout.count() - 1, row)
             self.rows.append(row)
-        self.drop_label.setText(f"{len(predictions)} image(s). Drop more to try again.")
+        text = f"{len(predictions)} image(s). Drop more to try again."
+        self.drop_label.setText(f"{text}\n⚠ {display_path(problem)}" if problem else text)
+
+
+def predict_with_heat_maps(
+    predictor: Predictor, files: list[str], heat: bool
+) -> tuple[list[Prediction], dict[str, bytes], str]:
+    """Top-5 per image and, with ``heat``, each readable image's heat-map picture (PNG), or why
+    the model has none (off the GUI thread)."""
+    import io
+
+    predictions = predictor.predict(files, topk=5)
+    pictures: dict[str, bytes] = {}
+    if not heat:
+        return predictions, pictures, ""
+    from ..core.cam import CamUnavailable, image_heat_map
+
+    for p in predictions:
+        if p.error:
+            continue
+        try:
+            picture, _ = image_heat_map(predictor, p.path)
+        except CamUnavailable as exc:
+            return predictions, {}, str(exc)
+        picture.thumbnail((96, 96))
+        buf = io.BytesIO()
+        picture.save(buf, "PNG")
+        pictures[p.path] = buf.getvalue()
+    return predictions, pictures, ""
