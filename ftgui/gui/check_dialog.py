@@ -75,6 +75,7 @@ class CheckDataDialog(QDialog):
         self.summary.setWordWrap(True)
         self.kind = QComboBox()
         self.kind.setToolTip("Show one kind of problem")
+        self.kind.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)
         self.progress.setVisible(False)

@@ -87,7 +87,7 @@ class EvaluationPanel(QWidget):
         self.gallery.setToolTip("Double-click to open the image")
         self.show_in_folder = QPushButton("Show in folder")
         self.show_in_folder.setEnabled(False)
-        self.heat_toggle = QCheckBox("Heat maps")
+        self.heat_toggle = QCheckBox("Heat maps (predicted | true)")
         self.heat_toggle.setToolTip(
             "Where the model looks (Grad-CAM): left, the evidence for the predicted class; right, "
             "for the true class"
@@ -239,8 +239,8 @@ class EvaluationPanel(QWidget):
         if ev is None:
             return
         heat = self.heat_toggle.isChecked() and bool(self._heat)
-        self.gallery.setIconSize(QSize(192, 96) if heat else QSize(96, 96))
-        self.gallery.setGridSize(QSize(210, 150) if heat else QSize(150, 150))
+        self.gallery.setIconSize(QSize(196, 96) if heat else QSize(96, 96))
+        self.gallery.setGridSize(QSize(214, 150) if heat else QSize(150, 150))
         names = [display_path(c) for c in ev.classes]
         for n, mk in enumerate(ev.worst):
             full = os.path.join(ev.root, mk.path)

@@ -56,9 +56,9 @@ def heat_map_pictures(
             return {}, str(exc)
         except OSError:
             continue  # the file went away since the evaluation
-        pair = Image.new("RGB", (192, 96), "white")
+        pair = Image.new("RGB", (196, 96), "white")  # a white gap between the two
         for i, pic in enumerate(pictures):
-            pair.paste(pic.resize((96, 96)), (96 * i, 0))
+            pair.paste(pic.resize((96, 96)), (100 * i, 0))
         buf = io.BytesIO()
         pair.save(buf, "PNG")
         out[mk.path] = buf.getvalue()

@@ -156,7 +156,7 @@ def test_heat_maps_in_try_and_the_worst_mistakes(qtbot, window, tmp_path, drop):
     assert panel.gallery.count() > 0
     panel.heat_toggle.setChecked(True)
     qtbot.waitUntil(lambda: bool(panel._heat) and not window.busy, timeout=60_000)
-    assert panel.gallery.iconSize().width() == 192  # predicted | true class side by side
+    assert panel.gallery.iconSize().width() == 196  # predicted | true class side by side
     assert not panel.gallery.item(0).icon().isNull()
     assert "left: evidence for" in panel.gallery.item(0).toolTip()
     panel.heat_toggle.setChecked(False)
