@@ -9,7 +9,6 @@ the heat map is not available rather than draw a picture it cannot vouch for.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from PIL import Image
 from torch import nn
 
 from .errors import FtguiError
+from .extras import importable
 from .models import aux_modules, classifier_names
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class CamUnavailable(FtguiError):
 
 def captum_missing() -> str | None:
     """What to install for heat maps, or None when Captum is there."""
-    if importlib.util.find_spec("captum") is None:
+    if not importable("captum"):
         return f"Heat maps need Captum, which is not installed. Install with: {INSTALL}"
     return None
 

@@ -11,7 +11,6 @@ changes a file: fixing what it finds is ``core/fixes.py``'s job.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import os
@@ -28,6 +27,7 @@ from . import events as ev
 from .config import TrainConfig
 from .data import ScanResult, Split, scan_folder, split_samples
 from .errors import FtguiError
+from .extras import importable
 from .freeze import FreezePlan
 
 INSTALL = "pip install 'ftgui[insight]'  (cleanlab)"
@@ -54,7 +54,7 @@ Progress = Callable[[int, int], None]
 
 def cleanlab_missing() -> str | None:
     """What to install for Check data, or None when cleanlab is there."""
-    missing = [m for m in ("cleanlab", "sklearn", "datasets") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("cleanlab", "sklearn", "datasets") if not importable(m)]
     if missing:
         return f"Check data needs cleanlab, which is not installed. Install with: {INSTALL}"
     return None

@@ -24,6 +24,7 @@ import torchvision
 
 from .. import __version__
 from .errors import CheckpointError
+from .extras import importable
 from .files import (
     DestinationError,
     atomic_write,
@@ -549,22 +550,10 @@ FORMAT_PACKAGES = {"onnx": ("onnx", "onnxscript", "onnxruntime")}
 INSTALL_HINT = {"onnx": "pip install 'ftgui[onnx]'  (onnx, onnxscript and onnxruntime)"}
 
 
-def _importable(name: str) -> bool:
-    import importlib.util
-    import sys
-
-    if name in sys.modules:
-        return sys.modules[name] is not None
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def missing_format_packages(formats: tuple[str, ...] | list[str]) -> str | None:
     """A message naming what to install for the chosen formats, or None when all is there."""
     for fmt in formats:
-        missing = [m for m in FORMAT_PACKAGES.get(fmt, ()) if not _importable(m)]
+        missing = [m for m in FORMAT_PACKAGES.get(fmt, ()) if not importable(m)]
         if missing:
             return (
                 f"Export to {fmt} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "

@@ -51,6 +51,7 @@ class EvaluationPanel(QWidget):
         self.evaluation: Evaluation | None = None
         self.fixes: FileFixes | None = None  # Move to class… / Exclude on the image lists
         self._paths: list[str] = []
+        self._index: dict[str, int] = {}  # path -> its place in _paths
         self._thumbs: dict[str, bytes] = {}
         self._heat: dict[str, bytes] = {}  # mistake path -> [predicted | true] heat-map picture
         self._cell: tuple[int, int] | None = None  # the confusion-matrix cell listed
@@ -179,6 +180,7 @@ class EvaluationPanel(QWidget):
         # Qt cuts a string at bytes that are not UTF-8; show such names as \xNN instead.
         names = [display_path(c) for c in ev.classes]
         self._paths.clear()
+        self._index.clear()
         if ev.accuracy is None:
             self.summary.setText(f"<b>{html.escape(display_path(headline(ev)))}</b>")
         else:
@@ -313,9 +315,13 @@ class EvaluationPanel(QWidget):
             self.cell_images.addItem(item)
 
     def _remember(self, path: str) -> int:
-        """Items carry an index into a Python list: a QString would lose bytes that are not UTF-8."""
-        self._paths.append(path)
-        return len(self._paths) - 1
+        """Items carry an index into a Python list: a QString would lose bytes that are not UTF-8.
+        Each path is kept once, however often the lists are filled again."""
+        index = self._index.get(path)
+        if index is None:
+            index = self._index[path] = len(self._paths)
+            self._paths.append(path)
+        return index
 
     def path_of(self, item: QListWidgetItem) -> str:
         return self._paths[int(item.data(PATH_ROLE))]

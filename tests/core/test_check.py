@@ -115,3 +115,37 @@ def test_a_trained_models_backbone_and_split_through_bundle(tmp_path, capsys):
     # The copy is not in the bundle's validation files, so it is a plain duplicate, not a leak.
     assert not any(f.path == train[0].replace(".jpg", "-copy.jpg") for f in leaks)
     assert all(f.path in val for f in leaks)
+
+
+def test_a_class_with_far_fewer_images_is_reported(tmp_path):
+    data = make_example_dataset(tmp_path / "shapes", per_class=30, size=32, seed=7)
+    for extra in sorted((data / "stripes").glob("*.jpg"))[2:]:
+        extra.unlink()  # stripes keeps 2 images
+    result = check_data(config(data, 32))
+    rare = result.of_kind("imbalance")
+    assert [f.path for f in rare] == ["stripes"]
+    assert "stripes has 2 images; the median class has 30" in rare[0].detail
+
+
+def test_without_the_insight_extra_check_data_and_heat_maps_say_what_to_install(tmp_path):
+    import subprocess
+    import sys
+
+    data = make_example_dataset(tmp_path / "shapes", per_class=4, size=16, seed=0)
+    code = (
+        "import sys; sys.modules['cleanlab'] = None; sys.modules['captum'] = None\n"
+        "from ftgui.cli_check import check_main\n"
+        "from ftgui.core.cam import captum_missing\n"
+        "print(captum_missing())\n"
+        f"sys.exit(check_main([{str(data)!r}, '--weights', 'none']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert (
+        "Check data needs cleanlab, which is not installed. Install with: pip install 'ftgui[insight]'"
+        in proc.stderr
+    )
+    assert (
+        "Heat maps need Captum, which is not installed. Install with: pip install 'ftgui[insight]'"
+        in proc.stdout
+    )

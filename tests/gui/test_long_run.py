@@ -18,7 +18,7 @@ SOAK = Path(__file__).resolve().parents[1] / "soak" / "soak_window.py"
 
 
 @pytest.mark.slow
-def test_window_survives_3000_batches_and_a_100_class_evaluation(tmp_path):
+def test_window_survives_3000_batches_a_100_class_evaluation_and_the_data_tools(tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYQTGRAPH_QT_LIB": "PySide6"}
     proc = subprocess.run(
         [sys.executable, str(SOAK), "--minutes", "0", "--min-batches", "3000", "--report-every", "5"],
@@ -35,6 +35,7 @@ def test_window_survives_3000_batches_and_a_100_class_evaluation(tmp_path):
     assert summary["batches"] >= 3000
     assert summary["evaluations"] >= 2 and summary["largest_confusion_cells"] == 100 * 100
     assert summary["exports"] >= 1 and summary["stops"] >= 1
+    assert summary["checks"] >= 1 and summary["heat_map_rounds"] >= 1 and summary["classified"] >= 160
     if sys.version_info < (3, 12):
         # The fatal fault makes the count fall by one per Qt call (thousands here). A healthy
         # binding may hold on to extra references (the count rises), which can never abort.

@@ -7,7 +7,8 @@ Run it by hand (it is not part of the test suite, whose regression test runs a s
 Each cycle: open a small 4-class folder, train head-only with batch size 1 (one GUI update per
 batch), press Stop part-way and Start again, let the evaluation run, export; then open a
 100-class folder, train one epoch and let its evaluation (a 100 x 100 confusion matrix) fill the
-Evaluate tab. Every ``--report-every`` seconds it prints the resident memory and
+Evaluate tab. Between the two: Check data on the small folder, a Move to class and its Undo, the
+worst mistakes' heat maps, and Classify a folder over the small folder. Every ``--report-every`` seconds it prints the resident memory and
 ``sys.getrefcount(None)``; the last line is a JSON summary. A Qt binding that loses references
 to None (PySide6 6.12.0 on Python < 3.12) aborts the process long before the end.
 """
@@ -66,6 +67,7 @@ class Soak:
         self.small = make_example_dataset(workdir / "shapes", per_class=40, size=32, seed=1)
         self.large = make_many_classes(workdir / "many", args.eval_classes)
         settings = QSettings(str(workdir / "ftgui.ini"), QSettings.Format.IniFormat)
+        settings.setValue("fixes/confirmed_move", True)  # asked once; a soak has no one to answer
         self.window = MainWindow(settings=settings)
         self.window.show()
         self.window.start_background_init()
@@ -74,6 +76,10 @@ class Soak:
         self.evaluations = 0
         self.largest_confusion = 0
         self.exports = 0
+        self.checks = 0
+        self.undos = 0
+        self.heat_maps = 0
+        self.classified = 0
         self.stops = 0
         self.cycles = 0
         self.step = "wait-ready"
@@ -124,12 +130,14 @@ class Soak:
             "batches": self.batches,
             "evaluations": self.evaluations,
             "exports": self.exports,
+            "checks": self.checks,
         }
         self.samples.append(sample)
         print(
             f"{sample['minute']:6.2f} min  RSS {sample['rss_mb']:7.1f} MB  None refs {sample['none_refs']:>9,}  "
             f"batches {self.batches:>7,}  evaluations {self.evaluations:>4}  exports {self.exports:>4}  "
-            f"stops {self.stops:>3}",
+            f"stops {self.stops:>3}  checks {self.checks:>3}  undos {self.undos:>3}  "
+            f"classified {self.classified:>6}",
             flush=True,
         )
 
@@ -170,6 +178,34 @@ class Soak:
                 self._evaluated(w)
                 w.export_to(str(self.workdir / f"export-{self.cycles % 3}"))
                 self.exports += 1
+                self.step = "check"
+        elif self.step == "check":
+            if not w.busy:
+                dialog = w.open_check_data()
+                if dialog.report is not None:
+                    dialog.start()
+                self.step = "checked"
+        elif self.step == "checked":
+            dialog = w.check_dialog
+            if not w.busy and dialog is not None and dialog.report is not None:
+                self.checks += 1
+                found = [f for f in dialog.report.findings if f.kind != "imbalance"]
+                if found:
+                    other = next(c for c in dialog.report.classes if c != found[0].given)
+                    if w.file_fixes.move(dialog.report.root, [found[0].path], other) is not None:
+                        w.undo_file_change()
+                        self.undos += 1
+                w.show_mistake_heat_maps()
+                self.step = "heat"
+        elif self.step == "heat":
+            if not w.busy and not w.data_panel.scanning:
+                self.heat_maps += 1
+                w.open_classify_folder().classify(str(self.small))
+                self.step = "classify"
+        elif self.step == "classify":
+            dialog = w.classify_dialog
+            if not w.busy and dialog is not None and not dialog.stop_button.isEnabled():
+                self.classified += len(dialog.predictions)
                 w.data_panel.load_folder(str(self.large))
                 self.step = "scan-large"
         elif self.step == "scan-large":
@@ -208,6 +244,10 @@ class Soak:
             "largest_confusion_cells": self.largest_confusion,
             "exports": self.exports,
             "stops": self.stops,
+            "checks": self.checks,
+            "undos": self.undos,
+            "heat_map_rounds": self.heat_maps,
+            "classified": self.classified,
             "none_refs_start": self.refs_start,
             "none_refs_end": refs_end,
             "none_refs_drift": refs_end - (self.refs_start or refs_end),
