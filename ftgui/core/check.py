@@ -124,9 +124,8 @@ def check_config(config: TrainConfig) -> TrainConfig:
     return cfg
 
 
-def _split_for(scan: ScanResult, config: TrainConfig, meta: dict[str, Any] | None) -> Split:
+def _split_for(scan: ScanResult, config: TrainConfig, recorded: dict[str, Any] | None) -> Split:
     """The split training would use; with a bundle, its own recorded validation files."""
-    recorded = (meta or {}).get("split")
     if isinstance(recorded, dict) and isinstance(recorded.get("val"), list):
         val = {str(p[0]) for p in recorded["val"] if isinstance(p, list) and p}
         return Split(
@@ -155,7 +154,7 @@ def _features(
     cfg = check_config(config)
     scan = scan_folder(cfg.data_dir)
     weights = cfg.weights or "none"
-    built, meta = None, None
+    built, recorded = None, None
     described = (
         f"{cfg.arch} without pretrained weights" if weights == "none" else f"{cfg.arch} ({weights} weights)"
     )
@@ -164,6 +163,7 @@ def _features(
 
         predictor = Predictor.load(bundle)
         meta = predictor.meta
+        recorded = predictor.split()
         arch = str(meta["arch"])
         sha = str(meta.get("weights_sha256", ""))[:12]
         built = BuiltModel(
@@ -172,7 +172,7 @@ def _features(
         )  # fmt: skip
         cfg.arch = arch
         described = f"the trained model in {bundle} ({arch})"
-    split = _split_for(scan, cfg, meta)
+    split = _split_for(scan, cfg, recorded)
     trainer = Trainer(cfg)
     trainer.prepare(scan=scan, built=built, split=split)
     for e in trainer.ensure_cache(cancel):

@@ -226,8 +226,8 @@ def evaluate_trainer(trainer: Trainer, **kwargs: Any) -> Evaluation | None:
 
 
 def evaluate_bundle(predictor: Predictor, data_root: str | None = None, **kwargs: Any) -> Evaluation | None:
-    """Evaluate an exported bundle on the validation files recorded in its model.json."""
-    split = predictor.meta.get("split", {})
+    """Evaluate an exported bundle on the validation files its split records."""
+    split = predictor.split() or {}
     root = data_root or split.get("root", "")
     samples = [Sample(str(p), int(lbl)) for p, lbl in split.get("val", [])]
     if not samples or not os.path.isdir(root):

@@ -48,9 +48,15 @@ BUNDLE_VERSION = 2  # 2: model.json records the weights' SHA-256
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
 CARD_FILE = "MODEL_CARD.md"
+# The file lists of the split (and the skipped files), and the full evaluation, kept out of
+# model.json so that it stays small however many images and classes there are.
+SPLIT_FILE = "split.json.gz"
+EVALUATION_FILE = "evaluation.json"
+TOP_CONFUSIONS = 20  # model.json's evaluation summary lists this many
+SKIPPED_LISTED = 20  # and this many skipped files (all of them are in split.json.gz)
 FORMAT_FILES = {key: file for key, (file, _) in EXPORT_FORMATS.items()}
 # Everything an export writes: replaced together, so no file of an older export stays beside it.
-BUNDLE_FILES = (WEIGHTS_FILE, META_FILE, CARD_FILE, *FORMAT_FILES.values())
+BUNDLE_FILES = (WEIGHTS_FILE, META_FILE, SPLIT_FILE, EVALUATION_FILE, CARD_FILE, *FORMAT_FILES.values())
 
 
 def _json_default(o: Any) -> Any:
@@ -97,8 +103,43 @@ def bundle_metadata(trainer: Trainer) -> dict[str, Any]:
         "weights_from": trainer.kept_because(),
         "history": trainer.history,
         "class_counts": {"train": counts, "val": val_counts},
-        "split": {"root": scan.root, **(split.to_dict() if split else {"train": [], "val": []})},
+        "split": {
+            "root": scan.root,
+            "file": SPLIT_FILE,
+            "counts": {"train": len(split.train) if split else 0, "val": len(split.val) if split else 0},
+        },
+        "skipped": [[p, r] for p, r in sorted(trainer.skipped.items())[:SKIPPED_LISTED]],
+        "skipped_total": len(trainer.skipped),
+    }
+
+
+def split_record(trainer: Trainer) -> dict[str, Any]:
+    """split.json.gz's content: the dataset folder, the split's file lists, every skipped file."""
+    scan, split = trainer.scan, trainer.split
+    assert scan is not None
+    return {
+        "root": scan.root,
+        **(split.to_dict() if split else {"train": [], "val": []}),
         "skipped": [[p, r] for p, r in sorted(trainer.skipped.items())],
+    }
+
+
+def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
+    """model.json's part of an evaluation: the headline figures and the most frequent
+    confusions (the whole matrix, per-class figures and worst mistakes are in evaluation.json)."""
+    d = evaluation.to_dict()
+    k = len(evaluation.confusion)
+    cells = [
+        (evaluation.confusion[i][j], i, j)
+        for i in range(k)
+        for j in range(k)
+        if i != j and evaluation.confusion[i][j]
+    ]
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    return {
+        **{key: d[key] for key in ("split", "count", "unreadable", "accuracy", "loss")},
+        "top_confusions": [{"true": i, "predicted": j, "count": n} for n, i, j in cells[:TOP_CONFUSIONS]],
+        "file": EVALUATION_FILE,
     }
 
 
@@ -157,15 +198,64 @@ def weights_bytes(model: torch.nn.Module, arch: str) -> bytes:
 
 def write_bundle_files(trainer: Any, folder: Path, evaluation: Any | None = None) -> dict[str, Any]:
     """model.safetensors and model.json (with the weights' SHA-256) into ``folder``."""
+    import gzip
+
     meta = bundle_metadata(trainer)
     evaluation = evaluation if evaluation is not None else getattr(trainer, "evaluation", None)
     if evaluation is not None:
-        meta["evaluation"] = evaluation.to_dict()
+        meta["evaluation"] = evaluation_summary(evaluation)
+        write_synced(folder / EVALUATION_FILE, dumps_json(evaluation.to_dict(), indent=None).encode("utf-8"))
     data = weights_bytes(trainer.model, meta["arch"])
     meta["weights_sha256"] = hashlib.sha256(data).hexdigest()
     write_synced(folder / WEIGHTS_FILE, data)
+    split = dumps_json(split_record(trainer), indent=None).encode("utf-8")
+    write_synced(folder / SPLIT_FILE, gzip.compress(split, compresslevel=6, mtime=0))
     write_synced(folder / META_FILE, dumps_json(meta).encode("utf-8"))
     return meta
+
+
+def read_split(bundle_dir: str | os.PathLike[str] | None, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The split a bundle was trained on (root, train and val lists of [file, class index]), from
+    its split.json.gz or, for bundles of earlier versions, model.json; None if it has none."""
+    import gzip
+
+    split = meta.get("split")
+    if not isinstance(split, dict):
+        return None
+    if "train" in split or "val" in split:
+        return split  # an earlier bundle: checked with model.json
+    if split.get("file") != SPLIT_FILE or bundle_dir is None:
+        return None
+    path = Path(bundle_dir).expanduser() / SPLIT_FILE
+    if not path.is_file():
+        return None
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read(MAX_META_BYTES + 1)
+        if len(raw) > MAX_META_BYTES:
+            raise CheckpointError(f"{SPLIT_FILE} in {bundle_dir} is far larger than any split ftgui writes.")
+        record = json.loads(raw.decode("utf-8"))
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{SPLIT_FILE} in {bundle_dir} cannot be read: {exc}") from None
+    problem = split_lists_problem(record, len(meta["classes"]))
+    if problem:
+        raise CheckpointError(f"{SPLIT_FILE} in {bundle_dir} is not a valid ftgui split: {problem}.")
+    return {**record, "root": split.get("root", record.get("root", ""))}
+
+
+def split_lists_problem(split: Any, num_classes: int) -> str | None:
+    """What is wrong with a split record's file lists, or None."""
+    if not isinstance(split, dict) or not isinstance(split.get("root", ""), str):
+        return "'split' must be an object with the dataset folder as 'root'"
+    for part in ("train", "val"):
+        items = split.get(part, [])
+        if not isinstance(items, list) or not all(
+            isinstance(it, list) and len(it) == 2 and isinstance(it[0], str) and _is_int(it[1])
+            and 0 <= it[1] < num_classes
+            for it in items
+        ):  # fmt: skip
+            return f"'split.{part}' must list [file, class index] pairs"
+    return None
 
 
 def check_output_folder(
@@ -293,19 +383,9 @@ def validate_metadata(meta: Any, name: str = META_FILE) -> None:
             raise bad("'weights_sha256' must be the 64 hexadecimal digits of the weights' SHA-256")
     split = meta.get("split")
     if split is not None:
-        if not isinstance(split, dict) or not isinstance(split.get("root", ""), str):
-            raise bad("'split' must be an object with the dataset folder as 'root'")
-        for part in ("train", "val"):
-            items = split.get(part, [])
-            if not isinstance(items, list) or not all(
-                isinstance(it, list)
-                and len(it) == 2
-                and isinstance(it[0], str)
-                and _is_int(it[1])
-                and 0 <= it[1] < len(classes)
-                for it in items
-            ):
-                raise bad(f"'split.{part}' must list [file, class index] pairs")
+        problem = split_lists_problem(split, len(classes))
+        if problem:
+            raise bad(problem)
 
 
 # ---------------------------------------------------------------- other formats, verified

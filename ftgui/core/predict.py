@@ -42,6 +42,7 @@ class Predictor:
         self.preprocess = preprocess
         self.meta = meta
         self.transform = build_transform(preprocess, augment=False)
+        self.folder: Path | None = None  # the bundle's folder, when loaded from one
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike[str], device: str = "cpu") -> Predictor:
@@ -84,7 +85,15 @@ class Predictor:
                 f"{WEIGHTS_FILE} does not fit {meta['arch']} with {meta['num_classes']} classes: {problem}."
             )
         model.load_state_dict(state, strict=True)
-        return cls(model.to(device), list(meta["classes"]), Preprocess.from_bundle(meta), meta)
+        predictor = cls(model.to(device), list(meta["classes"]), Preprocess.from_bundle(meta), meta)
+        predictor.folder = Path(bundle_dir).expanduser()
+        return predictor
+
+    def split(self) -> dict[str, Any] | None:
+        """The split the model was trained on (root, train and val file lists), if recorded."""
+        from .export import read_split
+
+        return read_split(self.folder, self.meta)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         device = next(self.model.parameters()).device

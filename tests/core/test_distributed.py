@@ -106,7 +106,7 @@ def test_early_stopping_evaluation_and_export_work_the_same_under_torchrun(
     same_history(history(one), history(two))
     assert run.stderr.count("Early stopping: validation loss has not improved for 1 epochs.") == 1
     # The evaluation after training: every process's share of the validation set, reported once.
-    a, b = (json.loads((d / "model.json").read_text())["evaluation"] for d in (one, two))
+    a, b = (json.loads((d / "evaluation.json").read_text()) for d in (one, two))
     assert a["count"] == b["count"] == 20 and a["confusion"] == b["confusion"]
     assert a["accuracy"] == b["accuracy"] and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     assert run.stderr.count("validation: 20 images, accuracy") == 1

@@ -12,7 +12,7 @@ from ftgui.core.config import TrainConfig
 from ftgui.core.device import available_devices, select_device
 from ftgui.core.engine import CancelToken, Trainer, run_to_end
 from ftgui.core.errors import CheckpointError, FtguiError
-from ftgui.core.export import export_bundle, read_metadata
+from ftgui.core.export import export_bundle, read_metadata, read_split
 from ftgui.core.freeze import FreezePlan
 from ftgui.core.optim import lr_factor
 from ftgui.core.predict import Predictor
@@ -91,7 +91,8 @@ def test_export_reloads_in_plain_torchvision_with_identical_logits(tiny_config, 
     assert meta["classes"] == ["circle", "square", "stripes", "triangle"]
     assert (meta["input_size"], meta["resize_size"]) == (32, 37)
     assert meta["trainable_parameter_names"][0] == "conv1.weight"
-    assert len(meta["split"]["train"]) == 60 and len(meta["history"]) == 1
+    assert len(read_split(out, meta)["train"]) == 60 and len(meta["history"]) == 1
+    assert meta["split"]["counts"] == {"train": 60, "val": 20}
     plain = tvm.get_model(meta["arch"], num_classes=len(meta["classes"]))
     plain.load_state_dict(load_file(str(out / "model.safetensors")), strict=True)
     plain.eval()

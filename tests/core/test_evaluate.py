@@ -61,7 +61,9 @@ def test_evaluation_of_a_trained_model_and_of_its_bundle(tiny_config, tmp_path):
     trainer.evaluation = ev
     export_all(trainer, tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
-    assert meta["evaluation"]["confusion"] == ev.confusion
+    full = json.loads((tmp_path / "m" / "evaluation.json").read_text())
+    assert full["confusion"] == ev.confusion and meta["evaluation"]["file"] == "evaluation.json"
+    assert meta["evaluation"]["accuracy"] == ev.accuracy
     again = evaluate_bundle(Predictor.load(tmp_path / "m"))
     assert again.confusion == ev.confusion
 

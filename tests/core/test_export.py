@@ -79,3 +79,81 @@ def test_metadata_is_validated(tmp_path):
     (tmp_path / "model.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         read_metadata(tmp_path)
+
+
+def test_model_json_stays_small_with_a_thousand_classes(tmp_path, capsys):
+    """1,000 classes: model.json stays under 100 KB, the split's lists and the whole confusion
+    matrix go to split.json.gz and evaluation.json, and evaluation reads the split back."""
+    import random
+
+    from PIL import Image
+
+    from ftgui.cli import train_main
+    from ftgui.core.evaluate import evaluate_bundle
+    from ftgui.core.export import EVALUATION_FILE, SPLIT_FILE
+    from ftgui.core.predict import Predictor
+
+    rng = random.Random(0)
+    data = tmp_path / "data"
+    for c in range(1000):
+        folder = data / f"class_{c:04d}"
+        folder.mkdir(parents=True)
+        for i in range(2):
+            colour = tuple(rng.randrange(256) for _ in range(3))
+            Image.new("RGB", (8, 8), colour).save(folder / f"{i}.png")
+    out = tmp_path / "out"
+    args = [str(data), "--out", str(out), "--weights", "none", "--image-size", "32", "--strategy", "head"]
+    assert train_main([*args, "--epochs", "1"]) == 0
+    report = capsys.readouterr()
+    assert "top confusions (1000 classes" in report.out + report.err
+    assert "confusion matrix (rows" not in report.out + report.err
+
+    size = (out / "model.json").stat().st_size
+    assert size < 100_000, f"model.json is {size} bytes"
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["split"]["file"] == SPLIT_FILE and "train" not in meta["split"]
+    assert meta["split"]["counts"]["train"] + meta["split"]["counts"]["val"] == 2000
+    assert len(meta["evaluation"]["top_confusions"]) <= 20 and "confusion" not in meta["evaluation"]
+    full = json.loads((out / EVALUATION_FILE).read_text())
+    assert len(full["confusion"]) == 1000 and all(len(row) == 1000 for row in full["confusion"])
+
+    predictor = Predictor.load(out)
+    split = predictor.split()
+    assert split is not None and len(split["train"]) + len(split["val"]) == 2000
+    ev = evaluate_bundle(predictor)
+    assert ev is not None and ev.count == meta["split"]["counts"]["val"] == full["count"]
+
+
+def test_split_file_read_back_old_bundles_and_damage(tmp_path, image_folder):
+    """Bundles of earlier versions kept the split in model.json and still evaluate; a damaged
+    split.json.gz is refused with a message naming it."""
+    import gzip
+
+    from ftgui.cli import train_main
+    from ftgui.core.evaluate import evaluate_bundle
+    from ftgui.core.export import SPLIT_FILE
+    from ftgui.core.predict import Predictor
+
+    out = tmp_path / "out"
+    args = [str(image_folder), "--out", str(out), "--weights", "none", "--image-size", "32"]
+    assert train_main([*args, "--epochs", "1", "--strategy", "head", "--no-evaluate"]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    record = json.loads(gzip.decompress((out / SPLIT_FILE).read_bytes()))
+    new = evaluate_bundle(Predictor.load(out))
+    assert new is not None and new.count == len(record["val"]) == meta["split"]["counts"]["val"]
+
+    old = tmp_path / "old"
+    old.mkdir()
+    for f in ("model.safetensors",):
+        (old / f).write_bytes((out / f).read_bytes())
+    meta_old = {**meta, "split": {"root": record["root"], "train": record["train"], "val": record["val"]}}
+    (old / "model.json").write_text(json.dumps(meta_old))
+    ev_old = evaluate_bundle(Predictor.load(old))
+    assert ev_old is not None and ev_old.confusion == new.confusion
+
+    (out / SPLIT_FILE).write_bytes(b"\x1f\x8b not gzip at all")
+    with pytest.raises(CheckpointError, match=SPLIT_FILE):
+        Predictor.load(out).split()
+    (out / SPLIT_FILE).write_bytes(gzip.compress(json.dumps({"root": "", "train": [["a.png", 7]]}).encode()))
+    with pytest.raises(CheckpointError, match="class index"):
+        Predictor.load(out).split()

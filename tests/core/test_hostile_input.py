@@ -20,7 +20,7 @@ from ftgui.core import events as ev
 from ftgui.core.data import display_path, scan_folder
 from ftgui.core.engine import Trainer, run_to_end
 from ftgui.core.evaluate import Evaluation, format_report, headline, summarise
-from ftgui.core.export import export_bundle, read_metadata
+from ftgui.core.export import export_bundle, read_metadata, read_split
 from ftgui.core.freeze import FreezePlan
 
 
@@ -91,7 +91,8 @@ def test_file_and_class_names_that_are_not_utf8_survive_scan_training_export_and
     text = (out / "model.json").read_bytes().decode("utf-8")  # still valid UTF-8 JSON
     meta = json.loads(text)
     assert meta["classes"][0] == bad_class and os.fsencode(meta["classes"][0]) == b"caf\xe9"
-    paths = [p for p, _ in meta["split"]["train"] + meta["split"]["val"]]
+    split = read_split(out, meta)
+    paths = [p for p, _ in split["train"] + split["val"]]
     assert f"caf\udce9/{bad_file}" in paths  # reversible: the exact bytes come back
     assert read_metadata(out)["classes"] == [bad_class, "plain"]
 

@@ -14,6 +14,7 @@ from ftgui.cli import train_main
 from ftgui.core.config import TrainConfig
 from ftgui.core.data import scan_folder, split_samples
 from ftgui.core.errors import FtguiError
+from ftgui.core.export import read_split
 from ftgui.core.freeze import FreezePlan
 from ftgui.core.job import ClusterSettings, read_job, write_job
 
@@ -47,7 +48,7 @@ def test_run_sh_trains_the_job_with_a_process_per_core(image_folder, tmp_path, r
     assert run.returncode == 0, run.stderr[-3000:]
     meta = json.loads((out / "model.json").read_text())
     assert meta["distributed"]["world_size"] == 2 and meta["epochs_completed"] == 2
-    assert meta["split"]["train"] == json.loads((job / "job.json").read_text())["split"]["train"]
+    assert read_split(out, meta)["train"] == json.loads((job / "job.json").read_text())["split"]["train"]
 
 
 @pytest.mark.slow

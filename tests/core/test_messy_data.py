@@ -188,7 +188,7 @@ def test_bundle_with_weights_of_another_class_count_is_refused(tiny_config, tmp_
     meta = json.loads((out / "model.json").read_text())
     meta["classes"] = meta["classes"][:3]
     meta["num_classes"] = 3
-    meta["split"] = {"root": meta["split"]["root"], "train": [], "val": []}
+    meta["split"] = {"root": meta["split"]["root"], "train": [], "val": []}  # as version 2 wrote it
     (out / "model.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"does not fit resnet18 with 3 classes.*fc.weight"):
         Predictor.load(out)
