@@ -21,6 +21,7 @@ from .core.text import display_path as display  # names with bytes that are not 
 if TYPE_CHECKING:
     from .core.compare import CandidateSummary
     from .core.config import TrainConfig
+    from .core.data import ScanResult
     from .core.distributed import World
     from .core.engine import Trainer
     from .core.events import CancelToken
@@ -239,6 +240,17 @@ class Progress:
         self.stream.write(display(text) + "\n")
         self.stream.flush()
 
+    def fraction(self, what: str, done: int, total: int) -> None:
+        """``what done/total`` in place on a terminal, at most ten times a second."""
+        if self.quiet or self.silent or not self.tty:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and done != total:
+            return
+        self._last = now
+        self.stream.write(f"\r\033[K{what} {done:,}/{total:,} ({100 * done / max(1, total):.0f}%)")
+        self.stream.flush()
+
     def batch(self, e: ev.BatchEnded) -> None:
         if self.quiet or self.silent or not self.tty:
             return
@@ -254,6 +266,30 @@ class Progress:
             f"lr {e.lr:.2g}  {e.images_per_s:.0f} img/s  ETA {report.duration(e.eta_s)}"
         )
         self.stream.flush()
+
+
+def _scan(data_dir: str, out: Progress) -> tuple[ScanResult, str]:
+    """The folder, with progress while new or changed images' headers are checked, and a line
+    on what was found (printed once the run is set up: a bad run prints only its error)."""
+    from .core.data import scan_folder
+
+    started = time.perf_counter()
+    total = [0]
+
+    def checking(done: int, n: int) -> None:
+        if not total[0]:
+            total[0] = n
+            if n >= 2_000:  # worth a line; a folder that fails still gets one line: its error
+                out.line(f"checking {n:,} new or changed images (known ones are remembered)")
+        out.fraction("checked", done, n)
+
+    scan = scan_folder(data_dir, checking=checking)
+    listed = len(scan.samples) + len(scan.skipped) + len(scan.excluded)
+    seconds = time.perf_counter() - started
+    return scan, (
+        f"{listed:,} files in {len(scan.classes)} classes in {seconds:.1f} s "
+        f"({scan.checked:,} checked now, {listed - scan.checked:,} known from earlier)"
+    )
 
 
 def _print_event(e: ev.Event, out: Progress) -> None:
@@ -479,7 +515,9 @@ def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress
 
                 trainer.prepare(scan=job_dataset(args.job, cfg.data_dir), split=args.job.split)
             else:
-                trainer.prepare()
+                scan, opened = _scan(cfg.data_dir, progress)
+                trainer.prepare(scan=scan)
+                progress.line(opened)
         if world.active:
             progress.line(
                 f"{world.size} processes ({world.backend}), global batch {trainer.config.batch_size} "

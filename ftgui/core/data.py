@@ -20,6 +20,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .errors import DataError
+from .headers import HeaderCache, Stamp, verify_files
 from .models import Preprocess
 from .text import display_path
 
@@ -47,6 +48,11 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
     presplit: dict[str, list[Sample]] | None = None  # {"train": [...], "val": [...]}
     excluded: list[str] = field(default_factory=list)  # left out by the user (core/fixes.py)
+    # Listed but not yet checked (scan_folder(verify=False)): relative path -> size and mtime.
+    # Training may use them; one that fails to decode is skipped then, with its reason.
+    pending: dict[str, Stamp] = field(default_factory=dict)
+    checked: int = 0  # headers checked by this scan (the rest came from the cache)
+    cache: HeaderCache | None = field(default=None, repr=False, compare=False)
 
     @property
     def class_to_idx(self) -> dict[str, int]:
@@ -153,49 +159,6 @@ def output_inside_class_folder(data_dir: str | os.PathLike[str], out: str | os.P
     return parts[0] if len(parts) > 1 and (root / parts[0]).is_dir() else None
 
 
-TRUNCATED = "truncated image file (it ends before the image data does)"
-
-
-def _jpeg_complete(path: str | os.PathLike[str]) -> bool:
-    """A complete JPEG ends with the EOI marker (allowing a little padding after it)."""
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - 64))
-        return b"\xff\xd9" in fh.read()
-
-
-def _starts_with(path: str | os.PathLike[str], magic: bytes) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(len(magic)) == magic
-
-
-def check_image(path: str | os.PathLike[str]) -> str | None:
-    """Why this file cannot be used as an image, or None if it looks fine (cheap: header only)."""
-    try:
-        if os.path.getsize(path) == 0:
-            return "empty file (0 bytes)"
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                fmt = im.format
-                im.verify()
-        if fmt == "JPEG" and not _jpeg_complete(path):
-            return TRUNCATED
-    except Image.DecompressionBombError as exc:
-        return f"image too large to decode safely ({exc})"
-    except Image.DecompressionBombWarning as exc:
-        return f"image too large to decode safely ({exc})"
-    except Image.UnidentifiedImageError:
-        # Some Pillow versions cannot even identify a JPEG cut short; its signature still can.
-        if _starts_with(path, b"\xff\xd8\xff") and not _jpeg_complete(path):
-            return TRUNCATED
-        return "not an image Pillow can read (wrong or unknown format)"
-    except (OSError, SyntaxError, ValueError) as exc:
-        return TRUNCATED if "truncat" in str(exc).lower() else f"unreadable image ({exc})"
-    return None
-
-
 def _walk(top: Path) -> list[tuple[str, list[str]]]:
     """os.walk following symlinks once (loops cut), hidden folders pruned, in ImageFolder order."""
     seen: set[str] = set()
@@ -212,8 +175,15 @@ def _walk(top: Path) -> list[tuple[str, list[str]]]:
 
 
 def _scan_classes(
-    root: Path, classes: list[str], result: ScanResult, prefix: str = "", progress: Progress | None = None
+    root: Path,
+    classes: list[str],
+    result: ScanResult,
+    cache: HeaderCache,
+    prefix: str = "",
+    progress: Progress | None = None,
 ) -> list[Sample]:
+    """List the classes' files; a file the cache knows as it is now is taken as checked, the
+    others join ``result.pending`` (as samples until a check says otherwise)."""
     samples: list[Sample] = []
     for label, cls in enumerate(classes):
         class_dir = root / cls
@@ -230,11 +200,19 @@ def _scan_classes(
                 if not is_image_name(fname):
                     result.skipped.append((rel, "not an image file extension"))
                     continue
-                reason = check_image(full)
-                if reason:
+                try:
+                    st = os.stat(full)
+                except OSError as exc:
+                    result.skipped.append((rel, f"unreadable file ({exc.strerror or exc})"))
+                    continue
+                stamp = Stamp(st.st_size, st.st_mtime_ns)
+                known, reason = cache.lookup(rel, stamp)
+                if known and reason:
                     result.skipped.append((rel, reason))
-                else:
-                    samples.append(Sample(rel, label))
+                    continue
+                if not known:
+                    result.pending[rel] = stamp
+                samples.append(Sample(rel, label))
     return samples
 
 
@@ -242,18 +220,28 @@ Progress = Callable[[int, str], None]
 
 
 def scan_folder(
-    root: str | os.PathLike[str], progress: Progress | None = None, exclusions: bool = True
+    root: str | os.PathLike[str],
+    progress: Progress | None = None,
+    exclusions: bool = True,
+    verify: bool = True,
+    cache: bool = True,
+    checking: Callable[[int, int], None] | None = None,
 ) -> ScanResult:
     """Scan an image folder: one subfolder per class, or ``train/`` and ``val/`` each with them.
 
-    ``progress(files_seen, relative_path)`` is called for every file looked at. Images the user
-    excluded in ftgui are left out (``exclusions=False`` keeps them).
+    ``progress(files_seen, relative_path)`` is called for every file listed. Each image's
+    header is checked once and the result remembered by path, size and mtime in the app's
+    cache folder (``cache=False`` neither reads nor writes it); ``checking(done, total)``
+    follows those checks. With ``verify=False`` the folder is only listed: files not checked
+    before are left in ``pending`` for :func:`verify_scan`. Images the user excluded in ftgui
+    are left out (``exclusions=False`` keeps them).
     """
     path = Path(root).expanduser()
     if not path.exists():
         raise DataError(f"Folder not found: {path}")
     if not path.is_dir():
         raise DataError(f"Not a folder: {path}. Choose a folder with one subfolder per class.")
+    headers = HeaderCache(str(path), enabled=cache)
     top, outputs = _class_dirs(path)
     notes = [
         f"Folder {display_path(d)}/ holds an ftgui model or checkpoint, so it is not a class."
@@ -271,29 +259,88 @@ def scan_folder(
                 "This folder has train/ and val/, so their subfolders are the classes; "
                 f"other folders beside them were ignored: {', '.join(display_path(d) + '/' for d in extra)}"
             )
-        result = ScanResult(str(path), classes, [])
-        train = _scan_classes(path / "train", classes, result, "train/", progress)
+        result = ScanResult(str(path), classes, [], cache=headers)
+        train = _scan_classes(path / "train", classes, result, headers, "train/", progress)
         result.samples = train
-        val = _scan_classes(path / "val", classes, result, "val/", progress)
+        val = _scan_classes(path / "val", classes, result, headers, "val/", progress)
         extra = sorted(set(find_classes(path / "val")) - set(classes))
         if extra:
             result.warnings.append(f"val/ has classes missing from train/, ignored: {', '.join(extra)}")
         result.samples = train + val
         result.presplit = {"train": train, "val": val}
     else:
-        result = ScanResult(str(path), top, [])
-        result.samples = _scan_classes(path, top, result, "", progress)
+        result = ScanResult(str(path), top, [], cache=headers)
+        result.samples = _scan_classes(path, top, result, headers, "", progress)
     result.warnings[:0] = notes
     if exclusions:
         _leave_out_excluded(result)
+    if verify:
+        _check_pending(result, checking)
+    elif not result.pending:
+        headers.save()  # nothing to check: the listing alone drops the entries of removed files
     _drop_empty_classes(result)
+    _require_two_classes(result)
+    return result
+
+
+def verify_scan(
+    scan: ScanResult,
+    progress: Callable[[int, int], None] | None = None,
+    found_bad: Callable[[str, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    workers: int | None = None,
+) -> ScanResult:
+    """Check the headers of ``scan.pending`` in threads; a new ScanResult without the bad files.
+
+    ``scan`` itself is left as it is (a training may be using it). ``found_bad(rel, reason)``
+    is called for each bad file as it is found; ``should_stop()`` ends the checks early (what is
+    left stays pending). Raises :class:`DataError` if fewer than two classes keep an image.
+    """
+    new = ScanResult(
+        scan.root,
+        list(scan.classes),
+        list(scan.samples),
+        list(scan.skipped),
+        list(scan.warnings),
+        {k: list(v) for k, v in scan.presplit.items()} if scan.presplit is not None else None,
+        list(scan.excluded),
+        dict(scan.pending),
+        scan.checked,
+        scan.cache,
+    )
+    _check_pending(new, progress, found_bad, should_stop, workers)
+    _drop_empty_classes(new)
+    _require_two_classes(new)
+    return new
+
+
+def _check_pending(
+    result: ScanResult,
+    progress: Callable[[int, int], None] | None = None,
+    found_bad: Callable[[str, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    workers: int | None = None,
+) -> None:
+    cache = result.cache or HeaderCache(result.root, enabled=False)
+    run = verify_files(result.root, result.pending, cache, progress, found_bad, should_stop, workers)
+    result.checked += run.checked
+    if not run.bad:
+        return
+    bad = {rel for rel, _ in run.bad}
+    result.samples = [s for s in result.samples if s.path not in bad]
+    if result.presplit is not None:
+        result.presplit = {k: [s for s in v if s.path not in bad] for k, v in result.presplit.items()}
+    result.skipped.extend(run.bad)
+    result.skipped.sort()
+
+
+def _require_two_classes(result: ScanResult) -> None:
     if len(result.classes) < 2:
         found = f"found {len(result.classes)}" + (f" ({result.classes[0]})" if result.classes else "")
         raise DataError(
-            f"{path} needs at least 2 class folders with images in them ({found}). "
+            f"{result.root} needs at least 2 class folders with images in them ({found}). "
             f"Put each class's images in its own subfolder."
         )
-    return result
 
 
 def _leave_out_excluded(result: ScanResult) -> None:

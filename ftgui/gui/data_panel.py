@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,10 +91,13 @@ class DropZone(QFrame):
 
 
 class DataPanel(QWidget):
-    scanned = Signal(object)  # ScanResult
+    scanned = Signal(object)  # ScanResult: classes and counts, as soon as the folder is listed
+    verified = Signal(object)  # ScanResult: every header checked (or the checks cancelled)
     scan_failed = Signal(str)
     logged = Signal(str, str)  # level, text
     _scan_progress = Signal(int, str)  # from the scanning thread
+    _verify_progress = Signal(int, int, object)  # done, total, [(path, reason)] found bad since
+    _thumbs_ready = Signal(object)  # {class index: PNG}
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -100,7 +105,12 @@ class DataPanel(QWidget):
         self.folder: str | None = None
         self._worker: WorkerBase[Any] | None = None
         self._scan_progress.connect(self._on_scan_progressed)
+        self._verify_progress.connect(self._on_verify_progressed)
+        self._thumbs_ready.connect(self._on_thumbs_ready)
         self._thumbs: dict[int, bytes] = {}
+        self._verifier: WorkerBase[Any] | None = None
+        self._stop_verifying = threading.Event()
+        self._generation = 0  # a verification of an earlier folder is ignored
 
         self.drop_zone = DropZone()
         self.browse_button = QPushButton("Browse…")
@@ -113,6 +123,12 @@ class DataPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)
         self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip(
+            "Stop checking the images' headers; the rest are checked as training reads them"
+        )
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel_verification)
         self.val_fraction = QDoubleSpinBox()
         self.val_fraction.setRange(0.05, 0.5)
         self.val_fraction.setSingleStep(0.05)
@@ -145,7 +161,10 @@ class DataPanel(QWidget):
         layout.addWidget(self.drop_zone)
         layout.addLayout(buttons)
         layout.addWidget(self.folder_label)
-        layout.addWidget(self.progress)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        layout.addLayout(progress_row)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.warnings)
         layout.addWidget(self.skipped_label)
@@ -161,7 +180,13 @@ class DataPanel(QWidget):
 
     @property
     def scanning(self) -> bool:
+        """Listing the folder (short): classes and counts are not known yet."""
         return self._worker is not None
+
+    @property
+    def verifying(self) -> bool:
+        """Checking image headers in the background (training may start meanwhile)."""
+        return self._verifier is not None
 
     def browse(self) -> None:
         start = str(Path(self.folder).parent) if self.folder else str(Path.home())
@@ -180,28 +205,31 @@ class DataPanel(QWidget):
         return str(dest)
 
     def load_folder(self, folder: str) -> None:
-        """Scan ``folder`` in the background; ``scanned`` or ``scan_failed`` follows."""
+        """List ``folder`` in the background (``scanned`` or ``scan_failed`` follows), then check
+        its images' headers in the background (``verified`` follows)."""
         if self.scanning:
             return
+        self.cancel_verification()
+        self._generation += 1
         self.folder = folder
-        self.folder_label.setText(f"Scanning {folder}…")
+        self.folder_label.setText(f"Opening {folder}…")
+        self.progress.setRange(0, 0)
         self.progress.setVisible(True)
-        self.progress.setFormat("Scanning…")
+        self.progress.setFormat("Listing…")
         self.setEnabledForScan(False)
         from ..core.data import scan_folder
 
         def progress(count: int, path: str) -> None:
-            if count % 25 == 0:
+            if count % 500 == 0:
                 self._scan_progress.emit(count, path)  # queued to the GUI thread
 
-        def scan() -> tuple[ScanResult, dict[int, bytes]]:
-            result = scan_folder(folder, progress=progress)
-            return result, class_thumbnails(result)
+        def scan() -> ScanResult:
+            return scan_folder(folder, progress=progress, verify=False)
 
         # The same superqt workers as the window's job runner; a scan is not a session job
         # (it may run while PyTorch is still loading, and touches no model).
         worker = create_worker(scan, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda result: self._on_scan_scanned(*result))
+        worker.returned.connect(self._on_scan_scanned)
         worker.errored.connect(
             lambda exc: self._on_scan_failed(
                 str(exc) if isinstance(exc, FtguiError) else f"Could not scan {folder}: {exc}"
@@ -216,11 +244,12 @@ class DataPanel(QWidget):
             w.setEnabled(enabled)
 
     def _on_scan_progressed(self, count: int, path: str) -> None:
-        self.folder_label.setText(f"Scanning… {count} files ({path})")
+        self.folder_label.setText(f"Opening… {count:,} files ({display_path(path)})")
 
     def _on_scan_finished(self, *_: object) -> None:
         self._worker = None
-        self.progress.setVisible(False)
+        if not self.verifying:
+            self.progress.setVisible(False)
         self.setEnabledForScan(True)
 
     def _on_scan_failed(self, message: str) -> None:
@@ -228,27 +257,138 @@ class DataPanel(QWidget):
         self.logged.emit("error", message)
         self.scan_failed.emit(message)
 
-    def _on_scan_scanned(self, scan: ScanResult, thumbs: dict[int, bytes]) -> None:
+    def _on_scan_scanned(self, scan: ScanResult) -> None:
         self.scan = scan
-        self._thumbs = thumbs
+        self._thumbs = {}
+        self._show_summary()
+        self.val_fraction.setEnabled(scan.presplit is None)
+        self._fill_table()
+        self.skipped.clear()
+        self._add_skipped(scan.skipped)
+        for w in scan.warnings:
+            self.logged.emit("warning", w)
+        self.scanned.emit(scan)
+        self._start_verification(scan)
+
+    def _show_summary(self) -> None:
+        scan = self.scan
+        if scan is None:
+            return
         kind = "train/ and val/ folders" if scan.presplit else "one folder per class"
         self.folder_label.setText(
             f"<b>{html.escape(display_path(Path(scan.root).name))}</b> — {len(scan.samples):,} images in "
             f"{len(scan.classes)} classes ({kind})"
         )
-        self.val_fraction.setEnabled(scan.presplit is None)
-        self._fill_table()
-        self.skipped.clear()
-        for path, reason in scan.skipped:
+
+    def _add_skipped(self, items: list[tuple[str, str]]) -> None:
+        for path, reason in items:
             self.skipped.addItem(display_path(f"{path}: {reason}"))
-        self.skipped_label.setText(f"Skipped {len(scan.skipped)} file(s):")
-        self.skipped_label.setVisible(bool(scan.skipped))
-        self.skipped.setVisible(bool(scan.skipped))
-        for w in scan.warnings:
-            self.logged.emit("warning", w)
-        for path, reason in scan.skipped:
             self.logged.emit("warning", f"Skipped {path}: {reason}")
-        self.scanned.emit(scan)
+        n = self.skipped.count()
+        self.skipped_label.setText(f"Skipped {n:,} file(s):")
+        self.skipped_label.setVisible(bool(n))
+        self.skipped.setVisible(bool(n))
+
+    # ------------------------------------------------------------ header checks
+
+    def _start_verification(self, scan: ScanResult) -> None:
+        from ..core.data import verify_scan
+
+        generation = self._generation
+        stop = self._stop_verifying = threading.Event()
+        total = len(scan.pending)
+        if total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(0)
+            self.progress.setFormat(f"Checking images… %v of {total:,}")
+            self.progress.setVisible(True)
+            self.cancel_button.setVisible(True)
+            self.cancel_button.setEnabled(True)
+        found: list[tuple[str, str]] = []
+        last = [0.0]
+
+        def progress(done: int, n: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.1 or done == n:
+                last[0] = now
+                batch = found[:]
+                del found[: len(batch)]
+                self._verify_progress.emit(done, n, (generation, batch))
+
+        def verify() -> tuple[int, ScanResult]:
+            self._thumbs_ready.emit((generation, class_thumbnails(scan, stop=stop.is_set)))
+            return generation, verify_scan(
+                scan,
+                progress=progress,
+                found_bad=lambda rel, why: found.append((rel, why)),
+                should_stop=stop.is_set,
+            )
+
+        worker = create_worker(verify, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda result: self._on_verified(*result))
+        worker.errored.connect(lambda exc: self._on_verify_failed(generation, exc))
+        worker.finished.connect(lambda *_: self._on_verify_finished(worker))
+        self._verifier = worker
+        worker.start()
+
+    def cancel_verification(self) -> None:
+        """Stop checking headers; what was checked is remembered, the rest is checked on use."""
+        self._stop_verifying.set()
+        self.cancel_button.setEnabled(False)
+
+    def _on_verify_progressed(
+        self, done: int, total: int, payload: tuple[int, list[tuple[str, str]]]
+    ) -> None:
+        generation, bad = payload
+        if generation != self._generation:
+            return
+        self.progress.setValue(done)
+        if bad:
+            self._add_skipped(bad)
+
+    def _on_thumbs_ready(self, payload: tuple[int, dict[int, bytes]]) -> None:
+        generation, thumbs = payload
+        if generation == self._generation and self.scan is not None:
+            self._thumbs = thumbs
+            self._set_icons()
+
+    def _on_verified(self, generation: int, scan: ScanResult) -> None:
+        if generation != self._generation:
+            return
+        before = self.scan
+        self.scan = scan
+        if before is not None and before.classes != scan.classes:
+            self._thumbs = {}
+        self._show_summary()
+        self._fill_table()
+        left = len(scan.pending)
+        if left:
+            self.logged.emit(
+                "info",
+                f"Stopped checking images: {left:,} not checked yet are checked as training reads them.",
+            )
+        else:
+            new_bad = len(scan.skipped) - (len(before.skipped) if before else 0)
+            self.logged.emit(
+                "info",
+                f"Checked {scan.checked:,} images"
+                + (f", {new_bad:,} of them unusable" if new_bad else "")
+                + f"; {len(scan.samples) + len(scan.skipped) - scan.checked:,} were known from earlier.",
+            )
+        self.verified.emit(scan)
+
+    def _on_verify_failed(self, generation: int, exc: BaseException) -> None:
+        if generation == self._generation:
+            self._on_scan_failed(
+                str(exc) if isinstance(exc, FtguiError) else f"Could not check the images: {exc}"
+            )
+
+    def _on_verify_finished(self, worker: WorkerBase[Any]) -> None:
+        if self._verifier is worker:
+            self._verifier = None
+            self.cancel_button.setVisible(False)
+            if not self.scanning:
+                self.progress.setVisible(False)
 
     # ------------------------------------------------------------ table
 
@@ -266,15 +406,12 @@ class DataPanel(QWidget):
         self.table.setRowCount(len(scan.classes))
         for row, name in enumerate(scan.classes):
             item = QTableWidgetItem(display_path(name))
-            png = self._thumbs.get(row)
-            if png:
-                item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
             cells = [item] + [QTableWidgetItem(f"{n:,}") for n in (total[row], train[row], val[row])]
             for col, cell in enumerate(cells):
                 if col:
                     cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, cell)
-        self.table.resizeRowsToContents()
+        self._set_icons()
         notes = list(scan.warnings)
         few = [c for c, n in zip(scan.classes, total) if n < FEW_IMAGES]
         if few:
@@ -287,10 +424,18 @@ class DataPanel(QWidget):
         self.warnings.setText("⚠ " + " ".join(notes) if notes else "")
         self.warnings.setVisible(bool(notes))
 
+    def _set_icons(self) -> None:
+        for row, png in self._thumbs.items():
+            item = self.table.item(row, 0)
+            if item is not None and png:
+                item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
+        self.table.resizeRowsToContents()
+
     def _on_val_fraction_changed(self, value: float) -> None:
         if self.scan is not None:
             self._fill_table()
 
     def shutdown(self) -> None:
-        if self._worker is not None:
+        self._stop_verifying.set()
+        if self._worker is not None or self._verifier is not None:
             QThreadPool.globalInstance().waitForDone(60_000)

@@ -148,6 +148,7 @@ class MainWindow(ModelTools):
         self.classify_dialog: ClassifyFolderDialog | None = None
         self._make_menus()
         self.data_panel.scanned.connect(self._on_data_scanned)
+        self.data_panel.verified.connect(self._on_data_verified)
         self.data_panel.scan_failed.connect(self._on_data_scan_failed)
         self.data_panel.logged.connect(self.log_message)
         self.model_panel.error_raised.connect(self.show_error)
@@ -325,6 +326,12 @@ class MainWindow(ModelTools):
         if self.model_panel.populated:
             self.model_panel.set_num_classes(len(scan.classes))
         self.settings.setValue("data/last_folder", scan.root)
+        self._update_actions()
+
+    def _on_data_verified(self, scan: ScanResult) -> None:
+        """Every header checked: a class whose images all turned out unusable is gone."""
+        if self.model_panel.populated and not self.training:
+            self.model_panel.set_num_classes(len(scan.classes))
         self._update_actions()
 
     def open_example(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,9 +25,14 @@ def thumbnail_png(path: str, size: int = 48) -> bytes | None:
         return None
 
 
-def class_thumbnails(scan: ScanResult, size: int = 48) -> dict[int, bytes]:
+def class_thumbnails(
+    scan: ScanResult, size: int = 48, stop: Callable[[], bool] | None = None
+) -> dict[int, bytes]:
+    """One picture per class (its first image that decodes), until ``stop()``."""
     thumbs: dict[int, bytes] = {}
     for sample in scan.samples:
+        if stop is not None and stop():
+            break
         if sample.label not in thumbs:
             png = thumbnail_png(os.path.join(scan.root, sample.path), size)
             if png:

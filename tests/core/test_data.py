@@ -6,8 +6,9 @@ import pytest
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from ftgui.core.data import check_image, load_rgb, scan_folder, split_samples
+from ftgui.core.data import load_rgb, scan_folder, split_samples
 from ftgui.core.errors import DataError
+from ftgui.core.headers import check_image
 
 
 def _img(path: Path, size=(12, 10), color=(200, 30, 30), mode="RGB", fmt=None, **save):

@@ -6,7 +6,7 @@ from ftgui.core.runs import list_runs
 
 
 def _ready(qtbot, window, image_folder, drop):
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         assert drop(qtbot, window, image_folder)
     window.model_panel.set_weights("none")
     window.train_panel.epochs.setValue(2)

@@ -13,7 +13,7 @@ from ftgui.gui.dialogs import ExportDialog
 
 
 def _load(qtbot, window, folder):
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         window.data_panel.load_folder(str(folder))
 
 

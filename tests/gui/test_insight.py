@@ -44,7 +44,7 @@ def _counts(window):
 
 
 def _open(qtbot, window, folder, drop, size=64):
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         assert drop(qtbot, window, folder)
     window.model_panel.set_weights("none")
     window.train_panel.image_size.setValue(size)
@@ -90,7 +90,7 @@ def test_check_data_finds_misfiled_images_and_move_and_undo_round_trip(qtbot, wi
     assert dialog.move_suggested_button.text() == f"Move to {misfiled[target]}"
     was = _counts(window)
     _answer_yes()  # the first move asks once
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):  # the class table updates
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):  # the class table updates
         dialog.move_suggested_button.click()
     name = target.split("/")[1]
     assert (data / misfiled[target] / name).is_file() and not (data / target).exists()
@@ -105,14 +105,14 @@ def test_check_data_finds_misfiled_images_and_move_and_undo_round_trip(qtbot, wi
     after_move = _snapshot(data)
     dialog.table.selectRow(0)
     excluded = dialog.selected()[0].path
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         _answer_yes()
         dialog.exclude_button.click()
     assert excluded not in {s.path for s in window.data_panel.scan.samples}
     assert _snapshot(data) == after_move  # an exclusion changes no file
 
     for _ in range(2):
-        with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+        with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
             window.undo_action.trigger()
     assert _snapshot(data) == before  # byte-identical, names and times too
     assert excluded in {s.path for s in window.data_panel.scan.samples}

@@ -22,7 +22,7 @@ def test_the_learning_rate_note_follows_the_strategy_and_the_run(qtbot, window, 
     assert panel.lr.isEnabled() and panel.lr_note.text() == "Set by you: 0.02"
     panel.set_lr_mode("auto")
 
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         window.data_panel.load_folder(str(image_folder))
     window.model_panel.set_weights("none")
     window.model_panel.set_strategy("head")

@@ -13,7 +13,7 @@ from ftgui.gui.main_window import MainWindow
 
 
 def _load(qtbot, window, folder, drop):
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         assert drop(qtbot, window, folder)
 
 
@@ -189,7 +189,7 @@ def test_settings_persist_between_runs(qtbot, settings, image_folder):
     first.show()
     first.start_background_init()
     qtbot.waitUntil(lambda: first.ready, timeout=60_000)
-    with qtbot.waitSignal(first.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(first.data_panel.verified, timeout=30_000):
         first.data_panel.load_folder(str(image_folder))
     first.train_panel.epochs.setValue(7)
     first.train_panel.set_lr_mode("set", 0.0005)
@@ -199,7 +199,7 @@ def test_settings_persist_between_runs(qtbot, settings, image_folder):
     second = MainWindow(settings=settings)
     qtbot.addWidget(second)
     second.show()
-    with qtbot.waitSignal(second.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(second.data_panel.verified, timeout=30_000):
         second.start_background_init()  # reopens the folder that was open at the last close
     assert second.data_panel.scan.root == str(image_folder)
     qtbot.waitUntil(lambda: second.ready, timeout=60_000)
@@ -227,7 +227,7 @@ def test_install_desktop_entry(tmp_path, monkeypatch):
 def test_example_dataset_trains_out_of_the_box(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     qtbot.waitUntil(lambda: window.model_panel.weights_state != "", timeout=10_000)
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         qtbot.mouseClick(window.data_panel.example_button, Qt.MouseButton.LeftButton)
     scan = window.data_panel.scan
     assert scan.classes == ["circle", "square", "stripes", "triangle"] and len(scan.samples) == 160
@@ -400,7 +400,7 @@ def test_ftgui_folder_opens_with_that_dataset(qtbot, settings, image_folder):
     w = MainWindow(settings=settings, initial_folder=str(image_folder))
     qtbot.addWidget(w)
     w.show()
-    with qtbot.waitSignal(w.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(w.data_panel.verified, timeout=30_000):
         w.start_background_init()
     qtbot.waitUntil(lambda: w.ready, timeout=60_000)
     assert w.windowTitle() == "ftgui — shapes"

@@ -12,11 +12,12 @@ from safetensors.torch import load_file
 from ftgui.cli import train_main
 from ftgui.core.config import TrainConfig
 from ftgui.core.data import split_samples
+from ftgui.core.export import read_split
 from ftgui.core.job import ClusterSettings
 
 
 def test_a_job_from_the_window_trains_exactly_what_start_trains(qtbot, window, image_folder, tmp_path, drop):
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         assert drop(qtbot, window, image_folder)
     assert window.export_job_action.isEnabled()
     panel = window.model_panel
@@ -69,7 +70,8 @@ def test_a_job_from_the_window_trains_exactly_what_start_trains(qtbot, window, i
     here, there = (json.loads((d / "model.json").read_text()) for d in (tmp_path / "window", out))
     assert {**here["training"], "data_dir": ""} == {**there["training"], "data_dir": ""}
     assert there["training"]["data_dir"] == str(moved)
-    assert (here["split"]["train"], here["split"]["val"]) == (there["split"]["train"], there["split"]["val"])
+    split_here, split_there = read_split(tmp_path / "window", here), read_split(out, there)
+    assert (split_here["train"], split_here["val"]) == (split_there["train"], split_there["val"])
     assert here["trainable_parameter_names"] == there["trainable_parameter_names"]
     a, b = load_file(tmp_path / "window" / "model.safetensors"), load_file(out / "model.safetensors")
     assert (
@@ -83,7 +85,7 @@ def test_a_job_from_the_window_trains_exactly_what_start_trains(qtbot, window, i
 
 
 def test_a_job_is_refused_for_settings_that_cannot_run(qtbot, window, image_folder, tmp_path, drop):
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         assert drop(qtbot, window, image_folder)
     window.last_error_box = None
     assert window.export_training_job_to(str(tmp_path / "job"), ClusterSettings(time="soon"))

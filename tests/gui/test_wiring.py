@@ -48,7 +48,7 @@ class ScriptedTrainer:
 
 
 def _start_scripted(qtbot, window, image_folder, drop, **kw):
-    with qtbot.waitSignal(window.data_panel.scanned, timeout=30_000):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         assert drop(qtbot, window, image_folder)
     scripted = ScriptedTrainer(window.build_config(), **kw)
     window.session.new_trainer = lambda config: scripted  # the one seam: which trainer runs

@@ -198,7 +198,7 @@ class Soak:
                 w.show_mistake_heat_maps()
                 self.step = "heat"
         elif self.step == "heat":
-            if not w.busy and not w.data_panel.scanning:
+            if not w.busy and not w.data_panel.scanning and not w.data_panel.verifying:
                 self.heat_maps += 1
                 w.open_classify_folder().classify(str(self.small))
                 self.step = "classify"

@@ -1,0 +1,287 @@
+"""Image header checks for a whole folder: on all cores, remembered by path, size and mtime.
+
+Listing a folder is fast (100k files in well under a second); checking each image's header
+is not (a few thousand files a second per core). So :func:`ftgui.core.data.scan_folder` can
+list only, leaving the files not yet checked as ``ScanResult.pending``, and :func:`verify`
+checks them later, in threads, reporting each bad file as it is found. Results are kept in
+the app's cache folder (one small gzip file per dataset folder), so re-opening an unchanged
+folder checks nothing and a changed one checks only the files whose size or mtime changed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import threading
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from . import paths
+from .files import atomic_write
+
+CACHE_VERSION = 1
+CHUNK = 64  # files per task: small enough for live progress, large enough to be cheap
+
+
+TRUNCATED = "truncated image file (it ends before the image data does)"
+
+
+def _jpeg_complete(path: str | os.PathLike[str]) -> bool:
+    """A complete JPEG ends with the EOI marker (allowing a little padding after it)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 64))
+        return b"\xff\xd9" in fh.read()
+
+
+def _starts_with(path: str | os.PathLike[str], magic: bytes) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(magic)) == magic
+
+
+def check_image(path: str | os.PathLike[str]) -> str | None:
+    """Why this file cannot be used as an image, or None if it looks fine (cheap: header only)."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                fmt = im.format
+                im.verify()
+        if fmt == "JPEG" and not _jpeg_complete(path):
+            return TRUNCATED
+    except Image.DecompressionBombError as exc:
+        return f"image too large to decode safely ({exc})"
+    except Image.DecompressionBombWarning as exc:
+        return f"image too large to decode safely ({exc})"
+    except Image.UnidentifiedImageError:
+        # Some Pillow versions cannot even identify a JPEG cut short; its signature still can.
+        if _starts_with(path, b"\xff\xd8\xff") and not _jpeg_complete(path):
+            return TRUNCATED
+        return "not an image Pillow can read (wrong or unknown format)"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return TRUNCATED if "truncat" in str(exc).lower() else f"unreadable image ({exc})"
+    return None
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a file was when it was checked: changed size or mtime means check it again."""
+
+    size: int
+    mtime_ns: int
+
+
+def _cache_path(root: str) -> Path:
+    key = hashlib.sha256(os.path.realpath(root).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return paths.cache_dir() / "headers" / f"{key}.json.gz"
+
+
+class HeaderCache:
+    """The header checks of one dataset folder: ``{relative path: [size, mtime_ns, reason]}``.
+
+    ``reason`` is None for a good image. Saving keeps only the files looked up or recorded
+    since loading, so entries of removed files go with the next save.
+    """
+
+    def __init__(self, root: str, enabled: bool = True) -> None:
+        self.root = root
+        self.enabled = enabled
+        self.path = _cache_path(root)
+        self._entries: dict[str, list[Any]] = {}
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        self.loaded = 0
+        if enabled:
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            with gzip.open(self.path, "rb") as fh:
+                record = json.loads(fh.read().decode("utf-8", "surrogateescape"))
+        except (OSError, EOFError, ValueError):
+            return  # no cache yet, or a damaged one: check everything again
+        if (
+            isinstance(record, dict)
+            and record.get("version") == CACHE_VERSION
+            and record.get("root") == os.path.realpath(self.root)
+            and isinstance(record.get("files"), dict)
+        ):
+            self._entries = record["files"]
+            self.loaded = len(self._entries)
+
+    def lookup(self, rel: str, stamp: Stamp) -> tuple[bool, str | None]:
+        """(known, reason): whether ``rel`` was checked as it is now, and what was found."""
+        self._seen.add(rel)
+        entry = self._entries.get(rel)
+        if (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and entry[0] == stamp.size
+            and entry[1] == stamp.mtime_ns
+            and (entry[2] is None or isinstance(entry[2], str))
+        ):
+            return True, entry[2]
+        return False, None
+
+    def record(self, rel: str, stamp: Stamp, reason: str | None) -> None:
+        with self._lock:
+            self._seen.add(rel)
+            self._entries[rel] = [stamp.size, stamp.mtime_ns, reason]
+
+    def save(self) -> None:
+        """Write the cache atomically (never fails a scan: a cache is only a shortcut)."""
+        if not self.enabled:
+            return
+        with self._lock:
+            files = {rel: e for rel, e in self._entries.items() if rel in self._seen}
+        record = {"version": CACHE_VERSION, "root": os.path.realpath(self.root), "files": files}
+        data = gzip.compress(
+            json.dumps(record, separators=(",", ":")).encode("utf-8", "surrogateescape"),
+            compresslevel=1,
+            mtime=0,
+        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, lambda fh: fh.write(data))
+        except OSError:
+            pass
+
+
+@dataclass
+class Verification:
+    """What one :func:`verify` call did."""
+
+    checked: int = 0
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: bool = False
+
+
+def _check_chunk(root: str, items: Sequence[tuple[str, Stamp]]) -> list[str | None]:
+    return [check_image(os.path.join(root, rel)) for rel, _ in items]
+
+
+def _chunks(items: list[tuple[str, Stamp]], size: int) -> Iterator[list[tuple[str, Stamp]]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+PROCESS_MIN = 4_000  # fewer files are checked in the calling thread: starting processes costs more
+
+
+def _pool(workers: int) -> Executor:
+    """Worker processes (spawned: safe beside Qt's and torch's threads; header parsing holds
+    Python's GIL, so threads would not use more cores, and measured slower than one)."""
+    import multiprocessing
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+class _Inline(Executor):
+    """Runs each task at submit: one core, no start-up cost."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def verify_files(
+    root: str,
+    pending: dict[str, Stamp],
+    cache: HeaderCache,
+    progress: Callable[[int, int], None] | None = None,
+    found_bad: Callable[[str, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    workers: int | None = None,
+) -> Verification:
+    """Check the headers of ``pending`` files (relative to ``root``), on all cores.
+
+    ``progress(done, total)`` follows each chunk; ``found_bad(rel, reason)`` each bad file, as
+    it is found. ``should_stop()`` returning True ends the checks early: what was checked is
+    recorded and saved, the rest stays in ``pending``. Checked files leave ``pending``.
+    ``workers``: processes (default: one per core, at most 16; 1 checks in this thread).
+    """
+    items = sorted(pending.items())
+    total = len(items)
+    result = Verification()
+    if not items:
+        return result
+    if workers is None:
+        workers = max(1, min(16, os.cpu_count() or 1)) if total >= PROCESS_MIN else 1
+    pools: list[Executor] = [_pool(workers) if workers > 1 else _Inline()]
+    done = 0
+
+    def submit(chunk: list[tuple[str, Stamp]]) -> Future[list[str | None]]:
+        try:
+            return pools[-1].submit(_check_chunk, root, chunk)
+        except (BrokenExecutor, RuntimeError, OSError):
+            pools.append(_Inline())  # no worker processes here: one core still works
+            return pools[-1].submit(_check_chunk, root, chunk)
+
+    def collect() -> None:
+        nonlocal done
+        chunk, future = inflight.popleft()
+        try:
+            reasons = future.result()
+        except BrokenExecutor:  # a worker could not start (an unusual __main__) or died
+            pools.append(_Inline())
+            reasons = _check_chunk(root, chunk)
+        done = _collect(chunk, reasons, pending, cache, result, found_bad, done)
+        if progress:
+            progress(done, total)
+
+    # A bounded window of chunks in flight: cancelling stays immediate on huge folders.
+    window = max(2, workers * 4)
+    inflight: deque[tuple[list[tuple[str, Stamp]], Future[list[str | None]]]] = deque()
+    try:
+        for chunk in _chunks(items, CHUNK):
+            inflight.append((chunk, submit(chunk)))
+            while len(inflight) >= window or (inflight and inflight[0][1].done()):
+                collect()
+            if should_stop and should_stop():
+                result.cancelled = True
+                break
+        while inflight and not result.cancelled:
+            collect()
+            if should_stop and should_stop() and inflight:
+                result.cancelled = True
+    finally:
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+        cache.save()
+    return result
+
+
+def _collect(
+    chunk: list[tuple[str, Stamp]],
+    reasons: list[str | None],
+    pending: dict[str, Stamp],
+    cache: HeaderCache,
+    result: Verification,
+    found_bad: Callable[[str, str], None] | None,
+    done: int,
+) -> int:
+    for (rel, stamp), reason in zip(chunk, reasons):
+        cache.record(rel, stamp, reason)
+        pending.pop(rel, None)
+        result.checked += 1
+        if reason:
+            result.bad.append((rel, reason))
+            if found_bad:
+                found_bad(rel, reason)
+    return done + len(chunk)
