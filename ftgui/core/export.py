@@ -128,17 +128,10 @@ def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
     """model.json's part of an evaluation: the headline figures and the most frequent
     confusions (the whole matrix, per-class figures and worst mistakes are in evaluation.json)."""
     d = evaluation.to_dict()
-    k = len(evaluation.confusion)
-    cells = [
-        (evaluation.confusion[i][j], i, j)
-        for i in range(k)
-        for j in range(k)
-        if i != j and evaluation.confusion[i][j]
-    ]
-    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    cells = evaluation.top_confusions(TOP_CONFUSIONS)
     return {
         **{key: d[key] for key in ("split", "count", "unreadable", "accuracy", "loss")},
-        "top_confusions": [{"true": i, "predicted": j, "count": n} for n, i, j in cells[:TOP_CONFUSIONS]],
+        "top_confusions": [{"true": i, "predicted": j, "count": n} for n, i, j in cells],
         "file": EVALUATION_FILE,
     }
 

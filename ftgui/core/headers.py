@@ -116,10 +116,12 @@ class HeaderCache:
             names, sizes, mtimes, bad = record["paths"], record["sizes"], record["mtimes"], record["bad"]
             if not (len(names) == len(sizes) == len(mtimes)) or not isinstance(bad, dict):
                 return
-            entries = {name: (size, mtime, None) for name, size, mtime in zip(names, sizes, mtimes)}
+            entries: dict[str, tuple[int, int, str | None]] = {
+                name: (size, mtime, None) for name, size, mtime in zip(names, sizes, mtimes)
+            }
             for name, reason in bad.items():
                 if name in entries and isinstance(reason, str):
-                    entries[name] = (*entries[name][:2], reason)
+                    entries[name] = (entries[name][0], entries[name][1], reason)
         except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
             return  # no cache yet, or a damaged one: check everything again
         self._entries = entries

@@ -8,20 +8,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtCore import QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QDoubleSpinBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QListWidget,
     QProgressBar,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -29,6 +27,7 @@ from superqt.utils import WorkerBase, create_worker
 
 from ..core.errors import FtguiError
 from ..core.text import display_path
+from .rows_model import rows_table
 from .thumbs import class_thumbnails
 
 if TYPE_CHECKING:
@@ -137,13 +136,13 @@ class DataPanel(QWidget):
         self.val_fraction.setToolTip(
             "Share of each class kept aside for validation (ignored with train/ and val/ folders)"
         )
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Class", "Images", "Train", "Val"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.setIconSize(self.table.iconSize().expandedTo(self.table.iconSize() * 2))
+        # A model/view table: 1,000 classes fill at once, sorted by a header click.
+        self.table, self.classes_model = rows_table(["Class", "Images", "Train", "Val"])
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setIconSize(QSize(32, 32))
+        self.table.verticalHeader().setDefaultSectionSize(38)
+        self.classes_model.icon = self._class_icon
+        self._icons: dict[int, QIcon] = {}
         self.warnings = QLabel()
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #a35d00;")
@@ -259,7 +258,7 @@ class DataPanel(QWidget):
 
     def _on_scan_scanned(self, scan: ScanResult) -> None:
         self.scan = scan
-        self._thumbs = {}
+        self._thumbs, self._icons = {}, {}
         self._show_summary()
         self.val_fraction.setEnabled(scan.presplit is None)
         self._fill_table()
@@ -358,7 +357,7 @@ class DataPanel(QWidget):
         before = self.scan
         self.scan = scan
         if before is not None and before.classes != scan.classes:
-            self._thumbs = {}
+            self._thumbs, self._icons = {}, {}
         self._show_summary()
         self._fill_table()
         left = len(scan.pending)
@@ -403,15 +402,13 @@ class DataPanel(QWidget):
             return
         train, val = scan.counts(split.train), scan.counts(split.val)
         total = scan.counts()
-        self.table.setRowCount(len(scan.classes))
-        for row, name in enumerate(scan.classes):
-            item = QTableWidgetItem(display_path(name))
-            cells = [item] + [QTableWidgetItem(f"{n:,}") for n in (total[row], train[row], val[row])]
-            for col, cell in enumerate(cells):
-                if col:
-                    cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(row, col, cell)
-        self._set_icons()
+        self.classes_model.set_rows(
+            [
+                [(display_path(name), name.casefold())]
+                + [(f"{n:,}", n) for n in (total[r], train[r], val[r])]
+                for r, name in enumerate(scan.classes)
+            ]
+        )
         notes = list(scan.warnings)
         few = [c for c, n in zip(scan.classes, total) if n < FEW_IMAGES]
         if few:
@@ -425,11 +422,17 @@ class DataPanel(QWidget):
         self.warnings.setVisible(bool(notes))
 
     def _set_icons(self) -> None:
-        for row, png in self._thumbs.items():
-            item = self.table.item(row, 0)
-            if item is not None and png:
-                item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
-        self.table.resizeRowsToContents()
+        self._icons.clear()  # made again, on demand, for the rows on screen
+        self.classes_model.icons_changed()
+
+    def _class_icon(self, row: int) -> QIcon | None:
+        icon = self._icons.get(row)
+        if icon is None:
+            png = self._thumbs.get(row)
+            if not png:
+                return None
+            icon = self._icons[row] = QIcon(QPixmap.fromImage(QImage.fromData(png)))
+        return icon
 
     def _on_val_fraction_changed(self, value: float) -> None:
         if self.scan is not None:

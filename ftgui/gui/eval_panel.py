@@ -19,11 +19,14 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
+
+from .rows_model import rows_table
 
 if TYPE_CHECKING:
     from ..core.evaluate import Evaluation
@@ -70,12 +73,18 @@ class EvaluationPanel(QWidget):
         self.confusion.setToolTip(
             "Rows: true class. Columns: predicted class. Click a cell to list its images."
         )
+        from .confusion_view import ConfusionHeatMap
+
+        self.heat_map = ConfusionHeatMap()  # for more classes than a table shows legibly
+        self.matrix_stack = QStackedWidget()
+        self.matrix_stack.addWidget(self.confusion)
+        self.matrix_stack.addWidget(self.heat_map)
         self.cell_label = QLabel("Click a cell to list its images.")
         self.cell_images = QListWidget()
-        self.metrics = QTableWidget(0, 6)
-        self.metrics.setHorizontalHeaderLabels(["Class", "Images", "Precision", "Recall", "F1", "Accuracy"])
-        self.metrics.verticalHeader().setVisible(False)
-        self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # A model/view table (click a header to sort: the worst recall first, say).
+        self.metrics, self.metrics_model = rows_table(
+            ["Class", "Images", "Precision", "Recall", "F1", "Accuracy"]
+        )
         self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
 
         self.gallery = QListWidget()
@@ -105,7 +114,7 @@ class EvaluationPanel(QWidget):
         matrix_layout = QVBoxLayout(matrix_box)
         matrix_layout.setContentsMargins(0, 0, 0, 0)
         matrix_layout.addWidget(QLabel("<b>Confusion matrix</b> (rows: true class, columns: predicted)"))
-        matrix_layout.addWidget(self.confusion, 1)
+        matrix_layout.addWidget(self.matrix_stack, 1)
         cell_box = QWidget()
         cell_layout = QVBoxLayout(cell_box)
         cell_layout.setContentsMargins(0, 0, 0, 0)
@@ -148,6 +157,7 @@ class EvaluationPanel(QWidget):
 
         self.evaluate_button.clicked.connect(self.evaluate_requested)
         self.confusion.cellClicked.connect(self._on_confusion_cell_clicked)
+        self.heat_map.cell_clicked.connect(self._on_confusion_cell_clicked)
         self.cell_images.itemDoubleClicked.connect(self._on_item_double_clicked)
         self.gallery.itemDoubleClicked.connect(self._on_item_double_clicked)
         self.gallery.currentItemChanged.connect(
@@ -190,7 +200,40 @@ class EvaluationPanel(QWidget):
                 f"<b>{which} accuracy {100 * ev.accuracy:.1f}%</b> · loss {ev.loss:.4f} · {ev.count} images"
                 f"{unread} · {sum(ev.confusion[i][j] for i in range(k) for j in range(k) if i != j)} mistakes"
             )
+        self._show_confusion(ev, names)
+        self.metrics_model.set_rows(
+            [
+                [
+                    (display_path(m.name), m.name.casefold()),
+                    (f"{m.support:,}", m.support),
+                    *((_pct(v), -1.0 if v is None else v) for v in (m.precision, m.recall, m.f1, m.accuracy)),
+                ]
+                for m in ev.per_class
+            ]
+        )
+        self._thumbs, self._heat = thumbs, {}
+        self.heat_toggle.setEnabled(True)
+        self._fill_gallery()
+        if self.heat_toggle.isChecked():
+            self.heat_maps_requested.emit()
+        self.cell_images.clear()
+        self.cell_label.setText("Click a cell to list its images.")
+
+    def _show_confusion(self, ev: Evaluation, names: list[str]) -> None:
+        """A coloured table up to 20 classes; beyond, one heat-map image (a table of 1,000
+        classes would be a million cells)."""
+        from ..core.evaluate import FULL_MATRIX_MAX_CLASSES
+
+        k = len(names)
         self.confusion.clear()
+        if k > FULL_MATRIX_MAX_CLASSES:
+            self.confusion.setRowCount(0)
+            self.confusion.setColumnCount(0)
+            self.heat_map.set_matrix(ev.confusion, names)
+            self.matrix_stack.setCurrentWidget(self.heat_map)
+            return
+        self.heat_map.set_matrix([], [])  # nothing of an earlier evaluation stays behind
+        self.matrix_stack.setCurrentWidget(self.confusion)
         self.confusion.setRowCount(k)
         self.confusion.setColumnCount(k)
         self.confusion.setHorizontalHeaderLabels(names)
@@ -210,28 +253,6 @@ class EvaluationPanel(QWidget):
                     item.setForeground(QBrush(QColor("white")))
                 item.setToolTip(f"true {names[i]}, predicted {names[j]}: {count} ({100 * share:.0f}%)")
                 self.confusion.setItem(i, j, item)
-        self.metrics.setRowCount(k)
-        for r, m in enumerate(ev.per_class):
-            values = [
-                display_path(m.name),
-                str(m.support),
-                _pct(m.precision),
-                _pct(m.recall),
-                _pct(m.f1),
-                _pct(m.accuracy),
-            ]
-            for c, text in enumerate(values):
-                cell = QTableWidgetItem(text)
-                if c:
-                    cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.metrics.setItem(r, c, cell)
-        self._thumbs, self._heat = thumbs, {}
-        self.heat_toggle.setEnabled(True)
-        self._fill_gallery()
-        if self.heat_toggle.isChecked():
-            self.heat_maps_requested.emit()
-        self.cell_images.clear()
-        self.cell_label.setText("Click a cell to list its images.")
 
     def _fill_gallery(self) -> None:
         from ..core.text import display_path

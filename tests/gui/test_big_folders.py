@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from ftgui.core import headers
+from ftgui.gui.rows_model import cell_text
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def folder_with_a_broken_file(tmp_path, image_folder):
 
 
 def _counts(table):
-    return {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    return {cell_text(table, r, 0): cell_text(table, r, 1) for r in range(table.model().rowCount())}
 
 
 def test_training_starts_while_the_images_are_checked(
@@ -92,3 +93,71 @@ def test_cancel_keeps_what_was_checked(qtbot, window, drop, held_checks, folder_
         assert drop(qtbot, window, folder_with_a_broken_file)
     assert again.args[0].checked == 81 - scan.checked and not again.args[0].pending
     assert [p for p, _ in again.args[0].skipped] == ["circle/zz-broken.jpg"]
+
+
+def _evaluation(k=300, per_class=3):
+    """An evaluation of k classes from real logits: image 0 of each class right, image 1 taken
+    for the next class, image 2 for the class after that one (class 7's: 8 and 9)."""
+    import torch
+
+    from ftgui.core.data import Sample
+    from ftgui.core.evaluate import summarise
+
+    samples, logits = [], torch.zeros(k * per_class, k)
+    for c in range(k):
+        for i in range(per_class):
+            n = len(samples)
+            samples.append(Sample(f"class_{c:03d}/{i}.png", c))
+            logits[n, (c + i) % k] = 5.0
+    return summarise([f"class_{c:03d}" for c in range(k)], "/nowhere", samples, logits)
+
+
+def test_confusion_heat_map_with_300_classes(qtbot, window):
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    ev = _evaluation()
+    panel = window.eval_panel
+    panel.set_evaluation(ev)
+    window.tabs.setCurrentWidget(panel)
+    heat = panel.heat_map
+    qtbot.waitUntil(lambda: heat.isVisible() and heat.plot.viewport().height() > 50)
+    assert panel.matrix_stack.currentWidget() is heat and panel.confusion.rowCount() == 0
+    assert heat.image.image.shape == (300, 300)
+    # The top confusions: 600 mistakes of one image each, listed largest (then first) first.
+    assert heat.top.count() == 100 and heat.top.item(0).text().startswith("1  class_000 → class_001")
+
+    def at(true, predicted):
+        return heat.plot.mapFromScene(heat.scene_position(true, predicted))
+
+    qtbot.mouseMove(heat.plot.viewport(), at(7, 8))
+    qtbot.waitUntil(lambda: "true class_007 (#7), predicted class_008 (#8): 1 of 3" in heat.readout.text())
+    qtbot.mouseClick(heat.plot.viewport(), Qt.MouseButton.LeftButton, pos=at(7, 9))
+    assert [panel.cell_images.item(i).text() for i in range(panel.cell_images.count())] == ["class_007/2.png"]
+    assert "1 image(s) of class_007 predicted as class_009" in panel.cell_label.text()
+    qtbot.mouseClick(heat.plot.viewport(), Qt.MouseButton.LeftButton, pos=at(250, 250))
+    assert [panel.cell_images.item(i).text() for i in range(panel.cell_images.count())] == ["class_250/0.png"]
+
+    # The wheel zooms in around the cursor; "Whole matrix" zooms back out.
+    box = heat.plot.getPlotItem().getViewBox()
+    before = box.viewRange()[0][1] - box.viewRange()[0][0]
+    pos = QPointF(at(150, 150))
+    wheel = QWheelEvent(
+        pos, QPointF(heat.plot.viewport().mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, 480),
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+    )  # fmt: skip
+    QApplication.sendEvent(heat.plot.viewport(), wheel)
+    zoomed = box.viewRange()[0][1] - box.viewRange()[0][0]
+    assert zoomed < before / 2
+    qtbot.mouseClick(heat.reset_button, Qt.MouseButton.LeftButton)
+    assert box.viewRange()[0][1] - box.viewRange()[0][0] >= 300
+
+    # A pick from the top-confusions list lists that cell.
+    heat.top.setCurrentRow(2)
+    assert "1 image(s) of class_001 predicted as class_002" in panel.cell_label.text()
+    assert [panel.cell_images.item(i).text() for i in range(panel.cell_images.count())] == ["class_001/1.png"]
+
+    # Back to a few classes: the table again.
+    panel.set_evaluation(_evaluation(k=4))
+    assert panel.matrix_stack.currentWidget() is panel.confusion and panel.confusion.rowCount() == 4

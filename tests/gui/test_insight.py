@@ -14,6 +14,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ftgui.core.example import EXAMPLE_CLASSES, make_example_dataset
+from ftgui.gui.rows_model import cell_text
 
 pytest.importorskip("cleanlab")
 pytest.importorskip("captum")
@@ -40,7 +41,7 @@ def _snapshot(root):
 
 def _counts(window):
     table = window.data_panel.table
-    return {table.item(r, 0).text(): int(table.item(r, 1).text()) for r in range(table.rowCount())}
+    return {cell_text(table, r, 0): int(cell_text(table, r, 1)) for r in range(table.model().rowCount())}
 
 
 def _open(qtbot, window, folder, drop, size=64):

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from safetensors.torch import load_file
 
 from ftgui.gui.main_window import MainWindow
+from ftgui.gui.rows_model import cell_text
 
 
 def _load(qtbot, window, folder, drop):
@@ -39,8 +40,13 @@ def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, dro
     _load(qtbot, window, image_folder, drop)
     assert window.windowTitle() == "ftgui — shapes"
     table = window.data_panel.table
-    assert table.rowCount() == 4 and table.item(0, 0).text() == "circle"
-    assert table.item(0, 1).text() == "20" and not table.item(0, 0).icon().isNull()
+    assert table.model().rowCount() == 4 and cell_text(table, 0, 0) == "circle"
+    assert cell_text(table, 0, 1) == "20"
+    qtbot.waitUntil(lambda: table.model().index(0, 0).data(Qt.ItemDataRole.DecorationRole) is not None)
+    # Sorted by a header click: the class names in reverse order.
+    table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.DescendingOrder)
+    assert [cell_text(table, r, 0) for r in range(4)] == ["triangle", "stripes", "square", "circle"]
+    table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)
 
     panel = window.model_panel
     panel.set_strategy("last", blocks=1)
@@ -317,7 +323,7 @@ def test_evaluation_view_and_try_tab_after_training(qtbot, window, image_folder,
     assert panel.confusion.horizontalHeaderItem(0).text() == "circle"
     cells = [[int(panel.confusion.item(i, j).text()) for j in range(4)] for i in range(4)]
     assert cells == ev.confusion and sum(map(sum, cells)) == 20
-    assert panel.metrics.rowCount() == 4 and panel.metrics.item(0, 1).text() == "5"
+    assert panel.metrics.model().rowCount() == 4 and cell_text(panel.metrics, 0, 1) == "5"
     assert f"Validation accuracy {100 * ev.accuracy:.1f}%" in panel.summary.text()
     assert panel.gallery.count() == 20 and not panel.gallery.item(0).icon().isNull()
     # Click the diagonal cell of "square": its images are listed.
