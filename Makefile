@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ftgui-installed
 
-.PHONY: run test test-fast lint bench bench-accuracy bench-compare bench-distributed bench-classify clean
+.PHONY: run test test-fast lint bench bench-accuracy bench-compare bench-distributed bench-classify bench-growth clean
 
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
@@ -36,6 +36,9 @@ bench-distributed: $(STAMP)
 
 bench-classify: $(STAMP)
 	$(BIN)/python benchmarks/bench_classify.py $(ARGS)
+
+bench-growth: $(STAMP)
+	$(BIN)/python benchmarks/bench_growth.py $(ARGS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -104,8 +104,12 @@ class BatchSource:
         samples: Sequence[Sample] | None = None,
         merge_single: bool = False,
         shard: bool | None = None,
+        keep_pixels: bool = True,
     ) -> Iterator[Batch]:
         """Image batches of a split (or of ``samples``, in order), shuffled per epoch when training.
+
+        ``keep_pixels=False``: decode without keeping the pixels for later epochs (the frozen-
+        layer cache reads each image once; keeping 100k images' pixels would cost gigabytes).
 
         Under torchrun a split's own batches are this rank's shards (``shard`` defaults to
         True for them, False for other ``samples``); ``Batch.indices`` stay positions in the list.
@@ -118,8 +122,10 @@ class BatchSource:
             samples = self.split.train if train else self.split.val
         part = {id(self.split.train): "train", id(self.split.val): "val"}.get(id(samples))
         memo = None
-        if part and not augment and cfg.num_workers == 0 and self.memo_fits():
+        if part and keep_pixels and not augment and cfg.num_workers == 0 and self.memo_fits():
             memo = self.memo.setdefault(part, {})
+        elif part:
+            memo = self.memo.get(part)  # pixels kept earlier are still used
         ds = ImageListDataset(self.root, list(samples), self.preprocess, augment=augment, memo=memo)
         order = self.order(train, epoch, merge_single, n=len(samples), shard=shard)
         if cfg.num_workers > 0:

@@ -5,6 +5,8 @@ The user's files are only ever opened for reading.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import random
 import warnings
@@ -243,6 +245,31 @@ def scan_folder(
         raise DataError(f"Folder not found: {path}")
     if not path.is_dir():
         raise DataError(f"Not a folder: {path}. Choose a folder with one subfolder per class.")
+    with _no_gc():  # 100k files make 300k objects, none of them cyclic: the collector only costs
+        result = _list_folder(path, progress, cache)
+    if exclusions:
+        _leave_out_excluded(result)
+    if verify:
+        _check_pending(result, checking)
+    elif not result.pending and result.cache is not None:
+        result.cache.save()  # nothing to check: the listing alone drops the entries of removed files
+    _drop_empty_classes(result)
+    _require_two_classes(result)
+    return result
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _list_folder(path: Path, progress: Progress | None, cache: bool) -> ScanResult:
     headers = HeaderCache(str(path), enabled=cache)
     top, outputs = _class_dirs(path)
     notes = [
@@ -274,14 +301,6 @@ def scan_folder(
         result = ScanResult(str(path), top, [], cache=headers)
         result.samples = _scan_classes(path, top, result, headers, "", progress)
     result.warnings[:0] = notes
-    if exclusions:
-        _leave_out_excluded(result)
-    if verify:
-        _check_pending(result, checking)
-    elif not result.pending:
-        headers.save()  # nothing to check: the listing alone drops the entries of removed files
-    _drop_empty_classes(result)
-    _require_two_classes(result)
     return result
 
 

@@ -14,11 +14,14 @@ import gzip
 import hashlib
 import json
 import os
+import queue
+import subprocess
+import sys
 import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,12 +190,89 @@ def _chunks(items: list[tuple[str, Stamp]], size: int) -> Iterator[list[tuple[st
 PROCESS_MIN = 4_000  # fewer files are checked in the calling thread: starting processes costs more
 
 
-def _pool(workers: int) -> Executor:
-    """Worker processes (spawned: safe beside Qt's and torch's threads; header parsing holds
-    Python's GIL, so threads would not use more cores, and measured slower than one)."""
-    import multiprocessing
+class _Workers(Executor):
+    """Worker processes running ``python -m ftgui.core.headers --worker``: they import only this
+    module (not the program that called ftgui, as multiprocessing's spawn would), and read
+    chunks of paths as JSON lines, answering each with its list of reasons. Header parsing
+    holds Python's GIL, so threads would not use more cores (measured: slower than one)."""
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    def __init__(self, workers: int) -> None:
+        self._jobs: queue.Queue[tuple[Future[Any], str, list[tuple[str, Stamp]]] | None] = queue.Queue()
+        self._procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "ftgui.core.headers", "--worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            )
+            for _ in range(workers)
+        ]
+        self._threads = [threading.Thread(target=self._serve, args=(p,), daemon=True) for p in self._procs]
+        for t in self._threads:
+            t.start()
+
+    def _serve(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, root, chunk = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                proc.stdin.write((json.dumps([root, [rel for rel, _ in chunk]]) + "\n").encode("ascii"))
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+                if not line:
+                    raise BrokenExecutor("a header-check process ended")
+                future.set_result(json.loads(line))
+            except (OSError, ValueError, BrokenExecutor) as exc:
+                future.set_exception(BrokenExecutor(str(exc)))
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        root, chunk = args
+        self._jobs.put((future, root, chunk))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job[0].cancel()
+        for _ in self._threads:
+            self._jobs.put(None)
+        for t in self._threads:
+            t.join()
+        for proc in self._procs:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.close()
+                proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+
+
+def _worker() -> None:
+    """The worker side of :class:`_Workers`: one JSON line in, one out, until stdin closes."""
+    for line in sys.stdin.buffer:
+        root, rels = json.loads(line)
+        reasons = [check_image(os.path.join(root, rel)) for rel in rels]
+        sys.stdout.write(json.dumps(reasons) + "\n")
+        sys.stdout.flush()
+
+
+def _start_workers(workers: int) -> Executor:
+    try:
+        return _Workers(workers)
+    except OSError:
+        return _Inline()  # no processes to be had here: one core still works
 
 
 class _Inline(Executor):
@@ -230,7 +310,7 @@ def verify_files(
         return result
     if workers is None:
         workers = max(1, min(16, os.cpu_count() or 1)) if total >= PROCESS_MIN else 1
-    pools: list[Executor] = [_pool(workers) if workers > 1 else _Inline()]
+    pools: list[Executor] = [_start_workers(workers) if workers > 1 else _Inline()]
     done = 0
 
     def submit(chunk: list[tuple[str, Stamp]]) -> Future[list[str | None]]:
@@ -292,3 +372,7 @@ def _collect(
             if found_bad:
                 found_bad(rel, reason)
     return done + len(chunk)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
+    _worker()

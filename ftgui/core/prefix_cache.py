@@ -178,7 +178,9 @@ class FrozenPrefix:
         writer = not disk or world.local_rank == 0
         store = FeatureStore(len(samples), shape, where, path if disk else None) if writer else None
         whole = self.source.order(False, 0, n=len(samples), shard=False)
-        for idx, batch in zip(whole, self.source.images(train=False, samples=samples, shard=True)):
+        for idx, batch in zip(
+            whole, self.source.images(train=False, samples=samples, shard=True, keep_pixels=False)
+        ):
             if cancel.cancelled:
                 return None
             yield from report(batch, samples)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 FEW_IMAGES = 10  # a class with fewer images than this gets a warning
 IMBALANCE = 5.0  # largest/smallest class ratio that gets a warning
+LOGGED_SKIPPED = 20  # skipped files written to the log at a time (the skipped list has them all)
 
 
 def folder_from_mime(mime: QMimeData) -> str | None:
@@ -280,9 +281,13 @@ class DataPanel(QWidget):
         )
 
     def _add_skipped(self, items: list[tuple[str, str]]) -> None:
-        for path, reason in items:
-            self.skipped.addItem(display_path(f"{path}: {reason}"))
+        self.skipped.addItems([display_path(f"{path}: {reason}") for path, reason in items])
+        for path, reason in items[:LOGGED_SKIPPED]:
             self.logged.emit("warning", f"Skipped {path}: {reason}")
+        if len(items) > LOGGED_SKIPPED:
+            self.logged.emit(
+                "warning", f"… and {len(items) - LOGGED_SKIPPED:,} more (all are in the skipped list)"
+            )
         n = self.skipped.count()
         self.skipped_label.setText(f"Skipped {n:,} file(s):")
         self.skipped_label.setVisible(bool(n))

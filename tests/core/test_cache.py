@@ -139,3 +139,18 @@ def test_frozen_prefix_builds_no_autograd_graph_with_augmentation(tiny_config):
     trainer.model.layer4.register_forward_hook(record("layer4"))
     assert isinstance(list(trainer.run())[-1], ev.Finished)
     assert seen == {"layer3": False, "layer4": True}
+
+
+def test_the_frozen_layer_cache_keeps_no_pixels(tiny_config):
+    """Head only: each image is decoded once into the cached features, and its pixels are not
+    kept beside them (100k images at 224 px would be 15 GB); without the cache they are."""
+    tiny_config.freeze, tiny_config.epochs = FreezePlan.parse("head"), 2
+    trainer, _, _, notes = _run(tiny_config)
+    assert any("Cached the" in n for n in notes)
+    assert not any(trainer.source.memo.values())
+    tiny_config.cache = "off"
+    trainer, _, _, _ = _run(tiny_config)
+    assert not trainer.source.memo  # cache off keeps nothing either
+    tiny_config.cache, tiny_config.freeze = "auto", FreezePlan.parse("full")
+    trainer, _, _, _ = _run(tiny_config)
+    assert len(trainer.source.memo["train"]) == len(trainer.split.train)  # full: kept for epoch 2

@@ -1,0 +1,169 @@
+"""Growth: how ftgui's costs grow with the folder, per image, from 1k to 100k images.
+
+    python benchmarks/bench_growth.py                 # 1k, 10k and 100k images
+    python benchmarks/bench_growth.py --sizes 1000,10000 --model resnet18
+
+For each size a generated folder of small JPEGs (32 px, 100 classes; written once under the
+system's temporary folder and kept for later runs) is measured with its own empty cache
+folder: opening it cold (listing and every header checked) in one process, then, in a second
+process as when the app is opened again, opening it from the header cache, the first epoch of head-only training at 64 px (decoding every image and
+caching the frozen layers' output) and a later epoch (the head alone on cached features),
+evaluation on the validation split, and the process's peak RSS. Printed per image (µs), with
+the growth of each per-image cost from one size to the next; from 10k to 100k none may grow
+by more than 1.3x (the exit status says whether they did). The model has random weights
+(nothing is downloaded), so its accuracy means nothing here; the costs do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LIMIT = 1.3  # most growth of a per-image cost from 10k to 100k
+CLASSES = 100
+COSTS = ("open_cold", "open_cached", "first_epoch", "later_epoch", "evaluate")
+
+
+def make_folder(root: Path, n: int) -> Path:
+    """n JPEGs of 32 px in CLASSES class folders (a coloured disc per class, with noise)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    done = root / ".complete"
+    if done.exists():
+        return root
+    rng = np.random.default_rng(0)
+    bases = []
+    for _ in range(CLASSES):
+        img = Image.new("RGB", (32, 32), tuple(int(v) for v in rng.integers(0, 255, 3)))
+        ImageDraw.Draw(img).ellipse((6, 6, 26, 26), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        bases.append(np.asarray(img, dtype=np.int16))
+    for c in range(CLASSES):
+        (root / f"class_{c:03d}").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        c = i % CLASSES
+        noisy = np.clip(bases[c] + rng.integers(-20, 21, (32, 32, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(root / f"class_{c:03d}" / f"{i:07d}.jpg", quality=90)
+    done.write_text("")
+    return root
+
+
+def open_cold(folder: str) -> dict[str, float]:
+    """The first opening, in a fresh process with an empty cache folder."""
+    from ftgui.core.data import scan_folder
+
+    t = time.perf_counter()
+    scan = scan_folder(folder)
+    return {"open_cold": time.perf_counter() - t, "checked": scan.checked}
+
+
+def measure(folder: str, model: str) -> dict[str, float]:
+    """One size, in a second fresh process: seconds of each step and the peak RSS."""
+    from ftgui.core import events as ev
+    from ftgui.core.config import TrainConfig
+    from ftgui.core.data import scan_folder
+    from ftgui.core.engine import Trainer
+    from ftgui.core.evaluate import evaluate_trainer
+    from ftgui.core.freeze import FreezePlan
+
+    out: dict[str, float] = {}
+    t = time.perf_counter()
+    scan = scan_folder(folder)  # a fresh process, as when the app is opened again
+    out["open_cached"] = time.perf_counter() - t
+    out["images"] = len(scan.samples)
+    out["checked_again"] = scan.checked
+    cfg = TrainConfig(
+        data_dir=folder,
+        arch=model,
+        weights="none",
+        freeze=FreezePlan.parse("head"),
+        epochs=2,
+        batch_size=256,
+        lr=1e-2,
+        image_size=64,
+        val_fraction=0.1,
+        seed=0,
+        device="cpu",
+    )
+    trainer = Trainer(cfg)
+    trainer.prepare(scan=scan)
+    epochs = []
+    start = time.perf_counter()
+    for e in trainer.run():
+        if isinstance(e, ev.EpochEnded):
+            now = time.perf_counter()
+            epochs.append(now - start)
+            start = now
+    out["first_epoch"], out["later_epoch"] = epochs[0], epochs[1]
+    t = time.perf_counter()
+    evaluation = evaluate_trainer(trainer)
+    out["evaluate"] = time.perf_counter() - t
+    out["evaluated"] = evaluation.count if evaluation else 0
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--model", default="mobilenet_v3_small")
+    parser.add_argument("--folders", default=str(Path(tempfile.gettempdir()) / "ftgui-bench-growth"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(open_cold(args.child) if args.cold else measure(args.child, args.model)))
+        return 0
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = {}
+    for n in sizes:
+        t = time.perf_counter()
+        folder = make_folder(Path(args.folders) / f"{n}", n)
+        made = time.perf_counter() - t
+        with tempfile.TemporaryDirectory(prefix="ftgui-bench-cache-") as cache:
+            env = {**os.environ, "XDG_CACHE_HOME": cache}  # no header or feature cache yet
+            row: dict[str, float] = {}
+            for cold in (True, False):
+                cmd = [sys.executable, __file__, "--child", str(folder), "--model", args.model]
+                proc = subprocess.run(
+                    cmd + ["--cold"] * cold, env=env, capture_output=True, text=True, check=False
+                )
+                if proc.returncode:
+                    print(proc.stdout + proc.stderr, file=sys.stderr)
+                    return 1
+                row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows[n] = row
+        extra = f" (folder written in {made:.0f} s)" if made > 1 else ""
+        print(f"{n:>7,} images measured{extra}", flush=True)
+
+    print(f"\n{args.model}, head only at 64 px, 2 epochs, batches of 256, {os.cpu_count()} cores")
+    print("per image (µs):")
+    head = f"{'images':>8} " + " ".join(f"{c:>12}" for c in COSTS) + f" {'peak RSS MB':>12}"
+    print(head)
+    for n, r in rows.items():
+        cells = " ".join(f"{1e6 * r[c] / n:12.1f}" for c in COSTS)
+        print(f"{n:>8,} {cells} {r['peak_rss_mb']:12.0f}")
+    print("seconds:")
+    for n, r in rows.items():
+        print(f"{n:>8,} " + " ".join(f"{r[c]:12.2f}" for c in COSTS))
+    ok = True
+    for a, b in zip(sizes, sizes[1:]):
+        growth = [(rows[b][c] / b) / (rows[a][c] / a) for c in COSTS]
+        cells = " ".join(f"{g:11.2f}x" for g in growth)
+        print(f"growth of the per-image cost {a:,} -> {b:,}: {cells}")
+        if a == 10_000 and b == 100_000:
+            worst = max(growth)
+            ok = worst <= LIMIT
+            print(f"largest growth 10k -> 100k: {worst:.2f}x (limit {LIMIT}x): {'ok' if ok else 'TOO MUCH'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
