@@ -51,7 +51,9 @@ class ConfusionHeatMap(QWidget):
         item.setLabel("bottom", "predicted class (index)")
         item.hideButtons()
         item.setMenuEnabled(False)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        # Downsampled by averaging when a cell is smaller than a pixel: plain subsampling would
+        # drop whole cells from the picture.
+        self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
         self.image.setColorMap(pg.colormap.get("CET-L17"))  # white to dark red: zero is blank
         item.addItem(self.image)
         self.marker = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)

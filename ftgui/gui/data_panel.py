@@ -363,8 +363,9 @@ class DataPanel(QWidget):
         self.scan = scan
         if before is not None and before.classes != scan.classes:
             self._thumbs, self._icons = {}, {}
-        self._show_summary()
-        self._fill_table()
+        if before is None or before.samples != scan.samples or before.classes != scan.classes:
+            self._show_summary()
+            self._fill_table()
         left = len(scan.pending)
         if left:
             self.logged.emit(

@@ -113,7 +113,7 @@ def _evaluation(k=300, per_class=3):
 
 
 def test_confusion_heat_map_with_300_classes(qtbot, window):
-    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtCore import QPoint, QPointF, QRectF
     from PySide6.QtGui import QWheelEvent
     from PySide6.QtWidgets import QApplication
 
@@ -131,16 +131,24 @@ def test_confusion_heat_map_with_300_classes(qtbot, window):
     def at(true, predicted):
         return heat.plot.mapFromScene(heat.scene_position(true, predicted))
 
+    box = heat.plot.getPlotItem().getViewBox()
+
+    def zoom(x, y):  # zoomed in, a cell is many pixels wide (at 300 classes, about one)
+        box.setRange(QRectF(x, y, 20, 20), padding=0)
+        qtbot.wait(50)  # the view's new transform is applied from the event loop
+
+    zoom(0, 0)
     qtbot.mouseMove(heat.plot.viewport(), at(7, 8))
     qtbot.waitUntil(lambda: "true class_007 (#7), predicted class_008 (#8): 1 of 3" in heat.readout.text())
     qtbot.mouseClick(heat.plot.viewport(), Qt.MouseButton.LeftButton, pos=at(7, 9))
     assert [panel.cell_images.item(i).text() for i in range(panel.cell_images.count())] == ["class_007/2.png"]
     assert "1 image(s) of class_007 predicted as class_009" in panel.cell_label.text()
+    zoom(240, 240)
     qtbot.mouseClick(heat.plot.viewport(), Qt.MouseButton.LeftButton, pos=at(250, 250))
     assert [panel.cell_images.item(i).text() for i in range(panel.cell_images.count())] == ["class_250/0.png"]
 
     # The wheel zooms in around the cursor; "Whole matrix" zooms back out.
-    box = heat.plot.getPlotItem().getViewBox()
+    heat.show_all()
     before = box.viewRange()[0][1] - box.viewRange()[0][0]
     pos = QPointF(at(150, 150))
     wheel = QWheelEvent(
