@@ -251,12 +251,15 @@ class _Workers(Executor):
             t.join()
         for proc in self._procs:
             try:
-                assert proc.stdin is not None
+                assert proc.stdin is not None and proc.stdout is not None
                 proc.stdin.close()
                 proc.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
                 proc.wait()
+            finally:
+                if proc.stdout is not None:
+                    proc.stdout.close()  # no pipe left open per opened folder
 
 
 def _worker() -> None:

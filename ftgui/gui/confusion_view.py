@@ -54,7 +54,11 @@ class ConfusionHeatMap(QWidget):
         # Downsampled by averaging when a cell is smaller than a pixel: plain subsampling would
         # drop whole cells from the picture.
         self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
-        self.image.setColorMap(pg.colormap.get("CET-L17"))  # white to dark red: zero is blank
+        # White for zero, then rising fast (orange at 4 %, red at 25 %): averaged cells that
+        # are smaller than a pixel still stand out.
+        self.image.setColorMap(
+            pg.ColorMap([0.0, 0.04, 0.25, 1.0], ["#ffffff", "#fdbb84", "#e34a33", "#7f0000"])
+        )
         item.addItem(self.image)
         self.marker = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
         self.marker.setPen(pg.mkPen("#2a82da", width=0))
@@ -104,6 +108,7 @@ class ConfusionHeatMap(QWidget):
         self.image.setImage(np.sqrt(counts / totals).astype(np.float32), levels=(0.0, 1.0))
         k = len(names)
         self.image.setRect(QRectF(0, 0, k, k))
+
         self.marker.setVisible(False)
         self.show_all()
         self.top.blockSignals(True)  # refilling is no pick

@@ -134,6 +134,23 @@ def test_worker_processes_check_like_one_thread(tmp_path):
     assert [p for p, _ in two.skipped] == ["a/bad.png"] and two.checked == 301
 
 
+def test_worker_processes_leave_nothing_behind(tmp_path):
+    """Each opening of a big folder starts and ends its workers: no process, pipe or thread stays."""
+    import psutil
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(40):
+            Image.new("RGB", (4, 4), (i, 0, 0)).save(tmp_path / cls / f"{i}.png")
+    me = psutil.Process()
+    verify_scan(scan_folder(tmp_path, verify=False, cache=False), workers=2)  # warm-up
+    fds, threads = me.num_fds(), threading.active_count()
+    for _ in range(5):
+        assert verify_scan(scan_folder(tmp_path, verify=False, cache=False), workers=2).checked == 80
+    assert me.num_fds() == fds and threading.active_count() == threads
+    assert not [p for p in me.children() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
 def test_training_starts_before_checks_end_and_skips_a_bad_file(folder, tiny_config, tiny_model):
     """A run started on the listing alone: a file found bad while it trains is skipped with its
     reason, and the checks running beside it find the same file."""
