@@ -106,15 +106,32 @@ def metrics_from_confusion(confusion: Sequence[Sequence[int]], classes: Sequence
     return out
 
 
+def outcomes(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per image what the report needs of its logits: (predicted class, its probability, loss).
+
+    Evaluation keeps these three numbers per image, never the logits (100k images of 1,000
+    classes would be 400 MB of them)."""
+    losses = F.cross_entropy(logits.float(), labels, reduction="none")
+    conf, pred = torch.softmax(logits.float(), dim=1).max(dim=1)
+    return torch.stack([pred.double(), conf.double(), losses.double()], dim=1)
+
+
 def summarise(
     classes: list[str], root: str, samples: Sequence[Sample], logits: torch.Tensor, worst: int = 24
 ) -> Evaluation:
     """Build the evaluation from the model's logits for ``samples`` (same order)."""
+    labels = torch.tensor([s.label for s in samples], dtype=torch.long)
+    return summarise_outcomes(classes, root, samples, outcomes(logits, labels), worst)
+
+
+def summarise_outcomes(
+    classes: list[str], root: str, samples: Sequence[Sample], rows: torch.Tensor, worst: int = 24
+) -> Evaluation:
+    """Build the evaluation from :func:`outcomes` rows for ``samples`` (same order)."""
     k = len(classes)
     labels = torch.tensor([s.label for s in samples], dtype=torch.long)
-    losses = F.cross_entropy(logits.float(), labels, reduction="none")
-    probs = torch.softmax(logits.float(), dim=1)
-    conf, pred = probs.max(dim=1)
+    rows = rows.reshape(-1, 3)
+    pred, conf, losses = rows[:, 0].long(), rows[:, 1].float(), rows[:, 2].float()
     confusion = [[0] * k for _ in range(k)]
     for t, p in zip(labels.tolist(), pred.tolist()):
         confusion[t][p] += 1
@@ -150,10 +167,10 @@ def evaluate_model(
 ) -> Evaluation | None:
     """Run ``model`` (eval mode) over ``samples``; unreadable files are left out. None if cancelled.
 
-    Under torchrun each rank runs its shard and rank 0 gathers the logits and summarises (the
+    Under torchrun each rank runs its shard and rank 0 gathers the outcomes and summarises (the
     other ranks return None): the report is exactly that of one process over every sample."""
     mine = world.shard(list(range(len(samples))))
-    local = evaluate_logits(
+    local = evaluate_outcomes(
         model, preprocess, root, [samples[i] for i in mine], batch_size, progress, cancelled
     )
     if local is None:
@@ -162,15 +179,15 @@ def evaluate_model(
     if not world.main:
         return None
     order = [i for indices, _ in parts for i in indices]
-    outputs = [logits for indices, logits in parts if indices]
-    logits = torch.cat(outputs) if outputs else torch.empty(0, len(classes))
+    outputs = [rows for indices, rows in parts if indices]
+    rows = torch.cat(outputs) if outputs else torch.empty(0, 3, dtype=torch.float64)
     rank = sorted(range(len(order)), key=order.__getitem__)  # back into the samples' order
-    result = summarise(classes, root, [samples[order[i]] for i in rank], logits[rank])
+    result = summarise_outcomes(classes, root, [samples[order[i]] for i in rank], rows[rank])
     result.requested = len(samples)
     return result
 
 
-def evaluate_logits(
+def evaluate_outcomes(
     model: nn.Module,
     preprocess: Preprocess,
     root: str,
@@ -179,8 +196,8 @@ def evaluate_logits(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> tuple[list[int], torch.Tensor] | None:
-    """Positions of the readable ``samples`` and the model's logits for them (CPU, float);
-    None if cancelled."""
+    """Positions of the readable ``samples`` and their :func:`outcomes` (CPU); None if cancelled.
+    Streams: each batch's logits are reduced to three numbers per image at once."""
     device = next(model.parameters()).device
     ds = ImageListDataset(root, samples, preprocess)
     batches = [list(range(i, min(i + batch_size, len(samples)))) for i in range(0, len(samples), batch_size)]
@@ -195,14 +212,15 @@ def evaluate_logits(
                 if cancelled and cancelled():
                     return None
                 if batch.images.numel():
-                    outputs.append(model(batch.images.to(device)).float().cpu())
+                    logits = model(batch.images.to(device)).float().cpu()
+                    outputs.append(outcomes(logits, batch.labels))
                     kept.extend(batch.indices.tolist())
                 done += len(batch.indices) + len(batch.failed)
                 if progress:
                     progress(done, len(samples))
     finally:
         model.train(was_training)
-    return kept, (torch.cat(outputs) if outputs else torch.empty(0, 0))
+    return kept, (torch.cat(outputs) if outputs else torch.empty(0, 3, dtype=torch.float64))
 
 
 def evaluate_trainer(trainer: Trainer, **kwargs: Any) -> Evaluation | None:

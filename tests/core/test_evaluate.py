@@ -170,3 +170,28 @@ def test_unknown_export_format(capsys, image_folder, tmp_path):
         == 2
     )
     assert "Unknown export format tflite" in capsys.readouterr().err
+
+
+def test_evaluation_streams_three_numbers_per_image(image_folder, tiny_model):
+    """Evaluation keeps (predicted, probability, loss) per image, never the logits, and reports
+    exactly what the logits would give."""
+    from ftgui.core.data import ImageListDataset, scan_folder
+    from ftgui.core.evaluate import evaluate_model, evaluate_outcomes
+    from ftgui.core.models import Preprocess
+
+    scan = scan_folder(image_folder)
+    classes = [f"c{i}" for i in range(1000)]
+    built = tiny_model(1000)
+    pre = Preprocess(32, 32)
+    kept, rows = evaluate_outcomes(built.model, pre, scan.root, scan.samples, batch_size=16)
+    assert rows.shape == (len(scan.samples), 3) and kept == list(range(len(scan.samples)))
+    ev = evaluate_model(built.model, pre, classes, scan.root, scan.samples, batch_size=16)
+
+    ds = ImageListDataset(scan.root, scan.samples, pre)
+    built.model.eval()
+    with torch.inference_mode():
+        logits = built.model(torch.stack([ds[i][0] for i in range(len(ds))]))
+    want = summarise(classes, scan.root, scan.samples, logits)
+    assert ev.confusion == want.confusion and ev.predictions == want.predictions
+    assert ev.accuracy == pytest.approx(want.accuracy) and ev.loss == pytest.approx(want.loss, rel=1e-5)
+    assert [m.path for m in ev.worst] == [m.path for m in want.worst]
