@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 LIMIT = 1.3  # most growth of a per-image cost from 10k to 100k
 CLASSES = 100
@@ -110,14 +111,94 @@ def measure(folder: str, model: str) -> dict[str, float]:
     return out
 
 
+def window_lateness(folder: Path, classes: int = 1000) -> list[tuple[str, float, float, float]]:
+    """(what, p99 ms, longest ms, seconds) of a 10 ms QTimer's lateness in the real window
+    (offscreen) while it opens ``folder`` cold and again, and while its Evaluate tab shows an
+    evaluation of ``classes`` classes (heat map, top confusions, per-class table)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import torch
+    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from ftgui.core.data import Sample
+    from ftgui.core.evaluate import summarise
+    from ftgui.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    window = MainWindow(
+        settings=QSettings(str(Path(tempfile.mkdtemp()) / "b.ini"), QSettings.Format.IniFormat)
+    )
+    window.show()
+    window.start_background_init()
+    while not window.ready:
+        app.processEvents()
+        time.sleep(0.01)
+    clock = QElapsedTimer()
+    clock.start()
+
+    def measure(action: Any, done: Any) -> tuple[float, float, float]:
+        delays: list[float] = []
+        last = [clock.nsecsElapsed()]
+
+        def tick() -> None:
+            now = clock.nsecsElapsed()
+            delays.append(max((now - last[0]) / 1e6 - 10.0, 0.0))
+            last[0] = now
+
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(tick)
+        timer.start()
+        start = time.perf_counter()
+        action()
+        while not done():
+            app.processEvents()
+            time.sleep(0.001)
+        seconds = time.perf_counter() - start
+        for _ in range(5):
+            app.processEvents()
+            time.sleep(0.011)
+        timer.stop()
+        delays.sort()
+        return delays[int(0.99 * (len(delays) - 1))], delays[-1], seconds
+
+    out = []
+    for what in ("open cold (list, then check every header)", "open again (from the cache)"):
+        verified: list[object] = []
+        window.data_panel.verified.connect(verified.append)
+        out.append(
+            (what, *measure(lambda: window.data_panel.load_folder(str(folder)), lambda v=verified: bool(v)))
+        )
+        window.data_panel.verified.disconnect(verified.append)
+    gen = torch.Generator().manual_seed(0)
+    samples = [Sample(f"c{c}/{i}.png", c) for c in range(classes) for i in range(5)]
+    logits = torch.randn(len(samples), classes, generator=gen)
+    logits[torch.arange(len(samples)), torch.tensor([s.label for s in samples])] += 4.0
+    ev = summarise([f"class_{c:04d}" for c in range(classes)], str(folder), samples, logits)
+    window.tabs.setCurrentWidget(window.eval_panel)
+    out.append(
+        (
+            f"Evaluate tab, {classes:,} classes",
+            *measure(lambda: window.eval_panel.set_evaluation(ev), lambda: True),
+        )
+    )
+    window.close()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--model", default="mobilenet_v3_small")
     parser.add_argument("--folders", default=str(Path(tempfile.gettempdir()) / "ftgui-bench-growth"))
+    parser.add_argument("--no-window", action="store_true", help="leave out the window's lateness")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--window", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child and args.window:
+        print(json.dumps(window_lateness(Path(args.child))))
+        return 0
     if args.child:
         print(json.dumps(open_cold(args.child) if args.cold else measure(args.child, args.model)))
         return 0
@@ -153,6 +234,20 @@ def main() -> int:
     print("seconds:")
     for n, r in rows.items():
         print(f"{n:>8,} " + " ".join(f"{r[c]:12.2f}" for c in COSTS))
+    if not args.no_window:
+        biggest = Path(args.folders) / f"{sizes[-1]}"
+        with tempfile.TemporaryDirectory(prefix="ftgui-bench-cache-") as cache:
+            env = {**os.environ, "XDG_CACHE_HOME": cache, "QT_QPA_PLATFORM": "offscreen"}
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", str(biggest), "--window"],
+                env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+        if proc.returncode:
+            print(proc.stdout + proc.stderr, file=sys.stderr)
+            return 1
+        print(f"\nthe window (offscreen), a 10 ms timer's lateness, {sizes[-1]:,} images:")
+        for what, p99, worst, seconds in json.loads(proc.stdout.strip().splitlines()[-1]):
+            print(f"  {what:<45} p99 {p99:6.1f} ms, longest {worst:6.1f} ms, done in {seconds:.2f} s")
     ok = True
     for a, b in zip(sizes, sizes[1:]):
         growth = [(rows[b][c] / b) / (rows[a][c] / a) for c in COSTS]

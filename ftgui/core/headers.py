@@ -10,6 +10,7 @@ folder checks nothing and a changed one checks only the files whose size or mtim
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -31,7 +32,8 @@ from PIL import Image
 from . import paths
 from .files import atomic_write
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: JSON lines of LINE_FILES files each
+LINE_FILES = 4096
 CHUNK = 64  # files per task: small enough for live progress, large enough to be cheap
 
 
@@ -95,8 +97,9 @@ class HeaderCache:
     """The header checks of one dataset folder: for each relative path, the size and mtime it
     had when checked and the reason it is unusable (None for a good image).
 
-    Stored as parallel lists (quick to read back: 100k files in about 0.1 s). Saving keeps only
-    the files looked up or recorded since loading, so entries of removed files go with it.
+    Stored as parallel lists in lines of LINE_FILES files (100k files read back in about 0.1 s).
+    Saving keeps only the files looked up or recorded since loading, so entries of removed
+    files go with it.
     """
 
     def __init__(self, root: str, enabled: bool = True) -> None:
@@ -111,20 +114,25 @@ class HeaderCache:
             self._load()
 
     def _load(self) -> None:
+        # JSON lines, each a parse of a few milliseconds: a thread that lists a folder never
+        # holds Python's lock long (the window's event loop keeps running beside it).
+        entries: dict[str, tuple[int, int, str | None]] = {}
         try:
-            with gzip.open(self.path, "rb") as fh:
-                record = json.loads(fh.read().decode("utf-8", "surrogateescape"))
-            if record.get("version") != CACHE_VERSION or record.get("root") != os.path.realpath(self.root):
-                return
-            names, sizes, mtimes, bad = record["paths"], record["sizes"], record["mtimes"], record["bad"]
-            if not (len(names) == len(sizes) == len(mtimes)) or not isinstance(bad, dict):
-                return
-            entries: dict[str, tuple[int, int, str | None]] = {
-                name: (size, mtime, None) for name, size, mtime in zip(names, sizes, mtimes)
-            }
-            for name, reason in bad.items():
-                if name in entries and isinstance(reason, str):
-                    entries[name] = (entries[name][0], entries[name][1], reason)
+            with gzip.open(self.path, "rt", encoding="utf-8", errors="surrogateescape") as fh:
+                head = json.loads(fh.readline())
+                if head.get("version") != CACHE_VERSION or head.get("root") != os.path.realpath(self.root):
+                    return
+                for line in fh:
+                    record = json.loads(line)
+                    if "bad" in record:
+                        for name, reason in record["bad"].items():
+                            if name in entries and isinstance(reason, str):
+                                entries[name] = (entries[name][0], entries[name][1], reason)
+                        continue
+                    names, sizes, mtimes = record["paths"], record["sizes"], record["mtimes"]
+                    if not len(names) == len(sizes) == len(mtimes):
+                        return
+                    entries.update((n, (a, b, None)) for n, a, b in zip(names, sizes, mtimes))
         except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
             return  # no cache yet, or a damaged one: check everything again
         self._entries = entries
@@ -149,19 +157,21 @@ class HeaderCache:
             return
         with self._lock:
             kept = [(rel, e) for rel, e in self._entries.items() if rel in self._seen]
-        record = {
-            "version": CACHE_VERSION,
-            "root": os.path.realpath(self.root),
-            "paths": [rel for rel, _ in kept],
-            "sizes": [e[0] for _, e in kept],
-            "mtimes": [e[1] for _, e in kept],
-            "bad": {rel: e[2] for rel, e in kept if e[2]},
-        }
-        data = gzip.compress(
-            json.dumps(record, separators=(",", ":")).encode("utf-8", "surrogateescape"),
-            compresslevel=1,
-            mtime=0,
-        )
+        lines = [json.dumps({"version": CACHE_VERSION, "root": os.path.realpath(self.root)})]
+        for i in range(0, len(kept), LINE_FILES):
+            part = kept[i : i + LINE_FILES]
+            lines.append(
+                json.dumps(
+                    {
+                        "paths": [r for r, _ in part],
+                        "sizes": [e[0] for _, e in part],
+                        "mtimes": [e[1] for _, e in part],
+                    },
+                    separators=(",", ":"),
+                )
+            )
+        lines.append(json.dumps({"bad": {rel: e[2] for rel, e in kept if e[2]}}, separators=(",", ":")))
+        data = gzip.compress("\n".join(lines).encode("utf-8", "surrogateescape"), compresslevel=1, mtime=0)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, lambda fh: fh.write(data))
@@ -263,7 +273,11 @@ class _Workers(Executor):
 
 
 def _worker() -> None:
-    """The worker side of :class:`_Workers`: one JSON line in, one out, until stdin closes."""
+    """The worker side of :class:`_Workers`: one JSON line in, one out, until stdin closes.
+    At a lower priority: the window (and a training) come first on a busy machine."""
+    if hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(10)
     for line in sys.stdin.buffer:
         root, rels = json.loads(line)
         reasons = [check_image(os.path.join(root, rel)) for rel in rels]

@@ -41,6 +41,17 @@ IMBALANCE = 5.0  # largest/smallest class ratio that gets a warning
 LOGGED_SKIPPED = 20  # skipped files written to the log at a time (the skipped list has them all)
 
 
+Counts = tuple[float, list[int], list[int], list[int]]  # validation fraction; all, train, val
+
+
+def class_counts(scan: ScanResult, val_fraction: float) -> Counts:
+    """Images per class in all, in training and in validation, for the split the window makes."""
+    from ..core.data import split_samples
+
+    split = split_samples(scan, val_fraction, seed=0)
+    return val_fraction, scan.counts(), scan.counts(split.train), scan.counts(split.val)
+
+
 def folder_from_mime(mime: QMimeData) -> str | None:
     """The first local folder among dragged URLs (files are not datasets)."""
     if not mime.hasUrls():
@@ -223,13 +234,16 @@ class DataPanel(QWidget):
             if count % 500 == 0:
                 self._scan_progress.emit(count, path)  # queued to the GUI thread
 
-        def scan() -> ScanResult:
-            return scan_folder(folder, progress=progress, verify=False)
+        fraction = self.val_fraction.value()
+
+        def scan() -> tuple[ScanResult, Counts]:
+            result = scan_folder(folder, progress=progress, verify=False)
+            return result, class_counts(result, fraction)  # the split of 100k files: off this thread
 
         # The same superqt workers as the window's job runner; a scan is not a session job
         # (it may run while PyTorch is still loading, and touches no model).
         worker = create_worker(scan, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(self._on_scan_scanned)
+        worker.returned.connect(lambda result: self._on_scan_scanned(*result))
         worker.errored.connect(
             lambda exc: self._on_scan_failed(
                 str(exc) if isinstance(exc, FtguiError) else f"Could not scan {folder}: {exc}"
@@ -257,12 +271,12 @@ class DataPanel(QWidget):
         self.logged.emit("error", message)
         self.scan_failed.emit(message)
 
-    def _on_scan_scanned(self, scan: ScanResult) -> None:
+    def _on_scan_scanned(self, scan: ScanResult, counts: Counts) -> None:
         self.scan = scan
         self._thumbs, self._icons = {}, {}
         self._show_summary()
         self.val_fraction.setEnabled(scan.presplit is None)
-        self._fill_table()
+        self._fill_table(counts)
         self.skipped.clear()
         self._add_skipped(scan.skipped)
         for w in scan.warnings:
@@ -319,17 +333,20 @@ class DataPanel(QWidget):
                 del found[: len(batch)]
                 self._verify_progress.emit(done, n, (generation, batch))
 
-        def verify() -> tuple[int, ScanResult]:
+        fraction = self.val_fraction.value()
+
+        def verify() -> tuple[int, ScanResult, Counts]:
             self._thumbs_ready.emit((generation, class_thumbnails(scan, stop=stop.is_set)))
-            return generation, verify_scan(
+            new = verify_scan(
                 scan,
                 progress=progress,
                 found_bad=lambda rel, why: found.append((rel, why)),
                 should_stop=stop.is_set,
             )
+            return generation, new, class_counts(new, fraction)
 
         worker = create_worker(verify, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda result: self._on_verified(*result))
+        worker.returned.connect(lambda r: self._on_verified(r[0], r[1], r[2]))
         worker.errored.connect(lambda exc: self._on_verify_failed(generation, exc))
         worker.finished.connect(lambda *_: self._on_verify_finished(worker))
         self._verifier = worker
@@ -356,7 +373,7 @@ class DataPanel(QWidget):
             self._thumbs = thumbs
             self._set_icons()
 
-    def _on_verified(self, generation: int, scan: ScanResult) -> None:
+    def _on_verified(self, generation: int, scan: ScanResult, counts: Counts) -> None:
         if generation != self._generation:
             return
         before = self.scan
@@ -365,7 +382,7 @@ class DataPanel(QWidget):
             self._thumbs, self._icons = {}, {}
         if before is None or before.samples != scan.samples or before.classes != scan.classes:
             self._show_summary()
-            self._fill_table()
+            self._fill_table(counts)
         left = len(scan.pending)
         if left:
             self.logged.emit(
@@ -402,12 +419,15 @@ class DataPanel(QWidget):
 
         return split_samples(self.scan, self.val_fraction.value(), seed=0) if self.scan else None
 
-    def _fill_table(self) -> None:
-        scan, split = self.scan, self.split()
-        if scan is None or split is None:
+    def _fill_table(self, counts: Counts | None = None) -> None:
+        """The class table, from ``counts`` when they were counted for the current validation
+        fraction (off the GUI thread), else counted now."""
+        scan = self.scan
+        if scan is None:
             return
-        train, val = scan.counts(split.train), scan.counts(split.val)
-        total = scan.counts()
+        if counts is None or counts[0] != self.val_fraction.value():
+            counts = class_counts(scan, self.val_fraction.value())
+        _, total, train, val = counts
         self.classes_model.set_rows(
             [
                 [(display_path(name), name.casefold())]
