@@ -117,12 +117,15 @@ def window_lateness(folder: Path, classes: int = 1000) -> list[tuple[str, float,
     evaluation of ``classes`` classes (heat map, top confusions, per-class table)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import torch
-    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from ftgui.core.data import Sample
     from ftgui.core.evaluate import summarise
     from ftgui.gui.main_window import MainWindow
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_training import timer_lateness
 
     app = QApplication.instance() or QApplication([])
     window = MainWindow(
@@ -133,34 +136,18 @@ def window_lateness(folder: Path, classes: int = 1000) -> list[tuple[str, float,
     while not window.ready:
         app.processEvents()
         time.sleep(0.01)
-    clock = QElapsedTimer()
-    clock.start()
 
     def measure(action: Any, done: Any) -> tuple[float, float, float]:
-        delays: list[float] = []
-        last = [clock.nsecsElapsed()]
-
-        def tick() -> None:
-            now = clock.nsecsElapsed()
-            delays.append(max((now - last[0]) / 1e6 - 10.0, 0.0))
-            last[0] = now
-
-        timer = QTimer()
-        timer.setInterval(10)
-        timer.timeout.connect(tick)
-        timer.start()
         start = time.perf_counter()
-        action()
-        while not done():
-            app.processEvents()
-            time.sleep(0.001)
-        seconds = time.perf_counter() - start
-        for _ in range(5):
-            app.processEvents()
-            time.sleep(0.011)
-        timer.stop()
-        delays.sort()
-        return delays[int(0.99 * (len(delays) - 1))], delays[-1], seconds
+        finished: list[float] = []
+
+        def over() -> bool:
+            if not finished and done():
+                finished.append(time.perf_counter() - start)
+            return bool(finished)
+
+        delays = timer_lateness(app, over, action)
+        return delays[int(0.99 * (len(delays) - 1))], delays[-1], finished[0]
 
     out = []
     for what in ("open cold (list, then check every header)", "open again (from the cache)"):

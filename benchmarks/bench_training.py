@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
@@ -206,7 +207,7 @@ def decode_ftgui(paths: list[Path]) -> float:
 
 def gui_responsiveness(data: Path, seconds: float) -> tuple[float, float, float, int]:
     """(p99 delay ms, longest delay ms, median ms, timer ticks) of a 10 ms QTimer while training."""
-    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from ftgui.gui.main_window import MainWindow
@@ -233,6 +234,19 @@ def gui_responsiveness(data: Path, seconds: float) -> tuple[float, float, float,
     while window.plot.point_count < 2 and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.005)
+    end = time.monotonic() + seconds
+    delays = timer_lateness(app, lambda: time.monotonic() >= end)
+    window.shutdown_training()
+    window.close()
+    p99 = delays[int(0.99 * (len(delays) - 1))]
+    return p99, delays[-1], statistics.median(delays), len(delays)
+
+
+def timer_lateness(app: Any, done: Callable[[], bool], then: Callable[[], None] | None = None) -> list[float]:
+    """How late (ms, sorted) a 10 ms QTimer fires while the event loop runs: ``then()`` is
+    called once the timer runs, and the loop goes on until ``done()``."""
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
     delays: list[float] = []
     clock = QElapsedTimer()
     clock.start()
@@ -247,16 +261,16 @@ def gui_responsiveness(data: Path, seconds: float) -> tuple[float, float, float,
     timer.setInterval(10)
     timer.timeout.connect(tick)
     timer.start()
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    if then is not None:
+        then()
+    while not done():
         app.processEvents()
         time.sleep(0.001)
+    for _ in range(5):  # the ticks that were due when it ended
+        app.processEvents()
+        time.sleep(0.011)
     timer.stop()
-    window.shutdown_training()
-    window.close()
-    delays.sort()
-    p99 = delays[int(0.99 * (len(delays) - 1))]
-    return p99, delays[-1], statistics.median(delays), len(delays)
+    return sorted(delays) or [0.0]
 
 
 STARTUP_PROBE = r"""
