@@ -261,7 +261,10 @@ class MainWindow(ModelTools):
         if self.data_panel.scan is not None:
             self.model_panel.set_num_classes(len(self.data_panel.scan.classes))
         self.ready = True
-        self.statusBar().showMessage("Ready. Drop an image folder onto the window to begin.", 8000)
+        if self.data_panel.scan is None and self.data_panel.folder is None:
+            self.statusBar().showMessage("Ready. Drop an image folder onto the window to begin.", 8000)
+        else:
+            self.statusBar().showMessage("Ready.", 3000)  # a folder is open (or opening) already
         self._update_actions()
 
     def _saved_plan(self) -> FreezePlan:
@@ -320,6 +323,9 @@ class MainWindow(ModelTools):
         self.setWindowTitle(f"ftgui — {display_path(Path(scan.root).name)}")
         self.log_message(
             "info", f"Opened {scan.root}: {len(scan.samples)} images in {len(scan.classes)} classes"
+        )
+        self.statusBar().showMessage(
+            f"Opened: {len(scan.samples):,} images in {len(scan.classes)} classes", 5000
         )
         self.session.resuming = False
         self.runs_panel.set_dataset(scan.root, list(scan.classes))

@@ -6,7 +6,7 @@ Run it by hand (it is not part of the test suite, whose regression test runs a s
 
 Each cycle: open a small 4-class folder, train head-only with batch size 1 (one GUI update per
 batch), press Stop part-way and Start again, let the evaluation run, export; then open a
-100-class folder, train one epoch and let its evaluation (a 100 x 100 confusion matrix) fill the
+100-class folder, train one epoch and let its evaluation (a 100 x 100 confusion heat map) fill the
 Evaluate tab. Between the two: Check data on the small folder, a Move to class and its Undo, the
 worst mistakes' heat maps, and Classify a folder over the small folder. Every ``--report-every`` seconds it prints the resident memory and
 ``sys.getrefcount(None)``; the last line is a JSON summary. A Qt binding that loses references
@@ -222,8 +222,11 @@ class Soak:
                     self.step = "open-small"
 
     def _evaluated(self, w: object) -> None:
-        table = self.window.eval_panel.confusion
-        cells = table.rowCount() * table.columnCount()
+        panel = self.window.eval_panel
+        if panel.matrix_stack.currentWidget() is panel.heat_map:  # more than 20 classes
+            cells = int(panel.heat_map.counts.size)
+        else:
+            cells = panel.confusion.rowCount() * panel.confusion.columnCount()
         if cells:
             self.evaluations += 1
             self.largest_confusion = max(self.largest_confusion, cells)
