@@ -6,6 +6,7 @@ The user's files are only ever opened for reading.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import random
@@ -311,23 +312,21 @@ def verify_scan(
     should_stop: Callable[[], bool] | None = None,
     workers: int | None = None,
 ) -> ScanResult:
-    """Check the headers of ``scan.pending`` in threads; a new ScanResult without the bad files.
+    """Check the headers of ``scan.pending`` (on all cores); a new ScanResult without the bad files.
 
     ``scan`` itself is left as it is (a training may be using it). ``found_bad(rel, reason)``
     is called for each bad file as it is found; ``should_stop()`` ends the checks early (what is
     left stays pending). Raises :class:`DataError` if fewer than two classes keep an image.
     """
-    new = ScanResult(
-        scan.root,
-        list(scan.classes),
-        list(scan.samples),
-        list(scan.skipped),
-        list(scan.warnings),
-        {k: list(v) for k, v in scan.presplit.items()} if scan.presplit is not None else None,
-        list(scan.excluded),
-        dict(scan.pending),
-        scan.checked,
-        scan.cache,
+    new = dataclasses.replace(
+        scan,
+        classes=list(scan.classes),
+        samples=list(scan.samples),
+        skipped=list(scan.skipped),
+        warnings=list(scan.warnings),
+        presplit={k: list(v) for k, v in scan.presplit.items()} if scan.presplit is not None else None,
+        excluded=list(scan.excluded),
+        pending=dict(scan.pending),
     )
     _check_pending(new, progress, found_bad, should_stop, workers)
     _drop_empty_classes(new)

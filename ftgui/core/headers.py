@@ -2,8 +2,9 @@
 
 Listing a folder is fast (100k files in well under a second); checking each image's header
 is not (a few thousand files a second per core). So :func:`ftgui.core.data.scan_folder` can
-list only, leaving the files not yet checked as ``ScanResult.pending``, and :func:`verify`
-checks them later, in threads, reporting each bad file as it is found. Results are kept in
+list only, leaving the files not yet checked as ``ScanResult.pending``, and
+:func:`verify_files` checks them later, in worker processes, reporting each bad file as it
+is found. Results are kept in
 the app's cache folder (one small gzip file per dataset folder), so re-opening an unchanged
 folder checks nothing and a changed one checks only the files whose size or mtime changed.
 """
@@ -181,15 +182,15 @@ class HeaderCache:
 
 @dataclass
 class Verification:
-    """What one :func:`verify` call did."""
+    """What one :func:`verify_files` call did."""
 
     checked: int = 0
     bad: list[tuple[str, str]] = field(default_factory=list)
     cancelled: bool = False
 
 
-def _check_chunk(root: str, items: Sequence[tuple[str, Stamp]]) -> list[str | None]:
-    return [check_image(os.path.join(root, rel)) for rel, _ in items]
+def _check_paths(root: str, rels: Sequence[str]) -> list[str | None]:
+    return [check_image(os.path.join(root, rel)) for rel in rels]
 
 
 def _chunks(items: list[tuple[str, Stamp]], size: int) -> Iterator[list[tuple[str, Stamp]]]:
@@ -207,7 +208,7 @@ class _Workers(Executor):
     holds Python's GIL, so threads would not use more cores (measured: slower than one)."""
 
     def __init__(self, workers: int) -> None:
-        self._jobs: queue.Queue[tuple[Future[Any], str, list[tuple[str, Stamp]]] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[Future[Any], str, list[str]] | None] = queue.Queue()
         self._procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "ftgui.core.headers", "--worker"],
@@ -227,11 +228,11 @@ class _Workers(Executor):
             job = self._jobs.get()
             if job is None:
                 return
-            future, root, chunk = job
+            future, root, rels = job
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                proc.stdin.write((json.dumps([root, [rel for rel, _ in chunk]]) + "\n").encode("ascii"))
+                proc.stdin.write((json.dumps([root, rels]) + "\n").encode("ascii"))
                 proc.stdin.flush()
                 line = proc.stdout.readline()
                 if not line:
@@ -241,9 +242,10 @@ class _Workers(Executor):
                 future.set_exception(BrokenExecutor(str(exc)))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """``fn`` is :func:`_check_paths`, run by a worker process on ``(root, rels)``."""
         future: Future[Any] = Future()
-        root, chunk = args
-        self._jobs.put((future, root, chunk))
+        root, rels = args
+        self._jobs.put((future, root, rels))
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -279,9 +281,7 @@ def _worker() -> None:
         with contextlib.suppress(OSError):
             os.nice(10)
     for line in sys.stdin.buffer:
-        root, rels = json.loads(line)
-        reasons = [check_image(os.path.join(root, rel)) for rel in rels]
-        sys.stdout.write(json.dumps(reasons) + "\n")
+        sys.stdout.write(json.dumps(_check_paths(*json.loads(line))) + "\n")
         sys.stdout.flush()
 
 
@@ -330,13 +330,6 @@ def verify_files(
     pools: list[Executor] = [_start_workers(workers) if workers > 1 else _Inline()]
     done = 0
 
-    def submit(chunk: list[tuple[str, Stamp]]) -> Future[list[str | None]]:
-        try:
-            return pools[-1].submit(_check_chunk, root, chunk)
-        except (BrokenExecutor, RuntimeError, OSError):
-            pools.append(_Inline())  # no worker processes here: one core still works
-            return pools[-1].submit(_check_chunk, root, chunk)
-
     def collect() -> None:
         nonlocal done
         chunk, future = inflight.popleft()
@@ -344,7 +337,7 @@ def verify_files(
             reasons = future.result()
         except BrokenExecutor:  # a worker could not start (an unusual __main__) or died
             pools.append(_Inline())
-            reasons = _check_chunk(root, chunk)
+            reasons = _check_paths(root, [rel for rel, _ in chunk])
         done = _collect(chunk, reasons, pending, cache, result, found_bad, done)
         if progress:
             progress(done, total)
@@ -354,7 +347,7 @@ def verify_files(
     inflight: deque[tuple[list[tuple[str, Stamp]], Future[list[str | None]]]] = deque()
     try:
         for chunk in _chunks(items, CHUNK):
-            inflight.append((chunk, submit(chunk)))
+            inflight.append((chunk, pools[-1].submit(_check_paths, root, [rel for rel, _ in chunk])))
             while len(inflight) >= window or (inflight and inflight[0][1].done()):
                 collect()
             if should_stop and should_stop():

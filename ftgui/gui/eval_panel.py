@@ -198,7 +198,7 @@ class EvaluationPanel(QWidget):
             unread = f" · {ev.unreadable} unreadable" if ev.unreadable else ""
             self.summary.setText(
                 f"<b>{which} accuracy {100 * ev.accuracy:.1f}%</b> · loss {ev.loss:.4f} · {ev.count} images"
-                f"{unread} · {sum(ev.confusion[i][j] for i in range(k) for j in range(k) if i != j)} mistakes"
+                f"{unread} · {ev.count - sum(ev.confusion[i][i] for i in range(k))} mistakes"
             )
         self._show_confusion(ev, names)
         self.metrics_model.set_rows(

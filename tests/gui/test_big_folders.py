@@ -17,13 +17,13 @@ def held_checks(monkeypatch):
     """The real header checks, each chunk waiting until the test lets it go (so a test sees
     the window while they run)."""
     gate = threading.Event()
-    real = headers._check_chunk
+    real = headers._check_paths
 
     def held(root, chunk):
         gate.wait(60)
         return real(root, chunk)
 
-    monkeypatch.setattr(headers, "_check_chunk", held)
+    monkeypatch.setattr(headers, "_check_paths", held)
     yield gate
     gate.set()
 
