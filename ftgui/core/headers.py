@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from PIL import Image
 
@@ -81,8 +81,7 @@ def check_image(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Stamp:
+class Stamp(NamedTuple):
     """What a file was when it was checked: changed size or mtime means check it again."""
 
     size: int
@@ -209,12 +208,17 @@ class _Workers(Executor):
 
     def __init__(self, workers: int) -> None:
         self._jobs: queue.Queue[tuple[Future[Any], str, list[str]] | None] = queue.Queue()
+        # Where this ftgui is, and nothing of the caller's: a script's folder (or the current
+        # one) holding a types.py or json.py would otherwise be imported in the stdlib's place.
+        home = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH")) if p)
         self._procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "ftgui.core.headers", "--worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                cwd=home,
+                env={**os.environ, "PYTHONPATH": path},
             )
             for _ in range(workers)
         ]
@@ -245,7 +249,7 @@ class _Workers(Executor):
         """``fn`` is :func:`_check_paths`, run by a worker process on ``(root, rels)``."""
         future: Future[Any] = Future()
         root, rels = args
-        self._jobs.put((future, root, rels))
+        self._jobs.put((future, os.path.abspath(root), rels))  # the workers run elsewhere
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

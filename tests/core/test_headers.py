@@ -134,6 +134,32 @@ def test_worker_processes_check_like_one_thread(tmp_path):
     assert [p for p, _ in two.skipped] == ["a/bad.png"] and two.checked == 301
 
 
+
+def test_worker_processes_import_nothing_of_the_callers_folder(tmp_path, monkeypatch):
+    """A script run from a folder with its own json.py (or types.py) still gets checked
+    headers, not a broken pool: the workers see only ftgui and the standard library."""
+    from ftgui.core.headers import _Workers
+
+    data = tmp_path / "data"
+    for cls in ("a", "b"):
+        (data / cls).mkdir(parents=True)
+        Image.new("RGB", (4, 4)).save(data / cls / "0.png")
+    (data / "a" / "bad.png").write_bytes(b"broken")
+    mine = tmp_path / "project"
+    mine.mkdir()
+    for name in ("json", "types"):
+        (mine / f"{name}.py").write_text("raise SystemExit('the wrong module')\n")
+    monkeypatch.chdir(mine)
+    monkeypatch.syspath_prepend(str(mine))
+    pool = _Workers(1)
+    try:
+        # A relative root, from the caller's folder: the workers run elsewhere.
+        rels = ["a/0.png", "a/bad.png", "b/0.png"]
+        found = pool.submit(None, os.path.relpath(data), rels).result(timeout=60)
+    finally:
+        pool.shutdown()
+    assert found[0] is None and found[2] is None and found[1]
+
 def test_worker_processes_leave_nothing_behind(tmp_path):
     """Each opening of a big folder starts and ends its workers: no process, pipe or thread stays."""
     import psutil
