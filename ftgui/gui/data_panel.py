@@ -28,7 +28,7 @@ from superqt.utils import WorkerBase, create_worker
 from ..core.errors import FtguiError
 from ..core.text import display_path
 from .rows_model import rows_table
-from .thumbs import class_thumbnails
+from .thumbs import ClassThumbnails
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QMimeData
@@ -108,7 +108,6 @@ class DataPanel(QWidget):
     logged = Signal(str, str)  # level, text
     _scan_progress = Signal(int, str)  # from the scanning thread
     _verify_progress = Signal(int, int, object)  # done, total, [(path, reason)] found bad since
-    _thumbs_ready = Signal(object)  # {class index: PNG}
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -117,9 +116,11 @@ class DataPanel(QWidget):
         self._worker: WorkerBase[Any] | None = None
         self._scan_progress.connect(self._on_scan_progressed)
         self._verify_progress.connect(self._on_verify_progressed)
-        self._thumbs_ready.connect(self._on_thumbs_ready)
-        self._thumbs: dict[int, bytes] = {}
+        # The class table's pictures, decoded when their rows are on screen.
+        self.thumbnails = ClassThumbnails(parent=self)
+        self.thumbnails.ready.connect(self._on_thumbnail)
         self._verifier: WorkerBase[Any] | None = None
+        self._verifier_generation = 0
         self._stop_verifying = threading.Event()
         self._generation = 0  # a verification of an earlier folder is ignored
 
@@ -154,7 +155,7 @@ class DataPanel(QWidget):
         self.table.setIconSize(QSize(32, 32))
         self.table.verticalHeader().setDefaultSectionSize(38)
         self.classes_model.icon = self._class_icon
-        self._icons: dict[int, QIcon] = {}
+        self._icons: dict[int, QIcon | None] = {}  # None: no image of the class decodes
         self.warnings = QLabel()
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #a35d00;")
@@ -230,8 +231,13 @@ class DataPanel(QWidget):
         self.setEnabledForScan(False)
         from ..core.data import scan_folder
 
+        last = [time.monotonic()]
+
         def progress(count: int, path: str) -> None:
-            if count % 500 == 0:
+            # At most ten updates a second: each one repaints the panel, and every paint of a
+            # Python widget needs Python's lock, which the listing thread holds meanwhile.
+            if count % 64 == 0 and (now := time.monotonic()) - last[0] >= 0.1:
+                last[0] = now
                 self._scan_progress.emit(count, path)  # queued to the GUI thread
 
         fraction = self.val_fraction.value()
@@ -273,7 +279,8 @@ class DataPanel(QWidget):
 
     def _on_scan_scanned(self, scan: ScanResult, counts: Counts) -> None:
         self.scan = scan
-        self._thumbs, self._icons = {}, {}
+        self._icons = {}
+        self.thumbnails.reset(scan)
         self._show_summary()
         self.val_fraction.setEnabled(scan.presplit is None)
         self._fill_table(counts)
@@ -336,7 +343,6 @@ class DataPanel(QWidget):
         fraction = self.val_fraction.value()
 
         def verify() -> tuple[int, ScanResult, Counts]:
-            self._thumbs_ready.emit((generation, class_thumbnails(scan, stop=stop.is_set)))
             new = verify_scan(
                 scan,
                 progress=progress,
@@ -348,8 +354,10 @@ class DataPanel(QWidget):
         worker = create_worker(verify, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda r: self._on_verified(r[0], r[1], r[2]))
         worker.errored.connect(lambda exc: self._on_verify_failed(generation, exc))
-        worker.finished.connect(lambda *_: self._on_verify_finished(worker))
-        self._verifier = worker
+        # Not the worker itself: a slot that refers to its own sender is a cycle through Qt,
+        # which Python's collector cannot see, and would keep every scan opened alive.
+        worker.finished.connect(lambda *_: self._on_verify_finished(generation))
+        self._verifier, self._verifier_generation = worker, generation
         worker.start()
 
     def cancel_verification(self) -> None:
@@ -367,19 +375,14 @@ class DataPanel(QWidget):
         if bad:
             self._add_skipped(bad)
 
-    def _on_thumbs_ready(self, payload: tuple[int, dict[int, bytes]]) -> None:
-        generation, thumbs = payload
-        if generation == self._generation and self.scan is not None:
-            self._thumbs = thumbs
-            self._set_icons()
-
     def _on_verified(self, generation: int, scan: ScanResult, counts: Counts) -> None:
         if generation != self._generation:
             return
         before = self.scan
         self.scan = scan
         if before is not None and before.classes != scan.classes:
-            self._thumbs, self._icons = {}, {}
+            self._icons = {}
+            self.thumbnails.reset(scan)
         if before is None or before.samples != scan.samples or before.classes != scan.classes:
             self._show_summary()
             self._fill_table(counts)
@@ -405,8 +408,8 @@ class DataPanel(QWidget):
                 str(exc) if isinstance(exc, FtguiError) else f"Could not check the images: {exc}"
             )
 
-    def _on_verify_finished(self, worker: WorkerBase[Any]) -> None:
-        if self._verifier is worker:
+    def _on_verify_finished(self, generation: int) -> None:
+        if self._verifier is not None and generation == self._verifier_generation:
             self._verifier = None
             self.cancel_button.setVisible(False)
             if not self.scanning:
@@ -447,18 +450,18 @@ class DataPanel(QWidget):
         self.warnings.setText("⚠ " + " ".join(notes) if notes else "")
         self.warnings.setVisible(bool(notes))
 
-    def _set_icons(self) -> None:
-        self._icons.clear()  # made again, on demand, for the rows on screen
-        self.classes_model.icons_changed()
-
     def _class_icon(self, row: int) -> QIcon | None:
-        icon = self._icons.get(row)
-        if icon is None:
-            png = self._thumbs.get(row)
-            if not png:
-                return None
-            icon = self._icons[row] = QIcon(QPixmap.fromImage(QImage.fromData(png)))
-        return icon
+        """The picture of class ``row``, asked for the first time the table shows that row."""
+        if row in self._icons:
+            return self._icons[row]
+        self.thumbnails.request(row)
+        return None
+
+    def _on_thumbnail(self, generation: int, label: int, png: bytes) -> None:
+        if generation != self.thumbnails.generation or label >= self.classes_model.rowCount():
+            return
+        self._icons[label] = QIcon(QPixmap.fromImage(QImage.fromData(png))) if png else None
+        self.classes_model.row_changed(label)
 
     def _on_val_fraction_changed(self, value: float) -> None:
         if self.scan is not None:
@@ -466,5 +469,6 @@ class DataPanel(QWidget):
 
     def shutdown(self) -> None:
         self._stop_verifying.set()
+        self.thumbnails.reset(None)
         if self._worker is not None or self._verifier is not None:
             QThreadPool.globalInstance().waitForDone(60_000)

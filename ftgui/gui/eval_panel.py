@@ -45,6 +45,13 @@ def open_file(path: str) -> bool:
     return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
 
+def heading(text: str) -> QLabel:
+    """A section's title line; it wraps, so it never sets the window's minimum width."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
+
+
 class EvaluationPanel(QWidget):
     evaluate_requested = Signal()
     heat_maps_requested = Signal()  # the mistakes' heat maps are wanted (the toggle went on)
@@ -113,7 +120,7 @@ class EvaluationPanel(QWidget):
         matrix_box = QWidget()
         matrix_layout = QVBoxLayout(matrix_box)
         matrix_layout.setContentsMargins(0, 0, 0, 0)
-        matrix_layout.addWidget(QLabel("<b>Confusion matrix</b> (rows: true class, columns: predicted)"))
+        matrix_layout.addWidget(heading("<b>Confusion matrix</b> (rows: true class, columns: predicted)"))
         matrix_layout.addWidget(self.matrix_stack, 1)
         cell_box = QWidget()
         cell_layout = QVBoxLayout(cell_box)
@@ -130,7 +137,7 @@ class EvaluationPanel(QWidget):
         metrics_layout = QVBoxLayout(metrics_box)
         metrics_layout.setContentsMargins(0, 0, 0, 0)
         metrics_layout.addWidget(
-            QLabel("<b>Per class</b> (recall is the class's accuracy; accuracy is one-vs-rest)")
+            heading("<b>Per class</b> (recall is the class's accuracy; accuracy is one-vs-rest)")
         )
         metrics_layout.addWidget(self.metrics)
         gallery_box = QWidget()
@@ -138,7 +145,7 @@ class EvaluationPanel(QWidget):
         gallery_layout.setContentsMargins(0, 0, 0, 0)
         header = QHBoxLayout()
         header.addWidget(
-            QLabel("<b>Worst mistakes</b> (highest loss first; double-click to open, right-click to fix)"), 1
+            heading("<b>Worst mistakes</b> (highest loss first; double-click to open, right-click to fix)"), 1
         )
         header.addWidget(self.heat_toggle)
         header.addWidget(self.show_in_folder)

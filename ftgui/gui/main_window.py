@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -104,8 +105,8 @@ class MainWindow(ModelTools):
         train_view = QSplitter(Qt.Orientation.Vertical)
         train_view.addWidget(self.data_panel)
         train_view.addWidget(self.plot)
-        train_view.setStretchFactor(0, 2)
-        train_view.setStretchFactor(1, 3)
+        train_view.setStretchFactor(0, 1)
+        train_view.setStretchFactor(1, 1)
         self.eval_panel = EvaluationPanel()
         self.try_panel = TryPanel(self.jobs)
         center = QTabWidget()
@@ -261,6 +262,13 @@ class MainWindow(ModelTools):
         if self.data_panel.scan is not None:
             self.model_panel.set_num_classes(len(self.data_panel.scan.classes))
         self.ready = True
+        # PyTorch, Qt and the window are several hundred thousand objects that live as long as
+        # the app. Left to the cycle collector, each full pass walks all of them while holding
+        # Python's lock (0.3 s, in whichever thread it falls on), and the window stops for that
+        # long. Frozen, they are skipped; objects made later are collected as usual. (Once per
+        # process: a later window's start would freeze what earlier ones left to collect.)
+        if not gc.get_freeze_count():
+            gc.freeze()
         if self.data_panel.scan is None and self.data_panel.folder is None:
             self.statusBar().showMessage("Ready. Drop an image folder onto the window to begin.", 8000)
         else:

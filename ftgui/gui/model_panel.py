@@ -109,6 +109,7 @@ class ModelPanel(QWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(False)
         self.summary = QLabel("Trainable: –")
+        self.summary.setWordWrap(True)  # its length changes with the model: the panel's width does not
 
         form = QFormLayout()
         form.addRow("Model", self.arch_combo)

@@ -34,9 +34,9 @@ class RowsModel(QAbstractTableModel):
         self.rows = [list(r) for r in rows]
         self.endResetModel()
 
-    def icons_changed(self) -> None:
-        if self.rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, 0))
+    def row_changed(self, row: int) -> None:
+        """Row ``row``'s icon (or tooltip) changed."""
+        self.dataChanged.emit(self.index(row, 0), self.index(row, 0))
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.rows)

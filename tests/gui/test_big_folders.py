@@ -95,6 +95,58 @@ def test_cancel_keeps_what_was_checked(qtbot, window, drop, held_checks, folder_
     assert [p for p, _ in again.args[0].skipped] == ["circle/zz-broken.jpg"]
 
 
+def test_opening_again_frees_the_folder_opened_before(qtbot, window, drop, image_folder):
+    """A window open for hours re-opens folders: each listing (100k samples for a big folder)
+    must go when the next one comes, not stay behind in a finished worker."""
+    import gc
+    import weakref
+
+    panel = window.data_panel
+    listed, checked = [], []
+
+    def remember(into):
+        return lambda scan: into.append(weakref.ref(scan))
+
+    panel.scanned.connect(remember(listed))
+    panel.verified.connect(remember(checked))
+    for n in range(1, 4):
+        assert drop(qtbot, window, image_folder)
+        qtbot.waitUntil(lambda n=n: len(checked) == n and not panel.verifying and not panel.scanning)
+    qtbot.wait(50)  # the workers' last queued signals
+    gc.collect()
+    assert [ref() is not None for ref in listed[:2] + checked[:2]] == [False] * 4
+    assert checked[-1]() is panel.scan
+
+
+
+def test_class_pictures_are_made_for_the_rows_on_screen(qtbot, window, drop, tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "many"
+    for c in range(150):
+        (data / f"class_{c:03d}").mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8), (c, 100 * i, 50)).save(data / f"class_{c:03d}" / f"{i}.png")
+    panel = window.data_panel
+    with qtbot.waitSignal(panel.verified, timeout=30_000):
+        assert drop(qtbot, window, data)
+    model = panel.table.model()
+
+    def pictured(row):
+        return model.index(row, 0).data(Qt.ItemDataRole.DecorationRole) is not None
+
+    qtbot.waitUntil(lambda: pictured(0))
+    first = panel.thumbnails.requested
+    assert 0 in first and 149 not in first and len(first) < 40, sorted(first)
+    panel.table.scrollToBottom()
+    qtbot.waitUntil(lambda: pictured(149))
+    assert len(panel.thumbnails.requested) < 80
+    # Sorted the other way, the view's rows are other classes: their pictures come too.
+    panel.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+    panel.table.scrollToTop()
+    assert cell_text(panel.table, 0, 0) == "class_149"
+    qtbot.waitUntil(lambda: pictured(0))
+
 def _evaluation(k=300, per_class=3):
     """An evaluation of k classes from real logits: image 0 of each class right, image 1 taken
     for the next class, image 2 for the class after that one (class 7's: 8 and 9)."""
