@@ -134,7 +134,6 @@ def test_worker_processes_check_like_one_thread(tmp_path):
     assert [p for p, _ in two.skipped] == ["a/bad.png"] and two.checked == 301
 
 
-
 def test_worker_processes_import_nothing_of_the_callers_folder(tmp_path, monkeypatch):
     """A script run from a folder with its own json.py (or types.py) still gets checked
     headers, not a broken pool: the workers see only ftgui and the standard library."""
@@ -159,6 +158,7 @@ def test_worker_processes_import_nothing_of_the_callers_folder(tmp_path, monkeyp
     finally:
         pool.shutdown()
     assert found[0] is None and found[2] is None and found[1]
+
 
 def test_worker_processes_leave_nothing_behind(tmp_path):
     """Each opening of a big folder starts and ends its workers: no process, pipe or thread stays."""

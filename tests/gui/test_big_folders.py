@@ -118,7 +118,6 @@ def test_opening_again_frees_the_folder_opened_before(qtbot, window, drop, image
     assert checked[-1]() is panel.scan
 
 
-
 def test_class_pictures_are_made_for_the_rows_on_screen(qtbot, window, drop, tmp_path):
     from PIL import Image
 
@@ -146,6 +145,7 @@ def test_class_pictures_are_made_for_the_rows_on_screen(qtbot, window, drop, tmp
     panel.table.scrollToTop()
     assert cell_text(panel.table, 0, 0) == "class_149"
     qtbot.waitUntil(lambda: pictured(0))
+
 
 def _evaluation(k=300, per_class=3):
     """An evaluation of k classes from real logits: image 0 of each class right, image 1 taken
