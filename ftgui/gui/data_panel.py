@@ -23,10 +23,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import WorkerBase, create_worker
+from superqt.utils import WorkerBase
 
 from ..core.errors import FtguiError
 from ..core.text import display_path
+from .jobs import start_worker
 from .rows_model import rows_table
 from .thumbs import ClassThumbnails
 
@@ -248,7 +249,7 @@ class DataPanel(QWidget):
 
         # The same superqt workers as the window's job runner; a scan is not a session job
         # (it may run while PyTorch is still loading, and touches no model).
-        worker = create_worker(scan, _start_thread=False, _ignore_errors=True)
+        worker = start_worker(scan)
         worker.returned.connect(lambda result: self._on_scan_scanned(*result))
         worker.errored.connect(
             lambda exc: self._on_scan_failed(
@@ -279,8 +280,7 @@ class DataPanel(QWidget):
 
     def _on_scan_scanned(self, scan: ScanResult, counts: Counts) -> None:
         self.scan = scan
-        self._icons = {}
-        self.thumbnails.reset(scan)
+        self._new_pictures(scan)
         self._show_summary()
         self.val_fraction.setEnabled(scan.presplit is None)
         self._fill_table(counts)
@@ -351,7 +351,7 @@ class DataPanel(QWidget):
             )
             return generation, new, class_counts(new, fraction)
 
-        worker = create_worker(verify, _start_thread=False, _ignore_errors=True)
+        worker = start_worker(verify)
         worker.returned.connect(lambda r: self._on_verified(r[0], r[1], r[2]))
         worker.errored.connect(lambda exc: self._on_verify_failed(generation, exc))
         # Not the worker itself: a slot that refers to its own sender is a cycle through Qt,
@@ -381,8 +381,7 @@ class DataPanel(QWidget):
         before = self.scan
         self.scan = scan
         if before is not None and before.classes != scan.classes:
-            self._icons = {}
-            self.thumbnails.reset(scan)
+            self._new_pictures(scan)
         if before is None or before.samples != scan.samples or before.classes != scan.classes:
             self._show_summary()
             self._fill_table(counts)
@@ -449,6 +448,10 @@ class DataPanel(QWidget):
             )
         self.warnings.setText("⚠ " + " ".join(notes) if notes else "")
         self.warnings.setVisible(bool(notes))
+
+    def _new_pictures(self, scan: ScanResult) -> None:
+        self._icons = {}
+        self.thumbnails.reset(scan)
 
     def _class_icon(self, row: int) -> QIcon | None:
         """The picture of class ``row``, asked for the first time the table shows that row."""

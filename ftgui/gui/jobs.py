@@ -8,6 +8,7 @@ cancel token, which the engine checks before every batch. Errors arrive as a mes
 
 from __future__ import annotations
 
+import inspect
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,24 @@ from ..core.session import Job, Session
 
 # Called as progress(done, total, *details): the learning-rate finder adds its rate and loss.
 Progress = Callable[..., None]
+
+
+def start_worker(fn: Callable[[], Any]) -> WorkerBase[Any]:
+    """A superqt worker (not started) that runs ``fn`` once and then lets go of it.
+
+    PySide sometimes keeps a finished worker's Python object alive from Qt's side; with
+    ``fn`` dropped, what ``fn`` refers to (a listing of 100k files, a training) goes anyway.
+    Errors go to ``errored``; superqt would otherwise re-raise them in the GUI thread."""
+    held = [fn]
+
+    def once() -> Any:
+        return held.pop()()
+
+    def once_generator() -> Any:  # superqt sees a generator function: a GeneratorWorker
+        return (yield from held.pop()())
+
+    run = once_generator if inspect.isgeneratorfunction(fn) else once
+    return create_worker(run, _start_thread=False, _ignore_errors=True)
 
 
 def error_text(exc: BaseException) -> str:
@@ -76,14 +95,13 @@ class JobRunner(QObject):
             yield  # a plain function: one step, then its return value
             return result
 
-        # Errors go to on_error; superqt would otherwise re-raise them in the GUI thread.
-        worker = create_worker(run, _start_thread=False, _ignore_errors=True)
+        worker = start_worker(run)
         if on_yield is not None:
             worker.yielded.connect(lambda value: value is not None and on_yield(value))
         if on_result is not None:
             worker.returned.connect(on_result)
         worker.errored.connect(lambda exc: on_error(error_text(exc)))
-        worker.finished.connect(lambda: self._on_finished(on_done))
+        worker.finished.connect(lambda *_: self._on_finished(on_done))
         self.worker = worker
         self.busy_changed.emit(True)
         worker.start()

@@ -79,15 +79,17 @@ class ClassThumbnails(QObject):
                 self._thread = None
                 return None
             label = self._wanted.pop()
-            scan, generation = self._scan, self.generation
-            if self._firsts is None:
-                firsts: dict[int, list[str]] = {}
-                for s in scan.samples:  # one pass (100k samples: 20 ms), then each class at once
-                    paths = firsts.setdefault(s.label, [])
-                    if len(paths) < self.TRIES:
-                        paths.append(s.path)
-                self._firsts = firsts
-            return generation, label, self._firsts.get(label, []), scan.root
+            scan, generation, firsts = self._scan, self.generation, self._firsts
+        if firsts is None:  # outside the lock: the GUI thread asks for rows meanwhile
+            firsts = {}
+            for s in scan.samples:  # one pass (100k samples: 20 ms), then each class at once
+                paths = firsts.setdefault(s.label, [])
+                if len(paths) < self.TRIES:
+                    paths.append(s.path)
+            with self._lock:
+                if generation == self.generation:
+                    self._firsts = firsts
+        return generation, label, firsts.get(label, []), scan.root
 
     def _run(self) -> None:
         while (job := self._next()) is not None:

@@ -112,9 +112,13 @@ def test_opening_again_frees_the_folder_opened_before(qtbot, window, drop, image
     for n in range(1, 4):
         assert drop(qtbot, window, image_folder)
         qtbot.waitUntil(lambda n=n: len(checked) == n and not panel.verifying and not panel.scanning)
-    qtbot.wait(50)  # the workers' last queued signals
-    gc.collect()
-    assert [ref() is not None for ref in listed[:2] + checked[:2]] == [False] * 4
+
+    def freed():
+        gc.collect()
+        return not any(ref() is not None for ref in listed[:2] + checked[:2])
+
+    # The workers' last queued signals, and a picture thread still busy with the last folder.
+    qtbot.waitUntil(freed, timeout=5_000)
     assert checked[-1]() is panel.scan
 
 
