@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from ..core.data import ScanResult, Split
 
+NAMED_CLASSES = 8  # classes named in a warning
 FEW_IMAGES = 10  # a class with fewer images than this gets a warning
 IMBALANCE = 5.0  # largest/smallest class ratio that gets a warning
 LOGGED_SKIPPED = 20  # skipped files written to the log at a time (the skipped list has them all)
@@ -440,7 +441,10 @@ class DataPanel(QWidget):
         notes = list(scan.warnings)
         few = [c for c, n in zip(scan.classes, total) if n < FEW_IMAGES]
         if few:
-            notes.append(f"Very few images (under {FEW_IMAGES}) in: {display_path(', '.join(few))}.")
+            # A few names, not a thousand: the table (sorted by Images) shows them all.
+            named = display_path(", ".join(few[:NAMED_CLASSES]))
+            more = f" and {len(few) - NAMED_CLASSES:,} more classes" if len(few) > NAMED_CLASSES else ""
+            notes.append(f"Very few images (under {FEW_IMAGES}) in: {named}{more}.")
         if min(total) and max(total) / min(total) >= IMBALANCE:
             notes.append(
                 f"Strong imbalance: the largest class has {max(total) / min(total):.0f}× the images "
