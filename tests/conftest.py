@@ -21,9 +21,11 @@ from ftgui.core.freeze import FreezePlan  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def isolated_app_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run records, window checkpoints and the example folder go to a test's own data folder."""
+    """Run records, window checkpoints and the example folder go to a test's own data folder, and
+    header, feature and pixel caches to its own cache folder."""
     home = tmp_path_factory.mktemp("xdg")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     return home
 
 

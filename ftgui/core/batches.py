@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+import PIL
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
-from .cache import default_budget
 from .data import Batch, ImageListDataset, Sample, Split, collate, decode_threads, threaded_batches
 from .distributed import SINGLE, World
 from .models import Preprocess
+from .stores import RowStore, cache_key, choose_storage, default_budget, file_fingerprints, folder
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -44,7 +46,9 @@ def index_batches(n: int, batch_size: int, shuffle_epoch: int | None, seed: int)
 
 
 class BatchSource:
-    """Batches of one dataset split for one configuration (and the decoded-pixel memo)."""
+    """Batches of one dataset split for one configuration, and the decoded-pixel memo: each
+    image's resized uint8 pixels, kept after the first epoch in RAM when the whole split fits the
+    budget, else in a file in the cache folder (also reused by later runs on the same files)."""
 
     def __init__(
         self,
@@ -61,7 +65,7 @@ class BatchSource:
         self.preprocess = preprocess
         self.config = config
         self.pin_memory = pin_memory
-        self.memo: dict[str, dict[int, torch.Tensor]] = {}
+        self.memo: dict[str, RowStore] = {}
 
     def budget(self) -> int:
         """Bytes the caches may use in RAM (shared by the ranks on one machine)."""
@@ -69,12 +73,36 @@ class BatchSource:
         total = int(mb) << 20 if mb is not None else default_budget()
         return total // self.world.local_size
 
-    def memo_fits(self) -> bool:
-        """Whether every decoded image of the split fits the RAM budget."""
-        if self.config.cache == "off":
-            return False
-        n = len(self.split.train) + len(self.split.val)
-        return n * 3 * self.preprocess.crop_size**2 <= self.budget()
+    def pixel_store(self, part: str) -> RowStore | None:
+        """The decoded-pixel memo of the split's ``part`` ("train" or "val"), made on first use:
+        in RAM when both parts fit the budget, else on disk; None when neither has room."""
+        if part in self.memo:
+            return self.memo[part]
+        size = self.preprocess.crop_size
+        shape = (3, size, size)
+        both = (len(self.split.train) + len(self.split.val)) * 3 * size * size
+        where = choose_storage(both, self.budget())
+        samples = self.split.train if part == "train" else self.split.val
+        if where == "ram":
+            store = RowStore(len(samples), shape, "ram", dtype=np.uint8)
+        elif where == "disk":
+            # The pixels depend on the files, the preprocessing and the decoders' versions.
+            key = cache_key(
+                {
+                    "files": file_fingerprints(self.root, [s.path for s in samples]),
+                    "preprocess": self.preprocess.to_dict(),
+                    "versions": [torch.__version__, PIL.__version__],
+                }
+            )
+            node = f"-node{self.world.node}" if self.world.active else ""
+            path = folder("pixels") / f"{key}{node}.npy"
+            store = RowStore.reopen(path, len(samples), shape, np.uint8)
+            if store is None:
+                store = RowStore(len(samples), shape, "disk", path, np.uint8)
+        else:
+            return None
+        self.memo[part] = store
+        return store
 
     def order(
         self,
@@ -122,9 +150,9 @@ class BatchSource:
             samples = self.split.train if train else self.split.val
         part = {id(self.split.train): "train", id(self.split.val): "val"}.get(id(samples))
         memo = None
-        if part and keep_pixels and not augment and cfg.num_workers == 0 and self.memo_fits():
-            memo = self.memo.setdefault(part, {})
-        elif part:
+        if part and keep_pixels and not augment and cfg.num_workers == 0 and cfg.cache != "off":
+            memo = self.pixel_store(part)
+        elif part and not augment:
             memo = self.memo.get(part)  # pixels kept earlier are still used
         ds = ImageListDataset(self.root, list(samples), self.preprocess, augment=augment, memo=memo)
         order = self.order(train, epoch, merge_single, n=len(samples), shard=shard)
@@ -142,3 +170,5 @@ class BatchSource:
         # Augmentation draws from the global RNG: keep it in this thread, in order.
         threads = 1 if augment else decode_threads()
         yield from threaded_batches(ds, iter(order), threads)
+        if memo is not None:
+            memo.finish()  # a whole pass: what was decoded is there for the next run too

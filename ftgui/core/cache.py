@@ -9,20 +9,11 @@ cached activation; the plan is checked numerically against the full model before
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
-import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-
-from . import paths
 
 _RANDOM_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
@@ -265,103 +256,3 @@ def _check(model: nn.Module, plan: CachePlan, example: torch.Tensor) -> bool:
         )
     except Exception:
         return False
-
-
-# ---------------------------------------------------------------- storage
-
-
-def cache_dir() -> Path:
-    return paths.cache_dir() / "features"
-
-
-def cache_key(parts: dict[str, Any]) -> str:
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
-
-
-def file_fingerprints(root: str, paths: Sequence[str]) -> list[list[Any]]:
-    """(path, size, mtime) per file, so a changed or replaced image never reuses features."""
-    out = []
-    for p in paths:
-        try:
-            st = os.stat(os.path.join(root, p))
-            out.append([p, st.st_size, st.st_mtime_ns])
-        except OSError:
-            out.append([p, -1, -1])
-    return out
-
-
-def available_memory() -> int:
-    """Bytes of RAM available now."""
-    return paths.available_memory()
-
-
-def default_budget() -> int:
-    """A quarter of the RAM available now, at most 8 GiB."""
-    return min(available_memory() // 4, 8 << 30)
-
-
-class FeatureStore:
-    """Cached activations for a list of samples: in RAM, or in a file under the cache folder."""
-
-    def __init__(self, count: int, shape: tuple[int, ...], where: str, path: Path | None = None) -> None:
-        self.count = count
-        self.shape = shape
-        self.where = where
-        self.path = path
-        self.valid = np.zeros(count, dtype=bool)
-        if where == "ram":
-            self.data: Any = torch.empty((count, *shape), dtype=torch.float32)
-        else:
-            assert path is not None
-            path.parent.mkdir(parents=True, exist_ok=True)
-            mode = "r+" if path.exists() else "w+"
-            self.data = np.lib.format.open_memmap(
-                str(path), mode=mode, dtype=np.float32, shape=(count, *shape)
-            )
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.count * int(np.prod(self.shape)) * 4)
-
-    def put(self, indices: Sequence[int], values: torch.Tensor) -> None:
-        idx = list(indices)
-        if self.where == "ram":
-            self.data[idx] = values.cpu()
-        else:
-            self.data[idx] = values.cpu().numpy()
-        self.valid[idx] = True
-
-    def get(self, indices: Sequence[int]) -> torch.Tensor:
-        idx = list(indices)
-        if self.where == "ram":
-            return self.data[idx]
-        return torch.from_numpy(np.ascontiguousarray(self.data[idx]))
-
-    def finish(self, meta_path: Path | None) -> None:
-        if self.where == "disk" and meta_path is not None:
-            self.data.flush()
-            meta_path.write_text(json.dumps({"valid": self.valid.tolist(), "shape": list(self.shape)}))
-
-    @classmethod
-    def reopen(cls, path: Path, meta_path: Path, count: int, shape: tuple[int, ...]) -> FeatureStore | None:
-        try:
-            meta = json.loads(meta_path.read_text())
-            if tuple(meta["shape"]) != tuple(shape) or len(meta["valid"]) != count:
-                return None
-            store = cls(count, shape, "disk", path)
-            store.valid = np.array(meta["valid"], dtype=bool)
-            return store
-        except (OSError, ValueError, KeyError):
-            return None
-
-
-def choose_storage(nbytes: int, budget: int, disk_budget: int | None = None) -> str:
-    """'ram' within the memory budget, else 'disk' when the cache folder has room, else 'none'."""
-    if nbytes <= budget:
-        return "ram"
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    limit = disk_budget if disk_budget is not None else 50 << 30
-    return "disk" if nbytes <= min(free // 2, limit) else "none"

@@ -23,11 +23,9 @@ from .errors import FtguiError
 from .freeze import NOTHING_TRAINS, FreezePlan, NothingTrains
 
 if TYPE_CHECKING:
-    import torch
-
-    from .cache import FeatureStore
     from .data import ScanResult
     from .engine import Trainer
+    from .stores import RowStore
 
 OVERFIT_GAP = 0.2  # a train-validation accuracy gap above this is called overfitting
 CLOSE_ENOUGH = 0.005  # within half a point of the best validation accuracy counts as as good
@@ -156,8 +154,8 @@ class Comparison:
         cancel = cancel or ev.CancelToken()
         self.base.validate()
         scan = scan or scan_folder(self.base.data_dir)
-        memo: dict[str, dict[int, torch.Tensor]] | None = None
-        features: dict[str, FeatureStore] = {}  # frozen-prefix outputs, by what they depend on
+        memo: dict[str, RowStore] | None = None
+        features: dict[str, RowStore] = {}  # frozen-prefix outputs, by what they depend on
         for candidate in self.candidates:
             if cancel.cancelled:
                 break

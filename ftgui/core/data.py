@@ -26,6 +26,7 @@ from PIL import Image, ImageOps
 from .errors import DataError
 from .headers import HeaderCache, Stamp, verify_files
 from .models import Preprocess
+from .stores import RowStore
 from .text import display_path
 
 # torchvision.datasets.folder's list and case-insensitive check, plus GIF (first frame).
@@ -501,8 +502,8 @@ def build_transform(pre: Preprocess, augment: bool = False) -> Callable[[Image.I
 class ImageListDataset(torch.utils.data.Dataset):
     """Samples of a split; a file that fails to decode yields an error instead of a crash.
 
-    With ``memo`` (a dict shared across epochs, augmentation off, no worker processes) each
-    image is decoded and resized once; later epochs reuse its uint8 pixels.
+    With ``memo`` (a row store shared across epochs, augmentation off, no worker processes)
+    each image is decoded and resized once; later epochs reuse its uint8 pixels.
     """
 
     def __init__(
@@ -511,7 +512,7 @@ class ImageListDataset(torch.utils.data.Dataset):
         samples: Sequence[Sample],
         pre: Preprocess,
         augment: bool = False,
-        memo: dict[int, torch.Tensor] | None = None,
+        memo: RowStore | None = None,
     ) -> None:
         self.root = root
         self.samples = list(samples)
@@ -525,19 +526,21 @@ class ImageListDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor | None, int, int, str | None]:
         s = self.samples[index]
-        try:
-            cached = self.memo.get(index) if self.memo is not None else None
-            if cached is None:
-                cached = self.pixels(load_rgb(os.path.join(self.root, s.path), self.decode_size))
-                if self.memo is not None:
-                    self.memo[index] = cached
+        cached = self.memo.get_one(index) if self.memo is not None else None
+        if cached is not None:
             return self.normalize(cached), s.label, index, None
+        try:
+            cached = self.pixels(load_rgb(os.path.join(self.root, s.path), self.decode_size))
         except MemoryError:
             raise  # not the file's fault: the engine reports it as out of memory
         except Exception as exc:  # one bad file must never end a run
             if "allocate memory" in str(exc).lower():
                 raise
             return None, s.label, index, f"{type(exc).__name__}: {exc}"
+        if self.memo is not None:
+            with contextlib.suppress(OSError):  # a full disk costs the memo, never the run
+                self.memo.put_one(index, cached)
+        return self.normalize(cached), s.label, index, None
 
 
 def decode_threads() -> int:

@@ -17,20 +17,12 @@ from torch import nn
 
 from . import events as ev
 from .batches import BatchSource
-from .cache import (
-    CachePlan,
-    FeatureStore,
-    cache_dir,
-    cache_key,
-    capture,
-    choose_storage,
-    file_fingerprints,
-    plan_cache,
-)
+from .cache import CachePlan, capture, plan_cache
 from .data import Batch, Sample
 from .errors import FtguiError
 from .layers import trainable_names
 from .models import BuiltModel, aux_modules
+from .stores import RowStore, cache_key, choose_storage, file_fingerprints, folder
 
 # Reports the files of a batch that could not be read (the trainer's FileSkipped events).
 ReportFailures = Callable[[Batch, Sequence[Sample]], Iterator[ev.Event]]
@@ -39,8 +31,8 @@ ReportFailures = Callable[[Batch, Sequence[Sample]], Iterator[ev.Event]]
 @dataclass
 class _Active:
     plan: CachePlan
-    train: FeatureStore
-    val: FeatureStore
+    train: RowStore
+    val: RowStore
     signature: tuple[str, ...]
 
 
@@ -63,16 +55,17 @@ class FrozenPrefix:
         source: BatchSource,
         built: BuiltModel,
         device: torch.device,
-        shared: dict[str, FeatureStore] | None = None,
+        shared: dict[str, RowStore] | None = None,
     ) -> None:
         self.source = source
         self.built = built
         self.device = device
         self._active: _Active | None = None
+        self._decided: tuple[str, ...] | None = None  # the freeze state ensure() last judged
         # Finished stores by cache key, shared between runs of one process (a comparison's
         # candidates with the same frozen prefix); the key covers everything the features
         # depend on, so a store is only ever reused for identical features.
-        self.shared: dict[str, FeatureStore] = shared if shared is not None else {}
+        self.shared: dict[str, RowStore] = shared if shared is not None else {}
 
     @property
     def active(self) -> bool:
@@ -89,11 +82,14 @@ class FrozenPrefix:
         model = self.built.model
         cfg = self.source.config
         signature = tuple(trainable_names(model))
-        if self._active is not None and self._active.signature == signature:
-            return
+        if signature == self._decided:
+            return  # the same freeze state as at the last epoch: nothing to build or check
+        self._decided = signature
         self._active = None
         if cfg.cache == "off" or cfg.augment or aux_modules(model):
             return
+        if all(p.requires_grad for p in model.parameters()):
+            return  # nothing frozen: no prefix to cache (and no example images to decode)
         split = self.source.split
         example = self._example_batch()
         if example is None:
@@ -133,22 +129,22 @@ class FrozenPrefix:
         stores = []
         reused = True
         for part, samples in (("train", split.train), ("val", split.val)):
-            path = cache_dir() / f"{key}-{part}{node}.npy"
-            meta = path.with_suffix(".json")
+            path = folder("features") / f"{key}-{part}{node}.npy"
             store = self.shared.get(f"{key}-{part}")
             if store is None and where == "disk":
-                store = FeatureStore.reopen(path, meta, len(samples), shape)
+                store = RowStore.reopen(path, len(samples), shape)
             if world.any(store is None):  # rebuilt together unless every rank has it
                 reused = False
-                store = yield from self._fill(samples, plan, shape, where, path, meta, cancel, report)
+                store = yield from self._fill(samples, plan, shape, where, path, cancel, report)
                 if store is None:
+                    self._decided = None  # stopped half-way: build it when training goes on
                     return
             assert store is not None
             self.shared[f"{key}-{part}"] = store
             stores.append(store)
         self._active = _Active(plan, stores[0], stores[1], signature)
         size = (n_train + n_val) * per_image / 2**20
-        place = "in RAM" if where == "ram" else f"on disk in {cache_dir()}"
+        place = "in RAM" if where == "ram" else f"on disk in {folder('features')}"
         verb = "Reused the cached" if reused else "Cached the"
         yield ev.Message(
             "info",
@@ -163,10 +159,9 @@ class FrozenPrefix:
         shape: tuple[int, ...],
         where: str,
         path: Path,
-        meta: Path,
         cancel: ev.CancelToken,
         report: ReportFailures,
-    ) -> Generator[ev.Event, None, FeatureStore | None]:
+    ) -> Generator[ev.Event, None, RowStore | None]:
         """Compute the frozen layers' output for ``samples`` (None if cancelled).
 
         Under torchrun each rank computes its shard of every batch and the shards are summed
@@ -176,7 +171,7 @@ class FrozenPrefix:
         model = self.built.model
         disk = where == "disk"
         writer = not disk or world.local_rank == 0
-        store = FeatureStore(len(samples), shape, where, path if disk else None) if writer else None
+        store = RowStore(len(samples), shape, where, path if disk else None) if writer else None
         whole = self.source.order(False, 0, n=len(samples), shard=False)
         for idx, batch in zip(
             whole, self.source.images(train=False, samples=samples, shard=True, keep_pixels=False)
@@ -200,10 +195,10 @@ class FrozenPrefix:
             if store is not None and got is not None and rows:
                 store.put(rows, got)
         if store is not None:
-            store.finish(meta if disk else None)
+            store.finish()
         world.barrier()  # the machine's file is complete before anyone opens it
         if store is None:
-            store = FeatureStore.reopen(path, meta, len(samples), shape)
+            store = RowStore.reopen(path, len(samples), shape)
             if store is None:
                 raise FtguiError(
                     f"The frozen-layer cache file {path} could not be read after it was written."

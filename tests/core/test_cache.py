@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from ftgui.core import events as ev
-from ftgui.core.cache import choose_storage, plan_cache
+from ftgui.core.cache import plan_cache
 from ftgui.core.engine import Trainer
 from ftgui.core.freeze import FreezePlan
 from ftgui.core.models import build_model
+from ftgui.core.stores import choose_storage
 
 
 def _run(config):

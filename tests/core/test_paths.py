@@ -7,7 +7,7 @@ import sys
 import psutil
 import pytest
 
-from ftgui.core import cache, paths
+from ftgui.core import paths, stores
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG variables are Linux's")
@@ -15,10 +15,10 @@ def test_folders_follow_the_platforms_rules(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert paths.data_dir() == tmp_path / "data" / "ftgui"
-    assert cache.cache_dir() == tmp_path / "cache" / "ftgui" / "features"
+    assert stores.folder("features") == tmp_path / "cache" / "ftgui" / "features"
 
 
 def test_free_memory_and_the_cache_budget_come_from_the_system():
-    available = cache.available_memory()
+    available = paths.available_memory()
     assert 0 < available <= psutil.virtual_memory().total
-    assert 0 < cache.default_budget() <= 8 << 30
+    assert 0 < stores.default_budget() <= 8 << 30
