@@ -2,13 +2,19 @@
 
     python benchmarks/bench_growth.py                 # 1k, 10k and 100k images
     python benchmarks/bench_growth.py --sizes 1000,10000 --model resnet18
+    python benchmarks/bench_growth.py --cache-memory 64   # caches beyond 64 MB go to disk
 
 For each size a generated folder of small JPEGs (32 px, 100 classes; written once under the
 system's temporary folder and kept for later runs) is measured with its own empty cache
 folder: opening it cold (listing and every header checked) in one process, then, in a second
 process as when the app is opened again, opening it from the header cache, the first epoch of head-only training at 64 px (decoding every image and
 caching the frozen layers' output) and a later epoch (the head alone on cached features),
-evaluation on the validation split, and the process's peak RSS. Printed per image (µs), with
+evaluation on the validation split, and the process's peak RSS, also above its RSS before the
+folder was opened (with the model built). A third process measures the decoded-pixel memo of
+full fine-tuning without the model: a pass that decodes every training image into it, a pass
+that reads them back, and its peak RSS. With ``--cache-memory`` below the caches' size, the
+features and the pixels live on disk and the peak RSS must stay within the budget plus what
+the smallest folder needed (the exit status says whether it did). Printed per image (µs), with
 the growth of each per-image cost from one size to the next; from 10k to 100k none may grow
 by more than 1.3x (the exit status says whether they did). The model has random weights
 (nothing is downloaded), so its accuracy means nothing here; the costs do.
@@ -65,22 +71,21 @@ def open_cold(folder: str) -> dict[str, float]:
     return {"open_cold": time.perf_counter() - t, "checked": scan.checked}
 
 
-def measure(folder: str, model: str) -> dict[str, float]:
-    """One size, in a second fresh process: seconds of each step and the peak RSS."""
-    from ftgui.core import events as ev
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def config(folder: str, model: str, cache_memory: int | None) -> Any:
     from ftgui.core.config import TrainConfig
-    from ftgui.core.data import scan_folder
-    from ftgui.core.engine import Trainer
-    from ftgui.core.evaluate import evaluate_trainer
     from ftgui.core.freeze import FreezePlan
 
-    out: dict[str, float] = {}
-    t = time.perf_counter()
-    scan = scan_folder(folder)  # a fresh process, as when the app is opened again
-    out["open_cached"] = time.perf_counter() - t
-    out["images"] = len(scan.samples)
-    out["checked_again"] = scan.checked
-    cfg = TrainConfig(
+    return TrainConfig(
         data_dir=folder,
         arch=model,
         weights="none",
@@ -92,8 +97,27 @@ def measure(folder: str, model: str) -> dict[str, float]:
         val_fraction=0.1,
         seed=0,
         device="cpu",
+        cache_memory_mb=cache_memory,
     )
-    trainer = Trainer(cfg)
+
+
+def measure(folder: str, model: str, cache_memory: int | None) -> dict[str, float]:
+    """One size, in a second fresh process: seconds of each step and the peak RSS."""
+    from ftgui.core import events as ev
+    from ftgui.core.data import scan_folder
+    from ftgui.core.engine import Trainer
+    from ftgui.core.evaluate import evaluate_trainer
+    from ftgui.core.models import build_model
+
+    out: dict[str, float] = {}
+    build_model(model, CLASSES, "none", 64)  # torch and the model's code loaded: the baseline
+    out["base_rss_mb"] = current_rss_mb()
+    t = time.perf_counter()
+    scan = scan_folder(folder)  # a fresh process, as when the app is opened again
+    out["open_cached"] = time.perf_counter() - t
+    out["images"] = len(scan.samples)
+    out["checked_again"] = scan.checked
+    trainer = Trainer(config(folder, model, cache_memory))
     trainer.prepare(scan=scan)
     epochs = []
     start = time.perf_counter()
@@ -107,7 +131,34 @@ def measure(folder: str, model: str) -> dict[str, float]:
     evaluation = evaluate_trainer(trainer)
     out["evaluate"] = time.perf_counter() - t
     out["evaluated"] = evaluation.count if evaluation else 0
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
+    assert trainer.prefix is not None and trainer.prefix._active is not None
+    out["features_on_disk"] = float(trainer.prefix._active.train.where == "disk")
+    return out
+
+
+def measure_pixels(folder: str, model: str, cache_memory: int | None) -> dict[str, float]:
+    """The decoded-pixel memo (what full fine-tuning keeps between epochs), in a fresh process:
+    seconds of a pass that decodes every training image into it and of a pass that reads them
+    back, and the peak RSS."""
+    from ftgui.core.batches import BatchSource
+    from ftgui.core.data import scan_folder, split_samples
+    from ftgui.core.models import build_model
+
+    cfg = config(folder, model, cache_memory)
+    built = build_model(model, CLASSES, "none", 64)
+    base = current_rss_mb()
+    scan = scan_folder(folder)
+    source = BatchSource(folder, split_samples(scan, cfg.val_fraction, cfg.seed), built.preprocess, cfg)
+    out = {"pixels_base_rss_mb": base}
+    for key, epoch in (("pixels_first", 0), ("pixels_later", 1)):
+        t = time.perf_counter()
+        for _ in source.images(train=True, epoch=epoch):
+            pass
+        out[key] = time.perf_counter() - t
+    out["pixels_peak_rss_mb"] = peak_rss_mb()
+    out["pixels_on_disk"] = float(source.memo["train"].where == "disk")
+    out["pixels_images"] = len(source.split.train)
     return out
 
 
@@ -179,6 +230,11 @@ def main() -> int:
     parser.add_argument("--model", default="mobilenet_v3_small")
     parser.add_argument("--folders", default=str(Path(tempfile.gettempdir()) / "ftgui-bench-growth"))
     parser.add_argument("--no-window", action="store_true", help="leave out the window's lateness")
+    parser.add_argument(
+        "--cache-memory", type=int, default=None, metavar="MB",
+        help="the caches' RAM budget (default: a quarter of the free RAM); beyond it they go to disk",
+    )  # fmt: skip
+    parser.add_argument("--pixels", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--window", action="store_true", help=argparse.SUPPRESS)
@@ -187,7 +243,12 @@ def main() -> int:
         print(json.dumps(window_lateness(Path(args.child))))
         return 0
     if args.child:
-        print(json.dumps(open_cold(args.child) if args.cold else measure(args.child, args.model)))
+        if args.cold:
+            result = open_cold(args.child)
+        else:
+            step = measure_pixels if args.pixels else measure
+            result = step(args.child, args.model, args.cache_memory)
+        print(json.dumps(result))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = {}
@@ -198,11 +259,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="ftgui-bench-cache-") as cache:
             env = {**os.environ, "XDG_CACHE_HOME": cache}  # no header or feature cache yet
             row: dict[str, float] = {}
-            for cold in (True, False):
-                cmd = [sys.executable, __file__, "--child", str(folder), "--model", args.model]
-                proc = subprocess.run(
-                    cmd + ["--cold"] * cold, env=env, capture_output=True, text=True, check=False
-                )
+            cmd = [sys.executable, __file__, "--child", str(folder), "--model", args.model]
+            if args.cache_memory is not None:
+                cmd += ["--cache-memory", str(args.cache_memory)]
+            for extra in (["--cold"], [], ["--pixels"]):
+                proc = subprocess.run(cmd + extra, env=env, capture_output=True, text=True, check=False)
                 if proc.returncode:
                     print(proc.stdout + proc.stderr, file=sys.stderr)
                     return 1
@@ -221,6 +282,18 @@ def main() -> int:
     print("seconds:")
     for n, r in rows.items():
         print(f"{n:>8,} " + " ".join(f"{r[c]:12.2f}" for c in COSTS))
+    budget = "a quarter of the free RAM" if args.cache_memory is None else f"{args.cache_memory} MB"
+    print(f"\nmemory (MB), caches' RAM budget {budget}; RSS above the process's before the folder:")
+    print(f"{'images':>8} {'head only':>12} {'features':>9} {'pixel memo':>12} {'pixels':>7} "
+          f"{'decode µs':>10} {'reread µs':>10}")  # fmt: skip
+    for n, r in rows.items():
+        where = ("RAM", "disk")
+        print(
+            f"{n:>8,} {r['peak_rss_mb'] - r['base_rss_mb']:12.0f} {where[int(r['features_on_disk'])]:>9} "
+            f"{r['pixels_peak_rss_mb'] - r['pixels_base_rss_mb']:12.0f} "
+            f"{where[int(r['pixels_on_disk'])]:>7} {1e6 * r['pixels_first'] / r['pixels_images']:10.1f} "
+            f"{1e6 * r['pixels_later'] / r['pixels_images']:10.1f}"
+        )
     if not args.no_window:
         biggest = Path(args.folders) / f"{sizes[-1]}"
         with tempfile.TemporaryDirectory(prefix="ftgui-bench-cache-") as cache:
@@ -236,6 +309,17 @@ def main() -> int:
         for what, p99, worst, seconds in json.loads(proc.stdout.strip().splitlines()[-1]):
             print(f"  {what:<45} p99 {p99:6.1f} ms, longest {worst:6.1f} ms, done in {seconds:.2f} s")
     ok = True
+    if args.cache_memory is not None and len(sizes) > 1:
+        # Within the budget plus a constant: what the smallest folder needed above the budget.
+        for what, peak, base in (("head only", "peak_rss_mb", "base_rss_mb"),
+                                 ("pixel memo", "pixels_peak_rss_mb", "pixels_base_rss_mb")):  # fmt: skip
+            used = {n: rows[n][peak] - rows[n][base] for n in sizes}
+            allowed = args.cache_memory + used[sizes[0]]
+            fits = used[sizes[-1]] <= allowed
+            ok = ok and fits
+            print(f"{what}: {used[sizes[-1]]:.0f} MB above the start at {sizes[-1]:,} images, at most "
+                  f"{allowed:.0f} MB allowed (budget + {used[sizes[0]]:.0f} MB at {sizes[0]:,}): "
+                  f"{'ok' if fits else 'TOO MUCH'}")  # fmt: skip
     for a, b in zip(sizes, sizes[1:]):
         growth = [(rows[b][c] / b) / (rows[a][c] / a) for c in COSTS]
         cells = " ".join(f"{g:11.2f}x" for g in growth)
