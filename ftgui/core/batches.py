@@ -20,7 +20,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from .data import Batch, ImageListDataset, Sample, Split, collate, decode_threads, threaded_batches
 from .distributed import SINGLE, World
 from .models import Preprocess
-from .stores import RowStore, cache_key, choose_storage, default_budget, file_fingerprints, folder
+from .stores import RowStore, cache_key, choose_storage, default_budget, files_digest, folder
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -89,16 +89,15 @@ class BatchSource:
             # The pixels depend on the files, the preprocessing and the decoders' versions.
             key = cache_key(
                 {
-                    "files": file_fingerprints(self.root, [s.path for s in samples]),
+                    "files": files_digest(self.root, samples),
                     "preprocess": self.preprocess.to_dict(),
                     "versions": [torch.__version__, PIL.__version__],
                 }
             )
             node = f"-node{self.world.node}" if self.world.active else ""
             path = folder("pixels") / f"{key}{node}.npy"
-            store = RowStore.reopen(path, len(samples), shape, np.uint8)
-            if store is None:
-                store = RowStore(len(samples), shape, "disk", path, np.uint8)
+            earlier = RowStore.reopen(path, len(samples), shape, np.uint8)
+            store = earlier if earlier is not None else RowStore(len(samples), shape, "disk", path, np.uint8)
         else:
             return None
         self.memo[part] = store

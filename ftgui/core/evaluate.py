@@ -223,11 +223,26 @@ def evaluate_outcomes(
     return kept, (torch.cat(outputs) if outputs else torch.empty(0, 3, dtype=torch.float64))
 
 
-def evaluate_trainer(trainer: Trainer, **kwargs: Any) -> Evaluation | None:
+def evaluate_trainer(
+    trainer: Trainer,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Evaluation | None:
     """Evaluate a trainer's current model on its validation split (under torchrun: together,
-    the result on rank 0)."""
+    the result on rank 0). With the frozen layers' output cached, only the trainable layers run
+    on it (no image is decoded again); else the whole model runs on the images."""
     assert trainer.split is not None and trainer.scan is not None
     samples = trainer.split.val or trainer.split.train
+    prefix = trainer.prefix
+    if trainer.split.val and not trainer.world.active and prefix is not None and prefix.matches_model():
+        local = _outcomes_from_cache(trainer, progress, cancelled)
+        if local is None:
+            return None
+        cached = summarise_outcomes(
+            trainer.classes, trainer.scan.root, [samples[i] for i in local[0]], local[1]
+        )
+        cached.requested = len(samples)
+        return cached
     result = evaluate_model(
         trainer.model,
         trainer.preprocess,
@@ -235,12 +250,44 @@ def evaluate_trainer(trainer: Trainer, **kwargs: Any) -> Evaluation | None:
         trainer.scan.root,
         samples,
         batch_size=trainer.config.batch_size,
+        progress=progress,
+        cancelled=cancelled,
         world=trainer.world,
-        **kwargs,
     )
     if result is not None and not trainer.split.val:
         result.split = "training"
     return result
+
+
+def _outcomes_from_cache(
+    trainer: Trainer,
+    progress: Callable[[int, int], None] | None,
+    cancelled: Callable[[], bool] | None,
+) -> tuple[list[int], torch.Tensor] | None:
+    """:func:`evaluate_outcomes` for the validation split, from its cached features."""
+    assert trainer.split is not None
+    total = len(trainer.split.val)
+    kept: list[int] = []
+    outputs: list[torch.Tensor] = []
+    done = 0
+    was_training = trainer.model.training
+    trainer.set_eval_mode()
+    try:
+        with torch.inference_mode():
+            for batch in trainer.batches(train=False):
+                if cancelled and cancelled():
+                    return None
+                if batch.images.numel():
+                    logits = trainer.forward(batch.images.to(trainer.device)).float().cpu()
+                    outputs.append(outcomes(logits, batch.labels))
+                    kept.extend(batch.indices.tolist())
+                done = min(total, done + trainer.config.batch_size)
+                if progress:
+                    progress(done, total)
+    finally:
+        if was_training:
+            trainer.set_train_mode()
+    return kept, (torch.cat(outputs) if outputs else torch.empty(0, 3, dtype=torch.float64))
 
 
 def evaluate_bundle(predictor: Predictor, data_root: str | None = None, **kwargs: Any) -> Evaluation | None:

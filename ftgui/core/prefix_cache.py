@@ -22,7 +22,7 @@ from .data import Batch, Sample
 from .errors import FtguiError
 from .layers import trainable_names
 from .models import BuiltModel, aux_modules
-from .stores import RowStore, cache_key, choose_storage, file_fingerprints, folder
+from .stores import RowStore, cache_key, choose_storage, files_digest, folder
 
 # Reports the files of a batch that could not be read (the trainer's FileSkipped events).
 ReportFailures = Callable[[Batch, Sequence[Sample]], Iterator[ev.Event]]
@@ -34,6 +34,7 @@ class _Active:
     train: RowStore
     val: RowStore
     signature: tuple[str, ...]
+    frozen: list[float]  # frozen_fingerprint when the features were made
 
 
 def frozen_fingerprint(model: nn.Module) -> list[float]:
@@ -70,6 +71,11 @@ class FrozenPrefix:
     @property
     def active(self) -> bool:
         return self._active is not None
+
+    def matches_model(self) -> bool:
+        """Whether the cache holds what the model's frozen layers compute now (after training
+        they still do, unless the layers were unfrozen or other weights loaded since)."""
+        return self._active is not None and frozen_fingerprint(self.built.model) == self._active.frozen
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -110,15 +116,16 @@ class FrozenPrefix:
             yield ev.Message("info", "Frozen-layer cache skipped: not enough memory or disk for it.")
             return
         root = self.source.root
+        frozen = frozen_fingerprint(model)
         key = cache_key(
             {
                 "arch": self.built.arch,
                 "weights": self.built.weights_source,
                 "capture": plan.capture_at,
-                "frozen": frozen_fingerprint(model),
+                "frozen": frozen,
                 "preprocess": self.source.preprocess.to_dict(),
-                "train": file_fingerprints(root, [x.path for x in split.train]),
-                "val": file_fingerprints(root, [x.path for x in split.val]),
+                "train": files_digest(root, split.train),
+                "val": files_digest(root, split.val),
                 "kwargs": self.built.model_kwargs,
                 "torch": torch.__version__,
                 "device": self.device.type,
@@ -142,7 +149,7 @@ class FrozenPrefix:
             assert store is not None
             self.shared[f"{key}-{part}"] = store
             stores.append(store)
-        self._active = _Active(plan, stores[0], stores[1], signature)
+        self._active = _Active(plan, stores[0], stores[1], signature, frozen)
         size = (n_train + n_val) * per_image / 2**20
         place = "in RAM" if where == "ram" else f"on disk in {folder('features')}"
         verb = "Reused the cached" if reused else "Cached the"

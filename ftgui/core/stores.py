@@ -20,14 +20,17 @@ import os
 import shutil
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from . import paths
+
+if TYPE_CHECKING:
+    from .data import Sample
 
 # Most buffers one preadv/pwritev call takes (Linux's IOV_MAX).
 _IOV_MAX = 1024
@@ -52,27 +55,33 @@ def cache_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def file_fingerprints(root: str, files: Sequence[str]) -> list[list[Any]]:
-    """(path, size, mtime) per file, so a changed or replaced image never reuses a row."""
-    out = []
-    for p in files:
+def files_digest(root: str, samples: Iterable[Sample]) -> str:
+    """A digest of each file's path, size and mtime (and label), so a changed or replaced image
+    never reuses a row. Hashed as it goes: 100k files never become 100k lists in memory."""
+    digest = hashlib.sha256()
+    for s in samples:
         try:
-            st = os.stat(os.path.join(root, p))
-            out.append([p, st.st_size, st.st_mtime_ns])
+            st = os.stat(os.path.join(root, s.path))
+            size, mtime = st.st_size, st.st_mtime_ns
         except OSError:
-            out.append([p, -1, -1])
-    return out
+            size, mtime = -1, -1
+        digest.update(f"{s.path}\0{size}\0{mtime}\0{s.label}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def default_budget() -> int:
-    """A quarter of the RAM available now, at most 8 GiB."""
+    """``FTGUI_CACHE_MEMORY_MB`` if set (the window has no ``--cache-memory``), else a quarter
+    of the RAM available now, at most 8 GiB."""
+    mb = os.environ.get("FTGUI_CACHE_MEMORY_MB", "").strip()
+    if mb.isdigit():
+        return int(mb) << 20
     return min(paths.available_memory() // 4, 8 << 30)
 
 
 class RowStore:
     """``count`` rows of ``shape`` and ``dtype``, with a flag per row saying it holds a value.
 
-    ``where`` is ``"ram"`` (one tensor) or ``"disk"`` (the file ``path``; its flags are saved
+    ``where`` is ``"ram"`` (one array) or ``"disk"`` (the file ``path``; its flags are saved
     to ``path.with_suffix('.json')`` by :meth:`finish`). ``put`` and ``get`` may be called from
     several threads at once for different rows.
     """

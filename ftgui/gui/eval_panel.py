@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ..core.evaluate import Evaluation
     from .fix_actions import FileFixes
 
-PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 MISTAKE_ROLE = Qt.ItemDataRole.UserRole + 3
 
 
@@ -60,8 +59,7 @@ class EvaluationPanel(QWidget):
         super().__init__(parent)
         self.evaluation: Evaluation | None = None
         self.fixes: FileFixes | None = None  # Move to class… / Exclude on the image lists
-        self._paths: list[str] = []
-        self._index: dict[str, int] = {}  # path -> its place in _paths
+        self._cell_paths: list[str] = []  # the cell list's rows
         self._thumbs: dict[str, bytes] = {}
         self._heat: dict[str, bytes] = {}  # mistake path -> [predicted | true] heat-map picture
         self._cell: tuple[int, int] | None = None  # the confusion-matrix cell listed
@@ -88,6 +86,7 @@ class EvaluationPanel(QWidget):
         self.matrix_stack.addWidget(self.heat_map)
         self.cell_label = QLabel("Click a cell to list its images.")
         self.cell_images = QListWidget()
+        self.cell_images.setUniformItemSizes(True)  # thousands of rows lay out at once
         # A model/view table (click a header to sort: the worst recall first, say).
         self.metrics, self.metrics_model = rows_table(
             ["Class", "Images", "Precision", "Recall", "F1", "Accuracy"]
@@ -196,8 +195,6 @@ class EvaluationPanel(QWidget):
         k = len(ev.classes)
         # Qt cuts a string at bytes that are not UTF-8; show such names as \xNN instead.
         names = [display_path(c) for c in ev.classes]
-        self._paths.clear()
-        self._index.clear()
         if ev.accuracy is None:
             self.summary.setText(f"<b>{html.escape(display_path(headline(ev)))}</b>")
         else:
@@ -273,7 +270,6 @@ class EvaluationPanel(QWidget):
         self.gallery.setGridSize(QSize(214, 150) if heat else QSize(150, 150))
         names = [display_path(c) for c in ev.classes]
         for n, mk in enumerate(ev.worst):
-            full = os.path.join(ev.root, mk.path)
             caption = f"{names[mk.true_label]} → {names[mk.predicted]}\n{100 * mk.confidence:.0f}% sure"
             if mk.true_label == mk.predicted:
                 caption = f"{names[mk.true_label]} ✓\n{100 * mk.confidence:.0f}% sure"
@@ -281,7 +277,6 @@ class EvaluationPanel(QWidget):
             png = (self._heat if heat else self._thumbs).get(mk.path)
             if png:
                 entry.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png))))
-            entry.setData(PATH_ROLE, self._remember(full))
             entry.setData(MISTAKE_ROLE, n)
             tip = f"{display_path(mk.path)}\nloss {mk.loss:.3f}"
             if heat:
@@ -312,7 +307,7 @@ class EvaluationPanel(QWidget):
             return
         from .fix_actions import fix_menu
 
-        rels = [Path(os.path.relpath(self.path_of(i), ev.root)).as_posix() for i in items]
+        rels = [self._relative_path(i) for i in items]
         if view is self.gallery:
             guesses = {ev.worst[int(i.data(MISTAKE_ROLE))].predicted for i in items}
         else:
@@ -337,22 +332,21 @@ class EvaluationPanel(QWidget):
             f"{display_path(ev.classes[column])}:"
         )
         self.cell_images.clear()
-        for p in paths:
-            item = QListWidgetItem(display_path(p))
-            item.setData(PATH_ROLE, self._remember(os.path.join(ev.root, p)))
-            self.cell_images.addItem(item)
+        # One call for the whole list (a diagonal cell of a big folder lists thousands): a row
+        # finds its path by its number, as a QString would lose bytes that are not UTF-8.
+        self._cell_paths = paths
+        self.cell_images.addItems([display_path(p) for p in paths])
 
-    def _remember(self, path: str) -> int:
-        """Items carry an index into a Python list: a QString would lose bytes that are not UTF-8.
-        Each path is kept once, however often the lists are filled again."""
-        index = self._index.get(path)
-        if index is None:
-            index = self._index[path] = len(self._paths)
-            self._paths.append(path)
-        return index
+    def _relative_path(self, item: QListWidgetItem) -> str:
+        ev = self.evaluation
+        assert ev is not None
+        if item.listWidget() is self.gallery:
+            return ev.worst[int(item.data(MISTAKE_ROLE))].path
+        return self._cell_paths[self.cell_images.row(item)]
 
     def path_of(self, item: QListWidgetItem) -> str:
-        return self._paths[int(item.data(PATH_ROLE))]
+        assert self.evaluation is not None
+        return os.path.join(self.evaluation.root, self._relative_path(item))
 
     def _on_item_double_clicked(self, item: QListWidgetItem) -> None:
         open_file(self.path_of(item))

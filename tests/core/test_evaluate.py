@@ -195,3 +195,36 @@ def test_evaluation_streams_three_numbers_per_image(image_folder, tiny_model):
     assert ev.confusion == want.confusion and ev.predictions == want.predictions
     assert ev.accuracy == pytest.approx(want.accuracy) and ev.loss == pytest.approx(want.loss, rel=1e-5)
     assert [m.path for m in ev.worst] == [m.path for m in want.worst]
+
+
+def test_evaluation_on_cached_features_equals_evaluation_on_the_images(tiny_config, monkeypatch):
+    """Head only: the validation features are cached, so evaluation runs only the head on them
+    (no image decoded again) and reports what running the whole model on the images reports."""
+    from ftgui.core import data as data_module
+    from ftgui.core.evaluate import evaluate_model
+
+    tiny_config.freeze, tiny_config.epochs, tiny_config.cache_memory_mb = FreezePlan.parse("last-1"), 2, 0
+    trainer = Trainer(tiny_config)
+    run_to_end(trainer)
+    assert trainer.prefix.matches_model()
+    decoded = []
+    real = data_module.load_rgb
+    monkeypatch.setattr(data_module, "load_rgb", lambda *a, **k: decoded.append(a) or real(*a, **k))
+    seen = []
+    cached = evaluate_trainer(trainer, progress=lambda done, total: seen.append((done, total)))
+    assert decoded == [] and seen[-1] == (20, 20)
+    full = evaluate_model(
+        trainer.model, trainer.preprocess, trainer.classes, trainer.scan.root, trainer.split.val
+    )
+    assert len(decoded) == 20
+    assert cached.confusion == full.confusion and cached.count == full.count == 20
+    assert cached.loss == pytest.approx(full.loss, rel=1e-4)
+    assert [m.path for m in cached.worst] == [m.path for m in full.worst]
+    # Weights of the frozen part changed (another model loaded): the cache no longer says what
+    # the model computes, and evaluation decodes the images again.
+    with torch.no_grad():
+        trainer.model.conv1.weight.mul_(0.5)
+    assert not trainer.prefix.matches_model()
+    decoded.clear()
+    evaluate_trainer(trainer)
+    assert len(decoded) == 20

@@ -22,3 +22,10 @@ def test_free_memory_and_the_cache_budget_come_from_the_system():
     available = paths.available_memory()
     assert 0 < available <= psutil.virtual_memory().total
     assert 0 < stores.default_budget() <= 8 << 30
+
+
+def test_the_cache_budget_can_be_set_for_the_window(monkeypatch):
+    monkeypatch.setenv("FTGUI_CACHE_MEMORY_MB", "64")
+    assert stores.default_budget() == 64 << 20
+    monkeypatch.setenv("FTGUI_CACHE_MEMORY_MB", "lots")  # not a number: the default
+    assert 0 < stores.default_budget() <= 8 << 30

@@ -8,8 +8,11 @@ Each cycle: open a small 4-class folder, train head-only with batch size 1 (one 
 batch), press Stop part-way and Start again, let the evaluation run, export; then open a
 100-class folder, train one epoch and let its evaluation (a 100 x 100 confusion heat map) fill the
 Evaluate tab. Between the two: Check data on the small folder, a Move to class and its Undo, the
-worst mistakes' heat maps, and Classify a folder over the small folder. Every ``--report-every`` seconds it prints the resident memory and
-``sys.getrefcount(None)``; the last line is a JSON summary. A Qt binding that loses references
+worst mistakes' heat maps, Classify a folder over the small folder, and the opening of a folder of
+``--big`` images whose header cache is deleted first, so that every cycle checks it in worker
+processes. The caches' RAM budget is ``--cache-memory`` (0: every cache is a file on disk, as
+with a big folder). Every ``--report-every`` seconds it prints the resident memory, the open
+file descriptors and ``sys.getrefcount(None)``; the last line is a JSON summary. A Qt binding that loses references
 to None (PySide6 6.12.0 on Python < 3.12) aborts the process long before the end.
 """
 
@@ -50,6 +53,14 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def open_files() -> int:
+    """Open file descriptors (handles on Windows): a cache file left open per run adds up."""
+    import psutil
+
+    process = psutil.Process()
+    return process.num_fds() if hasattr(process, "num_fds") else process.num_handles()
+
+
 def none_refs() -> int:
     gc.collect()
     return sys.getrefcount(None)
@@ -66,6 +77,8 @@ class Soak:
         self.workdir = workdir
         self.small = make_example_dataset(workdir / "shapes", per_class=40, size=32, seed=1)
         self.large = make_many_classes(workdir / "many", args.eval_classes)
+        self.big = make_many_classes(workdir / "big", 10, per_class=max(1, args.big // 10), size=8)
+        self.big_opened = 0
         settings = QSettings(str(workdir / "ftgui.ini"), QSettings.Format.IniFormat)
         settings.setValue("fixes/confirmed_move", True)  # asked once; a soak has no one to answer
         self.window = MainWindow(settings=settings)
@@ -85,6 +98,7 @@ class Soak:
         self.step = "wait-ready"
         self.refs_start: int | None = None
         self.rss_start: float | None = None
+        self.fds_start: int | None = None
         self.samples: list[dict[str, float]] = []
         self.failure: str | None = None
         self.timer = QTimer()
@@ -126,6 +140,7 @@ class Soak:
         sample = {
             "minute": round(self.elapsed / 60, 2),
             "rss_mb": round(rss_mb(), 1),
+            "open_files": open_files(),
             "none_refs": sys.getrefcount(None),
             "batches": self.batches,
             "evaluations": self.evaluations,
@@ -134,7 +149,8 @@ class Soak:
         }
         self.samples.append(sample)
         print(
-            f"{sample['minute']:6.2f} min  RSS {sample['rss_mb']:7.1f} MB  None refs {sample['none_refs']:>9,}  "
+            f"{sample['minute']:6.2f} min  RSS {sample['rss_mb']:7.1f} MB  files {sample['open_files']:>4}  "
+            f"None refs {sample['none_refs']:>9,}  "
             f"batches {self.batches:>7,}  evaluations {self.evaluations:>4}  exports {self.exports:>4}  "
             f"stops {self.stops:>3}  checks {self.checks:>3}  undos {self.undos:>3}  "
             f"classified {self.classified:>6}",
@@ -160,7 +176,7 @@ class Soak:
         elif self.step == "scan-small":
             if w.data_panel.scan is not None and w.data_panel.scan.root == str(self.small) and not w.busy:
                 if self.refs_start is None:
-                    self.refs_start, self.rss_start = none_refs(), rss_mb()
+                    self.refs_start, self.rss_start, self.fds_start = none_refs(), rss_mb(), open_files()
                 self._train(self.small, self.args.epochs, 1)
                 self.stop_at = self.batches + self.args.stop_after
                 self.step = "train-small"
@@ -206,8 +222,18 @@ class Soak:
             dialog = w.classify_dialog
             if not w.busy and dialog is not None and not dialog.stop_button.isEnabled():
                 self.classified += len(dialog.predictions)
-                w.data_panel.load_folder(str(self.large))
-                self.step = "scan-large"
+                from ftgui.core.headers import _cache_path
+
+                _cache_path(str(self.big)).unlink(missing_ok=True)  # checked again, in processes
+                w.data_panel.load_folder(str(self.big))
+                self.step = "check-big"
+        elif self.step == "check-big":
+            panel = w.data_panel
+            if panel.scan is not None and panel.scan.root == str(self.big) and not panel.scanning:
+                if not panel.verifying and not panel.scan.pending:
+                    self.big_opened += 1
+                    w.data_panel.load_folder(str(self.large))
+                    self.step = "scan-large"
         elif self.step == "scan-large":
             if w.data_panel.scan is not None and w.data_panel.scan.root == str(self.large) and not w.busy:
                 self._train(self.large, 1, 32)
@@ -251,6 +277,10 @@ class Soak:
             "undos": self.undos,
             "heat_map_rounds": self.heat_maps,
             "classified": self.classified,
+            "big_folder_checks": self.big_opened,
+            "big_folder_images": len(list(self.big.rglob("*.png"))),
+            "open_files_start": self.fds_start,
+            "open_files_end": open_files(),
             "none_refs_start": self.refs_start,
             "none_refs_end": refs_end,
             "none_refs_drift": refs_end - (self.refs_start or refs_end),
@@ -278,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stop-after", type=int, default=300, help="press Stop after this many batches")
     p.add_argument("--eval-classes", type=int, default=100, help="classes of the large folder")
     p.add_argument("--report-every", type=float, default=60.0, help="seconds between report lines")
+    p.add_argument("--big", type=int, default=4500, help="images of the folder checked in processes")
+    p.add_argument("--cache-memory", type=int, default=0, metavar="MB", help="the caches' RAM budget")
     args = p.parse_args(argv)
 
     from PySide6.QtWidgets import QApplication
@@ -287,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ftgui-soak-") as tmp:
         os.environ["XDG_DATA_HOME"] = str(Path(tmp) / "data")
         os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
+        os.environ["FTGUI_CACHE_MEMORY_MB"] = str(args.cache_memory)
         soak = Soak(args, Path(tmp))
         return soak.run()
 
