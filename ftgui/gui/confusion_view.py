@@ -46,7 +46,6 @@ class ConfusionHeatMap(QWidget):
         self.plot.setBackground("w")
         item = self.plot.getPlotItem()
         item.invertY(True)
-        item.setAspectLocked(True)
         item.setLabel("left", "true class (index)")
         item.setLabel("bottom", "predicted class (index)")
         item.hideButtons()
@@ -72,22 +71,22 @@ class ConfusionHeatMap(QWidget):
         self.reset_button.setToolTip("Zoom out to see every class")
         self.top = QListWidget()
         self.top.setToolTip("The most frequent confusions; click one to list its images")
+        self.top.setWordWrap(True)
 
-        left = QVBoxLayout()
-        left.setContentsMargins(0, 0, 0, 0)
-        left.addWidget(self.plot, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot, 1)
         row = QHBoxLayout()
         row.addWidget(self.readout, 1)
         row.addWidget(self.reset_button)
-        left.addLayout(row)
-        right = QVBoxLayout()
-        right.setContentsMargins(0, 0, 0, 0)
-        right.addWidget(QLabel("<b>Top confusions</b>"))
-        right.addWidget(self.top, 1)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(left, 3)
-        layout.addLayout(right, 2)
+        layout.addLayout(row)
+        # The list goes where the window has room for it (beside the picture, above the
+        # chosen cell's images): the picture keeps the width.
+        self.top_box = QWidget()
+        side = QVBoxLayout(self.top_box)
+        side.setContentsMargins(0, 0, 0, 0)
+        side.addWidget(QLabel("<b>Top confusions</b>"))
+        side.addWidget(self.top, 1)
 
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._on_mouse_clicked)
@@ -108,6 +107,11 @@ class ConfusionHeatMap(QWidget):
         self.image.setImage(np.sqrt(counts / totals).astype(np.float32), levels=(0.0, 1.0))
         k = len(names)
         self.image.setRect(QRectF(0, 0, k, k))
+        # Cells fill the plot (no class indices below 0 or past the last), zoomed in down to
+        # a few cells.
+        self.plot.getPlotItem().getViewBox().setLimits(
+            xMin=0, xMax=k, yMin=0, yMax=k, minXRange=min(k, 4), minYRange=min(k, 4)
+        )
 
         self.marker.setVisible(False)
         self.show_all()
@@ -131,7 +135,7 @@ class ConfusionHeatMap(QWidget):
 
     def show_all(self) -> None:
         k = max(len(self.names), 1)
-        self.plot.getPlotItem().getViewBox().setRange(QRectF(0, 0, k, k), padding=0.02)
+        self.plot.getPlotItem().getViewBox().setRange(QRectF(0, 0, k, k), padding=0)
 
     def cell_at(self, scene_pos: QPointF) -> tuple[int, int] | None:
         """(true, predicted) of the cell under a scene position, or None outside the matrix."""

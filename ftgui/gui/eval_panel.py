@@ -125,6 +125,8 @@ class EvaluationPanel(QWidget):
         cell_layout = QVBoxLayout(cell_box)
         cell_layout.setContentsMargins(0, 0, 0, 0)
         self.cell_label.setWordWrap(True)
+        cell_layout.addWidget(self.heat_map.top_box, 1)  # shown with the heat map only
+        self.heat_map.top_box.setVisible(False)
         cell_layout.addWidget(self.cell_label)
         cell_layout.addWidget(self.cell_images, 1)
         upper = QSplitter(Qt.Orientation.Horizontal)
@@ -132,6 +134,7 @@ class EvaluationPanel(QWidget):
         upper.addWidget(cell_box)
         upper.setStretchFactor(0, 3)
         upper.setStretchFactor(1, 2)
+        upper.setSizes([600, 400])  # 3:2 from the start (the list's file names need the width)
         metrics_box = QWidget()
         metrics_layout = QVBoxLayout(metrics_box)
         metrics_layout.setContentsMargins(0, 0, 0, 0)
@@ -200,9 +203,10 @@ class EvaluationPanel(QWidget):
         else:
             which = "Validation" if ev.split == "validation" else "Training-set (no validation images)"
             unread = f" · {ev.unreadable} unreadable" if ev.unreadable else ""
+            wrong = ev.count - sum(ev.confusion[i][i] for i in range(k))
             self.summary.setText(
-                f"<b>{which} accuracy {100 * ev.accuracy:.1f}%</b> · loss {ev.loss:.4f} · {ev.count} images"
-                f"{unread} · {ev.count - sum(ev.confusion[i][i] for i in range(k))} mistakes"
+                f"<b>{which} accuracy {100 * ev.accuracy:.1f}%</b> · loss {ev.loss:.4f} · {ev.count:,} images"
+                f"{unread} · {wrong:,} mistake{'' if wrong == 1 else 's'}"
             )
         self._show_confusion(ev, names)
         self.metrics_model.set_rows(
@@ -230,6 +234,7 @@ class EvaluationPanel(QWidget):
 
         k = len(names)
         self.confusion.clear()
+        self.heat_map.top_box.setVisible(k > FULL_MATRIX_MAX_CLASSES)
         if k > FULL_MATRIX_MAX_CLASSES:
             self.confusion.setRowCount(0)
             self.confusion.setColumnCount(0)
