@@ -131,3 +131,19 @@ def test_the_cache_folder_is_trimmed_least_recently_used_first(tmp_path):
     trim(room=10 << 20, limit=1 << 20)  # the stores this process has open stay, whatever the limit
     assert mid.path.exists() and new.path.exists()
     assert choose_storage(10 << 20, budget=1 << 20, disk_limit=1 << 20) == "none"
+
+
+@pytest.mark.skipif(not hasattr(psutil.Process(), "num_fds"), reason="file descriptors are Unix's")
+def test_a_dropped_store_closes_its_file(tmp_path):
+    """A window trains for hours: every run's disk stores must let their files go with the run."""
+    import gc
+
+    process = psutil.Process()
+    before = process.num_fds()
+    for i in range(50):
+        store = RowStore(10, (4,), "disk", tmp_path / f"s{i}.npy")
+        store.put(range(10), torch.zeros(10, 4))
+        store.finish()
+    del store
+    gc.collect()
+    assert process.num_fds() <= before + 1

@@ -19,6 +19,7 @@ SOAK = Path(__file__).resolve().parents[1] / "soak" / "soak_window.py"
 
 @pytest.mark.slow
 def test_window_survives_3000_batches_a_100_class_evaluation_and_the_data_tools(tmp_path):
+    """Also: a 4,500-image folder checked in worker processes every cycle, caches on disk."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYQTGRAPH_QT_LIB": "PySide6"}
     proc = subprocess.run(
         [sys.executable, str(SOAK), "--minutes", "0", "--min-batches", "3000", "--report-every", "5"],
@@ -36,6 +37,9 @@ def test_window_survives_3000_batches_a_100_class_evaluation_and_the_data_tools(
     assert summary["evaluations"] >= 2 and summary["largest_confusion_cells"] == 100 * 100
     assert summary["exports"] >= 1 and summary["stops"] >= 1
     assert summary["checks"] >= 1 and summary["heat_map_rounds"] >= 1 and summary["classified"] >= 160
+    assert summary["big_folder_checks"] >= 1 and summary["big_folder_images"] == 4500
+    # Every run's caches are files on disk (--cache-memory 0): none stays open once its run is gone.
+    assert summary["open_files_end"] <= summary["open_files_start"] + 8, summary
     if sys.version_info < (3, 12):
         # The fatal fault makes the count fall by one per Qt call (thousands here). A healthy
         # binding may hold on to extra references (the count rises), which can never abort.
