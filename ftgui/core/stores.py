@@ -262,23 +262,38 @@ def _open_file(path: Path, count: int, shape: tuple[int, ...], dtype: np.dtype[A
     """The data offset of ``path``, made (sparse, full size) unless a matching one is there.
 
     A matching file is written over in place, never truncated: another process may be reading
-    it, and the rows it trusts are rewritten with the same bytes."""
+    it, and the rows it trusts are rewritten with the same bytes. A new file is linked into
+    place, which fails if another process made one meanwhile: then both use that one (a file
+    replaced under a writer would leave its rows in a file nobody reads)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    found = _header(path)
-    if found is not None and found[1:] == ((count, *shape), dtype):
-        return found[0]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        header = {
-            "descr": np.lib.format.dtype_to_descr(dtype),
-            "fortran_order": False,
-            "shape": (count, *shape),
-        }
-        np.lib.format.write_array_header_1_0(f, header)
-        offset = f.tell()
-        f.truncate(offset + count * int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
-    os.replace(tmp, path)
-    return offset
+    for _ in range(3):
+        found = _header(path)
+        if found is not None and found[1:] == ((count, *shape), dtype):
+            return found[0]
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as f:
+            header = {
+                "descr": np.lib.format.dtype_to_descr(dtype),
+                "fortran_order": False,
+                "shape": (count, *shape),
+            }
+            np.lib.format.write_array_header_1_0(f, header)
+            offset = f.tell()
+            f.truncate(offset + count * int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+        try:
+            if found is None and not path.exists():
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    continue  # another process made it first: use theirs
+                except OSError:  # a file system without hard links
+                    os.replace(tmp, path)
+            else:
+                os.replace(tmp, path)  # a damaged or different file: nobody can use it as it is
+            return offset
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise OSError(f"The cache file {path} keeps changing under ftgui; is another program writing it?")
 
 
 # ---------------------------------------------------------------- the cache folder

@@ -147,3 +147,19 @@ def test_a_dropped_store_closes_its_file(tmp_path):
     del store
     gc.collect()
     assert process.num_fds() <= before + 1
+
+
+def test_two_writers_of_one_store_share_its_file(tmp_path):
+    """Two runs on the same files (the window and ftgui-train, or two ranks) open one file and
+    never replace it under each other: each one's rows are there for both."""
+    path = tmp_path / "shared.npy"
+    first = RowStore(10, (2,), "disk", path)
+    second = RowStore(10, (2,), "disk", path)  # found, matching: written in place
+    first.put(range(5), torch.ones(5, 2))
+    second.put(range(5, 10), torch.full((5, 2), 2.0))
+    assert torch.equal(first.get(range(5, 10)), torch.full((5, 2), 2.0))
+    second.finish()
+    again = RowStore.reopen(path, 10, (2,))
+    assert again.valid.nonzero()[0].tolist() == [5, 6, 7, 8, 9]
+    assert torch.equal(again.get([0, 9]), torch.tensor([[1.0, 1.0], [2.0, 2.0]]))
+    assert not list(tmp_path.glob(".*.tmp"))
