@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import ImageListDataset, Sample, decode_threads, threaded_batches
+from .data import Batch, ImageListDataset, Sample, decode_threads, threaded_batches
 from .distributed import SINGLE, World
 from .models import Preprocess
 
@@ -201,25 +201,42 @@ def evaluate_outcomes(
     device = next(model.parameters()).device
     ds = ImageListDataset(root, samples, preprocess)
     batches = [list(range(i, min(i + batch_size, len(samples)))) for i in range(0, len(samples), batch_size)]
-    kept: list[int] = []
-    outputs: list[torch.Tensor] = []
-    done = 0
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
-            for batch in threaded_batches(ds, batches, decode_threads()):
-                if cancelled and cancelled():
-                    return None
-                if batch.images.numel():
-                    logits = model(batch.images.to(device)).float().cpu()
-                    outputs.append(outcomes(logits, batch.labels))
-                    kept.extend(batch.indices.tolist())
-                done += len(batch.indices) + len(batch.failed)
-                if progress:
-                    progress(done, len(samples))
+        return _stream_outcomes(
+            threaded_batches(ds, batches, decode_threads()), model, device, len(samples), progress, cancelled
+        )
     finally:
         model.train(was_training)
+
+
+def _stream_outcomes(
+    batches: Iterable[Batch],
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+    cancelled: Callable[[], bool] | None,
+) -> tuple[list[int], torch.Tensor] | None:
+    """Each batch's logits reduced to :func:`outcomes` at once; (positions kept, outcomes), or
+    None if cancelled."""
+    kept: list[int] = []
+    outputs: list[torch.Tensor] = []
+    done = 0
+    with torch.inference_mode():
+        for batch in batches:
+            if cancelled and cancelled():
+                return None
+            if batch.images.numel():
+                logits = forward(batch.images.to(device)).float().cpu()
+                outputs.append(outcomes(logits, batch.labels))
+                kept.extend(batch.indices.tolist())
+            done += len(batch.indices) + len(batch.failed)
+            if progress:
+                progress(done, total)
+    if progress and done < total:
+        progress(total, total)  # rows a cache lacks (unreadable files) are done too
     return kept, (torch.cat(outputs) if outputs else torch.empty(0, 3, dtype=torch.float64))
 
 
@@ -266,28 +283,16 @@ def _outcomes_from_cache(
 ) -> tuple[list[int], torch.Tensor] | None:
     """:func:`evaluate_outcomes` for the validation split, from its cached features."""
     assert trainer.split is not None
-    total = len(trainer.split.val)
-    kept: list[int] = []
-    outputs: list[torch.Tensor] = []
-    done = 0
     was_training = trainer.model.training
     trainer.set_eval_mode()
     try:
-        with torch.inference_mode():
-            for batch in trainer.batches(train=False):
-                if cancelled and cancelled():
-                    return None
-                if batch.images.numel():
-                    logits = trainer.forward(batch.images.to(trainer.device)).float().cpu()
-                    outputs.append(outcomes(logits, batch.labels))
-                    kept.extend(batch.indices.tolist())
-                done = min(total, done + trainer.config.batch_size)
-                if progress:
-                    progress(done, total)
+        return _stream_outcomes(
+            trainer.batches(train=False), trainer.forward, trainer.device, len(trainer.split.val),
+            progress, cancelled,
+        )  # fmt: skip
     finally:
         if was_training:
             trainer.set_train_mode()
-    return kept, (torch.cat(outputs) if outputs else torch.empty(0, 3, dtype=torch.float64))
 
 
 def evaluate_bundle(predictor: Predictor, data_root: str | None = None, **kwargs: Any) -> Evaluation | None:
