@@ -40,13 +40,9 @@ _KINDS = ("features", "pixels")
 _open_paths: weakref.WeakValueDictionary[str, RowStore] = weakref.WeakValueDictionary()
 
 
-def cache_root() -> Path:
-    return paths.cache_dir()
-
-
 def folder(kind: str) -> Path:
     """Where stores of one kind live: ``features`` (frozen layers' output) or ``pixels``."""
-    return cache_root() / kind
+    return paths.cache_dir() / kind
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -102,7 +98,6 @@ class RowStore:
         self.valid = np.zeros(count, dtype=bool)
         self.row_bytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         self._dirty = False
-        self._fd = -1
         if where == "ram":
             # numpy, not torch: a tensor made under inference mode (a validation pass) refuses
             # writes from the decoding threads. Pages are committed as rows are written.
@@ -115,10 +110,6 @@ class RowStore:
         self._closer = weakref.finalize(self, os.close, self._fd)
         _open_paths[str(path)] = self
         os.utime(path)  # least recently used goes first when the folder is trimmed
-
-    @property
-    def nbytes(self) -> int:
-        return self.count * self.row_bytes
 
     @property
     def meta_path(self) -> Path | None:
@@ -336,7 +327,7 @@ def choose_storage(nbytes: int, budget: int, disk_limit: int | None = None) -> s
     limit = disk_limit if disk_limit is not None else DISK_LIMIT
     if nbytes > limit:
         return "none"
-    root = cache_root()
+    root = paths.cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     trim(nbytes, limit)
     return "disk" if nbytes <= shutil.disk_usage(root).free // 2 else "none"
