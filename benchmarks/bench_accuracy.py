@@ -142,7 +142,8 @@ def accuracy(model: nn.Module, loader: Any) -> float:
 
 def pretrain(data: Path, torch_home: Path, size: int, epochs: int = 15, seed: int = 0) -> None:
     """ResNet18 trained from scratch on ``data``, saved as torchvision's ResNet18 weights file."""
-    from ftgui.core.data import scan_folder, split_samples
+    from ftgui.core.data.samples import split_samples
+    from ftgui.core.data.scan import scan_folder
 
     torch.manual_seed(seed)
     scan = scan_folder(data)
@@ -174,10 +175,10 @@ def pretrain(data: Path, torch_home: Path, size: int, epochs: int = 15, seed: in
 
 def run_ftgui(data: Path, strategy: str, setting: Setting, **overrides: Any) -> tuple[float, str]:
     """Best validation accuracy of an ftgui run, and the learning rate it used."""
-    from ftgui.core import events as ev
-    from ftgui.core.config import TrainConfig
-    from ftgui.core.engine import Trainer
-    from ftgui.core.freeze import FreezePlan
+    from ftgui.core.base import events as ev
+    from ftgui.core.models.freeze import FreezePlan
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.training.engine import Trainer
 
     cfg = TrainConfig(
         data_dir=str(data),
@@ -223,7 +224,8 @@ def _freeze_for(model: nn.Module, strategy: str, unfrozen: int) -> None:
 
 def run_tutorial(data: Path, strategy: str, setting: Setting, seed: int = 0) -> float:
     """The tutorial's loop on ftgui's split: Adam, constant rate, frozen parts left out of it."""
-    from ftgui.core.data import scan_folder, split_samples
+    from ftgui.core.data.samples import split_samples
+    from ftgui.core.data.scan import scan_folder
 
     scan = scan_folder(data)
     split = split_samples(scan, 0.2, seed)

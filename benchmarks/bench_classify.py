@@ -24,13 +24,13 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from ftgui.core.classify import find_images
-from ftgui.core.config import TrainConfig
-from ftgui.core.engine import Trainer
-from ftgui.core.example import draw_example, make_example_dataset
-from ftgui.core.export import export_bundle
-from ftgui.core.freeze import FreezePlan
-from ftgui.core.predict import Predictor
+from ftgui.core.bundle.export import export_bundle
+from ftgui.core.bundle.predict import Predictor
+from ftgui.core.data.example import draw_example, make_example_dataset
+from ftgui.core.insight.classify import find_images
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.config import TrainConfig
+from ftgui.core.training.engine import Trainer
 
 
 def plain_loop(predictor: Predictor, paths: list[str], batch: int = 64) -> list[int]:
@@ -65,7 +65,7 @@ def main() -> int:
         )
         trainer = Trainer(cfg)
         trainer.prepare()
-        export_bundle(trainer, work / "model")
+        export_bundle(trainer.trained(), work / "model")
         rng = random.Random(0)
         photos = work / "photos"
         photos.mkdir()

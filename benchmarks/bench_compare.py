@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ftgui.core.example import make_example_dataset
+from ftgui.core.data.example import make_example_dataset
 
 CANDIDATES = ("head", "last-1", "full")
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ftgui.core.example import make_example_dataset
+from ftgui.core.data.example import make_example_dataset
 
 CASES = {
     "last-1, BatchNorm frozen": ("--strategy", "last-1", "--freeze-bn"),

@@ -64,7 +64,7 @@ def make_folder(root: Path, n: int) -> Path:
 
 def open_cold(folder: str) -> dict[str, float]:
     """The first opening, in a fresh process with an empty cache folder."""
-    from ftgui.core.data import scan_folder
+    from ftgui.core.data.scan import scan_folder
 
     t = time.perf_counter()
     scan = scan_folder(folder)
@@ -82,8 +82,8 @@ def current_rss_mb() -> float:
 
 
 def config(folder: str, model: str, cache_memory: int | None) -> Any:
-    from ftgui.core.config import TrainConfig
-    from ftgui.core.freeze import FreezePlan
+    from ftgui.core.models.freeze import FreezePlan
+    from ftgui.core.training.config import TrainConfig
 
     return TrainConfig(
         data_dir=folder,
@@ -103,11 +103,11 @@ def config(folder: str, model: str, cache_memory: int | None) -> Any:
 
 def measure(folder: str, model: str, cache_memory: int | None) -> dict[str, float]:
     """One size, in a second fresh process: seconds of each step and the peak RSS."""
-    from ftgui.core import events as ev
-    from ftgui.core.data import scan_folder
-    from ftgui.core.engine import Trainer
-    from ftgui.core.evaluate import evaluate_trainer
+    from ftgui.core.base import events as ev
+    from ftgui.core.data.scan import scan_folder
     from ftgui.core.models import build_model
+    from ftgui.core.training.engine import Trainer
+    from ftgui.core.training.evaluation import evaluate_trainer
 
     out: dict[str, float] = {}
     build_model(model, CLASSES, "none", 64)  # torch and the model's code loaded: the baseline
@@ -141,9 +141,10 @@ def measure_pixels(folder: str, model: str, cache_memory: int | None) -> dict[st
     """The decoded-pixel memo (what full fine-tuning keeps between epochs), in a fresh process:
     seconds of a pass that decodes every training image into it and of a pass that reads them
     back, and the peak RSS."""
-    from ftgui.core.batches import BatchSource
-    from ftgui.core.data import scan_folder, split_samples
+    from ftgui.core.data.samples import split_samples
+    from ftgui.core.data.scan import scan_folder
     from ftgui.core.models import build_model
+    from ftgui.core.training.batches import BatchSource
 
     cfg = config(folder, model, cache_memory)
     built = build_model(model, CLASSES, "none", 64)
@@ -171,8 +172,8 @@ def window_lateness(folder: Path, classes: int = 1000) -> list[tuple[str, float,
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from ftgui.core.data import Sample
-    from ftgui.core.evaluate import summarise
+    from ftgui.core.data.samples import Sample
+    from ftgui.core.evaluation.metrics import summarise
     from ftgui.gui.main_window import MainWindow
 
     sys.path.insert(0, str(Path(__file__).parent))

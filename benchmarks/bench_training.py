@@ -34,13 +34,14 @@ from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
-from ftgui.core import events as ev  # noqa: E402
-from ftgui.core.config import TrainConfig  # noqa: E402
-from ftgui.core.data import ImageListDataset, Sample, decode_threads, threaded_batches  # noqa: E402
-from ftgui.core.engine import Trainer  # noqa: E402
-from ftgui.core.example import draw_example  # noqa: E402
-from ftgui.core.freeze import FreezePlan  # noqa: E402
+from ftgui.core.base import events as ev
+from ftgui.core.data.example import draw_example
+from ftgui.core.data.images import ImageListDataset, decode_threads, threaded_batches
+from ftgui.core.data.samples import Sample
 from ftgui.core.models import preprocess_for  # noqa: E402
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.config import TrainConfig
+from ftgui.core.training.engine import Trainer
 
 CLASSES = ("circle", "square", "stripes", "triangle")
 

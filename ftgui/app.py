@@ -9,7 +9,7 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        from .gui.qt_check import broken_binding_message
+        from ftgui.gui.qt_check import broken_binding_message
 
         problem = broken_binding_message()
     except ImportError as exc:
@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _show_refusal(problem)
         return 1
     try:
-        from .gui.main_window import run_app
+        from ftgui.gui.main_window import run_app
     except ImportError as exc:
         return _missing_dependencies(exc)
     return run_app(args)
@@ -44,7 +44,7 @@ def _show_refusal(text: str) -> None:
         return
     from PySide6.QtWidgets import QApplication, QMessageBox
 
-    from .gui.qt_check import repair_none_references
+    from ftgui.gui.qt_check import repair_none_references
 
     before = sys.getrefcount(None)
     app = QApplication.instance() or QApplication([sys.argv[0]])

@@ -11,21 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import __version__
-from .core import events as ev
-from .core import report
-from .core.errors import FtguiError
-from .core.options import CACHE_MODES, DEVICES, EXPORT_FORMATS, OPTIMIZERS, SCHEDULES, STRATEGY_HELP
-from .core.text import display_path as display  # names with bytes that are not UTF-8 as \xNN
+from ftgui import __version__
+from ftgui.core.base import events as ev
+from ftgui.core.base import report
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.options import CACHE_MODES, DEVICES, EXPORT_FORMATS, OPTIMIZERS, SCHEDULES, STRATEGY_HELP
+from ftgui.core.base.text import display_path as display
 
 if TYPE_CHECKING:
-    from .core.compare import CandidateSummary
-    from .core.config import TrainConfig
-    from .core.data import ScanResult
-    from .core.distributed import World
-    from .core.engine import Trainer
-    from .core.events import CancelToken
-    from .core.predict import Prediction, Predictor
+    from ftgui.core.base.events import CancelToken
+    from ftgui.core.bundle.predict import Prediction, Predictor
+    from ftgui.core.compute.distributed import World
+    from ftgui.core.data.samples import ScanResult
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.training.engine import Trainer
+    from ftgui.core.workflows.compare import CandidateSummary
 
 
 def _positive_int(text: str) -> int:
@@ -271,7 +271,7 @@ class Progress:
 def _scan(data_dir: str, out: Progress) -> tuple[ScanResult, str]:
     """The folder, with progress while new or changed images' headers are checked, and a line
     on what was found (printed once the run is set up: a bad run prints only its error)."""
-    from .core.data import scan_folder
+    from ftgui.core.data.scan import scan_folder
 
     started = time.perf_counter()
     total = [0]
@@ -309,7 +309,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     args = train_parser().parse_args(argv)
     err = sys.stderr
     progress = Progress(err, args.quiet)
-    from .core.distributed import SINGLE
+    from ftgui.core.compute.distributed import SINGLE
 
     world = SINGLE
     aborted = False
@@ -324,7 +324,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         err.write(f"ftgui-train: aborted without saving{progress.where}\n")
         code, aborted = 130, True
     except Exception as exc:
-        from .core.distributed import collective_message, is_collective_failure
+        from ftgui.core.compute.distributed import collective_message, is_collective_failure
 
         if not (world.active and is_collective_failure(exc)):
             raise
@@ -339,7 +339,7 @@ def _leave(world: World, code: int, stopped: bool) -> int:
     write, then leaves the group; a failing rank exits at once, so torchrun ends the job."""
     if not world.active:
         return code
-    from .core.distributed import stop_world
+    from ftgui.core.compute.distributed import stop_world
 
     if stopped:
         stop_world(world)
@@ -351,7 +351,7 @@ def _leave(world: World, code: int, stopped: bool) -> int:
 
 def _join(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress) -> World:
     """Under torchrun: join the job's process group; rank 0 alone prints."""
-    from .core.distributed import start_world
+    from ftgui.core.compute.distributed import start_world
 
     world = start_world(cfg.device if cfg is not None else args.device)
     if world.active:
@@ -369,7 +369,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig | None:
         raise FtguiError("Which images? Give the dataset folder: ftgui-train DATA_DIR --out OUT_DIR.")
     args.data_dir = data
     if args.config:
-        from .core.job import read_job
+        from ftgui.core.workflows.job import read_job
 
         job = read_job(args.config)
         args.job = job
@@ -389,8 +389,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig | None:
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
-    from .core.config import TrainConfig
-    from .core.freeze import FreezePlan
+    from ftgui.core.models.freeze import FreezePlan
+    from ftgui.core.training.config import TrainConfig
 
     return TrainConfig(
         data_dir=args.data_dir,
@@ -424,7 +424,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 def _check_tensorboard(args: argparse.Namespace) -> None:
     """--tensorboard needs its package: said before any slow work."""
     if args.tensorboard:
-        from .core.tensorboard import tensorboard_missing
+        from ftgui.core.workflows.tensorboard import tensorboard_missing
 
         missing = tensorboard_missing()
         if missing:
@@ -433,8 +433,8 @@ def _check_tensorboard(args: argparse.Namespace) -> None:
 
 def _check_out(args: argparse.Namespace, out_dir: Path, arch: str) -> None:
     """--out must be usable before the scan starts: a full disk must cost no training time."""
-    from .core.export import check_output_folder
-    from .core.models import arch_info
+    from ftgui.core.bundle.export import check_output_folder
+    from ftgui.core.models import arch_info
 
     try:
         params = arch_info(arch).num_params or 0
@@ -445,10 +445,11 @@ def _check_out(args: argparse.Namespace, out_dir: Path, arch: str) -> None:
 
 def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress, world: World) -> int:
     # Heavy imports after argument parsing, so --help is instant.
-    from .core.checkpoint import same_run_checkpoint
-    from .core.engine import CancelToken, Trainer
-    from .core.export import missing_format_packages
-    from .core.files import OutputLock
+    from ftgui.core.base.events import CancelToken
+    from ftgui.core.base.files import OutputLock
+    from ftgui.core.bundle.formats import missing_format_packages
+    from ftgui.core.training.checkpoint import same_run_checkpoint
+    from ftgui.core.training.engine import Trainer
 
     out_dir = Path(args.out).expanduser()
     formats = tuple(f.strip().lower() for f in args.export.split(",") if f.strip())
@@ -467,7 +468,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress
         ckpt = out_dir / "checkpoint.pt"
         resume = world.broadcast(str(ckpt) if world.main and same_run_checkpoint(ckpt, cfg) else None)
     if resume:
-        from .core.checkpoint import load_checkpoint
+        from ftgui.core.training.checkpoint import load_checkpoint
 
         arch = str(load_checkpoint(resume).get("arch", ""))
     else:
@@ -511,7 +512,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress
             assert cfg is not None
             trainer = Trainer(cfg, world=world)
             if args.job is not None:
-                from .core.job import job_dataset
+                from ftgui.core.workflows.job import job_dataset
 
                 trainer.prepare(scan=job_dataset(args.job, cfg.data_dir), split=args.job.split)
             else:
@@ -546,7 +547,7 @@ def _tensorboard_folder(args: argparse.Namespace, out_dir: Path) -> Path | None:
 def _run(
     trainer: Trainer, cancel: CancelToken, args: argparse.Namespace, out_dir: Path, progress: Progress
 ) -> ev.Event:
-    from .core.tensorboard import TensorBoardLog
+    from ftgui.core.workflows.tensorboard import TensorBoardLog
 
     main = trainer.world.main  # under torchrun only rank 0 writes
     folder = _tensorboard_folder(args, out_dir) if main else None
@@ -576,10 +577,11 @@ def _finish(
     progress: Progress,
     cancel_code: int,
 ) -> int:
-    from .core.export import export_all
+    from ftgui.core.bundle.export import export_all
 
     if trainer.epoch > 0 and not args.no_evaluate and isinstance(final, ev.Finished):
-        from .core.evaluate import evaluate_trainer, format_report
+        from ftgui.core.evaluation.metrics import format_report
+        from ftgui.core.training.evaluation import evaluate_trainer
 
         trainer.evaluation = evaluate_trainer(trainer)  # under torchrun: every rank, rank 0 reports
         if trainer.evaluation is not None and not args.quiet:
@@ -591,7 +593,7 @@ def _finish(
         return cancel_code if isinstance(final, ev.Cancelled) else 0
     if trainer.epoch > 0:
         extra = formats if isinstance(final, ev.Finished) else ()
-        for check in export_all(trainer, out_dir, ("safetensors", *extra)):
+        for check in export_all(trainer.trained(), out_dir, ("safetensors", *extra)):
             progress.line(
                 f"wrote {check.path} ({check.runtime}; max difference at batch 1 and 3: "
                 f"{check.max_difference:.1e})"
@@ -627,7 +629,7 @@ def _finish(
 
 def _record(trainer: Trainer, source: str, progress: Progress, **kwargs: Any) -> None:
     """Keep the run in the runs folder (a failure to write it never fails the run)."""
-    from .core.runs import record_run
+    from ftgui.core.workflows.runs import record_run
 
     try:
         record = record_run(trainer, source, **kwargs)
@@ -639,9 +641,8 @@ def _record(trainer: Trainer, source: str, progress: Progress, **kwargs: Any) ->
 
 
 def _find_lr(trainer: Trainer, progress: Progress) -> int:
-    from .core.lr_finder import find_lr
 
-    result = find_lr(trainer)
+    result = trainer.find_lr()
     progress.line("learning rate   smoothed loss")
     step = max(1, len(result.lrs) // 15)
     for lr, loss in list(zip(result.lrs, result.losses))[::step]:
@@ -719,11 +720,12 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     import csv
     import io
 
-    from .core.compare import CandidateEvent, Comparison, ComparisonFinished, parse_candidates
-    from .core.events import CancelToken
-    from .core.export import dumps_json, export_all
-    from .core.files import OutputLock, atomic_write
-    from .core.tensorboard import CandidateLogs
+    from ftgui.core.base.events import CancelToken
+    from ftgui.core.base.files import OutputLock, atomic_write
+    from ftgui.core.bundle.export import export_all
+    from ftgui.core.bundle.format import dumps_json
+    from ftgui.core.workflows.compare import CandidateEvent, Comparison, ComparisonFinished, parse_candidates
+    from ftgui.core.workflows.tensorboard import CandidateLogs
 
     try:
         lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
@@ -766,7 +768,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
             if isinstance(e.event, ev.Failed):
                 progress.line(f"{e.candidate}: {e.event.message.splitlines()[0]}")
             if isinstance(e.event, ev.Finished):
-                export_all(comparison.trainers[e.candidate], out_dir / e.candidate)
+                export_all(comparison.trainers[e.candidate].trained(), out_dir / e.candidate)
                 progress.line(f"{e.candidate}: wrote {out_dir / e.candidate}")
     finally:
         for sig, handler in previous.items():
@@ -838,12 +840,12 @@ def predict_parser() -> argparse.ArgumentParser:
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
     args = predict_parser().parse_args(argv)
-    from .core.classify import find_images, predictions_csv
-    from .core.predict import Predictor
+    from ftgui.core.bundle.predict import Predictor
+    from ftgui.core.insight.classify import find_images, predictions_csv
 
     try:
         if args.csv:
-            from .core.files import check_destination
+            from ftgui.core.base.files import check_destination
 
             check_destination(args.csv, "--csv", kind="file")
         predictor = Predictor.load(args.model_dir, device=args.device)
@@ -859,7 +861,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         if args.cam:
             _write_cam(predictor, paths, preds, args.cam)
         if args.csv:
-            from .core.files import atomic_write
+            from ftgui.core.base.files import atomic_write
 
             text = predictions_csv(preds, min(args.topk, len(predictor.classes))).encode("utf-8")
             atomic_write(Path(args.csv).expanduser(), lambda fh: fh.write(text))
@@ -867,7 +869,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"ftgui-predict: error: {display(str(exc))}\n")
         return 2
     if args.json:
-        from .core.export import dumps_json
+        from ftgui.core.bundle.format import dumps_json
 
         # Always valid JSON: names that are not UTF-8 escaped, no NaN.
         sys.stdout.write(dumps_json([p.to_dict() for p in preds]) + "\n")
@@ -890,8 +892,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write_cam(predictor: Predictor, paths: list[str], preds: list[Prediction], target: str) -> None:
-    from .core.cam import image_heat_map
-    from .core.files import atomic_write, check_destination
+    from ftgui.core.base.files import atomic_write, check_destination
+    from ftgui.core.insight.cam import image_heat_map
 
     if len(paths) != 1:
         raise FtguiError(f"--cam draws the heat map of one image; {len(paths)} were given.")

@@ -1,5 +1,5 @@
 """ftgui-check: likely wrong labels, duplicates, train/validation leaks, outliers and class
-imbalance in an image folder (``ftgui.core.check``). Changes no file."""
+imbalance in an image folder (``ftgui.core.insight.check``). Changes no file."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .cli import Progress, _positive_int
-from .core.errors import FtguiError
-from .core.text import display_path as display
+from ftgui import __version__
+from ftgui.cli import Progress, _positive_int
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.text import display_path as display
 
 
 def check_parser() -> argparse.ArgumentParser:
@@ -51,9 +51,9 @@ def check_parser() -> argparse.ArgumentParser:
 
 def check_main(argv: Sequence[str] | None = None) -> int:
     args = check_parser().parse_args(argv)
-    from .core.check import KIND_NAMES, KINDS, check_data
-    from .core.config import TrainConfig
-    from .core.files import check_destination
+    from ftgui.core.base.files import check_destination
+    from ftgui.core.insight.check import KIND_NAMES, KINDS, check_data
+    from ftgui.core.training.config import TrainConfig
 
     progress = Progress(sys.stderr)
     try:
@@ -93,7 +93,7 @@ def check_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write(path: Path, data: bytes) -> None:
-    from .core.files import atomic_write
+    from ftgui.core.base.files import atomic_write
 
     atomic_write(path, lambda fh: fh.write(data))
 

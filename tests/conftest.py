@@ -14,9 +14,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ftgui.core.config import TrainConfig  # noqa: E402
-from ftgui.core.example import make_example_dataset  # noqa: E402
-from ftgui.core.freeze import FreezePlan  # noqa: E402
+from ftgui.core.data.example import make_example_dataset
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.config import TrainConfig
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
 """Check data window: the ranked list of likely wrong labels, duplicates, leaks, outliers and rare
-classes (``core/check.py``), with thumbnails, and Move to class… / Exclude on the selection."""
+classes (``core/insight/check.py``), with thumbnails, and Move to class… / Exclude on the selection."""
 
 from __future__ import annotations
 
@@ -25,15 +25,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.text import display_path
-from .eval_panel import open_file
-from .fix_actions import FileFixes, fix_menu
-from .jobs import JobRunner
-from .thumbs import thumbnail_png
+from ftgui.core.base.text import display_path
+from ftgui.gui.eval_panel import open_file
+from ftgui.gui.fix_actions import FileFixes, fix_menu
+from ftgui.gui.jobs import JobRunner
+from ftgui.gui.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
-    from ..core.check import DataCheck, Finding
-    from ..core.config import TrainConfig
+    from ftgui.core.insight.check import DataCheck, Finding
+    from ftgui.core.training.config import TrainConfig
 
 THUMB = 64
 MAX_THUMBS = 400  # thumbnails made for the first findings; the rest show the file name only
@@ -44,7 +44,7 @@ def check_with_thumbnails(
     config: TrainConfig, bundle: str | None, job: Any, progress: Callable[..., None]
 ) -> tuple[DataCheck, dict[str, bytes]]:
     """The check (off the GUI thread) and thumbnails of its first findings."""
-    from ..core.check import check_data
+    from ftgui.core.insight.check import check_data
 
     result = check_data(config, bundle=bundle, cancel=job.cancel, progress=progress)
     thumbs: dict[str, bytes] = {}
@@ -176,7 +176,7 @@ class CheckDataDialog(QDialog):
         self.stop_button.setEnabled(False)
 
     def show_result(self, result: DataCheck, thumbs: dict[str, bytes]) -> None:
-        from ..core.check import KIND_NAMES, KINDS
+        from ftgui.core.insight.check import KIND_NAMES, KINDS
 
         self.report = result
         self._thumbs = thumbs
@@ -194,7 +194,7 @@ class CheckDataDialog(QDialog):
     # ------------------------------------------------------------ the list
 
     def _fill(self) -> None:
-        from ..core.check import KIND_NAMES
+        from ftgui.core.insight.check import KIND_NAMES
 
         result = self.report
         self.table.setRowCount(0)
@@ -281,7 +281,7 @@ class CheckDataDialog(QDialog):
         result = self.report
         if result is None or Path(result.root).resolve() != Path(root):
             return
-        from ..core.fixes import Fixes
+        from ftgui.core.data.fixes import Fixes
 
         excluded = Fixes().excluded(root)
         gone = {

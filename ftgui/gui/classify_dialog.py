@@ -25,13 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.text import display_path
-from .jobs import JobRunner
-from .thumbs import thumbnail_png
+from ftgui.core.base.text import display_path
+from ftgui.gui.jobs import JobRunner
+from ftgui.gui.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
-    from ..core.classify import CopyReport
-    from ..core.predict import Prediction, Predictor
+    from ftgui.core.bundle.predict import Prediction, Predictor
+    from ftgui.core.insight.classify import CopyReport
 
 THUMB = 48
 MAX_THUMBS = 2000  # beyond this the table shows names only (a thumbnail is decoded per image)
@@ -146,7 +146,7 @@ class ClassifyFolderDialog(QDialog):
         predictor = self.predictor
         if predictor is None:
             return False
-        from ..core.classify import find_images
+        from ftgui.core.insight.classify import find_images
 
         self.folder = folder
         self.predictions, self._thumbs = [], []
@@ -261,8 +261,8 @@ class ClassifyFolderDialog(QDialog):
             self.export_csv(path)
 
     def export_csv(self, path: str) -> None:
-        from ..core.classify import predictions_csv
-        from ..core.files import atomic_write
+        from ftgui.core.base.files import atomic_write
+        from ftgui.core.insight.classify import predictions_csv
 
         k = max((len(p.top) for p in self.predictions), default=1)
         text = predictions_csv(self.predictions, k).encode("utf-8")
@@ -276,7 +276,7 @@ class ClassifyFolderDialog(QDialog):
 
     def copy_into(self, out: str) -> bool:
         """Copy the images into ``out``/<class>/ in the background (never moving a file)."""
-        from ..core.classify import copy_into_class_folders
+        from ftgui.core.insight.classify import copy_into_class_folders
 
         try:
             Path(out).resolve().relative_to(Path(self.folder).resolve())

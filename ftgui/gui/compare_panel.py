@@ -1,6 +1,6 @@
 """The Compare tab: tick freeze layouts, train them on the same split, see which to use.
 
-The panel only renders: the window runs the comparison (``core/compare.py``) on its job runner
+The panel only renders: the window runs the comparison (``core/workflows/compare.py``) on its job runner
 and hands each event to :meth:`ComparePanel.show_event`.
 """
 
@@ -28,11 +28,11 @@ from PySide6.QtWidgets import (  # noqa: E402
     QWidget,
 )
 
-from ..core import events as ev  # noqa: E402
-from .plot import ValidationCurves  # noqa: E402
+from ftgui.core.base import events as ev
+from ftgui.gui.plot import ValidationCurves
 
 if TYPE_CHECKING:
-    from ..core.compare import CandidateEvent, CandidateSummary, ComparisonFinished
+    from ftgui.core.workflows.compare import CandidateEvent, CandidateSummary, ComparisonFinished
 
 # Strategy texts offered as candidates (the current tree is added as "current").
 CHOICES = (
@@ -164,7 +164,7 @@ class ComparePanel(QWidget):
         self.recommendation.setText("")
 
     def show_event(self, event: CandidateEvent | ComparisonFinished) -> None:
-        from ..core.compare import ComparisonFinished
+        from ftgui.core.workflows.compare import ComparisonFinished
 
         if isinstance(event, ComparisonFinished):
             self.show_summary(event)

@@ -25,17 +25,17 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import WorkerBase
 
-from ..core.errors import FtguiError
-from ..core.text import display_path
-from .jobs import start_worker
-from .rows_model import rows_table
-from .thumbs import ClassThumbnails
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.text import display_path
+from ftgui.gui.jobs import start_worker
+from ftgui.gui.rows_model import rows_table
+from ftgui.gui.thumbs import ClassThumbnails
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QMimeData
     from PySide6.QtGui import QDragLeaveEvent
 
-    from ..core.data import ScanResult, Split
+    from ftgui.core.data.samples import ScanResult, Split
 
 NAMED_CLASSES = 8  # classes named in a warning
 FEW_IMAGES = 10  # a class with fewer images than this gets a warning
@@ -48,7 +48,7 @@ Counts = tuple[float, list[int], list[int], list[int]]  # validation fraction; a
 
 def class_counts(scan: ScanResult, val_fraction: float) -> Counts:
     """Images per class in all, in training and in validation, for the split the window makes."""
-    from ..core.data import split_samples
+    from ftgui.core.data.samples import split_samples
 
     split = split_samples(scan, val_fraction, seed=0)
     return val_fraction, scan.counts(), scan.counts(split.train), scan.counts(split.val)
@@ -210,8 +210,8 @@ class DataPanel(QWidget):
 
     def open_example(self) -> str:
         """Write the example dataset to the user's data folder (once) and load it."""
-        from ..core.example import make_example_dataset
-        from ..core.paths import data_dir
+        from ftgui.core.base.paths import data_dir
+        from ftgui.core.data.example import make_example_dataset
 
         dest = data_dir() / "example-shapes"
         make_example_dataset(dest, per_class=40, size=96)
@@ -231,7 +231,7 @@ class DataPanel(QWidget):
         self.progress.setVisible(True)
         self.progress.setFormat("Listing…")
         self.setEnabledForScan(False)
-        from ..core.data import scan_folder
+        from ftgui.core.data.scan import scan_folder
 
         last = [time.monotonic()]
 
@@ -318,7 +318,7 @@ class DataPanel(QWidget):
     # ------------------------------------------------------------ header checks
 
     def _start_verification(self, scan: ScanResult) -> None:
-        from ..core.data import verify_scan
+        from ftgui.core.data.scan import verify_scan
 
         generation = self._generation
         stop = self._stop_verifying = threading.Event()
@@ -418,7 +418,7 @@ class DataPanel(QWidget):
     # ------------------------------------------------------------ table
 
     def split(self) -> Split | None:
-        from ..core.data import split_samples
+        from ftgui.core.data.samples import split_samples
 
         return split_samples(self.scan, self.val_fraction.value(), seed=0) if self.scan else None
 

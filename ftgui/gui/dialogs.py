@@ -23,16 +23,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.options import EXPORT_FORMATS
+from ftgui.core.base.options import EXPORT_FORMATS
 
 if TYPE_CHECKING:
-    from ..core.job import ClusterSettings
-    from ..core.lr_finder import LRFinderResult
+    from ftgui.core.training.lr_finder import LRFinderResult
+    from ftgui.core.workflows.job import ClusterSettings
 
 
 def onnx_missing() -> str | None:
     """What to install for ONNX export (the same check as ``ftgui-train --export onnx``), or None."""
-    from ..core.export import missing_format_packages
+    from ftgui.core.bundle.formats import missing_format_packages
 
     return missing_format_packages(("onnx",))
 
@@ -45,7 +45,7 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export model")
         self.folder = QLineEdit(folder)
         browse = QPushButton("Browse…")
-        # The formats ftgui-train --export offers (core/options.py), one box each.
+        # The formats ftgui-train --export offers (core/base/options.py), one box each.
         self.format_boxes = {key: QCheckBox(label) for key, (_, label) in EXPORT_FORMATS.items()}
         self.onnx = self.format_boxes["onnx"]
         self.torchscript = self.format_boxes["torchscript"]
@@ -142,7 +142,7 @@ class TrainingJobDialog(QDialog):
             self.folder.setText(folder)
 
     def cluster(self) -> ClusterSettings:
-        from ..core.job import ClusterSettings
+        from ftgui.core.workflows.job import ClusterSettings
 
         return ClusterSettings(
             nodes=self.nodes.value(),
@@ -158,7 +158,7 @@ class LRFinderDialog(QDialog):
 
     def __init__(self, result: LRFinderResult, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from .plot import pg
+        from ftgui.gui.plot import pg
 
         self.finder_result = result
         self.setWindowTitle("Learning-rate finder")

@@ -26,11 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .rows_model import rows_table
+from ftgui.gui.rows_model import rows_table
 
 if TYPE_CHECKING:
-    from ..core.evaluate import Evaluation
-    from .fix_actions import FileFixes
+    from ftgui.core.evaluation.metrics import Evaluation
+    from ftgui.gui.fix_actions import FileFixes
 
 MISTAKE_ROLE = Qt.ItemDataRole.UserRole + 3
 
@@ -78,7 +78,7 @@ class EvaluationPanel(QWidget):
         self.confusion.setToolTip(
             "Rows: true class. Columns: predicted class. Click a cell to list its images."
         )
-        from .confusion_view import ConfusionHeatMap
+        from ftgui.gui.confusion_view import ConfusionHeatMap
 
         self.heat_map = ConfusionHeatMap()  # for more classes than a table shows legibly
         self.matrix_stack = QStackedWidget()
@@ -190,8 +190,8 @@ class EvaluationPanel(QWidget):
     def set_evaluation(self, ev: Evaluation, thumbs: dict[str, bytes] | None = None) -> None:
         import html
 
-        from ..core.evaluate import headline
-        from ..core.text import display_path
+        from ftgui.core.base.text import display_path
+        from ftgui.core.evaluation.metrics import headline
 
         self.evaluation = ev
         thumbs = thumbs or {}
@@ -230,7 +230,7 @@ class EvaluationPanel(QWidget):
     def _show_confusion(self, ev: Evaluation, names: list[str]) -> None:
         """A coloured table up to 20 classes; beyond, one heat-map image (a table of 1,000
         classes would be a million cells)."""
-        from ..core.evaluate import FULL_MATRIX_MAX_CLASSES
+        from ftgui.core.evaluation.metrics import FULL_MATRIX_MAX_CLASSES
 
         k = len(names)
         self.confusion.clear()
@@ -264,7 +264,7 @@ class EvaluationPanel(QWidget):
                 self.confusion.setItem(i, j, item)
 
     def _fill_gallery(self) -> None:
-        from ..core.text import display_path
+        from ftgui.core.base.text import display_path
 
         ev = self.evaluation
         self.gallery.clear()
@@ -310,7 +310,7 @@ class EvaluationPanel(QWidget):
         items = view.selectedItems()
         if ev is None or self.fixes is None or not items:
             return
-        from .fix_actions import fix_menu
+        from ftgui.gui.fix_actions import fix_menu
 
         rels = [self._relative_path(i) for i in items]
         if view is self.gallery:
@@ -328,7 +328,7 @@ class EvaluationPanel(QWidget):
         ev = self.evaluation
         if ev is None:
             return
-        from ..core.text import display_path
+        from ftgui.core.base.text import display_path
 
         self._cell = (row, column)
         paths = ev.paths_in_cell(row, column)

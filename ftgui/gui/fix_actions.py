@@ -1,4 +1,4 @@
-"""Move to class…, Exclude from training and Edit → Undo in the window (``core/fixes.py``).
+"""Move to class…, Exclude from training and Edit → Undo in the window (``core/data/fixes.py``).
 
 These are the only actions in ftgui that change a user's files, so each kind asks once for an
 explicit confirmation (remembered in the settings); every list of images that offers them (Check
@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from PySide6.QtCore import QObject, QPoint, QSettings, Signal
 from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QWidget
 
-from ..core.errors import FtguiError
-from ..core.fixes import Change, Fixes
-from ..core.text import display_path
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.text import display_path
+from ftgui.core.data.fixes import Change, Fixes
 
 FIRST_TIME = {
     "move": (

@@ -16,8 +16,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import WorkerBase, create_worker
 
-from ..core.errors import FtguiError
-from ..core.session import Job, Session
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.workflows.session import Job, Session
 
 # Called as progress(done, total, *details): the learning-rate finder adds its rate and loss.
 Progress = Callable[..., None]

@@ -23,36 +23,36 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import __version__
-from ..core import report
-from ..core.session import Session
-from ..core.text import display_path
-from .check_dialog import CheckDataDialog
-from .classify_dialog import ClassifyFolderDialog
-from .compare_panel import ComparePanel
-from .data_panel import DataPanel, folder_from_mime
-from .dialogs import LRFinderDialog, TrainingJobDialog
-from .eval_panel import EvaluationPanel
-from .fix_actions import FileFixes
-from .jobs import JobRunner
-from .model_panel import DEFAULT_ARCH, ModelPanel
-from .model_tools import ModelTools
-from .plot import TrainingPlot
-from .runs_panel import RunsPanel
-from .settings import setting
-from .train_panel import TrainPanel
-from .try_panel import TryPanel
+from ftgui import __version__
+from ftgui.core.base import report
+from ftgui.core.base.text import display_path
+from ftgui.core.workflows.session import Session
+from ftgui.gui.check_dialog import CheckDataDialog
+from ftgui.gui.classify_dialog import ClassifyFolderDialog
+from ftgui.gui.compare_panel import ComparePanel
+from ftgui.gui.data_panel import DataPanel, folder_from_mime
+from ftgui.gui.dialogs import LRFinderDialog, TrainingJobDialog
+from ftgui.gui.eval_panel import EvaluationPanel
+from ftgui.gui.fix_actions import FileFixes
+from ftgui.gui.jobs import JobRunner
+from ftgui.gui.model_panel import DEFAULT_ARCH, ModelPanel
+from ftgui.gui.model_tools import ModelTools
+from ftgui.gui.plot import TrainingPlot
+from ftgui.gui.runs_panel import RunsPanel
+from ftgui.gui.settings import setting
+from ftgui.gui.train_panel import TrainPanel
+from ftgui.gui.try_panel import TryPanel
 
 if TYPE_CHECKING:
-    from ..core.compare import CandidateEvent, Comparison, ComparisonFinished
-    from ..core.config import TrainConfig
-    from ..core.data import ScanResult
-    from ..core.engine import Trainer
-    from ..core.events import Event, Message
-    from ..core.freeze import FreezePlan
-    from ..core.job import ClusterSettings
-    from ..core.predict import Predictor
-    from ..core.runs import RunRecord
+    from ftgui.core.base.events import Event, Message
+    from ftgui.core.bundle.predict import Predictor
+    from ftgui.core.data.samples import ScanResult
+    from ftgui.core.models.freeze import FreezePlan
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.training.engine import Trainer
+    from ftgui.core.workflows.compare import CandidateEvent, Comparison, ComparisonFinished
+    from ftgui.core.workflows.job import ClusterSettings
+    from ftgui.core.workflows.runs import RunRecord
 
 
 def _resources() -> Path:
@@ -239,8 +239,6 @@ class MainWindow(ModelTools):
             import torch  # noqa: F401
             import torchvision  # noqa: F401
 
-            from ..core import engine, layers, models  # noqa: F401
-
             self.torch_ready.emit()
 
         threading.Thread(target=load, name="ftgui-import-torch", daemon=True).start()
@@ -250,7 +248,7 @@ class MainWindow(ModelTools):
             self.data_panel.load_folder(folder)
 
     def _on_torch_ready(self) -> None:
-        from ..core.device import available_devices
+        from ftgui.core.compute.device import available_devices
 
         self.train_panel.set_devices(available_devices())
         self.train_panel.load_settings(self.settings)
@@ -279,8 +277,8 @@ class MainWindow(ModelTools):
         """The freeze plan open when ftgui last closed (custom tree edits included)."""
         import json
 
-        from ..core.errors import FtguiError
-        from ..core.freeze import FreezePlan
+        from ftgui.core.base.errors import FtguiError
+        from ftgui.core.models.freeze import FreezePlan
 
         try:
             return FreezePlan.from_dict(json.loads(setting(self.settings, "model/freeze", "{}")))
@@ -403,7 +401,7 @@ class MainWindow(ModelTools):
         ev, predictor = self.eval_panel.evaluation, self._evaluated_predictor()
         if ev is None or predictor is None:
             return False
-        from .thumbs import heat_map_pictures
+        from ftgui.gui.thumbs import heat_map_pictures
 
         mistakes = list(ev.worst)
         return self.jobs.start(
@@ -433,7 +431,7 @@ class MainWindow(ModelTools):
     # ------------------------------------------------------------ training
 
     def build_config(self) -> TrainConfig:
-        from ..core.config import TrainConfig
+        from ftgui.core.training.config import TrainConfig
 
         scan = self.data_panel.scan
         assert scan is not None, "Start is refused without a dataset"
@@ -446,7 +444,7 @@ class MainWindow(ModelTools):
         )
 
     def _on_export_job_triggered(self) -> None:
-        from ..core.device import available_devices
+        from ftgui.core.compute.device import available_devices
 
         scan = self.data_panel.scan
         if scan is None:
@@ -460,9 +458,9 @@ class MainWindow(ModelTools):
 
     def export_training_job_to(self, folder: str, cluster: ClusterSettings | None = None) -> bool:
         """Write job.json, run.sh and slurm.sbatch for the current settings, in the background."""
-        from ..core.data import split_samples
-        from ..core.errors import FtguiError
-        from ..core.job import write_job
+        from ftgui.core.base.errors import FtguiError
+        from ftgui.core.data.samples import split_samples
+        from ftgui.core.workflows.job import write_job
 
         scan = self.data_panel.scan
         if self.busy or scan is None:
@@ -538,7 +536,7 @@ class MainWindow(ModelTools):
 
     def start_comparison(self) -> bool:
         """Train the ticked layouts with the current settings, one after another, in the background."""
-        from ..core.compare import Candidate, Comparison, parse_candidates
+        from ftgui.core.workflows.compare import Candidate, Comparison, parse_candidates
 
         if self.busy or not self.ready:
             return False
@@ -574,8 +572,8 @@ class MainWindow(ModelTools):
         )
 
     def _on_comparison_event(self, e: CandidateEvent | ComparisonFinished | Message) -> None:
-        from ..core import events as ev
-        from ..core.compare import CandidateEvent, ComparisonFinished
+        from ftgui.core.base import events as ev
+        from ftgui.core.workflows.compare import CandidateEvent, ComparisonFinished
 
         if isinstance(e, ev.Message):  # a candidate recorded as a run
             self.log_message(e.level, e.text)
@@ -592,7 +590,7 @@ class MainWindow(ModelTools):
         """Where this run's TensorBoard log goes when the checkbox is on (ftgui's data folder)."""
         if not self.train_panel.tensorboard.isChecked():
             return None
-        from ..core.paths import data_dir
+        from ftgui.core.base.paths import data_dir
 
         name = "-".join(
             p for p in (Path(dataset or "dataset").name, kind, time.strftime("%Y%m%d-%H%M%S")) if p
@@ -639,16 +637,16 @@ class MainWindow(ModelTools):
         """Where 'Checkpoint every epoch' saves: the app's data folder, one file per dataset and model."""
         if not self.train_panel.checkpoint_every_epoch.isChecked():
             return None
-        from ..core.paths import data_dir
+        from ftgui.core.base.paths import data_dir
 
         name = Path(config.data_dir or "dataset").name or "dataset"
         return str(data_dir() / "checkpoints" / f"{name}-{config.arch}.pt")
 
     def _checkpoint_path_usable(self, path: str, arch: str, title: str = "Cannot save checkpoints") -> bool:
         """Check a checkpoint file's folder before any training time is spent (space, writable)."""
-        from ..core.errors import FtguiError
-        from ..core.files import bundle_bytes_needed, check_destination
-        from ..core.models import arch_info
+        from ftgui.core.base.errors import FtguiError
+        from ftgui.core.base.files import bundle_bytes_needed, check_destination
+        from ftgui.core.models import arch_info
 
         try:
             params = arch_info(arch).num_params or 0
@@ -669,7 +667,7 @@ class MainWindow(ModelTools):
 
     def _on_worker_reported(self, e: Event) -> None:
         """Render one engine event: plot, progress, log (the sentences ftgui-train prints too)."""
-        from ..core import events as ev
+        from ftgui.core.base import events as ev
 
         if isinstance(e, ev.BatchEnded):
             self.plot.add_batch(e.epoch, e.batch, e.batches, e.loss)
@@ -847,7 +845,7 @@ def run_app(argv: list[str]) -> int:
     parser.add_argument("--version", action="version", version=f"ftgui {__version__}")
     args = parser.parse_args(argv)
     if args.install_desktop:
-        from .desktop import install_desktop_entry
+        from ftgui.gui.desktop import install_desktop_entry
 
         for path in install_desktop_entry():
             print(f"installed {path}")

@@ -28,14 +28,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.freeze import FreezePlan
-from ..core.options import STRATEGIES
-from .jobs import JobRunner
+from ftgui.core.base.options import STRATEGIES
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.gui.jobs import JobRunner
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from ..core.models import BuiltModel
+    from ftgui.core.models import BuiltModel
 
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 NONE_WEIGHTS = "none"
@@ -140,7 +140,7 @@ class ModelPanel(QWidget):
 
     def populate(self, arch: str = DEFAULT_ARCH) -> None:
         """Fill the architecture list (torch must be importable; call after the window shows)."""
-        from ..core.models import arch_info, list_architectures
+        from ftgui.core.models import arch_info, list_architectures
 
         self.arch_combo.clear()
         for name in list_architectures():
@@ -198,7 +198,7 @@ class ModelPanel(QWidget):
     # ------------------------------------------------------------ weights
 
     def _fill_weights(self) -> None:
-        from ..core.models import arch_info
+        from ftgui.core.models import arch_info
 
         info = arch_info(self.arch)
         self.weights_combo.blockSignals(True)
@@ -245,7 +245,7 @@ class ModelPanel(QWidget):
     def use_weights_file(self, path: str) -> bool:
         """Select a local weights file: read and checked against the model in the background,
         so a bad file is reported at once and a big one does not freeze the window."""
-        from ..core.models import build_model
+        from ftgui.core.models import build_model
 
         self.weights_combo.setCurrentIndex(self.weights_combo.findData(FROM_FILE))
         self.weights_status.setText(f"Checking {path}…")
@@ -280,7 +280,7 @@ class ModelPanel(QWidget):
             self.weights_state = "none"
             self.weights_status.setText("Random initialisation: training starts from scratch.")
             return
-        from ..core.models import resolve_weights, weights_availability, weights_cache_path
+        from ftgui.core.models import resolve_weights, weights_availability, weights_cache_path
 
         weights = resolve_weights(self.arch, spec)
         self.weights_state = ""
@@ -379,7 +379,7 @@ class ModelPanel(QWidget):
 
     def set_image_size(self, size: int | None) -> None:
         """The input size training will use (a randomly initialised ViT's size changes its shapes)."""
-        from ..core.models import quirks
+        from ftgui.core.models import quirks
 
         if size != self.image_size:
             self.image_size = size
@@ -387,14 +387,14 @@ class ModelPanel(QWidget):
                 self._rebuild()  # other models' layers do not depend on the input size
 
     def _tree_size(self) -> int | None:
-        from ..core.models import quirks
+        from ftgui.core.models import quirks
 
         return self.image_size if quirks(self.arch).sized else None
 
     def _rebuild(self) -> None:
         """The skeleton the engine would build (same constructor arguments, same heads), then the tree."""
-        from ..core.errors import FtguiError
-        from ..core.models import build_model
+        from ftgui.core.base.errors import FtguiError
+        from ftgui.core.models import build_model
 
         size = self._tree_size()
         key = (self.arch, self.num_classes, self.weights, size)
@@ -442,7 +442,7 @@ class ModelPanel(QWidget):
 
     def _refresh_states(self) -> None:
         """Render the plan: check states from ``plan.states``, counts, the summary line."""
-        from ..core.layers import count_params
+        from ftgui.core.models.layers import count_params
 
         if self.skeleton is None:
             return

@@ -14,28 +14,28 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
-from ..core.text import display_path
-from .dialogs import ExportDialog, LRFinderDialog, default_export_folder
-from .jobs import Progress
-from .settings import setting
-from .thumbs import thumbnail_png
+from ftgui.core.base.text import display_path
+from ftgui.gui.dialogs import ExportDialog, LRFinderDialog, default_export_folder
+from ftgui.gui.jobs import Progress
+from ftgui.gui.settings import setting
+from ftgui.gui.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QPlainTextEdit
 
-    from ..core.config import TrainConfig
-    from ..core.engine import Trainer
-    from ..core.evaluate import Evaluation
-    from ..core.export import FormatCheck
-    from ..core.lr_finder import LRFinderResult
-    from ..core.predict import Predictor
-    from ..core.session import Session
-    from .data_panel import DataPanel
-    from .eval_panel import EvaluationPanel
-    from .jobs import JobRunner
-    from .train_panel import TrainPanel
-    from .try_panel import TryPanel
+    from ftgui.core.bundle.formats import FormatCheck
+    from ftgui.core.bundle.predict import Predictor
+    from ftgui.core.evaluation.metrics import Evaluation
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.training.engine import Trainer
+    from ftgui.core.training.lr_finder import LRFinderResult
+    from ftgui.core.workflows.session import Session
+    from ftgui.gui.data_panel import DataPanel
+    from ftgui.gui.eval_panel import EvaluationPanel
+    from ftgui.gui.jobs import JobRunner
+    from ftgui.gui.train_panel import TrainPanel
+    from ftgui.gui.try_panel import TryPanel
 
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ class ModelTools(QMainWindow):
     def export_to(self, folder: str, formats: tuple[str, ...] = ("safetensors",)) -> bool:
         """Write the bundle, MODEL_CARD.md and the chosen formats in the background, each checked
         after writing. False (with a message) when the folder or the packages rule it out."""
-        from ..core.errors import FtguiError
+        from ftgui.core.base.errors import FtguiError
 
         if self.busy:
             return False
@@ -161,7 +161,8 @@ class ModelTools(QMainWindow):
         """Evaluate the model just trained (or the opened bundle) on the validation images."""
         if self.busy:
             return
-        from ..core.evaluate import evaluate_bundle, evaluate_trainer
+        from ftgui.core.bundle.evaluate import evaluate_bundle
+        from ftgui.core.training.evaluation import evaluate_trainer
 
         trainer, bundle = self.trainer, self.bundle
         use_trainer = (
@@ -187,7 +188,7 @@ class ModelTools(QMainWindow):
         if result is None:
             self.log_message("warning", "Nothing to evaluate: the validation images are not available.")
             return
-        from ..core.evaluate import headline
+        from ftgui.core.evaluation.metrics import headline
 
         ev, thumbs = result
         if self._eval_prefers_trainer and self.trainer is not None:
@@ -241,15 +242,14 @@ class ModelTools(QMainWindow):
         """Range test on the current settings; the result dialog offers the suggestion."""
         if self.busy or self.data_panel.scan is None or not self.ready:
             return
-        from ..core.engine import Trainer
-        from ..core.lr_finder import find_lr
+        from ftgui.core.training.engine import Trainer
 
         trainer = Trainer(self.build_config())
         scan = self.data_panel.scan
 
         def work(progress: Progress, cancelled: Callable[[], bool]) -> LRFinderResult:
             trainer.prepare(scan=scan)
-            return find_lr(trainer, progress=progress, cancelled=cancelled)
+            return trainer.find_lr(progress=progress, cancelled=cancelled)
 
         self._run_task(work, self._on_lr_found, "Finding a learning rate…")
 

@@ -1,6 +1,6 @@
 """The Runs tab: every past run on the open dataset, its curves overlaid, reopened or forgotten.
 
-Records come from ``core/runs.py`` (written by the window, ``ftgui-train`` and
+Records come from ``core/workflows/runs.py`` (written by the window, ``ftgui-train`` and
 ``ftgui-compare``); reading them is quick (small JSON files), so the list fills on the GUI thread.
 """
 
@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (  # noqa: E402
     QWidget,
 )
 
-from ..core.runs import RunRecord, delete_run, list_runs  # noqa: E402
-from .plot import ValidationCurves  # noqa: E402
+from ftgui.core.workflows.runs import RunRecord, delete_run, list_runs
+from ftgui.gui.plot import ValidationCurves
 
 COLUMNS = ("date", "model", "layout", "epochs", "best val", "time", "from")
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 
 if TYPE_CHECKING:
-    from ..core.data import ScanResult
+    from ftgui.core.data.samples import ScanResult
 
 
 def thumbnail_png(path: str, size: int = 48) -> bytes | None:
     """A small PNG of an image file (decoded at reduced size), or None if it cannot be read."""
-    from ..core.data import load_rgb
+    from ftgui.core.data.images import load_rgb
 
     try:
         img = load_rgb(path, target=size)
@@ -109,7 +109,7 @@ def heat_map_pictures(
     the true class (96 px each), as PNG; or, if the model has no heat maps, why."""
     from PIL import Image
 
-    from ..core.cam import CamUnavailable, class_heat_maps
+    from ftgui.core.insight.cam import CamUnavailable, class_heat_maps
 
     out: dict[str, bytes] = {}
     for n, mk in enumerate(mistakes):

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.options import OPTIMIZERS, SCHEDULES
-from .settings import setting
+from ftgui.core.base.options import OPTIMIZERS, SCHEDULES
+from ftgui.gui.settings import setting
 
 SETTINGS_PREFIX = "training/"
 
@@ -72,7 +72,7 @@ class TrainPanel(QWidget):
             "then a suggestion (the model is left unchanged)"
         )
         self.find_lr_button.setEnabled(False)
-        # The same choices as ftgui-train's --optimizer and --schedule (core/options.py).
+        # The same choices as ftgui-train's --optimizer and --schedule (core/base/options.py).
         self.optimizer = QComboBox()
         for key, label in OPTIMIZERS.items():
             self.optimizer.addItem(label, key)
@@ -234,7 +234,7 @@ class TrainPanel(QWidget):
         self._update_lr_note()
 
     def _update_lr_note(self) -> None:
-        from ..core.recipe import default_lr
+        from ftgui.core.training.recipe import default_lr
 
         mode = self.lr_mode_key
         fallback = default_lr(self._strategy)

@@ -22,19 +22,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.text import display_path
-from .jobs import JobRunner
-from .thumbs import thumbnail_png
+from ftgui.core.base.text import display_path
+from ftgui.gui.jobs import JobRunner
+from ftgui.gui.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
-    from ..core.predict import Prediction, Predictor
+    from ftgui.core.bundle.predict import Prediction, Predictor
 
 MAX_IMAGES = 50
 
 
 def image_paths(paths: list[str]) -> list[str]:
     """Image files among dropped paths; folders contribute the images inside them."""
-    from ..core.data import is_image_name
+    from ftgui.core.data.scan import is_image_name
 
     out: list[str] = []
     for p in paths:
@@ -209,7 +209,7 @@ def predict_with_heat_maps(
     pictures: dict[str, bytes] = {}
     if not heat:
         return predictions, pictures, ""
-    from ..core.cam import CamUnavailable, image_heat_map
+    from ftgui.core.insight.cam import CamUnavailable, image_heat_map
 
     for p in predictions:
         if p.error:

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from ftgui.cli import predict_main, train_main
-from ftgui.core import export as export_module
-from ftgui.core.engine import Trainer
-from ftgui.core.errors import CheckpointError
-from ftgui.core.export import export_all, export_bundle, read_metadata
-from ftgui.core.files import OutputLock, check_destination
-from ftgui.core.predict import Predictor
+from ftgui.core.base.errors import CheckpointError
+from ftgui.core.base.files import OutputLock, check_destination
+from ftgui.core.bundle import export as export_module
+from ftgui.core.bundle.export import export_all, export_bundle
+from ftgui.core.bundle.format import read_metadata
+from ftgui.core.bundle.predict import Predictor
+from ftgui.core.training.engine import Trainer
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -40,7 +41,7 @@ def test_bundle_records_sha256_and_a_failed_export_leaves_the_old_bundle_untouch
     trained, tmp_path, monkeypatch
 ):
     out = tmp_path / "out"
-    export_all(trained, out)
+    export_all(trained.trained(), out)
     (out / "checkpoint.pt").write_bytes(b"my checkpoint")
     (out / "notes.txt").write_text("the user's own file")
     (out / "plots").mkdir()
@@ -57,13 +58,13 @@ def test_bundle_records_sha256_and_a_failed_export_leaves_the_old_bundle_untouch
 
     monkeypatch.setattr(export_module, "model_card", fail)
     with pytest.raises(OSError, match="No space left"):
-        export_all(trained, out)
+        export_all(trained.trained(), out)
     assert _snapshot(out) == before
     assert _leftovers(tmp_path) == [] and sorted(os.listdir(tmp_path)) == ["out"]
 
     # A successful export replaces the bundle as a whole and keeps the other files.
     monkeypatch.undo()
-    export_bundle(trained, out)
+    export_bundle(trained.trained(), out)
     after = _snapshot(out)
     assert json.loads(after["model.json"])["classes"][0] == "renamed"
     assert after["checkpoint.pt"] == b"my checkpoint" and after["notes.txt"] == before["notes.txt"]
@@ -74,11 +75,11 @@ def test_bundle_records_sha256_and_a_failed_export_leaves_the_old_bundle_untouch
 
 
 def test_weights_from_another_export_are_refused(trained, tmp_path, capsys):
-    export_bundle(trained, tmp_path / "a")
+    export_bundle(trained.trained(), tmp_path / "a")
     trained.scan.classes.reverse()
     for p in trained.model.parameters():
         p.data.mul_(0.5)
-    export_bundle(trained, tmp_path / "b")
+    export_bundle(trained.trained(), tmp_path / "b")
     trained.scan.classes.reverse()
     # New weights beside an old model.json: exactly what an interrupted file-by-file write left.
     (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
@@ -94,8 +95,8 @@ def test_weights_from_another_export_are_refused(trained, tmp_path, capsys):
 KILLER = textwrap.dedent(
     """
     import sys, time
-    from ftgui.core import export
-    from ftgui.core.engine import Trainer, TrainConfig
+    from ftgui.core.bundle import export
+    from ftgui.core.training.engine import Trainer, TrainConfig
     t = Trainer(TrainConfig(data_dir=sys.argv[1], weights="none", image_size=32, epochs=1, device="cpu"))
     for _ in t.run():
         pass
@@ -106,7 +107,7 @@ KILLER = textwrap.dedent(
             print("WEIGHTS WRITTEN", flush=True)
             time.sleep(60)
     export.write_synced = slow
-    export.export_all(t, sys.argv[2])
+    export.export_all(t.trained(), sys.argv[2])
     """
 )
 
@@ -114,7 +115,7 @@ KILLER = textwrap.dedent(
 @pytest.mark.slow
 def test_killed_export_leaves_the_previous_bundle_and_the_next_export_cleans_up(trained, tmp_path):
     out = tmp_path / "out"
-    export_all(trained, out)
+    export_all(trained.trained(), out)
     before = _snapshot(out)
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLER, trained.scan.root, str(out)], stdout=subprocess.PIPE, text=True
@@ -125,7 +126,7 @@ def test_killed_export_leaves_the_previous_bundle_and_the_next_export_cleans_up(
     assert _snapshot(out) == before
     assert Predictor.load(out).classes == trained.classes
     assert len(_leftovers(tmp_path)) == 1  # the killed process's staging folder...
-    export_all(trained, out)
+    export_all(trained.trained(), out)
     assert _leftovers(tmp_path) == []  # ...is removed by the next export to the same folder
 
 
@@ -207,7 +208,7 @@ def test_the_lock_is_released_when_its_process_dies(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from ftgui.core.files import OutputLock; "
+            "import sys, time; from ftgui.core.base.files import OutputLock; "
             "lock = OutputLock(sys.argv[1]).acquire('holder'); print('HELD', flush=True); time.sleep(60)",
             str(out),
         ],
@@ -223,7 +224,7 @@ def test_the_lock_is_released_when_its_process_dies(tmp_path):
 
 
 def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
-    from ftgui.core.files import STALE_AFTER_S, atomic_write
+    from ftgui.core.base.files import STALE_AFTER_S, atomic_write
 
     target = tmp_path / "checkpoint.pt"
     stale = tmp_path / ".checkpoint.pt.abc123.partial"  # what SIGKILL during a write leaves

@@ -4,12 +4,12 @@ import shutil
 import pytest
 import torch
 
-from ftgui.core import events as ev
-from ftgui.core.cache import plan_cache
-from ftgui.core.engine import Trainer
-from ftgui.core.freeze import FreezePlan
+from ftgui.core.base import events as ev
+from ftgui.core.data.stores import choose_storage
 from ftgui.core.models import build_model
-from ftgui.core.stores import choose_storage
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.cache import plan_cache
+from ftgui.core.training.engine import Trainer
 
 
 def _run(config):

@@ -14,12 +14,12 @@ from PIL import Image, ImageDraw
 pytest.importorskip("captum")
 
 from ftgui.cli import predict_main  # noqa: E402
-from ftgui.core.cam import CamUnavailable, cam_layer, grad_cam, image_heat_map  # noqa: E402
-from ftgui.core.config import TrainConfig  # noqa: E402
-from ftgui.core.engine import Trainer, run_to_end  # noqa: E402
-from ftgui.core.export import export_bundle  # noqa: E402
-from ftgui.core.freeze import FreezePlan  # noqa: E402
-from ftgui.core.predict import Predictor  # noqa: E402
+from ftgui.core.bundle.export import export_bundle
+from ftgui.core.bundle.predict import Predictor
+from ftgui.core.insight.cam import CamUnavailable, cam_layer, grad_cam, image_heat_map
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.config import TrainConfig
+from ftgui.core.training.engine import Trainer, run_to_end
 
 # The last convolutional stage of each family, as the model structure gives it.
 LAST_STAGE = {
@@ -60,7 +60,7 @@ def test_transformers_get_no_heat_map_rather_than_a_wrong_one(arch):
 def test_predicted_class_is_explained_and_written_as_png(tiny_config, tmp_path, capsys):
     tiny_config.freeze, tiny_config.image_size, tiny_config.epochs = FreezePlan.parse("full"), 64, 1
     run_to_end(trainer := Trainer(tiny_config))
-    export_bundle(trainer, tmp_path / "m")
+    export_bundle(trainer.trained(), tmp_path / "m")
     image = sorted(Path(tiny_config.data_dir).glob("circle/*.jpg"))[0]
     out = tmp_path / "heat.png"
     assert predict_main([str(tmp_path / "m"), str(image), "--cam", str(out)]) == 0
@@ -112,7 +112,7 @@ def test_heat_map_peaks_in_the_quadrant_that_holds_the_evidence(tmp_path, seed):
         epochs=5, batch_size=16, lr=1e-3, image_size=128, val_fraction=0.25, seed=seed, device="cpu",
     )  # fmt: skip
     run_to_end(trainer := Trainer(config))
-    export_bundle(trainer, tmp_path / "m")
+    export_bundle(trainer.trained(), tmp_path / "m")
     predictor = Predictor.load(tmp_path / "m")
     val = [s.path for s in trainer.split.val if s.path in where]
     hits = 0

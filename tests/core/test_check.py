@@ -15,12 +15,12 @@ import pytest
 pytest.importorskip("cleanlab")
 
 from ftgui.cli_check import check_main  # noqa: E402
-from ftgui.core.check import check_data  # noqa: E402
-from ftgui.core.config import TrainConfig  # noqa: E402
-from ftgui.core.engine import Trainer, run_to_end  # noqa: E402
-from ftgui.core.example import EXAMPLE_CLASSES, make_example_dataset  # noqa: E402
-from ftgui.core.export import export_bundle  # noqa: E402
-from ftgui.core.freeze import FreezePlan  # noqa: E402
+from ftgui.core.bundle.export import export_bundle
+from ftgui.core.data.example import EXAMPLE_CLASSES, make_example_dataset
+from ftgui.core.insight.check import check_data
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.config import TrainConfig
+from ftgui.core.training.engine import Trainer, run_to_end
 
 
 def flip_labels(root: Path, fraction: float, seed: int) -> set[str]:
@@ -105,7 +105,7 @@ def test_a_trained_models_backbone_and_split_through_bundle(tmp_path, capsys):
         epochs=1, batch_size=16, image_size=32, val_fraction=0.25, device="cpu",
     )  # fmt: skip
     run_to_end(trainer := Trainer(cfg))
-    export_bundle(trainer, tmp_path / "m")
+    export_bundle(trainer.trained(), tmp_path / "m")
     val = sorted(s.path for s in trainer.split.val)
     train = sorted(s.path for s in trainer.split.train)
     shutil.copy2(data / train[0], data / train[0].replace(".jpg", "-copy.jpg"))
@@ -135,7 +135,7 @@ def test_without_the_insight_extra_check_data_and_heat_maps_say_what_to_install(
     code = (
         "import sys; sys.modules['cleanlab'] = None; sys.modules['captum'] = None\n"
         "from ftgui.cli_check import check_main\n"
-        "from ftgui.core.cam import captum_missing\n"
+        "from ftgui.core.insight.cam import captum_missing\n"
         "print(captum_missing())\n"
         f"sys.exit(check_main([{str(data)!r}, '--weights', 'none']))\n"
     )

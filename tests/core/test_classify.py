@@ -10,12 +10,12 @@ import shutil
 import pytest
 
 from ftgui.cli import predict_main
-from ftgui.core.classify import find_images
-from ftgui.core.config import TrainConfig
-from ftgui.core.engine import Trainer, run_to_end
-from ftgui.core.export import export_bundle
-from ftgui.core.freeze import FreezePlan
-from ftgui.core.predict import Predictor
+from ftgui.core.bundle.export import export_bundle
+from ftgui.core.bundle.predict import Predictor
+from ftgui.core.insight.classify import find_images
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.config import TrainConfig
+from ftgui.core.training.engine import Trainer, run_to_end
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def bundle(tmp_path_factory, image_folder):
         data_dir=str(image_folder), weights="none", image_size=32, epochs=2, freeze=FreezePlan.parse("full")
     )
     run_to_end(trainer := Trainer(cfg))
-    export_bundle(trainer, out)
+    export_bundle(trainer.trained(), out)
     return out
 
 

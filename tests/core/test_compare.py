@@ -5,9 +5,11 @@ import json
 import pytest
 import torch
 
-from ftgui.core import events as ev
-from ftgui.core.compare import (
-    NOTHING_TRAINS,
+from ftgui.core.base import events as ev
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.models.freeze import NOTHING_TRAINS, FreezePlan
+from ftgui.core.training.engine import Trainer, run_to_end
+from ftgui.core.workflows.compare import (
     Candidate,
     CandidateEvent,
     CandidateSummary,
@@ -16,9 +18,6 @@ from ftgui.core.compare import (
     parse_candidates,
     recommend,
 )
-from ftgui.core.engine import Trainer, run_to_end
-from ftgui.core.errors import FtguiError
-from ftgui.core.freeze import FreezePlan
 
 
 def test_each_candidate_gets_exactly_the_result_of_its_own_run(tiny_config):
@@ -105,7 +104,7 @@ def test_recommendation_sentences():
 
 
 def test_the_engine_refuses_a_plan_that_trains_nothing(tiny_config):
-    from ftgui.core.freeze import NothingTrains
+    from ftgui.core.models.freeze import NothingTrains
 
     tiny_config.freeze = FreezePlan.parse("head").edit("fc", False)
     with pytest.raises(NothingTrains, match="Nothing would train: every layer is frozen"):
@@ -117,7 +116,7 @@ def test_ftgui_compare_writes_a_bundle_per_candidate_and_the_table(image_folder,
     import json
 
     from ftgui.cli import compare_main
-    from ftgui.core.predict import Predictor
+    from ftgui.core.bundle.predict import Predictor
 
     out = tmp_path / "cmp"
     args = [str(image_folder), "--out", str(out), "--weights", "none", "--image-size", "32", "--epochs", "1"]

@@ -6,9 +6,11 @@ import pytest
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from ftgui.core.data import load_rgb, scan_folder, split_samples
-from ftgui.core.errors import DataError
-from ftgui.core.headers import check_image
+from ftgui.core.base.errors import DataError
+from ftgui.core.data.headers import check_image
+from ftgui.core.data.images import load_rgb
+from ftgui.core.data.samples import split_samples
+from ftgui.core.data.scan import scan_folder
 
 
 def _img(path: Path, size=(12, 10), color=(200, 30, 30), mode="RGB", fmt=None, **save):

@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from ftgui.cli import train_main
-from ftgui.core.batches import BatchSource
-from ftgui.core.data import Sample, Split
-from ftgui.core.distributed import World
+from ftgui.core.compute.distributed import World
+from ftgui.core.data.samples import Sample, Split
 from ftgui.core.models import Preprocess
+from ftgui.core.training.batches import BatchSource
 
 TRAIN = str(Path(sys.executable).parent / "ftgui-train")
 
@@ -163,7 +163,7 @@ def test_a_rank_that_stops_answering_times_out_instead_of_hanging(
 
 
 def _source(world: World, n: int, batch: int) -> BatchSource:
-    from ftgui.core.config import TrainConfig
+    from ftgui.core.training.config import TrainConfig
 
     split = Split([Sample(f"{i}.jpg", 0) for i in range(n)], [Sample(f"v{i}.jpg", 0) for i in range(n // 4)])
     return BatchSource(
@@ -206,8 +206,8 @@ def test_a_last_batch_too_small_for_every_rank_joins_the_one_before():
 def test_several_processes_refuse_what_they_cannot_do(tiny_config):
     """Checked before any collective: SyncBatchNorm without CUDA, and BatchNorm training on
     shards of fewer than two images."""
-    from ftgui.core.engine import Trainer
-    from ftgui.core.errors import FtguiError
+    from ftgui.core.base.errors import FtguiError
+    from ftgui.core.training.engine import Trainer
 
     world = World(rank=0, size=2, backend="gloo")  # the checks run before the process group is used
     tiny_config.sync_bn = True
@@ -220,7 +220,7 @@ def test_several_processes_refuse_what_they_cannot_do(tiny_config):
 
 
 def test_outside_torchrun_nothing_changes(monkeypatch):
-    from ftgui.core.distributed import launched_by_torchrun, start_world
+    from ftgui.core.compute.distributed import launched_by_torchrun, start_world
 
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(var, raising=False)

@@ -6,16 +6,18 @@ import torch
 import torchvision.models as tvm
 from safetensors.torch import load_file
 
-from ftgui.core import events as ev
-from ftgui.core.checkpoint import load_checkpoint
-from ftgui.core.config import TrainConfig
-from ftgui.core.device import available_devices, select_device
-from ftgui.core.engine import CancelToken, Trainer, run_to_end
-from ftgui.core.errors import CheckpointError, FtguiError
-from ftgui.core.export import export_bundle, read_metadata, read_split
-from ftgui.core.freeze import FreezePlan
-from ftgui.core.optim import lr_factor
-from ftgui.core.predict import Predictor
+from ftgui.core.base import events as ev
+from ftgui.core.base.errors import CheckpointError, FtguiError
+from ftgui.core.base.events import CancelToken
+from ftgui.core.bundle.export import export_bundle
+from ftgui.core.bundle.format import read_metadata, read_split
+from ftgui.core.bundle.predict import Predictor
+from ftgui.core.compute.device import available_devices, select_device
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.checkpoint import load_checkpoint
+from ftgui.core.training.config import TrainConfig
+from ftgui.core.training.engine import Trainer, run_to_end
+from ftgui.core.training.optim import lr_factor
 
 
 def _events(trainer, cancel=None):
@@ -86,7 +88,7 @@ def _trainable(model):
 def test_export_reloads_in_plain_torchvision_with_identical_logits(tiny_config, tmp_path):
     trainer = Trainer(tiny_config)
     run_to_end(trainer)
-    out = export_bundle(trainer, tmp_path / "export")
+    out = export_bundle(trainer.trained(), tmp_path / "export")
     meta = read_metadata(out)
     assert meta["classes"] == ["circle", "square", "stripes", "triangle"]
     assert (meta["input_size"], meta["resize_size"]) == (32, 37)
@@ -107,7 +109,7 @@ def test_predict_from_exported_bundle(tiny_config, tmp_path, image_folder):
     tiny_config.epochs = 2
     trainer = Trainer(tiny_config)
     run_to_end(trainer)
-    export_bundle(trainer, tmp_path / "m")
+    export_bundle(trainer.trained(), tmp_path / "m")
     predictor = Predictor.load(tmp_path / "m")
     val = [os.path.join(str(image_folder), s.path) for s in trainer.split.val]
     preds = predictor.predict(val, topk=3)

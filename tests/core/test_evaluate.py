@@ -8,13 +8,15 @@ import pytest
 import torch
 
 from ftgui.cli import train_main
-from ftgui.core.data import Sample
-from ftgui.core.engine import Trainer, run_to_end
-from ftgui.core.evaluate import evaluate_bundle, evaluate_trainer, metrics_from_confusion, summarise
-from ftgui.core.export import export_all
-from ftgui.core.freeze import FreezePlan
-from ftgui.core.lr_finder import find_lr, suggest
-from ftgui.core.predict import Predictor
+from ftgui.core.bundle.evaluate import evaluate_bundle
+from ftgui.core.bundle.export import export_all
+from ftgui.core.bundle.predict import Predictor
+from ftgui.core.data.samples import Sample
+from ftgui.core.evaluation.metrics import metrics_from_confusion, summarise
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.engine import Trainer, run_to_end
+from ftgui.core.training.evaluation import evaluate_trainer
+from ftgui.core.training.lr_finder import suggest
 
 BIN = Path(sys.executable).parent
 
@@ -59,7 +61,7 @@ def test_evaluation_of_a_trained_model_and_of_its_bundle(tiny_config, tmp_path):
     assert ev.count == 20 and sum(map(sum, ev.confusion)) == 20
     assert ev.accuracy == pytest.approx(trainer.history[-1]["val_accuracy"])
     trainer.evaluation = ev
-    export_all(trainer, tmp_path / "m")
+    export_all(trainer.trained(), tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     full = json.loads((tmp_path / "m" / "evaluation.json").read_text())
     assert full["confusion"] == ev.confusion and meta["evaluation"]["file"] == "evaluation.json"
@@ -78,7 +80,7 @@ def test_lr_finder_restores_everything_bit_identically(tiny_config):
     opt_before = trainer.optimizer.state_dict()
     opt_before = {k: {n: t.clone() for n, t in v.items()} for k, v in opt_before["state"].items()}
     rng = torch.get_rng_state()
-    result = find_lr(trainer, steps=40)
+    result = trainer.find_lr(steps=40)
     assert len(result.lrs) >= 10 and result.lrs == sorted(result.lrs)
     assert result.suggestion is None or result.lrs[0] <= result.suggestion <= result.lrs[-1]
     after = trainer.model.state_dict()
@@ -102,7 +104,7 @@ def test_onnx_and_torchscript_round_trips(tiny_config, tmp_path):
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     trainer = Trainer(tiny_config)
     run_to_end(trainer)
-    checks = export_all(trainer, tmp_path / "out", ("safetensors", "onnx", "torchscript"))
+    checks = export_all(trainer.trained(), tmp_path / "out", ("safetensors", "onnx", "torchscript"))
     assert {c.format for c in checks} == {"onnx", "torchscript"}
     for c in checks:
         assert c.max_difference <= 1e-3 and c.batch_sizes == (1, 3)
@@ -175,8 +177,9 @@ def test_unknown_export_format(capsys, image_folder, tmp_path):
 def test_evaluation_streams_three_numbers_per_image(image_folder, tiny_model):
     """Evaluation keeps (predicted, probability, loss) per image, never the logits, and reports
     exactly what the logits would give."""
-    from ftgui.core.data import ImageListDataset, scan_folder
-    from ftgui.core.evaluate import evaluate_model, evaluate_outcomes
+    from ftgui.core.data.images import ImageListDataset
+    from ftgui.core.data.scan import scan_folder
+    from ftgui.core.evaluation.stream import evaluate_model, evaluate_outcomes
     from ftgui.core.models import Preprocess
 
     scan = scan_folder(image_folder)
@@ -200,8 +203,8 @@ def test_evaluation_streams_three_numbers_per_image(image_folder, tiny_model):
 def test_evaluation_on_cached_features_equals_evaluation_on_the_images(tiny_config, monkeypatch):
     """Head only: the validation features are cached, so evaluation runs only the head on them
     (no image decoded again) and reports what running the whole model on the images reports."""
-    from ftgui.core import data as data_module
-    from ftgui.core.evaluate import evaluate_model
+    from ftgui.core.data import images as data_module
+    from ftgui.core.evaluation.stream import evaluate_model
 
     tiny_config.freeze, tiny_config.epochs, tiny_config.cache_memory_mb = FreezePlan.parse("last-1"), 2, 0
     trainer = Trainer(tiny_config)

@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from ftgui.core.errors import CheckpointError
-from ftgui.core.export import read_metadata
-from ftgui.core.files import atomic_write
+from ftgui.core.base.errors import CheckpointError
+from ftgui.core.base.files import atomic_write
+from ftgui.core.bundle.format import read_metadata
 
 WRITER = r"""
 import sys, time
-from ftgui.core.files import atomic_write
+from ftgui.core.base.files import atomic_write
 def slow(fh):
     for i in range(10_000):
         fh.write(b"new" * 1000)
@@ -89,9 +89,9 @@ def test_model_json_stays_small_with_a_thousand_classes(tmp_path, capsys):
     from PIL import Image
 
     from ftgui.cli import train_main
-    from ftgui.core.evaluate import evaluate_bundle
-    from ftgui.core.export import EVALUATION_FILE, SPLIT_FILE
-    from ftgui.core.predict import Predictor
+    from ftgui.core.bundle.evaluate import evaluate_bundle
+    from ftgui.core.bundle.format import EVALUATION_FILE, SPLIT_FILE
+    from ftgui.core.bundle.predict import Predictor
 
     rng = random.Random(0)
     data = tmp_path / "data"
@@ -130,9 +130,9 @@ def test_split_file_read_back_old_bundles_and_damage(tmp_path, image_folder):
     import gzip
 
     from ftgui.cli import train_main
-    from ftgui.core.evaluate import evaluate_bundle
-    from ftgui.core.export import SPLIT_FILE
-    from ftgui.core.predict import Predictor
+    from ftgui.core.bundle.evaluate import evaluate_bundle
+    from ftgui.core.bundle.format import SPLIT_FILE
+    from ftgui.core.bundle.predict import Predictor
 
     out = tmp_path / "out"
     args = [str(image_folder), "--out", str(out), "--weights", "none", "--image-size", "32"]

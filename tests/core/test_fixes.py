@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ftgui.core.data import scan_folder
-from ftgui.core.example import make_example_dataset
-from ftgui.core.fixes import JOURNAL, FixError, Fixes, fixes_dir
+from ftgui.core.data.example import make_example_dataset
+from ftgui.core.data.fixes import JOURNAL, FixError, Fixes, fixes_dir
+from ftgui.core.data.scan import scan_folder
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:
@@ -61,7 +61,7 @@ def test_a_name_clash_gets_a_new_name_and_nothing_is_overwritten(data):
 def test_undo_works_after_a_restart(data):
     before = snapshot(data)
     code = (
-        "import sys; from ftgui.core.fixes import Fixes; "
+        "import sys; from ftgui.core.data.fixes import Fixes; "
         "Fixes().move(sys.argv[1], ['triangle/triangle_0002.jpg'], 'circle'); "
         "Fixes().exclude(sys.argv[1], ['square/square_0001.jpg'])"
     )

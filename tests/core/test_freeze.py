@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftgui.core.config import TrainConfig
-from ftgui.core.errors import ModelError
-from ftgui.core.freeze import FreezePlan
-from ftgui.core.layers import count_params, model_blocks, trainable_names
+from ftgui.core.base.errors import ModelError
 from ftgui.core.models import build_model, classifier_names, list_architectures
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.models.layers import count_params, model_blocks, trainable_names
+from ftgui.core.training.config import TrainConfig
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "blocks.json"
 PLANS = ("head", "last-1", "last-2", "full")

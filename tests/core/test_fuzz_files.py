@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from ftgui.cli import predict_main, train_main
-from ftgui.core.config import TrainConfig
-from ftgui.core.engine import Trainer, run_to_end
-from ftgui.core.export import export_bundle
+from ftgui.core.bundle.export import export_bundle
+from ftgui.core.training.config import TrainConfig
+from ftgui.core.training.engine import Trainer, run_to_end
 
 NAN = float("nan")
 
@@ -38,7 +38,7 @@ def valid(tmp_path_factory, image_folder):
     )
     trainer = Trainer(cfg)
     run_to_end(trainer)
-    export_bundle(trainer, base / "bundle")
+    export_bundle(trainer.trained(), base / "bundle")
     trainer.save_checkpoint(base / "checkpoint.pt")
     return base
 

@@ -9,11 +9,11 @@ import threading
 import pytest
 from PIL import Image
 
-from ftgui.core import events as ev
-from ftgui.core import headers
-from ftgui.core.data import scan_folder, verify_scan
-from ftgui.core.engine import Trainer
-from ftgui.core.errors import DataError
+from ftgui.core.base import events as ev
+from ftgui.core.base.errors import DataError
+from ftgui.core.data import headers
+from ftgui.core.data.scan import scan_folder, verify_scan
+from ftgui.core.training.engine import Trainer
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_worker_processes_check_like_one_thread(tmp_path):
 def test_worker_processes_import_nothing_of_the_callers_folder(tmp_path, monkeypatch):
     """A script run from a folder with its own json.py (or types.py) still gets checked
     headers, not a broken pool: the workers see only ftgui and the standard library."""
-    from ftgui.core.headers import _Workers
+    from ftgui.core.data.headers import _Workers
 
     data = tmp_path / "data"
     for cls in ("a", "b"):

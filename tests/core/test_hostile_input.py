@@ -16,12 +16,14 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from ftgui.cli import predict_main, train_main
-from ftgui.core import events as ev
-from ftgui.core.data import display_path, scan_folder
-from ftgui.core.engine import Trainer, run_to_end
-from ftgui.core.evaluate import Evaluation, format_report, headline, summarise
-from ftgui.core.export import export_bundle, read_metadata, read_split
-from ftgui.core.freeze import FreezePlan
+from ftgui.core.base import events as ev
+from ftgui.core.base.text import display_path
+from ftgui.core.bundle.export import export_bundle
+from ftgui.core.bundle.format import read_metadata, read_split
+from ftgui.core.data.scan import scan_folder
+from ftgui.core.evaluation.metrics import Evaluation, format_report, headline, summarise
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.engine import Trainer, run_to_end
 
 
 def _image(path: Path, color=(200, 30, 30), size=32) -> None:
@@ -58,13 +60,13 @@ def test_a_folder_holding_an_ftgui_bundle_is_never_a_class(tmp_path, trained_bun
 
 @pytest.fixture(scope="module")
 def trained_bundle(tmp_path_factory, image_folder):
-    from ftgui.core.config import TrainConfig
+    from ftgui.core.training.config import TrainConfig
 
     out = tmp_path_factory.mktemp("bundle") / "m"
     cfg = TrainConfig(data_dir=str(image_folder), weights="none", image_size=32, epochs=1, device="cpu")
     trainer = Trainer(cfg)
     run_to_end(trainer)
-    export_bundle(trainer, out)
+    export_bundle(trainer.trained(), out)
     return out
 
 
@@ -146,7 +148,7 @@ def test_a_diverging_run_fails_clearly_and_keeps_the_last_finite_best(tiny_confi
     assert isinstance(final, ev.Failed)
     assert "lower learning rate" in final.message and "epoch 1" in final.message
     assert trainer.epoch == 1 and trainer.best_epoch == 1
-    out = export_bundle(trainer, tmp_path / "m")
+    out = export_bundle(trainer.trained(), tmp_path / "m")
     weights = load_file(str(out / "model.safetensors"))
     assert all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
 
@@ -251,7 +253,7 @@ def test_sigterm_finishes_the_batch_writes_bundle_and_checkpoint_and_exits_143(
 
 
 def _evaluation(k: int, n: int, split: str = "validation") -> Evaluation:
-    from ftgui.core.data import Sample
+    from ftgui.core.data.samples import Sample
 
     classes = [f"class{i:02d}" for i in range(k)]
     samples = [Sample(f"{classes[i % k]}/{i}.png", i % k) for i in range(n)]

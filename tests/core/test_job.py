@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from ftgui.cli import train_main
-from ftgui.core.config import TrainConfig
-from ftgui.core.data import scan_folder, split_samples
-from ftgui.core.errors import FtguiError
-from ftgui.core.export import read_split
-from ftgui.core.freeze import FreezePlan
-from ftgui.core.job import ClusterSettings, read_job, write_job
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.bundle.format import read_split
+from ftgui.core.data.samples import split_samples
+from ftgui.core.data.scan import scan_folder
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.config import TrainConfig
+from ftgui.core.workflows.job import ClusterSettings, read_job, write_job
 
 
 def _job(image_folder: Path, folder: Path, cluster: ClusterSettings | None = None) -> TrainConfig:

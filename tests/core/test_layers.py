@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from ftgui.core.engine import Trainer, run_to_end
-from ftgui.core.errors import ModelError
-from ftgui.core.freeze import FreezePlan
-from ftgui.core.layers import (
+from ftgui.core.base.errors import ModelError
+from ftgui.core.models import build_model
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.models.layers import (
     count_params,
     layer_tree,
     model_blocks,
@@ -12,7 +12,7 @@ from ftgui.core.layers import (
     train_mode,
     trainable_names,
 )
-from ftgui.core.models import build_model
+from ftgui.core.training.engine import Trainer, run_to_end
 
 
 @pytest.fixture

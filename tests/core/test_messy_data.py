@@ -14,15 +14,17 @@ import torch
 from PIL import Image
 
 from ftgui.cli import train_main
-from ftgui.core import events as ev
-from ftgui.core.checkpoint import load_checkpoint
-from ftgui.core.data import load_rgb, scan_folder
-from ftgui.core.device import is_out_of_memory
-from ftgui.core.engine import CancelToken, Trainer
-from ftgui.core.errors import CheckpointError
-from ftgui.core.example import draw_example
-from ftgui.core.export import export_bundle
-from ftgui.core.predict import Predictor
+from ftgui.core.base import events as ev
+from ftgui.core.base.errors import CheckpointError
+from ftgui.core.base.events import CancelToken
+from ftgui.core.bundle.export import export_bundle
+from ftgui.core.bundle.predict import Predictor
+from ftgui.core.compute.device import is_out_of_memory
+from ftgui.core.data.example import draw_example
+from ftgui.core.data.images import load_rgb
+from ftgui.core.data.scan import scan_folder
+from ftgui.core.training.checkpoint import load_checkpoint
+from ftgui.core.training.engine import Trainer
 
 BIN = Path(sys.executable).parent
 
@@ -144,7 +146,7 @@ def test_folder_disappearing_during_training_stops_with_a_message(tiny_config, i
     final = events[-1]
     assert isinstance(final, ev.Failed) and "no longer there" in final.message
     assert trainer.epoch == 1
-    export_bundle(trainer, tmp_path / "export")  # the model so far stays exportable
+    export_bundle(trainer.trained(), tmp_path / "export")  # the model so far stays exportable
     assert Predictor.load(tmp_path / "export").classes == trainer.classes
 
 
@@ -184,7 +186,7 @@ def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path, code_payload):
 def test_bundle_with_weights_of_another_class_count_is_refused(tiny_config, tmp_path):
     trainer = Trainer(tiny_config)
     list(trainer.run())
-    out = export_bundle(trainer, tmp_path / "m")
+    out = export_bundle(trainer.trained(), tmp_path / "m")
     meta = json.loads((out / "model.json").read_text())
     meta["classes"] = meta["classes"][:3]
     meta["num_classes"] = 3

@@ -7,7 +7,7 @@ import torch
 import torchvision.models as tvm
 from safetensors.torch import save_file
 
-from ftgui.core.errors import ModelError, WeightsError
+from ftgui.core.base.errors import ModelError, WeightsError
 from ftgui.core.models import (
     arch_info,
     build_model,

@@ -7,7 +7,8 @@ import sys
 import psutil
 import pytest
 
-from ftgui.core import paths, stores
+from ftgui.core.base import paths
+from ftgui.core.data import stores
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG variables are Linux's")

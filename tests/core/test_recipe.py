@@ -7,10 +7,9 @@ import math
 import pytest
 
 from ftgui.cli import train_parser
-from ftgui.core.engine import Trainer
-from ftgui.core.freeze import FreezePlan
-from ftgui.core.lr_finder import find_lr
-from ftgui.core.recipe import choose_auto_lr, default_lr
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.engine import Trainer
+from ftgui.core.training.recipe import choose_auto_lr, default_lr
 
 
 @pytest.mark.parametrize(
@@ -97,7 +96,7 @@ def test_the_range_test_suggestion_is_stable_across_seeds(tiny_config):
     for seed in (0, 1, 2):
         trainer = Trainer(_head(tiny_config, lr=1e-2, seed=seed))
         trainer.prepare()
-        result = find_lr(trainer)
+        result = trainer.find_lr()
         assert result.suggestion is not None
         suggestions.append(result.suggestion)
     spread = max(suggestions) / min(suggestions)

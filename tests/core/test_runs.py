@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 from ftgui.cli import compare_main, train_main
-from ftgui.core.errors import FtguiError
-from ftgui.core.runs import delete_run, list_runs, runs_dir
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.workflows.runs import delete_run, list_runs, runs_dir
 
 
 def test_runs_of_both_commands_are_recorded_and_listed_per_dataset(image_folder, tmp_path, capsys):

@@ -8,12 +8,12 @@ import psutil
 import pytest
 import torch
 
-from ftgui.core import data as data_module
-from ftgui.core import events as ev
-from ftgui.core import stores
-from ftgui.core.engine import Trainer
-from ftgui.core.freeze import FreezePlan
-from ftgui.core.stores import RowStore, choose_storage, trim
+from ftgui.core.base import events as ev
+from ftgui.core.data import images as data_module
+from ftgui.core.data import stores
+from ftgui.core.data.stores import RowStore, choose_storage, trim
+from ftgui.core.models.freeze import FreezePlan
+from ftgui.core.training.engine import Trainer
 
 
 def _rows(n, shape, seed=0):

@@ -8,7 +8,7 @@ import threading
 import pytest
 from PySide6.QtCore import Qt
 
-from ftgui.core import headers
+from ftgui.core.data import headers
 from ftgui.gui.rows_model import cell_text
 
 
@@ -158,8 +158,8 @@ def _evaluation(k=300, per_class=3):
     for the next class, image 2 for the class after that one (class 7's: 8 and 9)."""
     import torch
 
-    from ftgui.core.data import Sample
-    from ftgui.core.evaluate import summarise
+    from ftgui.core.data.samples import Sample
+    from ftgui.core.evaluation.metrics import summarise
 
     samples, logits = [], torch.zeros(k * per_class, k)
     for c in range(k):

@@ -2,7 +2,7 @@
 
 from PySide6.QtCore import Qt
 
-from ftgui.core.runs import list_runs
+from ftgui.core.workflows.runs import list_runs
 
 
 def _ready(qtbot, window, image_folder, drop):
@@ -101,7 +101,7 @@ def test_tensorboard_checkbox_logs_runs_and_candidates(qtbot, window, image_fold
     pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from ftgui.core.paths import data_dir
+    from ftgui.core.base.paths import data_dir
 
     panel = _ready(qtbot, window, image_folder, drop)
     assert window.train_panel.tensorboard.isEnabled()

@@ -75,7 +75,7 @@ def test_export_to_unusable_folders_shows_a_message(qtbot, window, image_folder,
     assert not (image_folder / "circle" / "export").exists()
     assert not window.save_checkpoint_to(str(tmp_path / "file" / "ckpt.pt"))
     assert "is a file, not a folder" in window.last_error_box.text()
-    from ftgui.core.files import OutputLock
+    from ftgui.core.base.files import OutputLock
 
     lock = OutputLock(tmp_path / "busy").acquire("ftgui-train data --out busy")
     assert not window.export_to(str(tmp_path / "busy"))

@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from ftgui.core.example import EXAMPLE_CLASSES, make_example_dataset
+from ftgui.core.data.example import EXAMPLE_CLASSES, make_example_dataset
 from ftgui.gui.rows_model import cell_text
 
 pytest.importorskip("cleanlab")
@@ -121,7 +121,7 @@ def test_check_data_finds_misfiled_images_and_move_and_undo_round_trip(qtbot, wi
 
 
 def test_undo_survives_a_restart_of_the_window(qtbot, settings, tmp_path, drop):
-    from ftgui.core.fixes import Fixes
+    from ftgui.core.data.fixes import Fixes
     from ftgui.gui.main_window import MainWindow
 
     data = make_example_dataset(tmp_path / "shapes", per_class=4, size=24, seed=1)
@@ -165,14 +165,14 @@ def test_heat_maps_in_try_and_the_worst_mistakes(qtbot, window, tmp_path, drop):
 
 
 def test_classify_a_folder_filters_exports_and_copies(qtbot, window, tmp_path, drop, image_folder):
-    from ftgui.core.engine import Trainer, run_to_end
-    from ftgui.core.export import export_bundle
+    from ftgui.core.bundle.export import export_bundle
+    from ftgui.core.training.engine import Trainer, run_to_end
 
     _open(qtbot, window, image_folder, drop, size=32)
     cfg = window.build_config()
     cfg.epochs = 1
     run_to_end(trainer := Trainer(cfg))
-    export_bundle(trainer, tmp_path / "m")
+    export_bundle(trainer.trained(), tmp_path / "m")
     window.open_bundle(str(tmp_path / "m"))
     qtbot.waitUntil(lambda: window.try_panel.predictor is not None and not window.busy, timeout=30_000)
 

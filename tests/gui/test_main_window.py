@@ -67,7 +67,7 @@ def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, dro
     assert "Finished 1 epochs" in window.log.toPlainText()
     assert window.plot.point_count >= 4 + 1
     assert window.export_action.isEnabled()
-    from ftgui.core.runs import list_runs
+    from ftgui.core.workflows.runs import list_runs
 
     (run,) = list_runs(image_folder)  # every run is kept
     assert run.source == "window" and run.strategy == "custom" and run.epochs == 1
@@ -309,7 +309,7 @@ def test_skipped_files_are_listed_with_reasons(qtbot, window, image_folder, tmp_
 def test_evaluation_view_and_try_tab_after_training(qtbot, window, image_folder, tmp_path, drop):  # noqa: PLR0915
     pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
-    from ftgui.core.predict import Predictor
+    from ftgui.core.bundle.predict import Predictor
 
     _load(qtbot, window, image_folder, drop)
     _quick_settings(window, epochs=2)
@@ -361,12 +361,12 @@ def test_evaluation_view_and_try_tab_after_training(qtbot, window, image_folder,
 
 
 def test_open_exported_model_for_try_and_evaluate(qtbot, window, tiny_config, tmp_path):
-    from ftgui.core.engine import Trainer, run_to_end
-    from ftgui.core.export import export_bundle
+    from ftgui.core.bundle.export import export_bundle
+    from ftgui.core.training.engine import Trainer, run_to_end
 
     trainer = Trainer(tiny_config)
     run_to_end(trainer)
-    export_bundle(trainer, tmp_path / "bundle")
+    export_bundle(trainer.trained(), tmp_path / "bundle")
     assert window.open_bundle(str(tmp_path / "bundle"))
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert "resnet18 from" in window.try_panel.model_label.text()

@@ -10,10 +10,10 @@ from PySide6.QtCore import Qt
 from safetensors.torch import load_file
 
 from ftgui.cli import train_main
-from ftgui.core.config import TrainConfig
-from ftgui.core.data import split_samples
-from ftgui.core.export import read_split
-from ftgui.core.job import ClusterSettings
+from ftgui.core.bundle.format import read_split
+from ftgui.core.data.samples import split_samples
+from ftgui.core.training.config import TrainConfig
+from ftgui.core.workflows.job import ClusterSettings
 
 
 def test_a_job_from_the_window_trains_exactly_what_start_trains(qtbot, window, image_folder, tmp_path, drop):

@@ -8,8 +8,8 @@ import threading
 
 from PySide6.QtCore import Qt
 
-from ftgui.core import events as ev
-from ftgui.core import report
+from ftgui.core.base import events as ev
+from ftgui.core.base import report
 
 
 class ScriptedTrainer:

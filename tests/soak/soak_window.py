@@ -70,7 +70,7 @@ class Soak:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         from PySide6.QtCore import QSettings, QTimer
 
-        from ftgui.core.example import make_example_dataset
+        from ftgui.core.data.example import make_example_dataset
         from ftgui.gui.main_window import MainWindow
 
         self.args = args
@@ -118,7 +118,7 @@ class Soak:
         return self.elapsed >= self.args.minutes * 60 and self.batches >= self.args.min_batches
 
     def _count(self, event: object) -> None:
-        from ftgui.core import events as ev
+        from ftgui.core.base import events as ev
 
         if isinstance(event, ev.BatchEnded):
             self.batches += 1
@@ -222,7 +222,7 @@ class Soak:
             dialog = w.classify_dialog
             if not w.busy and dialog is not None and not dialog.stop_button.isEnabled():
                 self.classified += len(dialog.predictions)
-                from ftgui.core.headers import _cache_path
+                from ftgui.core.data.headers import _cache_path
 
                 _cache_path(str(self.big)).unlink(missing_ok=True)  # checked again, in processes
                 w.data_panel.load_folder(str(self.big))

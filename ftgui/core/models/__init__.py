@@ -5,7 +5,7 @@
 ``preprocess`` and ``build`` (real models and meta-device skeletons, made the same way).
 """
 
-from .build import (
+from ftgui.core.models.build import (
     BuiltModel,
     ModelSource,
     build_model,
@@ -15,10 +15,25 @@ from .build import (
     pretrained_model_kwargs,
     rebuild_for_inference,
 )
-from .heads import aux_heads, aux_modules, classifier_names, find_head, head_classes, replace_head
-from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, preprocess_for
-from .registry import ArchInfo, Quirks, arch_info, check_arch, list_architectures, quirks, weights_enum
-from .weights import (
+from ftgui.core.models.heads import (
+    aux_heads,
+    aux_modules,
+    classifier_names,
+    find_head,
+    head_classes,
+    replace_head,
+)
+from ftgui.core.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, preprocess_for
+from ftgui.core.models.registry import (
+    ArchInfo,
+    Quirks,
+    arch_info,
+    check_arch,
+    list_architectures,
+    quirks,
+    weights_enum,
+)
+from ftgui.core.models.weights import (
     LOCAL_WEIGHT_SUFFIXES,
     describe_mismatch,
     is_local_weights,

@@ -18,11 +18,11 @@ import torchvision.models as tvm
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from ..errors import ModelError, WeightsError
-from .heads import find_head, head_classes, replace_head
-from .preprocess import Preprocess, preprocess_for
-from .registry import arch_info, check_arch, quirks
-from .weights import (
+from ftgui.core.base.errors import ModelError, WeightsError
+from ftgui.core.models.heads import find_head, head_classes, replace_head
+from ftgui.core.models.preprocess import Preprocess, preprocess_for
+from ftgui.core.models.registry import arch_info, check_arch, quirks
+from ftgui.core.models.weights import (
     describe_mismatch,
     is_local_weights,
     load_into,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import ModelError
-from .registry import AUX_HEADS
+from ftgui.core.base.errors import ModelError
+from ftgui.core.models.registry import AUX_HEADS
 
 # Modules that hold the classifier, in the order they are looked for.
 _HEAD_CONTAINERS = ("fc", "classifier", "heads", "head")

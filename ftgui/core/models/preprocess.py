@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .registry import weights_enum
+from ftgui.core.models.registry import weights_enum
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum

@@ -12,7 +12,7 @@ from typing import Any
 
 import torchvision.models as tvm
 
-from ..errors import ModelError
+from ftgui.core.base.errors import ModelError
 
 
 @dataclass(frozen=True)

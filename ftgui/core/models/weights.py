@@ -14,8 +14,8 @@ import torchvision.models as tvm
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from ..errors import WeightsError
-from .registry import weights_enum
+from ftgui.core.base.errors import WeightsError
+from ftgui.core.models.registry import weights_enum
 
 LOCAL_WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin")
 

@@ -1,0 +1,363 @@
+"""Safe writing: atomic files, bundles swapped in whole, destination checks and a run lock.
+
+Nothing here ever deletes or changes a file it did not write itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime as _dt
+import errno
+import glob
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ftgui.core.base.errors import FtguiError
+
+PARTIAL = ".partial"
+
+
+class DestinationError(FtguiError):
+    """An output folder or file that cannot be written (checked before any work starts)."""
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Write to a temporary file beside ``path`` and rename it over ``path`` only when complete.
+
+    A crash or kill half-way leaves the previous file at ``path`` untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL, dir=target.parent)
+    # mkstemp creates 0600 files; give the result the permissions a normal file would get.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+STALE_AFTER_S = 120  # a temporary file this long untouched belongs to a process that died
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Temporary files of ``target`` that a killed writer left (a live writer keeps touching its own)."""
+    import time
+
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in target.parent.glob(f".{glob.escape(target.name)}.*{PARTIAL}"):
+            with contextlib.suppress(OSError):
+                if entry.is_file() and now - entry.stat().st_mtime > STALE_AFTER_S:
+                    entry.unlink()
+
+
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], object]) -> Path:
+    with atomic_open(path, "wb") as fh:
+        writer(fh)
+    return Path(path)
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` through :func:`atomic_open` (checkpoints)."""
+    import torch
+
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    """A new file inside a staging folder (no rename needed: the folder is swapped in whole)."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# ---------------------------------------------------------------- whole folders, swapped in
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(err, f"Could not swap {b} into place: {os.strerror(err)}")
+
+
+def stage_prefix(out: Path) -> str:
+    return f".{out.name}."
+
+
+def remove_stale_stages(out: Path) -> None:
+    """Staging folders a killed process left beside ``out`` (only ftgui's own names)."""
+    with contextlib.suppress(OSError):
+        for entry in out.parent.iterdir():
+            if entry.name.startswith(stage_prefix(out)) and entry.name.endswith(PARTIAL) and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def swap_in(stage: Path, out: Path, replaced: Iterable[str]) -> None:
+    """Make ``out`` hold what ``stage`` holds, in one step where the system allows it.
+
+    Files of ``out`` other than the ``replaced`` names (a checkpoint, the user's own files)
+    stay: they are hard-linked into the staged folder (no copy) and sub-folders are moved across.
+    Afterwards ``stage`` holds only the previous bundle's files and links to kept files.
+    """
+    if not out.exists():
+        os.rename(stage, out)
+        _fsync_dir(out.parent)
+        return
+    replaced = set(replaced)
+    staged = {p.name for p in stage.iterdir()}
+    keep = [e for e in out.iterdir() if e.name not in replaced and e.name not in staged]
+    keep_dirs = [e.name for e in keep if e.is_dir() and not e.is_symlink()]
+    try:
+        for entry in keep:
+            if entry.name not in keep_dirs:
+                os.link(entry, stage / entry.name, follow_symlinks=False)
+        exchanged = _exchange(stage, out)
+    except OSError:
+        exchanged = False
+    if not exchanged:
+        for name in {p.name for p in stage.iterdir()} - staged:
+            os.unlink(stage / name)  # the links made above; the originals stay in ``out``
+        _replace_files(stage, out, replaced)
+        return
+    # ``stage`` now holds the previous folder: move anything that is not a file back into ``out``.
+    for entry in list(stage.iterdir()):
+        if entry.is_dir() and not entry.is_symlink() and not (out / entry.name).exists():
+            os.rename(entry, out / entry.name)
+    _fsync_dir(out.parent)
+
+
+def _replace_files(stage: Path, out: Path, replaced: set[str]) -> None:
+    """Fallback without an atomic folder swap: stale bundle files first, model.json last.
+
+    Readers stay safe in between because model.json records the weights' SHA-256.
+    """
+    staged = sorted(p.name for p in stage.iterdir() if p.is_file() and not p.is_symlink())
+    for name in replaced - set(staged):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+    order = sorted(staged, key=lambda n: n == "model.json")
+    for name in order:
+        os.replace(stage / name, out / name)
+    _fsync_dir(out)
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike[str], replaced: Iterable[str]) -> Iterator[Path]:
+    """A new, empty folder beside ``out``; on success it replaces the ``replaced`` files of ``out``.
+
+    On any failure the staging folder is removed and ``out`` is exactly as it was.
+    """
+    target = Path(out).expanduser()
+    if target.exists() and not target.is_dir():
+        raise DestinationError(f"Cannot write to {target}: it is a file, not a folder.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_stages(target)
+    stage = Path(tempfile.mkdtemp(prefix=stage_prefix(target), suffix=PARTIAL, dir=target.parent))
+    # mkdtemp makes a private (0700) folder; give it the mode the folder it replaces had.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stage, target.stat().st_mode & 0o7777 if target.is_dir() else 0o777 & ~umask)
+    try:
+        yield stage
+        swap_in(stage, target, replaced)
+    finally:
+        # Before the swap: only new files and links. After it: the previous bundle's files and
+        # links to files that are in ``target``; folders were moved back. Nothing else is lost.
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- destinations
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    return p
+
+
+def check_destination(
+    out: str | os.PathLike[str],
+    what: str = "--out",
+    needed_bytes: int = 0,
+    kind: str = "folder",
+) -> Path:
+    """Refuse an output path that cannot work, before any training time is spent.
+
+    Checks: not a file (for a folder) and no file among its parents, writable, and (with
+    ``needed_bytes``) enough free space. The dataset's class folders: ``check_output_folder``.
+    """
+    path = Path(out).expanduser().absolute()
+    if kind == "folder" and path.is_file():
+        raise DestinationError(f"{what} {path} is a file; give a folder.")
+    if kind == "file" and path.is_dir():
+        raise DestinationError(f"{what} {path} is a folder; give a file name.")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise DestinationError(f"{what} {path} cannot be created: {parent} is a file, not a folder.")
+    existing = _nearest_existing(path if kind == "folder" else path.parent)
+    probe_dir = existing if existing.is_dir() else existing.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ftgui-write-test.", suffix=PARTIAL, dir=probe_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = "read-only file system" if exc.errno == errno.EROFS else (exc.strerror or str(exc))
+        raise DestinationError(f"{what} {path} is not writable: {probe_dir}: {reason}.") from None
+    if needed_bytes:
+        free = shutil.disk_usage(probe_dir).free
+        if free < needed_bytes:
+            raise DestinationError(
+                f"Not enough free space for {what} {path}: about {needed_bytes / 2**20:,.0f} MB needed "
+                f"for the model and its checkpoint, {free / 2**20:,.0f} MB free on {probe_dir}."
+            )
+    return path
+
+
+def bundle_bytes_needed(total_params: int, trainable_params: int, checkpoint: bool = True) -> int:
+    """Disk space for model.safetensors plus (optionally) checkpoint.pt, with room for a staged copy.
+
+    The checkpoint holds the weights, the best epoch's weights and the optimizer's two moments
+    per trainable parameter; a new file is written beside the old one before replacing it.
+    """
+    weights = 4 * total_params
+    ckpt = (2 * weights + 8 * trainable_params) if checkpoint else 0
+    return 2 * (weights + ckpt) + (16 << 20)
+
+
+# ---------------------------------------------------------------- one run per output folder
+
+
+class OutputLock:
+    """An exclusive lock on an output folder, held while a run writes into it.
+
+    The lock file sits beside the folder (``.NAME.ftgui-lock``) and is released by the system
+    when the process ends, however it ends; a second run stops at once and names the first.
+    """
+
+    def __init__(self, out: str | os.PathLike[str]) -> None:
+        target = Path(out).expanduser().absolute()
+        self.out = target
+        self.path = target.parent / f".{target.name}.ftgui-lock"
+        self._fh: IO[str] | None = None
+
+    def acquire(self, command: str = "") -> OutputLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+            if not _try_lock(fh):
+                fh.seek(0)
+                holder = fh.read().strip()
+                fh.close()
+                raise DestinationError(
+                    f"{self.out} is in use by another ftgui run"
+                    + (f" ({_describe_holder(holder)})" if holder else "")
+                    + ". Wait for it to finish or choose another --out."
+                )
+            # The file may have been removed by a run that just released it: lock the live one.
+            try:
+                same = os.path.samestat(os.fstat(fh.fileno()), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            fh.close()
+        fh.seek(0)
+        fh.truncate()
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": _dt.datetime.now().isoformat(timespec="seconds"),
+            "command": command,
+        }
+        fh.write(json.dumps(info))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        self._fh.close()
+        self._fh = None
+
+    def __enter__(self) -> OutputLock:
+        return self if self._fh is not None else self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _try_lock(fh: IO[str]) -> bool:
+    try:
+        if sys.platform == "win32":  # pragma: no cover - Windows
+            import msvcrt
+
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def _describe_holder(text: str) -> str:
+    try:
+        info = json.loads(text)
+        return f"pid {info['pid']} on {info['host']}, started {info['started']}: {info['command']}".rstrip(
+            ": "
+        )
+    except (ValueError, KeyError, TypeError):
+        return text[:200]

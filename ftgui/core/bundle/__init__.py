@@ -1,0 +1,1 @@
+"""Exported bundles: the format, writing them whole, deployment formats, reading them to predict."""

@@ -1,0 +1,150 @@
+"""Exporting a trained model as a bundle (model.safetensors + model.json), swapped in whole."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ftgui.core.base.errors import CheckpointError
+from ftgui.core.base.files import (
+    DestinationError,
+    bundle_bytes_needed,
+    check_destination,
+    staged_folder,
+    write_synced,
+)
+from ftgui.core.base.options import EXPORT_FORMATS
+
+if TYPE_CHECKING:
+    from ftgui.core.evaluation.metrics import Evaluation
+from ftgui.core.bundle.card import model_card
+from ftgui.core.bundle.format import (
+    BUNDLE_FILES,
+    BUNDLE_FORMAT,
+    CARD_FILE,
+    EVALUATION_FILE,
+    META_FILE,
+    SPLIT_FILE,
+    WEIGHTS_FILE,
+    dumps_json,
+)
+from ftgui.core.bundle.formats import (
+    FormatCheck,
+    export_onnx,
+    export_torchscript,
+    missing_format_packages,
+    verification_images,
+)
+from ftgui.core.bundle.metadata import bundle_metadata, evaluation_summary, split_record
+from ftgui.core.bundle.trained import TrainedModel
+
+
+def weights_bytes(model: torch.nn.Module, arch: str) -> bytes:
+    """model.safetensors's content; refuses weights that are not finite numbers."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"The model's weights are not finite numbers (NaN or infinity in {bad[0]}"
+            + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
+            + "); nothing was exported. Train again with a lower learning rate."
+        )
+    return save(state, metadata={"format": BUNDLE_FORMAT, "arch": arch})
+
+
+def write_bundle_files(
+    trained: TrainedModel, folder: Path, evaluation: Evaluation | None = None
+) -> dict[str, Any]:
+    """model.safetensors and model.json (with the weights' SHA-256) into ``folder``."""
+    import gzip
+
+    meta = bundle_metadata(trained)
+    evaluation = evaluation if evaluation is not None else trained.evaluation
+    if evaluation is not None:
+        meta["evaluation"] = evaluation_summary(evaluation)
+        write_synced(folder / EVALUATION_FILE, dumps_json(evaluation.to_dict(), indent=None).encode("utf-8"))
+    data = weights_bytes(trained.model, meta["arch"])
+    meta["weights_sha256"] = hashlib.sha256(data).hexdigest()
+    write_synced(folder / WEIGHTS_FILE, data)
+    split = dumps_json(split_record(trained), indent=None).encode("utf-8")
+    write_synced(folder / SPLIT_FILE, gzip.compress(split, compresslevel=6, mtime=0))
+    write_synced(folder / META_FILE, dumps_json(meta).encode("utf-8"))
+    return meta
+
+
+def check_output_folder(
+    out: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None,
+    total_params: int = 0,
+    trainable_params: int = 0,
+    checkpoint: bool = False,
+    what: str = "--out",
+) -> Path:
+    """Refuse an output folder before any work: a file, a file among its parents, read-only,
+    inside a class folder of the dataset, or too little free space for the model (+ checkpoint)."""
+    from ftgui.core.data.scan import output_inside_class_folder
+
+    path = check_destination(out, what)
+    inside = output_inside_class_folder(data_dir, out) if data_dir else None
+    if inside:
+        raise DestinationError(
+            f"{what} {path} is inside the class folder '{inside}' of the dataset: its files would be "
+            "taken for images of that class. Choose a folder outside the dataset."
+        )
+    if total_params:
+        check_destination(out, what, bundle_bytes_needed(total_params, trainable_params, checkpoint))
+    return path
+
+
+def export_bundle(
+    trained: TrainedModel, out_dir: str | os.PathLike[str], evaluation: Evaluation | None = None
+) -> Path:
+    """Write model.safetensors and model.json to ``out_dir``, swapped in together.
+
+    Any file of an earlier export (MODEL_CARD.md, model.onnx, ...) goes with it; other files
+    in ``out_dir`` (a checkpoint, the user's own) stay.
+    """
+    out = Path(out_dir).expanduser()
+    with staged_folder(out, BUNDLE_FILES) as stage:
+        write_bundle_files(trained, stage, evaluation)
+    return out
+
+
+def export_all(
+    trained: TrainedModel,
+    out_dir: str | os.PathLike[str],
+    formats: tuple[str, ...] = ("safetensors",),
+    evaluation: Evaluation | None = None,
+) -> list[FormatCheck]:
+    """The bundle, the chosen extra formats (each verified) and MODEL_CARD.md, swapped in together."""
+    unknown = [f for f in formats if f != "safetensors" and f not in EXPORT_FORMATS]
+    if unknown:
+        raise CheckpointError(f"Unknown export format {', '.join(unknown)}: use {', '.join(EXPORT_FORMATS)}.")
+    missing = missing_format_packages(formats)
+    if missing:
+        raise CheckpointError(missing)
+    out = Path(out_dir).expanduser()
+    evaluation = evaluation if evaluation is not None else trained.evaluation
+    from ftgui.core.base.text import display_path
+
+    checks: list[FormatCheck] = []
+    with staged_folder(out, BUNDLE_FILES) as stage:
+        meta = write_bundle_files(trained, stage, evaluation)
+        images = verification_images(trained) if set(formats) - {"safetensors"} else None
+        if "onnx" in formats:
+            checks.append(export_onnx(trained, stage, images))
+        if "torchscript" in formats:
+            checks.append(export_torchscript(trained, stage, images))
+        text = model_card(meta, checks, evaluation)
+        write_synced(stage / CARD_FILE, display_path(text).encode("utf-8"))
+    # Report where the files are now, not where they were checked.
+    return [
+        FormatCheck(c.format, str(out / Path(c.path).name), c.max_difference, c.batch_sizes, c.runtime)
+        for c in checks
+    ]

@@ -1,0 +1,1 @@
+"""Image folders: scanning, header checks, splitting, decoding, row stores, the user's fixes."""

@@ -1,0 +1,1 @@
+"""Evaluation results and evaluating a model on samples (no trainer, no bundle)."""

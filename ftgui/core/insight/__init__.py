@@ -1,0 +1,1 @@
+"""Looking into data and models: heat maps, data checks, classifying whole folders."""

@@ -1,0 +1,105 @@
+"""Classify whole folders with an exported model: images found recursively and predicted in
+batches (``Predictor.predict_batches``); an unreadable file is listed with its reason."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftgui.core.base.text import display_path
+from ftgui.core.bundle.predict import Prediction
+from ftgui.core.data.scan import is_image_name
+
+
+def find_images(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Image files among ``paths``: files as given, folders searched recursively (hidden
+    files and folders skipped), each in name order."""
+    found: list[str] = []
+    for p in paths:
+        path = Path(p).expanduser()
+        if not path.is_dir():
+            found.append(str(p))  # a file, or a missing path: its prediction says what is wrong
+            continue
+        inside: list[str] = []
+        for top, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            inside.extend(
+                os.path.join(top, f) for f in sorted(files) if not f.startswith(".") and is_image_name(f)
+            )
+        found.extend(inside or [str(p)])  # a folder without images is listed as such
+    return found
+
+
+def predictions_csv(predictions: Sequence[Prediction], topk: int) -> str:
+    """One row per image: path, the top-k classes with probabilities, and the error if any."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = ["path"]
+    for n in range(1, topk + 1):
+        header += [f"class_{n}", f"probability_{n}"]
+    writer.writerow([*header, "error"])
+    for p in predictions:
+        cells = [display_path(p.path)]
+        for n in range(topk):
+            if n < len(p.top):
+                cells += [display_path(p.top[n][0]), f"{p.top[n][1]:.6f}"]
+            else:
+                cells += ["", ""]
+        writer.writerow([*cells, p.error or ""])
+    return out.getvalue()
+
+
+@dataclass
+class CopyReport:
+    folder: str
+    copied: dict[str, int] = field(default_factory=dict)  # per class folder (and the unsure one)
+    unreadable: int = 0  # images with an error: not copied
+
+    @property
+    def total(self) -> int:
+        return sum(self.copied.values())
+
+
+def copy_into_class_folders(
+    predictions: Sequence[Prediction],
+    out: str | os.PathLike[str],
+    unsure_below: float = 0.0,
+    unsure: str = "unsure",
+    cancel: Callable[[], bool] | None = None,
+) -> CopyReport:
+    """Copy (never move) each image into ``out/<predicted class>/``, or ``out/unsure/`` when the
+    model's probability is below ``unsure_below``. Nothing is overwritten: a name already taken
+    gets a new one; the originals are only read."""
+    from ftgui.core.data.fixes import free_name
+
+    root = Path(out).expanduser()
+    classes = {p.top[0][0] for p in predictions if p.top}
+    while unsure in classes:
+        unsure += "_"
+    report = CopyReport(str(root))
+    for p in predictions:
+        if cancel is not None and cancel():
+            break
+        if p.error or not p.top:
+            report.unreadable += 1
+            continue
+        cls, prob = p.top[0]
+        folder = root / (unsure if prob < unsure_below else cls)
+        folder.mkdir(parents=True, exist_ok=True)
+        src = Path(p.path)
+        while True:
+            dst = folder / free_name(folder, src.name, set())
+            try:
+                with open(src, "rb") as fin, open(dst, "xb") as fout:  # "x": never over a file
+                    shutil.copyfileobj(fin, fout)
+                break
+            except FileExistsError:
+                continue  # taken between the check and the open: the next free name
+        shutil.copystat(src, dst)
+        report.copied[folder.name] = report.copied.get(folder.name, 0) + 1
+    return report

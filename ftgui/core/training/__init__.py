@@ -1,0 +1,1 @@
+"""The training engine: configuration, batches, caches, the step, checkpoints, learning rates."""

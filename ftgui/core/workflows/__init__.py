@@ -1,0 +1,1 @@
+"""What the front ends run: sessions, comparisons, run records, cluster jobs, TensorBoard."""
