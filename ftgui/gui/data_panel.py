@@ -8,13 +8,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
+from PySide6.QtCore import QThreadPool, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDoubleSpinBox,
     QFileDialog,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -27,80 +24,14 @@ from superqt.utils import WorkerBase
 
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import display_path
+from ftgui.gui.class_table import ClassTable, Counts, class_counts, count_warnings
+from ftgui.gui.drop_zone import DropZone
 from ftgui.gui.jobs import start_worker
-from ftgui.gui.rows_model import rows_table
-from ftgui.gui.thumbs import ClassThumbnails
 
 if TYPE_CHECKING:
-    from PySide6.QtCore import QMimeData
-    from PySide6.QtGui import QDragLeaveEvent
-
     from ftgui.core.data.samples import ScanResult, Split
 
-NAMED_CLASSES = 8  # classes named in a warning
-FEW_IMAGES = 10  # a class with fewer images than this gets a warning
-IMBALANCE = 5.0  # largest/smallest class ratio that gets a warning
 LOGGED_SKIPPED = 20  # skipped files written to the log at a time (the skipped list has them all)
-
-
-Counts = tuple[float, list[int], list[int], list[int]]  # validation fraction; all, train, val
-
-
-def class_counts(scan: ScanResult, val_fraction: float) -> Counts:
-    """Images per class in all, in training and in validation, for the split the window makes."""
-    from ftgui.core.data.samples import split_samples
-
-    split = split_samples(scan, val_fraction, seed=0)
-    return val_fraction, scan.counts(), scan.counts(split.train), scan.counts(split.val)
-
-
-def folder_from_mime(mime: QMimeData) -> str | None:
-    """The first local folder among dragged URLs (files are not datasets)."""
-    if not mime.hasUrls():
-        return None
-    for url in mime.urls():
-        if url.isLocalFile() and Path(url.toLocalFile()).is_dir():
-            return url.toLocalFile()
-    return None
-
-
-class DropZone(QFrame):
-    """The big dashed 'Drop an image folder here' target."""
-
-    dropped = Signal(str)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setAcceptDrops(True)
-        self.setObjectName("dropZone")
-        self.setMinimumHeight(64)
-        self._set_highlight(False)
-        self.label = QLabel("Drop an image folder here\n(one subfolder per class)")
-        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.label)
-
-    def _set_highlight(self, on: bool) -> None:
-        color = "#2a82da" if on else "#9a9a9a"
-        background = "#eaf3fc" if on else "transparent"
-        self.setStyleSheet(
-            f"#dropZone {{ border: 2px dashed {color}; border-radius: 8px; background: {background}; }}"
-        )
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if folder_from_mime(event.mimeData()):
-            self._set_highlight(True)
-            event.acceptProposedAction()
-
-    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
-        self._set_highlight(False)
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self._set_highlight(False)
-        folder = folder_from_mime(event.mimeData())
-        if folder:
-            event.acceptProposedAction()
-            self.dropped.emit(folder)
 
 
 class DataPanel(QWidget):
@@ -118,9 +49,6 @@ class DataPanel(QWidget):
         self._worker: WorkerBase[Any] | None = None
         self._scan_progress.connect(self._on_scan_progressed)
         self._verify_progress.connect(self._on_verify_progressed)
-        # The class table's pictures, decoded when their rows are on screen.
-        self.thumbnails = ClassThumbnails(parent=self)
-        self.thumbnails.ready.connect(self._on_thumbnail)
         self._verifier: WorkerBase[Any] | None = None
         self._verifier_generation = 0
         self._stop_verifying = threading.Event()
@@ -151,13 +79,9 @@ class DataPanel(QWidget):
         self.val_fraction.setToolTip(
             "Share of each class kept aside for validation (ignored with train/ and val/ folders)"
         )
-        # A model/view table: 1,000 classes fill at once, sorted by a header click.
-        self.table, self.classes_model = rows_table(["Class", "Images", "Train", "Val"])
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.table.setIconSize(QSize(32, 32))
-        self.table.verticalHeader().setDefaultSectionSize(38)
-        self.classes_model.icon = self._class_icon
-        self._icons: dict[int, QIcon | None] = {}  # None: no image of the class decodes
+        # Class, counts and a picture per class, decoded when its row is on screen.
+        self.classes = ClassTable(self)
+        self.table, self.thumbnails = self.classes.view, self.classes.thumbnails
         self.warnings = QLabel()
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #a35d00;")
@@ -281,7 +205,7 @@ class DataPanel(QWidget):
 
     def _on_scan_scanned(self, scan: ScanResult, counts: Counts) -> None:
         self.scan = scan
-        self._new_pictures(scan)
+        self.classes.new_pictures(scan)
         self._show_summary()
         self.val_fraction.setEnabled(scan.presplit is None)
         self._fill_table(counts)
@@ -382,7 +306,7 @@ class DataPanel(QWidget):
         before = self.scan
         self.scan = scan
         if before is not None and before.classes != scan.classes:
-            self._new_pictures(scan)
+            self.classes.new_pictures(scan)
         if before is None or before.samples != scan.samples or before.classes != scan.classes:
             self._show_summary()
             self._fill_table(counts)
@@ -430,45 +354,10 @@ class DataPanel(QWidget):
             return
         if counts is None or counts[0] != self.val_fraction.value():
             counts = class_counts(scan, self.val_fraction.value())
-        _, total, train, val = counts
-        self.classes_model.set_rows(
-            [
-                [(display_path(name), name.casefold())]
-                + [(f"{n:,}", n) for n in (total[r], train[r], val[r])]
-                for r, name in enumerate(scan.classes)
-            ]
-        )
-        notes = list(scan.warnings)
-        few = [c for c, n in zip(scan.classes, total) if n < FEW_IMAGES]
-        if few:
-            # A few names, not a thousand: the table (sorted by Images) shows them all.
-            named = display_path(", ".join(few[:NAMED_CLASSES]))
-            more = f" and {len(few) - NAMED_CLASSES:,} more classes" if len(few) > NAMED_CLASSES else ""
-            notes.append(f"Very few images (under {FEW_IMAGES}) in: {named}{more}.")
-        if min(total) and max(total) / min(total) >= IMBALANCE:
-            notes.append(
-                f"Strong imbalance: the largest class has {max(total) / min(total):.0f}× the images "
-                "of the smallest."
-            )
+        self.classes.show_counts(scan, counts)
+        notes = count_warnings(scan, counts[1])
         self.warnings.setText("⚠ " + " ".join(notes) if notes else "")
         self.warnings.setVisible(bool(notes))
-
-    def _new_pictures(self, scan: ScanResult) -> None:
-        self._icons = {}
-        self.thumbnails.reset(scan)
-
-    def _class_icon(self, row: int) -> QIcon | None:
-        """The picture of class ``row``, asked for the first time the table shows that row."""
-        if row in self._icons:
-            return self._icons[row]
-        self.thumbnails.request(row)
-        return None
-
-    def _on_thumbnail(self, generation: int, label: int, png: bytes) -> None:
-        if generation != self.thumbnails.generation or label >= self.classes_model.rowCount():
-            return
-        self._icons[label] = QIcon(QPixmap.fromImage(QImage.fromData(png))) if png else None
-        self.classes_model.row_changed(label)
 
     def _on_val_fraction_changed(self, value: float) -> None:
         if self.scan is not None:
@@ -476,6 +365,6 @@ class DataPanel(QWidget):
 
     def shutdown(self) -> None:
         self._stop_verifying.set()
-        self.thumbnails.reset(None)
+        self.classes.new_pictures(None)
         if self._worker is not None or self._verifier is not None:
             QThreadPool.globalInstance().waitForDone(60_000)

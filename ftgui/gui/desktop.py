@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ftgui.gui.main_window import RESOURCES
+from ftgui.gui.resources import RESOURCES
 
 
 def _ftgui_command() -> str:

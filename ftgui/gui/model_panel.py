@@ -7,12 +7,11 @@ The engine applies the same choice to the real model when training starts.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QStandardItem
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -20,10 +19,8 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QSpinBox,
-    QTreeView,
     QVBoxLayout,
     QWidget,
 )
@@ -31,14 +28,14 @@ from PySide6.QtWidgets import (
 from ftgui.core.base.options import STRATEGIES
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.gui.jobs import JobRunner
+from ftgui.gui.layer_tree import LayerTree
+from ftgui.gui.weights_status import NONE_WEIGHTS, WeightsStatus
 
 if TYPE_CHECKING:
     from torch import nn
 
     from ftgui.core.models import BuiltModel
 
-NAME_ROLE = Qt.ItemDataRole.UserRole + 1
-NONE_WEIGHTS = "none"
 FROM_FILE = "__file__"
 STRATEGY_ITEMS = [
     *((label, key) for key, label in STRATEGIES.items()),
@@ -55,7 +52,6 @@ def _human(n: int | None) -> str:
 
 class ModelPanel(QWidget):
     changed = Signal()
-    availability_checked = Signal(str, str, str)  # weights spec, state, message
     error_raised = Signal(str, str)  # title, text
 
     def __init__(self, runner: JobRunner | None = None, parent: QWidget | None = None) -> None:
@@ -65,11 +61,8 @@ class ModelPanel(QWidget):
         self.skeleton: nn.Module | None = None
         self.plan = FreezePlan()
         self.image_size: int | None = None
-        self._items: dict[str, QStandardItem] = {}
-        self._updating = False
         self._weights_file: str | None = None
         self._skeletons: dict[tuple[str, int, str, int | None], nn.Module] = {}
-        self.weights_state = ""
 
         self.arch_combo = QComboBox()
         self.arch_combo.setEditable(True)
@@ -78,9 +71,7 @@ class ModelPanel(QWidget):
         self.arch_combo.addItem("Loading PyTorch…")
         self.arch_combo.setEnabled(False)
         self.weights_combo = QComboBox()
-        self.weights_status = QLabel()
-        self.weights_status.setWordWrap(True)
-        self.weights_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.weights_status = WeightsStatus()
 
         self.strategy_combo = QComboBox()
         for label, key in STRATEGY_ITEMS:
@@ -97,17 +88,7 @@ class ModelPanel(QWidget):
             "Keep BatchNorm layers trainable (and updating statistics) inside frozen blocks"
         )
 
-        self.tree_model = QStandardItemModel(0, 3, self)
-        self.tree_model.setHorizontalHeaderLabels(["Layer", "Type", "Parameters"])
-        self.tree = QTreeView()
-        self.tree.setModel(self.tree_model)
-        self.tree.setUniformRowHeights(True)
-        self.tree.setAlternatingRowColors(True)
-        header = self.tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(False)
+        self.tree = LayerTree()
         self.summary = QLabel("Trainable: –")
         self.summary.setWordWrap(True)  # its length changes with the model: the panel's width does not
 
@@ -132,8 +113,7 @@ class ModelPanel(QWidget):
         self.blocks_spin.valueChanged.connect(self._on_strategy_changed)
         self.every_spin.valueChanged.connect(self._on_every_changed)
         self.train_bn.toggled.connect(self._on_strategy_changed)
-        self.tree_model.itemChanged.connect(self._on_tree_item_changed)
-        self.availability_checked.connect(self._on_availability_checked)
+        self.tree.toggled.connect(self._on_tree_toggled)
         self._update_strategy_widgets()
 
     # ------------------------------------------------------------ populating
@@ -275,34 +255,12 @@ class ModelPanel(QWidget):
         self.error_raised.emit("Unusable weights file", message)
 
     def _check_availability(self) -> None:
-        spec = self.weights
-        if spec == NONE_WEIGHTS:
-            self.weights_state = "none"
-            self.weights_status.setText("Random initialisation: training starts from scratch.")
-            return
-        from ftgui.core.models import resolve_weights, weights_availability, weights_cache_path
+        self.weights_status.check(self.arch, self.weights)
 
-        weights = resolve_weights(self.arch, spec)
-        self.weights_state = ""
-        cached = weights_cache_path(weights)
-        if cached.is_file():
-            self._on_availability_checked(f"{self.arch}:{spec}", "cached", f"Cached: {cached}")
-            return
-        self.weights_status.setText("Checking weights…")
-        arch = self.arch
-
-        def check() -> None:
-            state, message = weights_availability(weights)
-            self.availability_checked.emit(f"{arch}:{spec}", state, message)
-
-        threading.Thread(target=check, daemon=True).start()
-
-    def _on_availability_checked(self, key: str, state: str, message: str) -> None:
-        if key != f"{self.arch}:{self.weights}":
-            return  # an answer for an earlier choice
-        icon = {"cached": "✔", "download": "⬇", "offline": "⚠"}.get(state, "")
-        self.weights_status.setText(f"{icon} {message}")
-        self.weights_state = state
+    @property
+    def weights_state(self) -> str:
+        """'' while unknown, else 'none', 'cached', 'download' or 'offline'."""
+        return self.weights_status.state
 
     # ------------------------------------------------------------ freeze plan and tree
 
@@ -408,37 +366,9 @@ class ModelPanel(QWidget):
             self._skeletons = {key: built.model}
         self.skeleton = self._skeletons[key]
         self.plan = self.plan.restricted_to(self.skeleton)
-        self._fill_tree()
+        self.tree.fill(self.skeleton)
         self._refresh_states()
         self.changed.emit()
-
-    def _fill_tree(self) -> None:
-        self._updating = True
-        self.tree_model.removeRows(0, self.tree_model.rowCount())
-        self._items = {}
-        root = self.tree_model.invisibleRootItem()
-
-        def add(parent: QStandardItem, name: str, module: nn.Module) -> None:
-            for child_name, child in module.named_children():
-                qname = f"{name}.{child_name}" if name else child_name
-                total = sum(p.numel() for p in child.parameters())
-                item = QStandardItem(child_name)
-                item.setData(qname, NAME_ROLE)
-                item.setEditable(False)
-                item.setCheckable(total > 0)
-                item.setToolTip(qname)
-                kind = QStandardItem(type(child).__name__)
-                kind.setEditable(False)
-                count = QStandardItem(f"{total:,}")
-                count.setEditable(False)
-                count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                parent.appendRow([item, kind, count])
-                self._items[qname] = item
-                add(item, qname, child)
-
-        if self.skeleton is not None:
-            add(root, "", self.skeleton)
-        self._updating = False
 
     def _refresh_states(self) -> None:
         """Render the plan: check states from ``plan.states``, counts, the summary line."""
@@ -446,44 +376,20 @@ class ModelPanel(QWidget):
 
         if self.skeleton is None:
             return
-        states = self.plan.states(self.skeleton)
-        dim = QBrush(QColor(150, 150, 150))
-        normal = QBrush(self.palette().text().color())
-        self._updating = True
-        for name, state in states.items():
-            item = self._items.get(name)
-            if item is None:
-                continue
-            check = {
-                "all": Qt.CheckState.Checked,
-                "none": Qt.CheckState.Unchecked,
-                "partial": Qt.CheckState.PartiallyChecked,
-            }[state]
-            if item.isCheckable() and item.checkState() != check:
-                item.setCheckState(check)
-            brush = dim if state == "none" else normal
-            parent = item.parent() or self.tree_model.invisibleRootItem()
-            for col in range(3):
-                cell = parent.child(item.row(), col)
-                if cell is not None and cell.foreground() != brush:
-                    cell.setForeground(brush)
-        self._updating = False
+        self.tree.show_states(self.plan.states(self.skeleton))
         trainable, total = count_params(self.skeleton)
         pct = 100.0 * trainable / total if total else 0.0
         self.summary.setText(f"Trainable: {trainable:,} of {total:,} parameters ({pct:.2f}%)")
 
-    def _on_tree_item_changed(self, item: QStandardItem) -> None:
-        if self._updating or not item.isCheckable():
-            return
-        checked = item.checkState() != Qt.CheckState.Unchecked
-        self.plan = self.plan.edit(item.data(NAME_ROLE), checked)
+    def _on_tree_toggled(self, name: str, checked: bool) -> None:
+        self.plan = self.plan.edit(name, checked)
         if self.strategy_key != "custom":
             self._select_combo("custom")
         self._refresh_states()
         self.changed.emit()
 
     def item_for(self, name: str) -> QStandardItem | None:
-        return self._items.get(name)
+        return self.tree.item_for(name)
 
     def config_fields(self) -> dict[str, Any]:
         return {"arch": self.arch, "weights": self.weights, "freeze": self.plan}

@@ -12,30 +12,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from ftgui.core.base.text import display_path
 from ftgui.gui.dialogs import ExportDialog, LRFinderDialog, default_export_folder
 from ftgui.gui.jobs import Progress
 from ftgui.gui.settings import setting
 from ftgui.gui.thumbs import thumbnail_png
+from ftgui.gui.window_base import WindowBase
 
 if TYPE_CHECKING:
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QPlainTextEdit
-
     from ftgui.core.bundle.formats import FormatCheck
     from ftgui.core.bundle.predict import Predictor
     from ftgui.core.evaluation.metrics import Evaluation
-    from ftgui.core.training.config import TrainConfig
     from ftgui.core.training.engine import Trainer
     from ftgui.core.training.lr_finder import LRFinderResult
-    from ftgui.core.workflows.session import Session
-    from ftgui.gui.data_panel import DataPanel
-    from ftgui.gui.eval_panel import EvaluationPanel
-    from ftgui.gui.jobs import JobRunner
-    from ftgui.gui.train_panel import TrainPanel
-    from ftgui.gui.try_panel import TryPanel
 
 
 if TYPE_CHECKING:
@@ -43,27 +34,8 @@ if TYPE_CHECKING:
     EvaluationResult = tuple[Evaluation, dict[str, bytes]] | None
 
 
-class ModelTools(QMainWindow):
+class ModelTools(WindowBase):
     """The window's model tools and messages; ``MainWindow`` extends it and builds what it uses."""
-
-    session: Session
-    jobs: JobRunner
-    settings: QSettings
-    ready: bool
-    log: QPlainTextEdit
-    last_error_box: QMessageBox | None
-    lr_dialog: LRFinderDialog | None
-    _eval_prefers_trainer: bool
-    data_panel: DataPanel
-    train_panel: TrainPanel
-    eval_panel: EvaluationPanel
-    try_panel: TryPanel
-
-    if TYPE_CHECKING:  # defined by MainWindow
-
-        def build_config(self) -> TrainConfig: ...
-
-        def _update_actions(self) -> None: ...
 
     @property
     def trainer(self) -> Trainer | None:

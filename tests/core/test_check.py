@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("cleanlab")
 
-from ftgui.cli_check import check_main  # noqa: E402
+from ftgui.cli.check import check_main  # noqa: E402
 from ftgui.core.bundle.export import export_bundle
 from ftgui.core.data.example import EXAMPLE_CLASSES, make_example_dataset
 from ftgui.core.insight.check import check_data
@@ -134,7 +134,7 @@ def test_without_the_insight_extra_check_data_and_heat_maps_say_what_to_install(
     data = make_example_dataset(tmp_path / "shapes", per_class=4, size=16, seed=0)
     code = (
         "import sys; sys.modules['cleanlab'] = None; sys.modules['captum'] = None\n"
-        "from ftgui.cli_check import check_main\n"
+        "from ftgui.cli.check import check_main\n"
         "from ftgui.core.insight.cam import captum_missing\n"
         "print(captum_missing())\n"
         f"sys.exit(check_main([{str(data)!r}, '--weights', 'none']))\n"

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ftgui.cli import train_parser
+from ftgui.cli.train import train_parser
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.core.training.engine import Trainer
 from ftgui.core.training.recipe import choose_auto_lr, default_lr

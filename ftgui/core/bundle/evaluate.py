@@ -6,11 +6,11 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ftgui.core.data.samples import Sample
+from ftgui.core.evaluation.metrics import Evaluation
+from ftgui.core.evaluation.stream import evaluate_model
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Predictor
-from ftgui.core.evaluation.metrics import Evaluation
-from ftgui.core.evaluation.stream import evaluate_model
 
 
 def evaluate_bundle(predictor: Predictor, data_root: str | None = None, **kwargs: Any) -> Evaluation | None:

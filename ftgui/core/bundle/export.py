@@ -18,9 +18,6 @@ from ftgui.core.base.files import (
     write_synced,
 )
 from ftgui.core.base.options import EXPORT_FORMATS
-
-if TYPE_CHECKING:
-    from ftgui.core.evaluation.metrics import Evaluation
 from ftgui.core.bundle.card import model_card
 from ftgui.core.bundle.format import (
     BUNDLE_FILES,
@@ -41,6 +38,9 @@ from ftgui.core.bundle.formats import (
 )
 from ftgui.core.bundle.metadata import bundle_metadata, evaluation_summary, split_record
 from ftgui.core.bundle.trained import TrainedModel
+
+if TYPE_CHECKING:
+    from ftgui.core.evaluation.metrics import Evaluation
 
 
 def weights_bytes(model: torch.nn.Module, arch: str) -> bytes:

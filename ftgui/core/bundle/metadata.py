@@ -9,12 +9,6 @@ import torch
 import torchvision
 
 from ftgui import __version__
-from ftgui.core.bundle.trained import TrainedModel
-from ftgui.core.compute.distributed import World
-from ftgui.core.models.layers import trainable_names
-
-if TYPE_CHECKING:
-    from ftgui.core.evaluation.metrics import Evaluation
 from ftgui.core.bundle.format import (
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
@@ -23,6 +17,12 @@ from ftgui.core.bundle.format import (
     SPLIT_FILE,
     TOP_CONFUSIONS,
 )
+from ftgui.core.bundle.trained import TrainedModel
+from ftgui.core.compute.distributed import World
+from ftgui.core.models.layers import trainable_names
+
+if TYPE_CHECKING:
+    from ftgui.core.evaluation.metrics import Evaluation
 
 
 def bundle_metadata(trained: TrainedModel) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from torch import nn
 from ftgui.core.compute.distributed import SINGLE, World
 from ftgui.core.data.images import Batch, ImageListDataset, decode_threads, threaded_batches
 from ftgui.core.data.samples import Sample
+from ftgui.core.evaluation.metrics import Evaluation, outcomes, summarise_outcomes
 from ftgui.core.models import Preprocess
 
 if TYPE_CHECKING:
     pass
-from ftgui.core.evaluation.metrics import Evaluation, outcomes, summarise_outcomes
 
 
 def evaluate_model(

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from ftgui.core.training.engine import Trainer
 from ftgui.core.evaluation.metrics import Evaluation, summarise_outcomes
 from ftgui.core.evaluation.stream import _stream_outcomes, evaluate_model
+
+if TYPE_CHECKING:
+    from ftgui.core.training.engine import Trainer
 
 
 def evaluate_trainer(

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ftgui import __version__
-from ftgui.cli import Progress, _positive_int
+from ftgui.cli.common import Progress
+from ftgui.cli.options import positive_int
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import display_path as display
 
@@ -29,17 +30,17 @@ def check_parser() -> argparse.ArgumentParser:
         default="default",
         help="'default' (torchvision's best), a weights name, 'none', or a local weights file",
     )
-    p.add_argument("--image-size", type=_positive_int, default=None, metavar="N", help="input size in pixels")
+    p.add_argument("--image-size", type=positive_int, default=None, metavar="N", help="input size in pixels")
     p.add_argument(
         "--bundle",
         metavar="MODEL_DIR",
         help="use a model trained by ftgui (its backbone, and its split for train/validation leaks) "
         "instead of --model/--weights",
     )
-    p.add_argument("--folds", type=_positive_int, default=5, help="k of the k-fold head (default 5)")
+    p.add_argument("--folds", type=positive_int, default=5, help="k of the k-fold head (default 5)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="the split the leak check uses")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--device", default="auto", help="cpu | cuda | mps | auto (default)")
     p.add_argument("--cache-memory", type=int, default=None, metavar="MB", help="RAM for the feature cache")
     p.add_argument("--json", metavar="FILE", help="also write every finding to FILE as JSON")

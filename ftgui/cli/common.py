@@ -1,0 +1,118 @@
+"""What every command prints the same way: progress lines, scanning a folder, events, stop signals, output checks."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from ftgui.core.base import events as ev
+from ftgui.core.base import report
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.text import display_path as display
+
+if TYPE_CHECKING:
+    from ftgui.core.data.samples import ScanResult
+
+
+class Progress:
+    """A one-line progress bar on a terminal; plain lines otherwise. Under torchrun only rank 0
+    prints (``silent`` on the others); every rank prints its own errors (``error``)."""
+
+    def __init__(self, stream: TextIO, quiet: bool = False) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.quiet = quiet
+        self.silent = False
+        self.where = ""  # " (rank R of N)" under torchrun
+        self._last = 0.0
+
+    def error(self, prog: str, text: str) -> None:
+        self.stream.write(f"{prog}: error{self.where}: {display(text)}\n")
+        self.stream.flush()
+
+    def line(self, text: str) -> None:
+        if self.silent:
+            return
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(display(text) + "\n")
+        self.stream.flush()
+
+    def fraction(self, what: str, done: int, total: int) -> None:
+        """``what done/total`` in place on a terminal, at most ten times a second."""
+        if self.quiet or self.silent or not self.tty:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and done != total:
+            return
+        self._last = now
+        self.stream.write(f"\r\033[K{what} {done:,}/{total:,} ({100 * done / max(1, total):.0f}%)")
+        self.stream.flush()
+
+    def batch(self, e: ev.BatchEnded) -> None:
+        if self.quiet or self.silent or not self.tty:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and e.batch != e.batches:
+            return
+        self._last = now
+        width = 24
+        filled = int(width * e.batch / e.batches)
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(
+            f"\r\033[Kepoch {e.epoch} [{bar}] {e.batch}/{e.batches}  loss {e.loss:.4f}  "
+            f"lr {e.lr:.2g}  {e.images_per_s:.0f} img/s  ETA {report.duration(e.eta_s)}"
+        )
+        self.stream.flush()
+
+
+def scan_data(data_dir: str, out: Progress) -> tuple[ScanResult, str]:
+    """The folder, with progress while new or changed images' headers are checked, and a line
+    on what was found (printed once the run is set up: a bad run prints only its error)."""
+    from ftgui.core.data.scan import scan_folder
+
+    started = time.perf_counter()
+    total = [0]
+
+    def checking(done: int, n: int) -> None:
+        if not total[0]:
+            total[0] = n
+            if n >= 2_000:  # worth a line; a folder that fails still gets one line: its error
+                out.line(f"checking {n:,} new or changed images (known ones are remembered)")
+        out.fraction("checked", done, n)
+
+    scan = scan_folder(data_dir, checking=checking)
+    listed = len(scan.samples) + len(scan.skipped) + len(scan.excluded)
+    seconds = time.perf_counter() - started
+    return scan, (
+        f"{listed:,} files in {len(scan.classes)} classes in {seconds:.1f} s "
+        f"({scan.checked:,} checked now, {listed - scan.checked:,} known from earlier)"
+    )
+
+
+def print_event(e: ev.Event, out: Progress) -> None:
+    if isinstance(e, ev.BatchEnded):
+        out.batch(e)
+        return
+    line = report.describe(e)
+    if line is not None and not isinstance(e, (ev.Finished, ev.Cancelled, ev.Failed)):
+        level, text = line
+        out.line(text if level == "info" else f"{level}: {text}")
+
+
+STOP_SIGNALS = {signal.SIGINT: ("Ctrl+C", 130), signal.SIGTERM: ("SIGTERM", 143)}
+
+
+def check_out(args: argparse.Namespace, out_dir: Path, arch: str) -> None:
+    """--out must be usable before the scan starts: a full disk must cost no training time."""
+    from ftgui.core.bundle.export import check_output_folder
+    from ftgui.core.models import arch_info
+
+    try:
+        params = arch_info(arch).num_params or 0
+    except FtguiError:
+        params = 0
+    check_output_folder(out_dir, args.data_dir, params, params, args.checkpoint_every > 0)

@@ -1,0 +1,178 @@
+"""ftgui-compare: the same data and budget for several freeze layouts, ranked."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ftgui.cli.common import STOP_SIGNALS, Progress, check_out, print_event
+from ftgui.cli.options import run_options
+from ftgui.cli.train import _check_tensorboard, _config, _record, _tensorboard_folder
+from ftgui.core.base import events as ev
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.options import STRATEGY_HELP
+from ftgui.core.base.text import display_path as display
+
+if TYPE_CHECKING:
+    from ftgui.core.workflows.compare import CandidateSummary
+
+
+def compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ftgui-compare",
+        description="Train several freeze layouts on the same split, seed and epochs, keep a bundle "
+        "of each, and say which to use.",
+    )
+    run_options(p, train=False)
+    p.add_argument(
+        "--candidates",
+        default="head,last-1,full",
+        help=f"comma-separated strategies, each {STRATEGY_HELP} (default: head,last-1,full)",
+    )
+    p.add_argument(
+        "--lrs",
+        default="",
+        metavar="LR,LR",
+        help="train every candidate at each of these learning rates (default: each strategy's own)",
+    )
+    return p
+
+
+def compare_main(argv: Sequence[str] | None = None) -> int:
+    args = compare_parser().parse_args(argv)
+    progress = Progress(sys.stderr, args.quiet)
+    try:
+        return _compare(args, progress)
+    except FtguiError as exc:
+        sys.stderr.write(f"ftgui-compare: error: {display(str(exc))}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("ftgui-compare: aborted; finished candidates are kept\n")
+        return 130
+
+
+COMPARE_COLUMNS = (
+    ("candidate", "name", "{}"),
+    ("trainable", "trainable_params", "{:,}"),
+    ("best epoch", "best_epoch", "{}"),
+    ("val acc", "best_val_accuracy", "{:.1%}"),
+    ("val loss", "best_val_loss", "{:.4f}"),
+    ("train acc", "final_train_accuracy", "{:.1%}"),
+    ("gap", "gap", "{:+.1%}"),
+    ("time", "seconds", "{:.1f}s"),
+    ("images/s", "images_per_s", "{:.0f}"),
+    ("status", "status", "{}"),
+)
+
+
+def comparison_table(summaries: Sequence[CandidateSummary]) -> str:
+    """The summary as aligned text columns (what ftgui-compare prints)."""
+    rows = [[h for h, _, _ in COMPARE_COLUMNS]]
+    for s in summaries:
+        d = s.to_dict()
+        rows.append(["-" if d[key] is None else fmt.format(d[key]) for _, key, fmt in COMPARE_COLUMNS])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+        for r in rows
+    )
+
+
+def _compare(args: argparse.Namespace, progress: Progress) -> int:
+    import csv
+    import io
+
+    from ftgui.core.base.events import CancelToken
+    from ftgui.core.base.files import OutputLock, atomic_write
+    from ftgui.core.bundle.export import export_all
+    from ftgui.core.bundle.format import dumps_json
+    from ftgui.core.workflows.compare import CandidateEvent, Comparison, ComparisonFinished, parse_candidates
+    from ftgui.core.workflows.tensorboard import CandidateLogs
+
+    try:
+        lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
+    except ValueError:
+        raise FtguiError(f"--lrs must list numbers, e.g. 1e-3,3e-3 (got {args.lrs!r}).") from None
+    candidates = parse_candidates(args.candidates, lrs)
+    _check_tensorboard(args)
+    cfg = _config(args)
+    cfg.validate()
+    out_dir = Path(args.out).expanduser()
+    args.checkpoint_every = 0
+    check_out(args, out_dir, cfg.arch)
+    cancel = CancelToken()
+
+    def on_signal(signum: int, frame: object) -> None:
+        name, _ = STOP_SIGNALS[signal.Signals(signum)]
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        progress.line(f"{name}: stopping after this batch; finished candidates are kept...")
+        cancel.cancel()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    lock = OutputLock(out_dir).acquire(" ".join(["ftgui-compare", *sys.argv[1:]]))
+    final: ComparisonFinished | None = None
+    board_root = _tensorboard_folder(args, out_dir)
+    logs: CandidateLogs | None = None
+    try:
+        comparison = Comparison(cfg, candidates)
+        logs = CandidateLogs(board_root, comparison.trainers) if board_root is not None else None
+        for e in comparison.run(cancel):
+            if logs is not None and isinstance(e, CandidateEvent):
+                logs(e.candidate, e.event)
+            if isinstance(e, ComparisonFinished):
+                final = e
+                continue
+            assert isinstance(e, CandidateEvent)
+            if isinstance(e.event, ev.RunStarted):
+                progress.line(f"== {e.candidate} ==")
+            print_event(e.event, progress)
+            if isinstance(e.event, ev.Failed):
+                progress.line(f"{e.candidate}: {e.event.message.splitlines()[0]}")
+            if isinstance(e.event, ev.Finished):
+                export_all(comparison.trainers[e.candidate].trained(), out_dir / e.candidate)
+                progress.line(f"{e.candidate}: wrote {out_dir / e.candidate}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if logs is not None and logs.close():
+            progress.line(f"TensorBoard logs: {board_root}")
+        if final is not None:
+            for summary in final.summaries:
+                if summary.status in ("finished", "stopped") and summary.epochs >= 1:
+                    _record(
+                        comparison.trainers[summary.name],
+                        "ftgui-compare",
+                        progress,
+                        bundle=out_dir / summary.name if summary.status == "finished" else None,
+                        seconds=summary.seconds,
+                        comparison=out_dir.name,
+                        candidate=summary.name,
+                    )
+            records = [s.to_dict() for s in final.summaries]
+            report_data = {
+                "candidates": records,
+                "recommended": final.recommended,
+                "reason": final.reason,
+                "notes": list(final.notes),
+                "training": cfg.to_dict(),
+            }
+            atomic_write(out_dir / "comparison.json", lambda fh: fh.write(dumps_json(report_data).encode()))
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+            atomic_write(out_dir / "comparison.csv", lambda fh: fh.write(text.getvalue().encode()))
+        lock.release()
+    assert final is not None
+    print(comparison_table(final.summaries))
+    print(f"recommended: {final.reason}" if final.recommended else f"no recommendation: {final.reason}")
+    for note in final.notes:
+        print(f"note: {note}")
+    if cancel.cancelled:
+        return 130
+    return 0 if final.recommended else 1

@@ -1,0 +1,191 @@
+"""The options ftgui-train and ftgui-compare share (one definition, one help text)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from ftgui import __version__
+from ftgui.core.base.options import CACHE_MODES, DEVICES, EXPORT_FORMATS, OPTIMIZERS, SCHEDULES, STRATEGY_HELP
+
+if TYPE_CHECKING:
+    pass
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {text})")
+    return value
+
+
+def learning_rate(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or auto (got {text!r})") from None
+
+
+def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentParser:
+    """The options of one run; ``train`` adds those only ftgui-train has (strategy, resume, ...)."""
+    p.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        nargs="?" if train else None,
+        help="image folder: one subfolder per class" + (" (or --data DATA_DIR)" if train else ""),
+    )
+    if train:
+        p.add_argument(
+            "--data", dest="data_option", metavar="DATA_DIR", help="the image folder, as an option"
+        )
+        p.add_argument(
+            "--config",
+            metavar="JOB",
+            help="train the job.json written by the window (File → Export training job…): every "
+            "training setting and the split come from it; --data names the dataset here",
+        )
+    p.add_argument(
+        "--out", required=True, metavar="OUT_DIR", help="folder for model.safetensors and model.json"
+    )
+    p.add_argument("--model", default="resnet18", help="torchvision architecture (default: resnet18)")
+    p.add_argument(
+        "--weights",
+        default="default",
+        help="'default' (torchvision's best), a weights name (IMAGENET1K_V1), 'none', or a local "
+        ".pth/.pt/.safetensors file",
+    )
+    if train:
+        p.add_argument(
+            "--strategy",
+            default="head",
+            help=f"which layers train: {STRATEGY_HELP} (default: head)",
+        )
+    if train:
+        p.add_argument(
+            "--unfreeze-every",
+            type=positive_int,
+            default=1,
+            metavar="E",
+            help="gradual: unfreeze one more block every E epochs",
+        )
+    if train:
+        p.add_argument(
+            "--train-bn", action="store_true", help="keep BatchNorm layers trainable inside frozen blocks"
+        )
+    if train:
+        p.add_argument(
+            "--freeze-bn",
+            action="store_true",
+            help="freeze every BatchNorm layer, in training blocks too (pretrained statistics; the "
+            "same result on any number of processes)",
+        )
+    p.add_argument("--epochs", type=positive_int, default=5)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument(
+        "--lr",
+        type=learning_rate,
+        default=None,
+        metavar="LR|auto",
+        help="learning rate: a number, or 'auto' for a quick range test (head only). Default: the "
+        "strategy's own (head 3e-2, last-1 and gradual 3e-3, otherwise 1e-3; see the README)",
+    )
+    p.add_argument(
+        "--lr-decay",
+        type=float,
+        default=1.0,
+        help="discriminative learning rates: each earlier block gets lr × this (default 1 = off)",
+    )
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--schedule", choices=list(SCHEDULES), default="cosine")
+    p.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="input size in pixels (default: the weights' own, e.g. 224)",
+    )
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help=f"{' | '.join(DEVICES)} or cuda:N (default: auto)")
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="random resized crops and flips while training",
+    )
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        default=0,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without a better validation loss (0 = off)",
+    )
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=0,
+        help="image-loading processes (default 0: decode with one thread per core instead)",
+    )
+    p.add_argument(
+        "--cache",
+        choices=list(CACHE_MODES),
+        default="auto",
+        help="cache what frozen layers compute and decoded images between epochs (default auto)",
+    )
+    p.add_argument(
+        "--cache-memory",
+        type=int,
+        default=None,
+        metavar="MB",
+        help="RAM for caches (default: a quarter of the free memory; larger caches go to disk)",
+    )
+    if train:
+        p.add_argument(
+            "--sync-bn",
+            action="store_true",
+            help="under torchrun on GPUs: BatchNorm statistics over all processes' shards "
+            "(SyncBatchNorm); for full fine-tuning with small per-GPU batches",
+        )
+    if train:
+        p.add_argument(
+            "--checkpoint-every",
+            type=int,
+            default=1,
+            metavar="E",
+            help="save OUT_DIR/checkpoint.pt every E epochs (0 = never; default 1)",
+        )
+    if train:
+        p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")
+    if train:
+        p.add_argument(
+            "--find-lr",
+            action="store_true",
+            help="run a learning-rate range test, print the suggested --lr, and exit without training",
+        )
+    if train:
+        p.add_argument(
+            "--export",
+            default="",
+            metavar="FORMATS",
+            help=f"extra formats besides safetensors, comma-separated: {', '.join(EXPORT_FORMATS)} "
+            "(each loaded back and checked against the model)",
+        )
+    if train:
+        p.add_argument(
+            "--no-evaluate",
+            action="store_true",
+            help="skip the confusion matrix and per-class report after training",
+        )
+    p.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also log the run's scalars and hyperparameters for TensorBoard, one sub-folder per "
+        "run (needs the tensorboard extra)",
+    )
+    p.add_argument("--quiet", action="store_true", help="only print the summary")
+    p.add_argument("--version", action="version", version=f"ftgui {__version__}")
+
+    return p

@@ -1,0 +1,118 @@
+"""ftgui-predict: classify images with an exported bundle."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ftgui import __version__
+from ftgui.cli.common import Progress
+from ftgui.cli.options import positive_int
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.text import display_path as display
+
+if TYPE_CHECKING:
+    from ftgui.core.bundle.predict import Prediction, Predictor
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ftgui-predict",
+        description="Classify images, or whole folders (recursively), with a model exported by ftgui.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="folder with model.safetensors and model.json")
+    p.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+", help="image files and folders of images")
+    p.add_argument("--topk", type=positive_int, default=5, help="how many classes to show (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="also write FILE: path, the top-k classes and probabilities, and the error of each image",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (default 64)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    p.add_argument(
+        "--cam",
+        metavar="PNG",
+        help="one image: also write PNG, the picture with a heat map of where the evidence for the "
+        "predicted class lies (Grad-CAM; needs the insight extra)",
+    )
+    p.add_argument("--version", action="version", version=f"ftgui {__version__}")
+    return p
+
+
+def predict_main(argv: Sequence[str] | None = None) -> int:
+    args = predict_parser().parse_args(argv)
+    from ftgui.core.bundle.predict import Predictor
+    from ftgui.core.insight.classify import find_images, predictions_csv
+
+    try:
+        if args.csv:
+            from ftgui.core.base.files import check_destination
+
+            check_destination(args.csv, "--csv", kind="file")
+        predictor = Predictor.load(args.model_dir, device=args.device)
+        paths = find_images(args.images)
+        progress = Progress(sys.stderr)
+        many = len(paths) > args.batch_size
+
+        def show(done: int, total: int) -> None:
+            if many:
+                progress.line(f"classified {done} of {total} images")
+
+        preds = list(predictor.predict_batches(paths, args.topk, args.batch_size, progress=show))
+        if args.cam:
+            _write_cam(predictor, paths, preds, args.cam)
+        if args.csv:
+            from ftgui.core.base.files import atomic_write
+
+            text = predictions_csv(preds, min(args.topk, len(predictor.classes))).encode("utf-8")
+            atomic_write(Path(args.csv).expanduser(), lambda fh: fh.write(text))
+    except FtguiError as exc:
+        sys.stderr.write(f"ftgui-predict: error: {display(str(exc))}\n")
+        return 2
+    if args.json:
+        from ftgui.core.bundle.format import dumps_json
+
+        # Always valid JSON: names that are not UTF-8 escaped, no NaN.
+        sys.stdout.write(dumps_json([p.to_dict() for p in preds]) + "\n")
+    elif not args.csv or len(preds) <= 20:
+        for p in preds:
+            print(display(p.path))
+            if p.error:
+                print(f"  error: {display(p.error)}")
+            width = max((len(display(c)) for c, _ in p.top), default=0)
+            for cls, prob in p.top:
+                print(f"  {display(cls):<{width}}  {100 * prob:5.1f}%")
+    failed = sum(1 for p in preds if p.error)
+    if args.csv:
+        sys.stderr.write(
+            f"wrote {display(args.csv)}: {len(preds) - failed} images classified"
+            + (f", {failed} could not be read (listed with the reason)" if failed else "")
+            + "\n"
+        )
+    return 1 if failed else 0
+
+
+def _write_cam(predictor: Predictor, paths: list[str], preds: list[Prediction], target: str) -> None:
+    from ftgui.core.base.files import atomic_write, check_destination
+    from ftgui.core.insight.cam import image_heat_map
+
+    if len(paths) != 1:
+        raise FtguiError(f"--cam draws the heat map of one image; {len(paths)} were given.")
+    if preds[0].error:
+        raise FtguiError(f"--cam: {preds[0].error}")
+    check_destination(target, "--cam", kind="file")
+    picture, heat = image_heat_map(predictor, paths[0])
+
+    def save(fh: Any) -> None:
+        picture.save(fh, format="PNG")
+
+    atomic_write(Path(target).expanduser(), save)
+    sys.stderr.write(
+        f"wrote {display(target)}: where the evidence for {display(predictor.classes[heat.targets[0]])} "
+        f"lies (Grad-CAM on {heat.layer})\n"
+    )

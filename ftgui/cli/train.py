@@ -1,0 +1,377 @@
+"""ftgui-train: train on a folder (or resume a checkpoint, or run a job), then export."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ftgui.cli.common import STOP_SIGNALS, Progress, check_out, print_event, scan_data
+from ftgui.cli.options import run_options
+from ftgui.core.base import events as ev
+from ftgui.core.base import report
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.options import EXPORT_FORMATS
+from ftgui.core.base.text import display_path as display
+
+if TYPE_CHECKING:
+    from ftgui.core.base.events import CancelToken
+    from ftgui.core.compute.distributed import World
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.training.engine import Trainer
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ftgui-train",
+        description="Fine-tune a pretrained torchvision classifier on a folder of images "
+        "(one subfolder per class, or train/ and val/ folders).",
+    )
+    return run_options(p, train=True)
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    args = train_parser().parse_args(argv)
+    err = sys.stderr
+    progress = Progress(err, args.quiet)
+    from ftgui.core.compute.distributed import SINGLE
+
+    world = SINGLE
+    aborted = False
+    try:
+        cfg = _train_config(args)
+        world = _join(args, cfg, progress)
+        code = _train(args, cfg, progress, world)
+    except FtguiError as exc:
+        progress.error("ftgui-train", str(exc))
+        code = 2
+    except KeyboardInterrupt:
+        err.write(f"ftgui-train: aborted without saving{progress.where}\n")
+        code, aborted = 130, True
+    except Exception as exc:
+        from ftgui.core.compute.distributed import collective_message, is_collective_failure
+
+        if not (world.active and is_collective_failure(exc)):
+            raise
+        progress.error("ftgui-train", collective_message(exc, world))
+        code = 1
+    finished = not aborted and code in (0, *(c for _, c in STOP_SIGNALS.values()))
+    return _leave(world, code, stopped=finished)
+
+
+def _leave(world: World, code: int, stopped: bool) -> int:
+    """Under torchrun: a rank that finished (or stopped with the others) waits for rank 0 to
+    write, then leaves the group; a failing rank exits at once, so torchrun ends the job."""
+    if not world.active:
+        return code
+    from ftgui.core.compute.distributed import stop_world
+
+    if stopped:
+        stop_world(world)
+        return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no collective and no destructor can hold a failing rank back
+
+
+def _join(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress) -> World:
+    """Under torchrun: join the job's process group; rank 0 alone prints."""
+    from ftgui.core.compute.distributed import start_world
+
+    world = start_world(cfg.device if cfg is not None else args.device)
+    if world.active:
+        progress.where = f" ({world.describe()})"
+        progress.silent = not world.main
+    return world
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig | None:
+    """The run's configuration: from the options, or from --config's job (None to --resume)."""
+    data = args.data_option or args.data_dir
+    if args.data_option and args.data_dir and args.data_option != args.data_dir:
+        raise FtguiError("Give the dataset once: as DATA_DIR or as --data, not both.")
+    if not data and not args.resume:
+        raise FtguiError("Which images? Give the dataset folder: ftgui-train DATA_DIR --out OUT_DIR.")
+    args.data_dir = data
+    if args.config:
+        from ftgui.core.workflows.job import read_job
+
+        job = read_job(args.config)
+        args.job = job
+        cfg = job.config
+        cfg.data_dir = str(data)
+        if args.device != "auto":
+            cfg.device = args.device
+        cfg.sync_bn = cfg.sync_bn or args.sync_bn
+        return cfg
+    args.job = None
+    if args.resume:
+        return None
+    cfg = _config(args)
+    cfg.sync_bn = args.sync_bn
+    cfg.validate()
+    return cfg
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    from ftgui.core.models.freeze import FreezePlan
+    from ftgui.core.training.config import TrainConfig
+
+    return TrainConfig(
+        data_dir=args.data_dir,
+        arch=args.model,
+        weights=args.weights,
+        freeze=FreezePlan.parse(
+            getattr(args, "strategy", "head"),
+            train_bn=getattr(args, "train_bn", False),
+            unfreeze_every=getattr(args, "unfreeze_every", 1),
+            freeze_bn=getattr(args, "freeze_bn", False),
+        ),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_decay=args.lr_decay,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        image_size=args.image_size,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        device=args.device,
+        augment=args.augment,
+        early_stopping=args.early_stopping,
+        num_workers=args.num_workers,
+        cache=args.cache,
+        cache_memory_mb=args.cache_memory,
+    )
+
+
+def _check_tensorboard(args: argparse.Namespace) -> None:
+    """--tensorboard needs its package: said before any slow work."""
+    if args.tensorboard:
+        from ftgui.core.workflows.tensorboard import tensorboard_missing
+
+        missing = tensorboard_missing()
+        if missing:
+            raise FtguiError(f"--tensorboard: {missing}")
+
+
+def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress, world: World) -> int:
+    # Heavy imports after argument parsing, so --help is instant.
+    from ftgui.core.base.events import CancelToken
+    from ftgui.core.base.files import OutputLock
+    from ftgui.core.bundle.formats import missing_format_packages
+    from ftgui.core.training.checkpoint import same_run_checkpoint
+    from ftgui.core.training.engine import Trainer
+
+    out_dir = Path(args.out).expanduser()
+    formats = tuple(f.strip().lower() for f in args.export.split(",") if f.strip())
+    bad = [f for f in formats if f not in (*EXPORT_FORMATS, "safetensors")]
+    if bad:
+        raise FtguiError(f"Unknown export format {', '.join(bad)}: use {', '.join(EXPORT_FORMATS)}.")
+    missing = missing_format_packages(formats)
+    if missing:
+        raise FtguiError(f"--export {args.export}: {missing}")
+    _check_tensorboard(args)
+    if args.checkpoint_every < 0:
+        raise FtguiError(f"--checkpoint-every must be 0 (never) or more (got {args.checkpoint_every}).")
+    resume = args.resume
+    if not resume and cfg is not None and world.active and not args.find_lr:
+        # A torchrun restart (or a requeued job) finds its own checkpoint in OUT and resumes.
+        ckpt = out_dir / "checkpoint.pt"
+        resume = world.broadcast(str(ckpt) if world.main and same_run_checkpoint(ckpt, cfg) else None)
+    if resume:
+        from ftgui.core.training.checkpoint import load_checkpoint
+
+        arch = str(load_checkpoint(resume).get("arch", ""))
+    else:
+        assert cfg is not None
+        arch = cfg.arch
+    writes = world.main and not args.find_lr
+    if writes:
+        check_out(args, out_dir, arch)
+    lock = OutputLock(out_dir)
+    if writes:
+        lock.acquire(" ".join(["ftgui-train", *sys.argv[1:]]))
+    cancel = CancelToken()
+    stopped_by: list[int] = []
+    first_signal = [0.0]
+
+    def on_signal(signum: int, frame: object) -> None:
+        name, code = STOP_SIGNALS[signal.Signals(signum)]
+        if cancel.cancelled:
+            # Under torchrun one Ctrl+C arrives twice: from the terminal and from torchrun.
+            if world.active and time.monotonic() - first_signal[0] < 5.0:
+                return
+            raise KeyboardInterrupt
+        first_signal[0] = time.monotonic()
+        stopped_by.append(code)
+        progress.line(f"{name}: stopping after this batch ({name} again to abort without saving)...")
+        cancel.cancel()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        if resume:
+            trainer = Trainer.from_checkpoint(
+                resume,
+                data_dir=args.data_dir,
+                epochs=cfg.epochs if cfg is not None else args.epochs,
+                device=cfg.device if cfg is not None else args.device,
+                world=world,
+            )
+            why = "" if args.resume else " (its own checkpoint: same configuration)"
+            progress.line(f"resuming from {resume} after epoch {trainer.epoch}{why}")
+        else:
+            assert cfg is not None
+            trainer = Trainer(cfg, world=world)
+            if args.job is not None:
+                from ftgui.core.workflows.job import job_dataset
+
+                trainer.prepare(scan=job_dataset(args.job, cfg.data_dir), split=args.job.split)
+            else:
+                scan, opened = scan_data(cfg.data_dir, progress)
+                trainer.prepare(scan=scan)
+                progress.line(opened)
+        if world.active:
+            progress.line(
+                f"{world.size} processes ({world.backend}), global batch {trainer.config.batch_size} "
+                f"(about {-(-trainer.config.batch_size // world.size)} per process)"
+            )
+        if args.find_lr:
+            return _find_lr(trainer, progress)
+        started = time.perf_counter()
+        final = _run(trainer, cancel, args, out_dir, progress)
+        args.seconds = time.perf_counter() - started
+        code = stopped_by[0] if stopped_by else 130
+        return _finish(trainer, final, args, out_dir, formats, progress, code)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lock.release()
+
+
+def _tensorboard_folder(args: argparse.Namespace, out_dir: Path) -> Path | None:
+    """DIR/<output folder>-<date-time>: one TensorBoard run per ftgui run."""
+    if not args.tensorboard:
+        return None
+    return Path(args.tensorboard).expanduser() / f"{out_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _run(
+    trainer: Trainer, cancel: CancelToken, args: argparse.Namespace, out_dir: Path, progress: Progress
+) -> ev.Event:
+    from ftgui.core.workflows.tensorboard import TensorBoardLog
+
+    main = trainer.world.main  # under torchrun only rank 0 writes
+    folder = _tensorboard_folder(args, out_dir) if main else None
+    board = TensorBoardLog(folder, trainer.config) if folder else None
+    final: ev.Event | None = None
+    for e in trainer.run(cancel):
+        print_event(e, progress)
+        if board is not None:
+            board(e)
+        every = args.checkpoint_every
+        if main and isinstance(e, ev.EpochEnded) and every and e.epoch % every == 0:
+            trainer.save_checkpoint(out_dir / "checkpoint.pt")
+        final = e
+    if board is not None:
+        board.close()
+        progress.line(f"TensorBoard log: {folder}")
+    assert final is not None
+    return final
+
+
+def _finish(
+    trainer: Trainer,
+    final: ev.Event,
+    args: argparse.Namespace,
+    out_dir: Path,
+    formats: tuple[str, ...],
+    progress: Progress,
+    cancel_code: int,
+) -> int:
+    from ftgui.core.bundle.export import export_all
+
+    if trainer.epoch > 0 and not args.no_evaluate and isinstance(final, ev.Finished):
+        from ftgui.core.evaluation.metrics import format_report
+        from ftgui.core.training.evaluation import evaluate_trainer
+
+        trainer.evaluation = evaluate_trainer(trainer)  # under torchrun: every rank, rank 0 reports
+        if trainer.evaluation is not None and not args.quiet:
+            progress.line("\n" + display(format_report(trainer.evaluation)) + "\n")
+    if not trainer.world.main:  # other ranks write nothing and say only why they failed
+        if isinstance(final, ev.Failed):
+            progress.error("ftgui-train", final.message.splitlines()[0])
+            return 1
+        return cancel_code if isinstance(final, ev.Cancelled) else 0
+    if trainer.epoch > 0:
+        extra = formats if isinstance(final, ev.Finished) else ()
+        for check in export_all(trainer.trained(), out_dir, ("safetensors", *extra)):
+            progress.line(
+                f"wrote {check.path} ({check.runtime}; max difference at batch 1 and 3: "
+                f"{check.max_difference:.1e})"
+            )
+        _record(trainer, "ftgui-train", progress, bundle=out_dir, seconds=getattr(args, "seconds", None))
+    kept = f"the model of epoch {trainer.best_epoch or trainer.epoch}"
+    if isinstance(final, ev.Failed):
+        progress.error("ftgui-train", final.message.splitlines()[0])
+        if trainer.epoch:
+            progress.line(f"{kept} (the best finished one) was written to {out_dir}")
+        return 1
+    if isinstance(final, ev.Cancelled):
+        if trainer.epoch:
+            ckpt = " and checkpoint.pt" if args.checkpoint_every else ""
+            progress.line(f"stopped after {trainer.epoch} epoch(s); {kept}{ckpt} written to {out_dir}")
+        else:
+            progress.line("stopped before the first epoch ended; nothing was written")
+        return cancel_code
+    assert isinstance(final, ev.Finished)
+    best = f", best epoch {final.best_epoch}" if final.best_epoch else ""
+    if final.best_val_accuracy is not None:
+        result = f"validation accuracy {report.pct(final.best_val_accuracy)}"
+    elif trainer.split is not None and trainer.split.val:
+        result = "no validation image could be read, so there is no validation accuracy"
+    else:
+        result = "no validation images (validation fraction 0)"
+    progress.line(
+        f"done: {final.epochs_completed} epochs{best}, {result}; "
+        f"wrote {out_dir / 'model.safetensors'} and {out_dir / 'model.json'}"
+    )
+    return 0
+
+
+def _record(trainer: Trainer, source: str, progress: Progress, **kwargs: Any) -> None:
+    """Keep the run in the runs folder (a failure to write it never fails the run)."""
+    from ftgui.core.workflows.runs import record_run
+
+    try:
+        record = record_run(trainer, source, **kwargs)
+    except (OSError, FtguiError) as exc:
+        progress.line(f"warning: the run could not be recorded in the runs folder: {exc}")
+        return
+    if not progress.quiet:
+        progress.line(f"recorded as run {record.id}")
+
+
+def _find_lr(trainer: Trainer, progress: Progress) -> int:
+
+    result = trainer.find_lr()
+    progress.line("learning rate   smoothed loss")
+    step = max(1, len(result.lrs) // 15)
+    for lr, loss in list(zip(result.lrs, result.losses))[::step]:
+        progress.line(f"  {lr:10.2e}    {loss:8.4f}  {'#' * max(1, int(30 * min(loss, 5) / 5))}")
+    if result.suggestion is None:
+        progress.line("no clear suggestion: the loss did not fall over the range tried")
+        return 1
+    if trainer.world.main:
+        print(f"suggested learning rate: {result.suggestion:.2e}  (use --lr {result.suggestion:.1e})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(train_main())

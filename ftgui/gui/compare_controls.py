@@ -1,0 +1,121 @@
+"""The window's Compare and Runs tabs: comparing freeze layouts in the background, using a
+candidate as the current model, reopening a past run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ftgui.core.base import report
+from ftgui.gui.data_controls import DataControls
+
+if TYPE_CHECKING:
+    from ftgui.core.base.events import Message
+    from ftgui.core.workflows.compare import CandidateEvent, ComparisonFinished
+    from ftgui.core.workflows.runs import RunRecord
+
+
+class CompareControls(DataControls):
+    """Comparisons and past runs; ``MainWindow`` builds the panels they render into."""
+
+    # ------------------------------------------------------------ comparing freeze layouts
+
+    def start_comparison(self) -> bool:
+        """Train the ticked layouts with the current settings, one after another, in the background."""
+        from ftgui.core.workflows.compare import Candidate, Comparison, parse_candidates
+
+        if self.busy or not self.ready:
+            return False
+        if self.data_panel.scan is None:
+            self.show_error(
+                "No dataset", "Drop an image folder onto the window (or use File → Open dataset…)."
+            )
+            return False
+        chosen = self.compare_panel.chosen()
+        if not chosen:
+            self.show_error("Nothing to compare", "Tick at least one layout to compare.")
+            return False
+        base = self.build_config()
+        candidates = (
+            parse_candidates(",".join(c for c in chosen if c != "current")) if chosen != ["current"] else []
+        )
+        if "current" in chosen:
+            name = "current tree" if base.freeze.is_custom else f"current ({base.freeze.label})"
+            candidates.append(Candidate(name, base.freeze, base.lr))
+        comparison = Comparison(base, candidates)
+        scan = self.data_panel.scan
+        board = self._board_folder(scan.root, "compare")
+        self.comparison = comparison
+        self.compare_panel.clear()
+        self.compare_panel.set_running(True)
+        self.log_message("info", f"Comparing {', '.join(c.name for c in candidates)} on {scan.root}")
+        return self.jobs.start(
+            "compare",
+            lambda job, progress: self.session.compare(comparison, scan, job.cancel, board),
+            on_yield=self._on_comparison_event,
+            on_error=lambda message: self.show_error("Comparison stopped", message),
+            on_done=self._on_comparison_done,
+        )
+
+    def _on_comparison_event(self, e: CandidateEvent | ComparisonFinished | Message) -> None:
+        from ftgui.core.base import events as ev
+        from ftgui.core.workflows.compare import CandidateEvent, ComparisonFinished
+
+        if isinstance(e, ev.Message):  # a candidate recorded as a run
+            self.log_message(e.level, e.text)
+            return
+        self.compare_panel.show_event(e)
+        if isinstance(e, CandidateEvent) and not isinstance(e.event, ev.BatchEnded):
+            line = report.describe(e.event)
+            if line is not None:
+                self.log_message(line[0], f"[{e.candidate}] {line[1]}")
+        elif isinstance(e, ComparisonFinished):
+            self.log_message("info", f"Comparison: {e.reason}" + "".join(f"; {n}" for n in e.notes))
+
+    def _board_folder(self, dataset: str, kind: str = "") -> Path | None:
+        """Where this run's TensorBoard log goes when the checkbox is on (ftgui's data folder)."""
+        if not self.train_panel.tensorboard.isChecked():
+            return None
+        from ftgui.core.base.paths import data_dir
+
+        name = "-".join(
+            p for p in (Path(dataset or "dataset").name, kind, time.strftime("%Y%m%d-%H%M%S")) if p
+        )
+        return data_dir() / "tensorboard" / name
+
+    def _on_comparison_done(self) -> None:
+        self.compare_panel.set_running(False)
+        self.runs_panel.refresh()
+
+    def reopen_run(self, record: RunRecord) -> None:
+        """A past run: its curves on the training plot, and its exported model for Evaluate and Try."""
+        self.plot.clear()
+        for h in record.history:
+            self.plot.add_epoch(int(h["epoch"]), h.get("val_loss"), h.get("val_accuracy"))
+        self.tabs.setCurrentIndex(0)
+        label = record.candidate or record.strategy
+        if record.bundle and (Path(record.bundle) / "model.json").is_file():
+            self.log_message("info", f"Reopened run {record.id} ({record.arch}, {label}); opening its model")
+            self.open_bundle(record.bundle)
+        else:
+            where = f"its model folder {record.bundle} is gone" if record.bundle else "it was not exported"
+            self.log_message(
+                "info", f"Reopened run {record.id} ({record.arch}, {label}): curves only, {where}"
+            )
+
+    def use_candidate(self, name: str) -> None:
+        """Make a compared candidate the current model: Evaluate, Try and Export use it."""
+        if self.busy or self.comparison is None or name not in self.comparison.trainers:
+            return
+        trainer = self.comparison.trainers[name]
+        if trainer.epoch < 1:
+            return
+        self.session.trainer, self.session.resuming = trainer, False
+        self.plot.clear()
+        for record in trainer.history:
+            self.plot.add_epoch(int(record["epoch"]), record.get("val_loss"), record.get("val_accuracy"))
+        self.log_message("info", f"Using {name} ({trainer.config.strategy}) as the current model")
+        self._use_trainer_for_try()
+        self._update_actions()
+        self.run_evaluation()

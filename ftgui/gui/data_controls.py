@@ -1,0 +1,125 @@
+"""The window's data controls: opening a folder (and the example), Check data, Classify a folder,
+heat maps of the worst mistakes, and the user's file changes with Undo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ftgui.core.base.text import display_path
+from ftgui.gui.check_dialog import CheckDataDialog
+from ftgui.gui.classify_dialog import ClassifyFolderDialog
+from ftgui.gui.model_tools import ModelTools
+
+if TYPE_CHECKING:
+    from ftgui.core.bundle.predict import Predictor
+    from ftgui.core.data.samples import ScanResult
+
+
+class DataControls(ModelTools):
+    """What the window does with the open dataset; ``MainWindow`` builds the widgets it uses."""
+
+    # ------------------------------------------------------------ data
+
+    def _on_data_scanned(self, scan: ScanResult) -> None:
+        self.setWindowTitle(f"ftgui — {display_path(Path(scan.root).name)}")
+        self.log_message(
+            "info", f"Opened {scan.root}: {len(scan.samples)} images in {len(scan.classes)} classes"
+        )
+        self.statusBar().showMessage(
+            f"Opened: {len(scan.samples):,} images in {len(scan.classes)} classes", 5000
+        )
+        self.session.resuming = False
+        self.runs_panel.set_dataset(scan.root, list(scan.classes))
+        if self.model_panel.populated:
+            self.model_panel.set_num_classes(len(scan.classes))
+        self.settings.setValue("data/last_folder", scan.root)
+        self._update_actions()
+
+    def _on_data_verified(self, scan: ScanResult) -> None:
+        """Every header checked: a class whose images all turned out unusable is gone."""
+        if self.model_panel.populated and not self.training:
+            self.model_panel.set_num_classes(len(scan.classes))
+        self._update_actions()
+
+    def open_example(self) -> None:
+        """Open the generated example folder, with settings that work offline on the default model."""
+        if self.training:
+            return
+        folder = self.data_panel.open_example()
+        self.log_message("info", f"Example dataset: 4 classes of generated shapes in {folder}")
+        if not self.ready:
+            return
+        panel = self.model_panel
+        if panel.weights != "none" and panel.weights_state not in ("cached", "download"):
+            panel.set_weights("none")
+            panel.set_strategy("full")
+            self.train_panel.image_size.setValue(64)
+            self.train_panel.epochs.setValue(max(self.train_panel.epochs.value(), 3))
+            self.log_message(
+                "info",
+                f"Pretrained weights for {panel.arch} are not available offline, so the example trains "
+                "it from scratch (full fine-tuning at 64 px), which these simple pictures allow.",
+            )
+
+    # ------------------------------------------------------------ checking and fixing the data
+
+    def open_check_data(self) -> CheckDataDialog:
+        """The Check data window (one per main window); checks the open dataset when shown."""
+        if self.check_dialog is None:
+            self.check_dialog = CheckDataDialog(self.jobs, self.file_fixes, self.build_config, self)
+        dialog = self.check_dialog
+        dialog.show()
+        dialog.raise_()
+        if dialog.report is None and self.data_panel.scan is not None and not self.busy:
+            dialog.start()
+        return dialog
+
+    def open_classify_folder(self) -> ClassifyFolderDialog:
+        if self.classify_dialog is None:
+            self.classify_dialog = ClassifyFolderDialog(self.jobs, self)
+        self.classify_dialog.set_predictor(*self._current_predictor())
+        self.classify_dialog.show()
+        self.classify_dialog.raise_()
+        return self.classify_dialog
+
+    def _current_predictor(self) -> tuple[Predictor | None, str]:
+        return self.try_panel.predictor, self.try_panel.model_label.text().removeprefix("Model: ")
+
+    def _evaluated_predictor(self) -> Predictor | None:
+        """The model the Evaluate tab shows: the one just trained, or the opened bundle."""
+        if self._eval_prefers_trainer or self.bundle is None:
+            return self.session.trainer_predictor() or self.bundle
+        return self.bundle
+
+    def show_mistake_heat_maps(self) -> bool:
+        """Heat maps of the worst mistakes (predicted and true class), in the background."""
+        ev, predictor = self.eval_panel.evaluation, self._evaluated_predictor()
+        if ev is None or predictor is None:
+            return False
+        from ftgui.gui.thumbs import heat_map_pictures
+
+        mistakes = list(ev.worst)
+        return self.jobs.start(
+            "heat maps",
+            lambda job, progress: heat_map_pictures(predictor, ev.root, mistakes, job.cancel, progress),
+            on_result=lambda result: self.eval_panel.show_heat_maps(*result),
+            on_error=lambda message: self.eval_panel.show_heat_maps({}, message.splitlines()[0]),
+        )
+
+    def undo_file_change(self) -> None:
+        change = self.file_fixes.undo(self)
+        if change is not None:
+            self.log_message("info", f"Undone: {change.describe()} ({change.root})")
+
+    def _on_files_changed(self, root: str) -> None:
+        last = self.file_fixes.fixes.last()
+        if last is not None and last.root == root:
+            self.log_message("info", f"{last.describe()} in {root} (Edit → Undo puts it back)")
+        scan = self.data_panel.scan
+        if scan is not None and Path(scan.root).resolve() == Path(root) and not self.training:
+            self.data_panel.load_folder(scan.root)  # the class table and counts, at once
+        self._update_actions()
+
+    def _on_data_scan_failed(self, message: str) -> None:
+        self.show_error("Cannot use this folder", message)

@@ -1,0 +1,283 @@
+"""The window's training controls: the run's configuration from the panels, Start and Stop,
+engine events rendered as plot, progress and log, training jobs, checkpoints, which actions
+are enabled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import (
+    QFileDialog,
+)
+
+from ftgui.core.base import report
+from ftgui.core.base.text import display_path
+from ftgui.gui.compare_controls import CompareControls
+from ftgui.gui.dialogs import TrainingJobDialog
+from ftgui.gui.settings import setting
+
+if TYPE_CHECKING:
+    from ftgui.core.base.events import Event
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.training.engine import Trainer
+    from ftgui.core.workflows.job import ClusterSettings
+
+
+class TrainingControls(CompareControls):
+    """Training and checkpoints; ``MainWindow`` builds the panels and actions they use."""
+
+    # ------------------------------------------------------------ training
+
+    def build_config(self) -> TrainConfig:
+        from ftgui.core.training.config import TrainConfig
+
+        scan = self.data_panel.scan
+        assert scan is not None, "Start is refused without a dataset"
+        return TrainConfig(
+            data_dir=scan.root,
+            val_fraction=self.data_panel.val_fraction.value(),
+            seed=0,
+            **self.model_panel.config_fields(),
+            **self.train_panel.config_fields(),
+        )
+
+    def _on_export_job_triggered(self) -> None:
+        from ftgui.core.compute.device import available_devices
+
+        scan = self.data_panel.scan
+        if scan is None:
+            return
+        last = setting(self.settings, "job/last_folder", "")
+        folder = str(last) if last else str(Path(scan.root).parent / f"{Path(scan.root).name}-job")
+        gpus = 1 if "cuda" in available_devices() else 0
+        dialog = TrainingJobDialog(folder, gpus, self)
+        if dialog.exec() == TrainingJobDialog.DialogCode.Accepted and dialog.folder.text().strip():
+            self.export_training_job_to(dialog.folder.text().strip(), dialog.cluster())
+
+    def export_training_job_to(self, folder: str, cluster: ClusterSettings | None = None) -> bool:
+        """Write job.json, run.sh and slurm.sbatch for the current settings, in the background."""
+        from ftgui.core.base.errors import FtguiError
+        from ftgui.core.data.samples import split_samples
+        from ftgui.core.workflows.job import write_job
+
+        scan = self.data_panel.scan
+        if self.busy or scan is None:
+            return False
+        try:
+            config = self.build_config()
+            config.validate()
+        except FtguiError as exc:
+            self.show_error("Cannot write the training job", str(exc))
+            return False
+
+        def write(job: object, progress: object) -> list[Path]:
+            # The split Start would make: the same function, fraction and seed.
+            split = split_samples(scan, config.val_fraction, config.seed)
+            return write_job(folder, config, list(scan.classes), split, cluster)
+
+        return self.jobs.start(
+            "export training job",
+            write,
+            on_result=lambda paths: self._on_job_exported(folder, paths),
+            on_error=lambda message: self.show_error("Cannot write the training job", message),
+        )
+
+    def _on_job_exported(self, folder: str, paths: list[Path]) -> None:
+        self.settings.setValue("job/last_folder", folder)
+        names = ", ".join(p.name for p in paths)
+        self.log_message(
+            "info",
+            f"Wrote the training job to {folder} ({names}). On the machine that trains: "
+            "bash run.sh DATA_DIR OUT_DIR (or sbatch slurm.sbatch DATA_DIR OUT_DIR); "
+            "then open OUT_DIR with File → Open exported model…",
+        )
+
+    def start_training(self) -> None:
+        if self.busy:
+            return
+        if not self.ready:
+            self.show_error("Not ready yet", "PyTorch is still loading; try again in a moment.")
+            return
+        if self.session.resuming and self.trainer is not None:
+            trainer = self.trainer
+            trainer.config.epochs = max(self.train_panel.epochs.value(), trainer.epoch + 1)
+            self.log_message(
+                "info", f"Resuming after epoch {trainer.epoch} to {trainer.config.epochs} epochs"
+            )
+            scan = None
+        else:
+            if self.data_panel.scan is None:
+                self.show_error(
+                    "No dataset", "Drop an image folder onto the window (or use File → Open dataset…)."
+                )
+                return
+            trainer = self.session.new_trainer(self.build_config())
+            scan = self.data_panel.scan
+            self.plot.clear()
+        checkpoint = self.epoch_checkpoint_path(trainer.config)
+        if checkpoint and not self._checkpoint_path_usable(checkpoint, trainer.config.arch):
+            return
+        board = self._board_folder(trainer.config.data_dir)
+        self.try_panel.set_predictor(None, "training… (the Try tab works again when training ends)")
+        self.jobs.start(
+            "train",
+            lambda job, progress: self.session.train(trainer, scan, checkpoint, job.cancel, board),
+            on_yield=self._on_worker_reported,
+            on_error=lambda message: self.show_error("Training stopped", message),
+            on_done=self._on_training_done,
+        )
+        self.train_panel.set_running(True)
+        self.train_panel.show_idle("Preparing model…")
+        self.statusBar().showMessage("Preparing model…")
+
+    def epoch_checkpoint_path(self, config: TrainConfig) -> str | None:
+        """Where 'Checkpoint every epoch' saves: the app's data folder, one file per dataset and model."""
+        if not self.train_panel.checkpoint_every_epoch.isChecked():
+            return None
+        from ftgui.core.base.paths import data_dir
+
+        name = Path(config.data_dir or "dataset").name or "dataset"
+        return str(data_dir() / "checkpoints" / f"{name}-{config.arch}.pt")
+
+    def _checkpoint_path_usable(self, path: str, arch: str, title: str = "Cannot save checkpoints") -> bool:
+        """Check a checkpoint file's folder before any training time is spent (space, writable)."""
+        from ftgui.core.base.errors import FtguiError
+        from ftgui.core.base.files import bundle_bytes_needed, check_destination
+        from ftgui.core.models import arch_info
+
+        try:
+            params = arch_info(arch).num_params or 0
+            check_destination(
+                path, "Checkpoint file", bundle_bytes_needed(params, params) if params else 0, kind="file"
+            )
+        except FtguiError as exc:
+            self.show_error(title, str(exc))
+            return False
+        return True
+
+    def stop_training(self) -> None:
+        if self.training:
+            self.jobs.stop()
+            self.train_panel.stop_button.setEnabled(False)
+            self.train_panel.show_idle("Stopping…")
+            self.log_message("info", "Stop requested; finishing the current batch")
+
+    def _on_worker_reported(self, e: Event) -> None:
+        """Render one engine event: plot, progress, log (the sentences ftgui-train prints too)."""
+        from ftgui.core.base import events as ev
+
+        if isinstance(e, ev.BatchEnded):
+            self.plot.add_batch(e.epoch, e.batch, e.batches, e.loss)
+            epochs = self.trainer.config.epochs if self.trainer else e.epoch
+            self.train_panel.show_batch(e.epoch, epochs, e.batch, e.batches, e.eta_s)
+            self.speed_label.setText(report.batch_status(e))
+            return
+        line = report.describe(e)
+        if line is not None:
+            self.log_message(*line)
+        status = report.short_status(e)
+        if status is not None:
+            self.train_panel.show_idle(status)
+        if isinstance(e, ev.EpochEnded):
+            self.plot.add_epoch(e.epoch, e.val_loss, e.val_accuracy)
+            self._update_actions()
+        elif isinstance(e, ev.RunStarted):
+            self.statusBar().showMessage(f"Training on {e.device}…")
+        elif isinstance(e, ev.Message) and e.text.startswith("Learning rate: "):
+            self.train_panel.show_lr_used(e.text.removeprefix("Learning rate: ").rstrip("."))
+        elif isinstance(e, ev.Failed):
+            self.show_error("Training stopped", e.message.split("\n\n")[0])
+
+    def _on_training_done(self) -> None:
+        self.runs_panel.refresh()
+        self.train_panel.set_running(False)
+        self.speed_label.setText("")
+        self.statusBar().showMessage("Idle", 5000)
+        self._update_actions()
+        if self.session.trained and not self._closing:
+            self._use_trainer_for_try()
+            self.run_evaluation()  # in the background; the Evaluate tab fills when it is done
+
+    def _on_busy_changed(self, busy: bool) -> None:
+        self.model_panel.setEnabled(not busy)
+        self.data_panel.setEnabledForScan(not busy)
+        if not busy:
+            self.eval_panel.set_busy(False)
+            if not self._closing:
+                self.statusBar().showMessage("Idle", 3000)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        idle = not self.busy
+        can_export = idle and self.trainer is not None and self.trainer.epoch >= 1
+        self.export_action.setEnabled(can_export)
+        self.save_ckpt_action.setEnabled(can_export)
+        self.load_ckpt_action.setEnabled(idle and self.ready)
+        self.open_bundle_action.setEnabled(idle and self.ready)
+        self.export_job_action.setEnabled(idle and self.ready and self.data_panel.scan is not None)
+        self.open_action.setEnabled(idle)
+        self.undo_action.setText(self.file_fixes.undo_text())
+        self.undo_action.setEnabled(idle and self.file_fixes.can_undo())
+        self.check_action.setEnabled(idle and self.ready and self.data_panel.scan is not None)
+        self.classify_action.setEnabled(self.ready)
+        self.example_action.setEnabled(idle)
+        self.train_panel.start_button.setEnabled(idle and self.ready)
+        self.compare_panel.start_button.setEnabled(idle and self.ready)
+        self.train_panel.find_lr_button.setEnabled(idle and self.ready and self.data_panel.scan is not None)
+        has_model = (self.trainer is not None and self.trainer.epoch >= 1) or self.bundle is not None
+        self.eval_panel.evaluate_button.setEnabled(idle and has_model)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def _on_save_checkpoint_triggered(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save training checkpoint", "checkpoint.pt", "ftgui checkpoint (*.pt)"
+        )
+        if path:
+            self.save_checkpoint_to(path)
+
+    def save_checkpoint_to(self, path: str) -> bool:
+        """Save the trainer's checkpoint in the background; False if the file cannot be written."""
+        trainer = self.trainer
+        if self.busy or trainer is None or not trainer.prepared:
+            return False
+        if not self._checkpoint_path_usable(path, trainer.config.arch, "Could not save checkpoint"):
+            return False
+        return self.jobs.start(
+            "save checkpoint",
+            lambda job, progress: trainer.save_checkpoint(path),
+            on_result=lambda _: self.log_message(
+                "info", f"Saved training checkpoint (epoch {trainer.epoch}) to {path}"
+            ),
+            on_error=lambda message: self.show_error("Could not save checkpoint", message),
+        )
+
+    def _on_load_checkpoint_triggered(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load training checkpoint", "", "ftgui checkpoint (*.pt)")
+        if path:
+            self.load_checkpoint_from(path)
+
+    def load_checkpoint_from(self, path: str) -> bool:
+        """Read and check a checkpoint in the background; Start then continues its run."""
+        self.statusBar().showMessage("Loading checkpoint…")
+        return self.jobs.start(
+            "load checkpoint",
+            lambda job, progress: self.session.load_checkpoint(path),
+            on_result=self._on_checkpoint_loaded,
+            on_error=lambda message: self.show_error("Cannot load checkpoint", message),
+        )
+
+    def _on_checkpoint_loaded(self, trainer: Trainer) -> None:
+        self.plot.clear()
+        for record in trainer.history:
+            self.plot.add_epoch(int(record["epoch"]), record.get("val_loss"), record.get("val_accuracy"))
+        self.train_panel.epochs.setValue(max(self.train_panel.epochs.value(), trainer.epoch + 1))
+        root = trainer.config.data_dir or (trainer.scan.root if trainer.scan else "")
+        self.setWindowTitle(f"ftgui — {display_path(Path(root).name)}")
+        self.log_message(
+            "info",
+            f"Loaded checkpoint of {trainer.config.arch} after epoch {trainer.epoch} "
+            f"({root}); press Start to continue training",
+        )
+        self._update_actions()

@@ -1,0 +1,56 @@
+"""The line under the weights picker: whether the chosen weights are cached, can be
+downloaded, or are out of reach offline, found off the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QLabel, QWidget
+
+NONE_WEIGHTS = "none"
+ICONS = {"cached": "✔", "download": "⬇", "offline": "⚠"}
+
+
+class WeightsStatus(QLabel):
+    """``state``: '' while unknown, else 'none', 'cached', 'download' or 'offline'."""
+
+    _checked = Signal(str, str, str)  # from the checking thread: key, state, message
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.state = ""
+        self._key = ""
+        self._checked.connect(self._on_checked)
+
+    def check(self, arch: str, spec: str) -> None:
+        """Say where ``arch``'s weights ``spec`` would come from; a network look-up runs in a thread."""
+        self._key = f"{arch}:{spec}"
+        if spec == NONE_WEIGHTS:
+            self.state = "none"
+            self.setText("Random initialisation: training starts from scratch.")
+            return
+        from ftgui.core.models import resolve_weights, weights_availability, weights_cache_path
+
+        weights = resolve_weights(arch, spec)
+        self.state = ""
+        cached = weights_cache_path(weights)
+        if cached.is_file():
+            self._on_checked(self._key, "cached", f"Cached: {cached}")
+            return
+        self.setText("Checking weights…")
+        key = self._key
+
+        def look_up() -> None:
+            state, message = weights_availability(weights)
+            self._checked.emit(key, state, message)
+
+        threading.Thread(target=look_up, daemon=True).start()
+
+    def _on_checked(self, key: str, state: str, message: str) -> None:
+        if key != self._key:
+            return  # an answer for an earlier choice
+        self.setText(f"{ICONS.get(state, '')} {message}")
+        self.state = state
