@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
@@ -110,10 +110,12 @@ class MainWindow(TrainingControls):
         main.addWidget(self.model_panel)
         main.addWidget(center)
         main.addWidget(right)
-        main.setStretchFactor(0, 3)
-        main.setStretchFactor(1, 5)
-        main.setStretchFactor(2, 2)
-        main.setSizes([390, 590, 300])
+        main.setStretchFactor(0, 1)
+        main.setStretchFactor(1, 4)
+        main.setStretchFactor(2, 1)
+        self.columns = main
+        self._columns_moved = False  # by the user: then their widths stay theirs
+        main.splitterMoved.connect(self._on_columns_splitter_moved)
         self.setCentralWidget(main)
         self.speed_label = QLabel("")
         self.statusBar().addPermanentWidget(self.speed_label)
@@ -287,6 +289,23 @@ class MainWindow(TrainingControls):
             s.setValue("model/freeze", json.dumps(self.model_panel.plan.to_dict()))
             self.train_panel.save_settings(s)
         s.sync()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if not self._columns_moved:
+            self._share_columns()
+
+    def _share_columns(self) -> None:
+        """Model, middle and settings columns for 1280 px; of any room beyond, the middle (plot,
+        tables) gets three quarters, the layer tree a sixth and the settings the rest. (A
+        splitter alone scales all three alike, so the settings form grew as much as the plot.)"""
+        width = self.columns.width()
+        extra = max(width - 1280, 0)
+        left, right = 390 + extra // 6, 300 + extra // 12
+        self.columns.setSizes([left, max(width - left - right, 0), right])
+
+    def _on_columns_splitter_moved(self, *_: object) -> None:
+        self._columns_moved = True
 
     # ------------------------------------------------------------ drag and drop
 

@@ -96,11 +96,15 @@ class ModelPanel(QWidget):
         form.addRow("Model", self.arch_combo)
         form.addRow("Weights", self.weights_combo)
         form.addRow("", self.weights_status)
+        form.addRow("Strategy", self.strategy_combo)
+        # N blocks / every N epochs under the combo, not beside it: beside it they made the
+        # panel (and the window) wider than a 1280 px screen for some strategies.
         strategy_row = QHBoxLayout()
-        strategy_row.addWidget(self.strategy_combo, 1)
+        strategy_row.setContentsMargins(0, 0, 0, 0)
         strategy_row.addWidget(self.blocks_spin)
         strategy_row.addWidget(self.every_spin)
-        form.addRow("Strategy", strategy_row)
+        strategy_row.addStretch(1)
+        form.addRow("", strategy_row)
         form.addRow("", self.train_bn)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
