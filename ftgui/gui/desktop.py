@@ -62,3 +62,11 @@ def install_desktop_entry(home: Path | None = None) -> list[Path]:
             capture_output=True,
         )
     return written
+
+
+def open_file(path: str) -> bool:
+    """Open with the desktop's default application (the file itself is never changed)."""
+    from PySide6.QtCore import QUrl
+    from PySide6.QtGui import QDesktopServices
+
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(path))

@@ -28,23 +28,23 @@ from PySide6.QtWidgets import (
 
 from ftgui import __version__
 from ftgui.core.workflows.session import Session
-from ftgui.gui.check_dialog import CheckDataDialog
-from ftgui.gui.classify_dialog import ClassifyFolderDialog
-from ftgui.gui.compare_panel import ComparePanel
-from ftgui.gui.data_panel import DataPanel
-from ftgui.gui.dialogs import LRFinderDialog
-from ftgui.gui.drop_zone import folder_from_mime
-from ftgui.gui.eval_panel import EvaluationPanel
-from ftgui.gui.fix_actions import FileFixes
+from ftgui.gui.controllers.training_controls import TrainingControls
+from ftgui.gui.dialogs.check_data import CheckDataDialog
+from ftgui.gui.dialogs.classify_folder import ClassifyFolderDialog
+from ftgui.gui.dialogs.lr_finder import LRFinderDialog
+from ftgui.gui.file_fixes import FileFixes
 from ftgui.gui.jobs import JobRunner
-from ftgui.gui.model_panel import DEFAULT_ARCH, ModelPanel
-from ftgui.gui.plot import TrainingPlot
+from ftgui.gui.panels.compare_panel import ComparePanel
+from ftgui.gui.panels.data_panel import DataPanel
+from ftgui.gui.panels.eval_panel import EvaluationPanel
+from ftgui.gui.panels.model_panel import DEFAULT_ARCH, ModelPanel
+from ftgui.gui.panels.runs_panel import RunsPanel
+from ftgui.gui.panels.train_panel import TrainPanel
+from ftgui.gui.panels.try_panel import TryPanel
 from ftgui.gui.resources import app_icon
-from ftgui.gui.runs_panel import RunsPanel
 from ftgui.gui.settings import setting
-from ftgui.gui.train_panel import TrainPanel
-from ftgui.gui.training_controls import TrainingControls
-from ftgui.gui.try_panel import TryPanel
+from ftgui.gui.widgets.drop_zone import folder_from_mime
+from ftgui.gui.widgets.plot import TrainingPlot
 
 if TYPE_CHECKING:
     from ftgui.core.models.freeze import FreezePlan

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from ftgui.core.data import headers
-from ftgui.gui.rows_model import cell_text
+from ftgui.gui.widgets.rows_model import cell_text
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from ftgui.gui.dialogs import ExportDialog
-from ftgui.gui.rows_model import cell_text
+from ftgui.gui.dialogs.export import ExportDialog
+from ftgui.gui.widgets.rows_model import cell_text
 
 
 def _load(qtbot, window, folder):

@@ -14,7 +14,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ftgui.core.data.example import EXAMPLE_CLASSES, make_example_dataset
-from ftgui.gui.rows_model import cell_text
+from ftgui.gui.widgets.rows_model import cell_text
 
 pytest.importorskip("cleanlab")
 pytest.importorskip("captum")

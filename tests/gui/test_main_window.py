@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from safetensors.torch import load_file
 
 from ftgui.gui.main_window import MainWindow
-from ftgui.gui.rows_model import cell_text
+from ftgui.gui.widgets.rows_model import cell_text
 
 
 def _load(qtbot, window, folder, drop):
@@ -248,7 +248,7 @@ def test_example_dataset_trains_out_of_the_box(qtbot, window, tmp_path, monkeypa
 
 
 def test_plot_smoothing_follows_the_loss(qtbot):
-    from ftgui.gui.plot import TrainingPlot
+    from ftgui.gui.widgets.plot import TrainingPlot
 
     plot = TrainingPlot()
     qtbot.addWidget(plot)

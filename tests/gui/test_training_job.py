@@ -95,7 +95,7 @@ def test_a_job_is_refused_for_settings_that_cannot_run(qtbot, window, image_fold
 
 
 def test_the_job_dialog_gives_the_cluster_settings(qtbot):
-    from ftgui.gui.dialogs import TrainingJobDialog
+    from ftgui.gui.dialogs.training_job import TrainingJobDialog
 
     dialog = TrainingJobDialog("/tmp/job", 0)
     qtbot.addWidget(dialog)

@@ -7,9 +7,11 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 from ftgui.core.training.lr_finder import LRFinderResult
-from ftgui.gui.check_dialog import CheckDataDialog
-from ftgui.gui.classify_dialog import ClassifyFolderDialog
-from ftgui.gui.dialogs import ExportDialog, LRFinderDialog, TrainingJobDialog
+from ftgui.gui.dialogs.check_data import CheckDataDialog
+from ftgui.gui.dialogs.classify_folder import ClassifyFolderDialog
+from ftgui.gui.dialogs.export import ExportDialog
+from ftgui.gui.dialogs.lr_finder import LRFinderDialog
+from ftgui.gui.dialogs.training_job import TrainingJobDialog
 
 SCREEN = (1280, 800)
 MAX_HEIGHT = 760  # the screen less a panel or task bar

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QBrush, QColor, QDesktopServices, QIcon, QImage, QPixmap
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -26,22 +26,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ftgui.gui.rows_model import rows_table
+from ftgui.gui.desktop import open_file
+from ftgui.gui.widgets.rows_model import rows_table
 
 if TYPE_CHECKING:
     from ftgui.core.evaluation.metrics import Evaluation
-    from ftgui.gui.fix_actions import FileFixes
+    from ftgui.gui.file_fixes import FileFixes
 
 MISTAKE_ROLE = Qt.ItemDataRole.UserRole + 3
 
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
-
-
-def open_file(path: str) -> bool:
-    """Open with the desktop's default application (the file itself is never changed)."""
-    return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
 
 def heading(text: str) -> QLabel:
@@ -78,7 +74,7 @@ class EvaluationPanel(QWidget):
         self.confusion.setToolTip(
             "Rows: true class. Columns: predicted class. Click a cell to list its images."
         )
-        from ftgui.gui.confusion_view import ConfusionHeatMap
+        from ftgui.gui.widgets.confusion_view import ConfusionHeatMap
 
         self.heat_map = ConfusionHeatMap()  # for more classes than a table shows legibly
         self.matrix_stack = QStackedWidget()
@@ -310,7 +306,7 @@ class EvaluationPanel(QWidget):
         items = view.selectedItems()
         if ev is None or self.fixes is None or not items:
             return
-        from ftgui.gui.fix_actions import fix_menu
+        from ftgui.gui.file_fixes import fix_menu
 
         rels = [self._relative_path(i) for i in items]
         if view is self.gallery:

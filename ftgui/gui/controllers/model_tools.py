@@ -15,11 +15,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from ftgui.core.base.text import display_path
-from ftgui.gui.dialogs import ExportDialog, LRFinderDialog, default_export_folder
+from ftgui.gui.controllers.window_base import WindowBase
+from ftgui.gui.dialogs.export import ExportDialog, default_export_folder
+from ftgui.gui.dialogs.lr_finder import LRFinderDialog
 from ftgui.gui.jobs import Progress
 from ftgui.gui.settings import setting
-from ftgui.gui.thumbs import thumbnail_png
-from ftgui.gui.window_base import WindowBase
+from ftgui.gui.widgets.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.formats import FormatCheck

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftgui.core.base.text import display_path
-from ftgui.gui.check_dialog import CheckDataDialog
-from ftgui.gui.classify_dialog import ClassifyFolderDialog
-from ftgui.gui.model_tools import ModelTools
+from ftgui.gui.controllers.model_tools import ModelTools
+from ftgui.gui.dialogs.check_data import CheckDataDialog
+from ftgui.gui.dialogs.classify_folder import ClassifyFolderDialog
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Predictor
@@ -97,7 +97,7 @@ class DataControls(ModelTools):
         ev, predictor = self.eval_panel.evaluation, self._evaluated_predictor()
         if ev is None or predictor is None:
             return False
-        from ftgui.gui.thumbs import heat_map_pictures
+        from ftgui.gui.widgets.thumbs import heat_map_pictures
 
         mistakes = list(ev.worst)
         return self.jobs.start(

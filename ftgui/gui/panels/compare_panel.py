@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 )
 
 from ftgui.core.base import events as ev
-from ftgui.gui.plot import ValidationCurves
+from ftgui.gui.widgets.plot import ValidationCurves
 
 if TYPE_CHECKING:
     from ftgui.core.workflows.compare import CandidateEvent, CandidateSummary, ComparisonFinished

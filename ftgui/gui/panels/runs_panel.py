@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 )
 
 from ftgui.core.workflows.runs import RunRecord, delete_run, list_runs
-from ftgui.gui.plot import ValidationCurves
+from ftgui.gui.widgets.plot import ValidationCurves
 
 COLUMNS = ("date", "model", "layout", "epochs", "best val", "time", "from")
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from ftgui.core.base.text import display_path
 from ftgui.gui.jobs import JobRunner
-from ftgui.gui.thumbs import thumbnail_png
+from ftgui.gui.widgets.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Prediction, Predictor

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftgui.core.base import report
-from ftgui.gui.data_controls import DataControls
+from ftgui.gui.controllers.data_controls import DataControls
 
 if TYPE_CHECKING:
     from ftgui.core.base.events import Message

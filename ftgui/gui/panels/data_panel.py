@@ -24,9 +24,9 @@ from superqt.utils import WorkerBase
 
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import display_path
-from ftgui.gui.class_table import ClassTable, Counts, class_counts, count_warnings
-from ftgui.gui.drop_zone import DropZone
 from ftgui.gui.jobs import start_worker
+from ftgui.gui.widgets.class_table import ClassTable, Counts, class_counts, count_warnings
+from ftgui.gui.widgets.drop_zone import DropZone
 
 if TYPE_CHECKING:
     from ftgui.core.data.samples import ScanResult, Split

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (
 
 from ftgui.core.base import report
 from ftgui.core.base.text import display_path
-from ftgui.gui.compare_controls import CompareControls
-from ftgui.gui.dialogs import TrainingJobDialog
+from ftgui.gui.controllers.compare_controls import CompareControls
+from ftgui.gui.dialogs.training_job import TrainingJobDialog
 from ftgui.gui.settings import setting
 
 if TYPE_CHECKING:

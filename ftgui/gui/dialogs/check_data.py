@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
 )
 
 from ftgui.core.base.text import display_path
-from ftgui.gui.eval_panel import open_file
-from ftgui.gui.fix_actions import FileFixes, fix_menu
+from ftgui.gui.desktop import open_file
+from ftgui.gui.file_fixes import FileFixes, fix_menu
 from ftgui.gui.jobs import JobRunner
-from ftgui.gui.thumbs import thumbnail_png
+from ftgui.gui.widgets.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
     from ftgui.core.insight.check import DataCheck, Finding

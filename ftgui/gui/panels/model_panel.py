@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 from ftgui.core.base.options import STRATEGIES
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.gui.jobs import JobRunner
-from ftgui.gui.layer_tree import LayerTree
-from ftgui.gui.weights_status import NONE_WEIGHTS, WeightsStatus
+from ftgui.gui.widgets.layer_tree import LayerTree
+from ftgui.gui.widgets.weights_status import NONE_WEIGHTS, WeightsStatus
 
 if TYPE_CHECKING:
     from torch import nn

@@ -10,8 +10,8 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QAbstractItemView
 
 from ftgui.core.base.text import display_path
-from ftgui.gui.rows_model import rows_table
-from ftgui.gui.thumbs import ClassThumbnails
+from ftgui.gui.widgets.rows_model import rows_table
+from ftgui.gui.widgets.thumbs import ClassThumbnails
 
 if TYPE_CHECKING:
     from ftgui.core.data.samples import ScanResult

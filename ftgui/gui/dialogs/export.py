@@ -1,0 +1,92 @@
+"""The Export dialog: the folder, and the formats beside the bundle (each checked after writing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ftgui.core.base.options import EXPORT_FORMATS
+
+if TYPE_CHECKING:
+    pass
+
+
+def onnx_missing() -> str | None:
+    """What to install for ONNX export (the same check as ``ftgui-train --export onnx``), or None."""
+    from ftgui.core.bundle.formats import missing_format_packages
+
+    return missing_format_packages(("onnx",))
+
+
+class ExportDialog(QDialog):
+    """Where to export, and which formats besides safetensors + JSON."""
+
+    def __init__(self, folder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export model")
+        self.folder = QLineEdit(folder)
+        browse = QPushButton("Browse…")
+        # The formats ftgui-train --export offers (core/base/options.py), one box each.
+        self.format_boxes = {key: QCheckBox(label) for key, (_, label) in EXPORT_FORMATS.items()}
+        self.onnx = self.format_boxes["onnx"]
+        self.torchscript = self.format_boxes["torchscript"]
+        missing = onnx_missing()
+        if missing:
+            self.onnx.setEnabled(False)
+            self.onnx.setText(self.onnx.text() + " — not installed")
+            self.onnx.setToolTip(missing)
+        note = QLabel(
+            "Always written: model.safetensors, model.json and MODEL_CARD.md, swapped in together. Each "
+            "extra format is loaded back and compared with the model on validation images."
+            + (f"<br><i>{missing}</i>" if missing else "")
+        )
+        note.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Folder"))
+        layout.addLayout(row)
+        for box in self.format_boxes.values():
+            layout.addWidget(box)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        browse.clicked.connect(self._on_browse_clicked)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.resize(520, self.sizeHint().height())
+
+    def _on_browse_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export model to folder", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def formats(self) -> tuple[str, ...]:
+        chosen = ["safetensors"]
+        chosen += [key for key, box in self.format_boxes.items() if box.isChecked()]
+        return tuple(chosen)
+
+
+def default_export_folder(settings_value: str | None, dataset_root: str | None) -> str:
+    if settings_value:
+        return settings_value
+    base = Path(dataset_root).parent if dataset_root else Path.home()
+    name = Path(dataset_root).name if dataset_root else "model"
+    return str(base / f"{name}-model")
