@@ -10,12 +10,18 @@ STAMP  := $(VENV)/.ftgui-installed
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
 
-test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+# Two test processes (pytest-xdist), one torch thread each: the tests' tiny models gain nothing
+# from a second thread, and two processes on two cores finish the suite in two thirds the time.
+WORKERS ?= 2
+PYTEST  := OMP_NUM_THREADS=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(WORKERS)
 
-# The quick loop: everything but the tests marked slow (subprocesses, fuzzing, every architecture).
+test: $(STAMP)
+	$(PYTEST) $(PYTEST_ARGS)
+
+# The quick loop: everything but the tests marked slow (subprocesses, fuzzing, every
+# architecture, whole trainings through the window or the command line).
 test-fast: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ftgui tests benchmarks

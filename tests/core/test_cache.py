@@ -31,6 +31,7 @@ def _run(config):
         ("efficientnet_b0", "last-1"),
     ],
 )
+@pytest.mark.slow
 def test_cached_and_uncached_training_compute_the_same(tiny_config, arch, strategy):
     tiny_config.arch, tiny_config.freeze, tiny_config.epochs = arch, FreezePlan.parse(strategy), 2
     tiny_config.optimizer = "sgd"
@@ -56,6 +57,7 @@ def test_no_cache_with_augmentation_or_full_fine_tuning(tiny_config):
     assert not any("frozen layers" in n for n in notes)
 
 
+@pytest.mark.slow
 def test_disk_cache_is_reused_and_invalidated_by_changed_files(
     tiny_config, image_folder, tmp_path, monkeypatch
 ):
@@ -92,6 +94,7 @@ def test_gradual_unfreezing_rebuilds_the_cache_at_each_stage(tiny_config):
     assert "fc" in cached[0] and "layer4" in cached[1] and "layer3" in cached[2]
 
 
+@pytest.mark.slow
 def test_plans_for_common_architectures():
     x = torch.randn(2, 3, 64, 64)
     for arch, strategy, expected in [
@@ -114,6 +117,7 @@ def test_storage_choice():
     assert choose_storage(10 << 40, budget=1 << 20) == "none"
 
 
+@pytest.mark.slow
 def test_decoded_image_memo_gives_the_same_run(tiny_config):
     tiny_config.freeze = FreezePlan.parse("full")
     tiny_config.cache = "off"
@@ -142,6 +146,7 @@ def test_frozen_prefix_builds_no_autograd_graph_with_augmentation(tiny_config):
     assert seen == {"layer3": False, "layer4": True}
 
 
+@pytest.mark.slow
 def test_the_frozen_layer_cache_keeps_no_pixels(tiny_config):
     """Head only: each image is decoded once into the cached features, and its pixels are not
     kept beside them (100k images at 224 px would be 15 GB); without the cache they are."""

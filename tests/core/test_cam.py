@@ -57,6 +57,7 @@ def test_transformers_get_no_heat_map_rather_than_a_wrong_one(arch):
         cam_layer(torch.nn.Identity(), arch, 224)
 
 
+@pytest.mark.slow
 def test_predicted_class_is_explained_and_written_as_png(tiny_config, tmp_path, capsys):
     tiny_config.freeze, tiny_config.image_size, tiny_config.epochs = FreezePlan.parse("full"), 64, 1
     run_to_end(trainer := Trainer(tiny_config))

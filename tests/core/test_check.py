@@ -98,6 +98,7 @@ def test_ftgui_check_refuses_bad_input_clearly(tmp_path, capsys):
     assert "at least 10 readable images" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_trained_models_backbone_and_split_through_bundle(tmp_path, capsys):
     data = make_example_dataset(tmp_path / "shapes", per_class=12, size=32, seed=6)
     cfg = TrainConfig(
@@ -127,6 +128,7 @@ def test_a_class_with_far_fewer_images_is_reported(tmp_path):
     assert "stripes has 2 images; the median class has 30" in rare[0].detail
 
 
+@pytest.mark.slow
 def test_without_the_insight_extra_check_data_and_heat_maps_say_what_to_install(tmp_path):
     import subprocess
     import sys

@@ -88,6 +88,7 @@ def test_predict_errors(capsys, tmp_path):
     assert code == 2 and "No model.json" in err[0]
 
 
+@pytest.mark.slow
 def test_resume_from_the_cli(capsys, image_folder, tmp_path, ftgui_train_args):
     out = tmp_path / "m"
     base = ftgui_train_args(image_folder, out, "--batch-size", "32")

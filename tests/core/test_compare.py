@@ -20,6 +20,7 @@ from ftgui.core.workflows.compare import (
 )
 
 
+@pytest.mark.slow
 def test_each_candidate_gets_exactly_the_result_of_its_own_run(tiny_config):
     tiny_config.epochs = 2
     candidates = parse_candidates("head,last-1,full")
@@ -111,6 +112,7 @@ def test_the_engine_refuses_a_plan_that_trains_nothing(tiny_config):
         Trainer(tiny_config).prepare()
 
 
+@pytest.mark.slow
 def test_ftgui_compare_writes_a_bundle_per_candidate_and_the_table(image_folder, tmp_path, capsys):
     import csv
     import json
@@ -139,6 +141,7 @@ def test_ftgui_compare_writes_a_bundle_per_candidate_and_the_table(image_folder,
     assert "Unknown strategy 'sideways'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_candidates_with_the_same_frozen_prefix_share_its_output(tiny_config):
     """head at two rates, then gradual (whose first epoch trains the head alone): the frozen
     layers run once for all three, and each result is still its own run's."""
@@ -175,6 +178,7 @@ def _scalars(folder):
     return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_read_back(image_folder, tmp_path, capsys):
     pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
     from ftgui.cli import compare_main, train_main

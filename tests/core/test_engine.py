@@ -24,6 +24,7 @@ def _events(trainer, cancel=None):
     return list(trainer.run(cancel))
 
 
+@pytest.mark.slow
 def test_tiny_fine_tuning_beats_chance(tiny_config):
     tiny_config.epochs = 3
     trainer = Trainer(tiny_config)
@@ -105,6 +106,7 @@ def test_export_reloads_in_plain_torchvision_with_identical_logits(tiny_config, 
     assert not list(out.glob(".*partial"))
 
 
+@pytest.mark.slow
 def test_predict_from_exported_bundle(tiny_config, tmp_path, image_folder):
     tiny_config.epochs = 2
     trainer = Trainer(tiny_config)
@@ -122,6 +124,7 @@ def test_predict_from_exported_bundle(tiny_config, tmp_path, image_folder):
     assert missing.error and not missing.top
 
 
+@pytest.mark.slow
 def test_resume_continues_with_same_optimizer_state_and_same_result(tiny_config, tmp_path):
     tiny_config.epochs, tiny_config.freeze = 2, FreezePlan.parse("last-1")
     straight = Trainer(tiny_config)
@@ -257,6 +260,7 @@ def test_device_selection():
         select_device("tpu")
 
 
+@pytest.mark.slow
 def test_python_dash_m_ftgui_runs_the_window_entry_point():
     """``python -m ftgui`` is the app: its --help and --version answer without opening a window."""
     import subprocess
@@ -283,6 +287,7 @@ def test_schedules():
     assert lr_factor("onecycle", 100, 101) == pytest.approx(1e-4)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_the_earlier_format_still_resumes(tiny_config, tmp_path):
     """Version 1 stored the strategy as text and the trainable names under 'trainable'."""
     tiny_config.freeze = FreezePlan.parse("last-1")

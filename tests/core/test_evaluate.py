@@ -53,6 +53,7 @@ def test_summary_from_logits_on_a_tiny_labelled_set():
     assert ev.paths_in_cell(0, 1) == ["a/2.jpg"] and ev.paths_in_cell(1, 1) == ["b/1.jpg", "b/2.jpg"]
 
 
+@pytest.mark.slow
 def test_evaluation_of_a_trained_model_and_of_its_bundle(tiny_config, tmp_path):
     tiny_config.epochs = 2
     trainer = Trainer(tiny_config)
@@ -70,6 +71,7 @@ def test_evaluation_of_a_trained_model_and_of_its_bundle(tiny_config, tmp_path):
     assert again.confusion == ev.confusion
 
 
+@pytest.mark.slow
 def test_lr_finder_restores_everything_bit_identically(tiny_config):
     tiny_config.freeze, tiny_config.optimizer = FreezePlan.parse("last-1"), "adamw"
     trainer = Trainer(tiny_config)

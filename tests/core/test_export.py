@@ -81,6 +81,7 @@ def test_metadata_is_validated(tmp_path):
         read_metadata(tmp_path)
 
 
+@pytest.mark.slow
 def test_model_json_stays_small_with_a_thousand_classes(tmp_path, capsys):
     """1,000 classes: model.json stays under 100 KB, the split's lists and the whole confusion
     matrix go to split.json.gz and evaluation.json, and evaluation reads the split back."""
@@ -124,6 +125,7 @@ def test_model_json_stays_small_with_a_thousand_classes(tmp_path, capsys):
     assert ev is not None and ev.count == meta["split"]["counts"]["val"] == full["count"]
 
 
+@pytest.mark.slow
 def test_split_file_read_back_old_bundles_and_damage(tmp_path, image_folder):
     """Bundles of earlier versions kept the split in model.json and still evaluate; a damaged
     split.json.gz is refused with a message naming it."""

@@ -106,6 +106,7 @@ def test_messy_folder_scan(messy):
     assert (r, g, b) == (0, 255, 0)
 
 
+@pytest.mark.slow
 def test_messy_folder_through_ftgui_train(messy, tmp_path, capsys, ftgui_train_args):
     before = _snapshot(messy)
     out = tmp_path / "out"

@@ -170,6 +170,7 @@ def test_unreadable_weights_file(tmp_path):
         build_model("resnet18", 2, weights=str(path))
 
 
+@pytest.mark.slow
 def test_pretrained_vit_refuses_other_sizes():
     with pytest.raises(ModelError, match="only at 224 px"):
         _fake = resolve_weights("vit_b_16", "IMAGENET1K_V1")

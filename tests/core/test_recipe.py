@@ -91,6 +91,7 @@ def test_defaults_other_strategies_and_explicit_rates(tiny_config):
     )
 
 
+@pytest.mark.slow
 def test_the_range_test_suggestion_is_stable_across_seeds(tiny_config):
     suggestions = []
     for seed in (0, 1, 2):

@@ -10,6 +10,7 @@ from ftgui.core.base.errors import FtguiError
 from ftgui.core.workflows.runs import delete_run, list_runs, runs_dir
 
 
+@pytest.mark.slow
 def test_runs_of_both_commands_are_recorded_and_listed_per_dataset(image_folder, tmp_path, capsys):
     args = [str(image_folder), "--weights", "none", "--image-size", "32", "--epochs", "1", "--no-evaluate"]
     assert train_main([*args, "--out", str(tmp_path / "m"), "--strategy", "last-1"]) == 0

@@ -95,6 +95,7 @@ def _train(config):
     return trainer, [e.loss for e in events if isinstance(e, ev.BatchEnded)]
 
 
+@pytest.mark.slow
 def test_pixels_beyond_the_budget_are_decoded_once_kept_on_disk_and_reused(tiny_config, monkeypatch):
     tiny_config.freeze, tiny_config.epochs = FreezePlan.parse("full"), 2
     tiny_config.cache = "off"

@@ -1,5 +1,6 @@
 """The Compare tab, driven as a user would: tick, Start, watch, pick, use, stop."""
 
+import pytest
 from PySide6.QtCore import Qt
 
 from ftgui.core.workflows.runs import list_runs
@@ -19,6 +20,7 @@ def _ready(qtbot, window, image_folder, drop):
     return panel
 
 
+@pytest.mark.slow
 def test_compare_two_layouts_then_use_one(qtbot, window, image_folder, drop):
     panel = _ready(qtbot, window, image_folder, drop)
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
@@ -63,6 +65,7 @@ def test_stop_ends_a_comparison(qtbot, window, image_folder, drop):
     assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
 
 
+@pytest.mark.slow
 def test_runs_tab_lists_overlays_reopens_and_deletes(qtbot, window, image_folder, drop, tmp_path):
     from ftgui.cli import train_main
 
@@ -95,6 +98,7 @@ def test_runs_tab_lists_overlays_reopens_and_deletes(qtbot, window, image_folder
     assert (tmp_path / "exported" / "model.json").is_file()  # the model stays
 
 
+@pytest.mark.slow
 def test_tensorboard_checkbox_logs_runs_and_candidates(qtbot, window, image_folder, drop):
     import pytest
 

@@ -59,6 +59,7 @@ def test_names_that_are_not_utf8_show_readably_and_train(qtbot, window, tmp_path
     assert window.bundle.classes[0] == bad_class
 
 
+@pytest.mark.slow
 def test_export_to_unusable_folders_shows_a_message(qtbot, window, image_folder, tmp_path):
     _load(qtbot, window, image_folder)
     _train(qtbot, window)
@@ -86,6 +87,7 @@ def test_export_to_unusable_folders_shows_a_message(qtbot, window, image_folder,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "ftgui.ini", "good"]  # no lock or temporary
 
 
+@pytest.mark.slow
 def test_export_dialog_says_how_to_get_onnx_when_it_is_missing(qtbot, window, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if it were not installed
     dialog = ExportDialog(str(window.settings.fileName()), window)

@@ -164,6 +164,7 @@ def test_heat_maps_in_try_and_the_worst_mistakes(qtbot, window, tmp_path, drop):
     assert panel.gallery.iconSize().width() == 96
 
 
+@pytest.mark.slow
 def test_classify_a_folder_filters_exports_and_copies(qtbot, window, tmp_path, drop, image_folder):
     from ftgui.core.bundle.export import export_bundle
     from ftgui.core.training.engine import Trainer, run_to_end

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.mark.slow
 def test_the_learning_rate_note_follows_the_strategy_and_the_run(qtbot, window, image_folder):
     panel = window.train_panel
     assert panel.lr_mode_key == "default" and not panel.lr.isEnabled()

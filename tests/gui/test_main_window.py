@@ -36,6 +36,7 @@ def test_window_starts_with_title_and_model_list(window):
     assert "torchvision 0." in window.about_text() and "Qt 6." in window.about_text()
 
 
+@pytest.mark.slow
 def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, drop):
     _load(qtbot, window, image_folder, drop)
     assert window.windowTitle() == "ftgui — shapes"
@@ -105,6 +106,7 @@ def test_drop_of_a_file_is_refused(qtbot, window, image_folder, drop):
     assert window.data_panel.scan is None
 
 
+@pytest.mark.slow
 def test_stop_mid_epoch_returns_to_idle(qtbot, window, image_folder, drop):
     _load(qtbot, window, image_folder, drop)
     _quick_settings(window, epochs=50, batch=2)
@@ -117,6 +119,7 @@ def test_stop_mid_epoch_returns_to_idle(qtbot, window, image_folder, drop):
     assert not window.export_action.isEnabled()  # no complete epoch yet
 
 
+@pytest.mark.slow
 def test_export_enabled_after_stop_once_an_epoch_completed(qtbot, window, image_folder, tmp_path, drop):
     _load(qtbot, window, image_folder, drop)
     _quick_settings(window, epochs=50, batch=16)
@@ -146,6 +149,7 @@ def _answer_question(button):
     QTimer.singleShot(50, answer)
 
 
+@pytest.mark.slow
 def test_close_during_training_asks_and_exits_cleanly(qtbot, settings, image_folder, drop):
     w = MainWindow(settings=settings)
     w.show()
@@ -230,6 +234,7 @@ def test_install_desktop_entry(tmp_path, monkeypatch):
     assert (tmp_path / "Desktop" / "ftgui.desktop") in written
 
 
+@pytest.mark.slow
 def test_example_dataset_trains_out_of_the_box(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     qtbot.waitUntil(lambda: window.model_panel.weights_state != "", timeout=10_000)
@@ -271,6 +276,7 @@ def test_plot_smoothing_follows_the_loss(qtbot):
     )
 
 
+@pytest.mark.slow
 def test_checkpoint_every_epoch_and_resume_from_the_window(
     qtbot, window, image_folder, tmp_path, monkeypatch, drop
 ):
@@ -306,6 +312,7 @@ def test_skipped_files_are_listed_with_reasons(qtbot, window, image_folder, tmp_
     assert "Skipped circle/empty.png" in window.log.toPlainText()
 
 
+@pytest.mark.slow
 def test_evaluation_view_and_try_tab_after_training(qtbot, window, image_folder, tmp_path, drop):  # noqa: PLR0915
     pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
@@ -360,6 +367,7 @@ def test_evaluation_view_and_try_tab_after_training(qtbot, window, image_folder,
         assert row.bars[0].format() == f"{100 * pred.top[0][1]:.1f}%"
 
 
+@pytest.mark.slow
 def test_open_exported_model_for_try_and_evaluate(qtbot, window, tiny_config, tmp_path):
     from ftgui.core.bundle.export import export_bundle
     from ftgui.core.training.engine import Trainer, run_to_end
@@ -413,6 +421,7 @@ def test_ftgui_folder_opens_with_that_dataset(qtbot, settings, image_folder):
     assert w.model_panel.summary.text().startswith("Trainable: 2,052 of 11,178,564")  # 4 classes
 
 
+@pytest.mark.slow
 def test_googlenet_weights_file_without_aux_heads_tree_matches_training(
     qtbot, window, image_folder, drop, tmp_path
 ):

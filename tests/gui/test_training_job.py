@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from safetensors.torch import load_file
 
@@ -16,6 +17,7 @@ from ftgui.core.training.config import TrainConfig
 from ftgui.core.workflows.job import ClusterSettings
 
 
+@pytest.mark.slow
 def test_a_job_from_the_window_trains_exactly_what_start_trains(qtbot, window, image_folder, tmp_path, drop):
     with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         assert drop(qtbot, window, image_folder)
