@@ -114,7 +114,13 @@ MAX_CLASSES = 100_000  # ImageNet-21k has 21,843; more would cost gigabytes for 
 MAX_META_BYTES = 256 << 20
 INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic", "box", "hamming", "lanczos")
 # Constructor arguments a bundle may pass to torchvision's builder, with their types.
-MODEL_KWARGS = {"aux_logits": bool, "transform_input": bool, "init_weights": bool, "image_size": int}
+MODEL_KWARGS = {
+    "aux_logits": bool,
+    "transform_input": bool,
+    "init_weights": bool,
+    "image_size": int,
+    "img_size": int,
+}
 
 
 def read_metadata(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -150,7 +156,8 @@ def _is_number(v: Any) -> bool:
 
 def validate_metadata(meta: Any, name: str = META_FILE) -> None:
     """Every field that loading and prediction read, with its type and range."""
-    from ftgui.core.models import list_architectures
+    from ftgui.core.models import is_known_arch
+    from ftgui.core.models.timm_source import timm_missing
 
     def bad(what: str) -> CheckpointError:
         return CheckpointError(f"{name} is not a valid ftgui model description: {what}.")
@@ -160,8 +167,12 @@ def validate_metadata(meta: Any, name: str = META_FILE) -> None:
     version = meta.get("version")
     if not _is_int(version) or not 1 <= version <= BUNDLE_VERSION:
         raise bad(f"'version' must be 1 to {BUNDLE_VERSION} (this ftgui reads up to {BUNDLE_VERSION})")
-    if not isinstance(meta.get("arch"), str) or meta["arch"] not in list_architectures():
-        raise bad("'arch' must be the name of a torchvision classification model")
+    arch = meta.get("arch")
+    if not isinstance(arch, str) or not is_known_arch(arch):
+        missing = timm_missing() if isinstance(arch, str) and arch.startswith("timm:") else None
+        if missing:
+            raise bad(f"'arch' is {arch}: {missing}")
+        raise bad("'arch' must be the name of a torchvision classification model (or timm:NAME)")
     classes = meta.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise bad("'classes' must be a non-empty list of names")

@@ -1,6 +1,7 @@
 """Architectures, pretrained weights, head replacement and preprocessing.
 
 ``registry`` (torchvision's architectures and the table of per-architecture quirks),
+``timm_source`` (timm's pretrained classifiers as ``timm:NAME``), ``catalog`` (both),
 ``weights`` (torchvision's and local files), ``heads`` (the classifier and auxiliary ones),
 ``preprocess`` and ``build`` (real models and meta-device skeletons, made the same way).
 """
@@ -15,6 +16,7 @@ from ftgui.core.models.build import (
     pretrained_model_kwargs,
     rebuild_for_inference,
 )
+from ftgui.core.models.catalog import arch_info, check_arch, is_known_arch, list_models
 from ftgui.core.models.heads import (
     aux_heads,
     aux_modules,
@@ -24,15 +26,7 @@ from ftgui.core.models.heads import (
     replace_head,
 )
 from ftgui.core.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, preprocess_for
-from ftgui.core.models.registry import (
-    ArchInfo,
-    Quirks,
-    arch_info,
-    check_arch,
-    list_architectures,
-    quirks,
-    weights_enum,
-)
+from ftgui.core.models.registry import ArchInfo, Quirks, list_architectures, quirks, weights_enum
 from ftgui.core.models.weights import (
     LOCAL_WEIGHT_SUFFIXES,
     describe_mismatch,
@@ -64,8 +58,10 @@ __all__ = [
     "describe_mismatch",
     "find_head",
     "head_classes",
+    "is_known_arch",
     "is_local_weights",
     "list_architectures",
+    "list_models",
     "model_source",
     "preprocess_for",
     "pretrained_model_kwargs",

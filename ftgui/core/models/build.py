@@ -19,9 +19,11 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from ftgui.core.base.errors import ModelError, WeightsError
+from ftgui.core.models import timm_source
+from ftgui.core.models.catalog import arch_info, check_arch
 from ftgui.core.models.heads import find_head, head_classes, replace_head
 from ftgui.core.models.preprocess import Preprocess, preprocess_for
-from ftgui.core.models.registry import arch_info, check_arch, quirks
+from ftgui.core.models.registry import quirks
 from ftgui.core.models.weights import (
     describe_mismatch,
     is_local_weights,
@@ -62,6 +64,8 @@ class ModelSource:
 def model_source(arch: str, weights: str | None = "default", image_size: int | None = None) -> ModelSource:
     """Check the choice and work out the constructor arguments (reads a local weights file)."""
     check_arch(arch)
+    if timm_source.is_timm(arch):
+        return _timm_source(arch, weights, image_size)
     info = arch_info(arch)
     quirk = quirks(arch)
     random_sized = quirk.sized and str(weights).lower() == "none"
@@ -122,6 +126,8 @@ def build_model(
     local file is still read and checked against the architecture.
     """
     source = model_source(arch, weights, image_size)
+    if timm_source.is_timm(arch):
+        return _build_timm(source, num_classes, allow_download, meta)
     if meta:
         model = build_skeleton(arch, **source.kwargs)
     elif source.weights is not None:
@@ -162,6 +168,8 @@ def build_skeleton(arch: str, num_classes: int | None = None, **kwargs: Any) -> 
     Enough for the layer tree and parameter counts before any weights are loaded.
     """
     check_arch(arch)
+    if timm_source.is_timm(arch):
+        return timm_source.skeleton(arch, num_classes or 1000, kwargs)
     if quirks(arch).computes_widths:
         # The builder (RegNet) computes layer widths with real tensors: build on the CPU, but
         # every parameter and buffer goes to meta as it is registered (this thread only).
@@ -213,6 +221,48 @@ def _file_head_classes(arch: str, state: dict[str, torch.Tensor]) -> int | None:
 
 
 def rebuild_for_inference(arch: str, num_classes: int, model_kwargs: dict[str, Any]) -> nn.Module:
-    """The plain torchvision model an exported bundle loads into."""
+    """The plain torchvision (or timm) model an exported bundle loads into."""
     check_arch(arch)
+    if timm_source.is_timm(arch):
+        return timm_source.create(arch, num_classes, model_kwargs)
     return tvm.get_model(arch, weights=None, num_classes=num_classes, **model_kwargs)
+
+
+# ---------------------------------------------------------------- timm models
+
+
+def _timm_source(arch: str, weights: str | None, image_size: int | None) -> ModelSource:
+    """A timm model: its preprocessing and input size from ``pretrained_cfg``; weights from the
+    Hugging Face cache ('default'), a local file, or none."""
+    if image_size is not None and image_size < timm_source.MIN_SIZE:
+        raise ModelError(f"{arch} needs images of at least {timm_source.MIN_SIZE} px (got {image_size}).")
+    pre = timm_source.preprocess(arch, image_size)
+    kwargs = timm_source.model_kwargs(arch, pre.crop_size)
+    spec = str(weights or "none")
+    if spec.lower() == "none":
+        return ModelSource(arch, kwargs, pre, "none (random initialisation)")
+    if is_local_weights(spec):
+        path = Path(spec).expanduser()
+        read_state_dict(path)  # refuses pickled code, and a file that is no weights file, at once
+        return ModelSource(arch, kwargs, pre, str(path), file_path=path)
+    if spec.lower() not in ("default", timm_source.timm_name(arch).split(".", 1)[-1]):
+        raise WeightsError(
+            f"{arch} has one set of pretrained weights: use --weights default, none or a file."
+        )
+    return ModelSource(arch, kwargs, pre, f"timm {timm_source.hub_id(arch)} (Hugging Face hub)")
+
+
+def _build_timm(source: ModelSource, num_classes: int, allow_download: bool, meta: bool) -> BuiltModel:
+    arch = source.arch
+    if meta:
+        model = timm_source.skeleton(arch, num_classes, source.kwargs)
+    elif source.file_path is not None:
+        model = timm_source.create(arch, num_classes, source.kwargs, file=source.file_path)
+    elif source.description.startswith("timm "):
+        model = timm_source.create(
+            arch, num_classes, source.kwargs, file=timm_source.weights_file(arch, allow_download)
+        )
+    else:
+        model = timm_source.create(arch, num_classes, source.kwargs)
+    head = replace_head(model, num_classes)
+    return BuiltModel(model, arch, num_classes, head, source.preprocess, source.description, source.kwargs)

@@ -6,6 +6,7 @@ from torch import nn
 
 from ftgui.core.base.errors import ModelError
 from ftgui.core.models.registry import AUX_HEADS
+from ftgui.core.models.timm_source import classifier_name, is_timm_model
 
 # Modules that hold the classifier, in the order they are looked for.
 _HEAD_CONTAINERS = ("fc", "classifier", "heads", "head")
@@ -13,6 +14,10 @@ _HEAD_CONTAINERS = ("fc", "classifier", "heads", "head")
 
 def find_head(model: nn.Module) -> str:
     """Qualified name of the final classification layer (Linear, or SqueezeNet's Conv2d)."""
+    if is_timm_model(model):
+        name = classifier_name(model)  # timm says which module classifies
+        if name is not None:
+            return name
     for container in _HEAD_CONTAINERS:
         mod = getattr(model, container, None)
         if mod is None or not isinstance(mod, nn.Module):

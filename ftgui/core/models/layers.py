@@ -15,6 +15,8 @@ from torch import nn
 
 from ftgui.core.base.errors import ModelError
 from ftgui.core.models import aux_modules
+from ftgui.core.models.timm_source import blocks as timm_blocks
+from ftgui.core.models.timm_source import is_timm_model
 
 TrainState = Literal["all", "none", "partial"]
 
@@ -166,6 +168,8 @@ def model_blocks(model: nn.Module, head: list[str]) -> list[list[str]]:
     before it. The head and auxiliary classifiers are not blocks.
     """
     excluded = set(head) | set(aux_modules(model))
+    if is_timm_model(model):
+        return timm_blocks(model, excluded)  # timm's own grouping (group_matcher), not a heuristic
     head_parents = {h.rsplit(".", 1)[0] for h in head if "." in h}
     blocks: list[list[str]] = []
     stem: list[str] = []  # parameters owned directly by containers (ViT's class token, ...)

@@ -70,6 +70,10 @@ class ArchInfo:
     num_params: int | None
     imagenet_acc1: float | None
     min_size: int
+    licence: str | None = None  # of the pretrained weights, where the source records it
+    source: str = "torchvision"
+    default_size: int | None = None  # the input size a run uses unless told otherwise
+    size_note: str = ""  # why that size
 
 
 @lru_cache(maxsize=1)

@@ -144,7 +144,7 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
 
     Fields are read as ``Any`` and checked one by one (``need``) before use."""
     from ftgui.core.bundle.format import MAX_CLASSES, validate_metadata
-    from ftgui.core.models import list_architectures
+    from ftgui.core.models import is_known_arch
 
     def need(ok: bool, what: str) -> None:
         if not ok:
@@ -181,7 +181,10 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
     need(_whole(state.get("epoch")) and state["epoch"] == len(history), "'epoch' must match the history")
     need(_whole(state.get("step")), "'step' must be a whole number")
     need(_whole(state.get("unfrozen_blocks")), "'unfrozen_blocks' must be a whole number")
-    need(state.get("arch") in list_architectures(), "'arch' must be a torchvision classification model")
+    need(
+        isinstance(state.get("arch"), str) and is_known_arch(state["arch"]),
+        "'arch' must be a torchvision classification model (or timm:NAME with timm installed)",
+    )
     need(_names(state.get("head")) and bool(state["head"]), "'head' must name the classifier layers")
     need(isinstance(state.get("weights_source"), str), "'weights_source' must be text")
     names_key = "trainable" if version == 1 else "trainable_parameter_names"

@@ -29,6 +29,7 @@ from ftgui.core.base.options import STRATEGIES
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.gui.jobs import JobRunner
 from ftgui.gui.widgets.layer_tree import LayerTree
+from ftgui.gui.widgets.model_choices import fill_model_choices, model_note
 from ftgui.gui.widgets.weights_status import NONE_WEIGHTS, WeightsStatus
 
 if TYPE_CHECKING:
@@ -42,12 +43,6 @@ STRATEGY_ITEMS = [
     ("Custom (edited in the tree)", "custom"),
 ]
 DEFAULT_ARCH = "resnet18"
-
-
-def _human(n: int | None) -> str:
-    if n is None:
-        return "?"
-    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
 
 
 class ModelPanel(QWidget):
@@ -72,6 +67,9 @@ class ModelPanel(QWidget):
         self.arch_combo.setEnabled(False)
         self.weights_combo = QComboBox()
         self.weights_status = WeightsStatus()
+        self.model_note = QLabel()  # a timm model's size, licence and default input size
+        self.model_note.setWordWrap(True)
+        self.model_note.setVisible(False)
 
         self.strategy_combo = QComboBox()
         for label, key in STRATEGY_ITEMS:
@@ -94,6 +92,7 @@ class ModelPanel(QWidget):
 
         form = QFormLayout()
         form.addRow("Model", self.arch_combo)
+        form.addRow("", self.model_note)
         form.addRow("Weights", self.weights_combo)
         form.addRow("", self.weights_status)
         form.addRow("Strategy", self.strategy_combo)
@@ -124,13 +123,7 @@ class ModelPanel(QWidget):
 
     def populate(self, arch: str = DEFAULT_ARCH) -> None:
         """Fill the architecture list (torch must be importable; call after the window shows)."""
-        from ftgui.core.models import arch_info, list_architectures
-
-        self.arch_combo.clear()
-        for name in list_architectures():
-            info = arch_info(name)
-            acc = f" · {info.imagenet_acc1:.1f}% ImageNet" if info.imagenet_acc1 else ""
-            self.arch_combo.addItem(f"{name}  ·  {_human(info.num_params)} params{acc}", name)
+        fill_model_choices(self.arch_combo)
         completer = QCompleter(self.arch_combo.model(), self.arch_combo)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -185,6 +178,8 @@ class ModelPanel(QWidget):
         from ftgui.core.models import arch_info
 
         info = arch_info(self.arch)
+        self.model_note.setText(model_note(info))
+        self.model_note.setVisible(bool(self.model_note.text()))
         self.weights_combo.blockSignals(True)
         self.weights_combo.clear()
         for name in info.weights:

@@ -33,7 +33,11 @@ class WeightsStatus(QLabel):
             self.setText("Random initialisation: training starts from scratch.")
             return
         from ftgui.core.models import resolve_weights, weights_availability, weights_cache_path
+        from ftgui.core.models.timm_source import availability, is_timm
 
+        if is_timm(arch):  # the Hugging Face cache: a look at the disk, no network
+            self._on_checked(self._key, *availability(arch))
+            return
         weights = resolve_weights(arch, spec)
         self.state = ""
         cached = weights_cache_path(weights)

@@ -1,0 +1,46 @@
+"""Every model ftgui can train, from both sources: torchvision's architectures and, where the
+timm package is installed, timm's pretrained classifiers (``timm:NAME``)."""
+
+from __future__ import annotations
+
+from ftgui.core.models import registry, timm_source
+from ftgui.core.models.registry import ArchInfo
+
+
+def check_arch(arch: str) -> None:
+    """A readable ModelError for a name neither source knows (or a timm name without timm)."""
+    if timm_source.is_timm(arch):
+        timm_source.check_timm(arch)
+    else:
+        registry.check_arch(arch)
+
+
+def is_known_arch(arch: str) -> bool:
+    if timm_source.is_timm(arch):
+        return timm_source.timm_missing() is None and arch in timm_source.list_timm()
+    return arch in registry.list_architectures()
+
+
+def list_models(include_timm: bool = True) -> list[str]:
+    """torchvision's architectures, then timm's pretrained classifiers (when timm is installed)."""
+    return registry.list_architectures() + (list(timm_source.list_timm()) if include_timm else [])
+
+
+def arch_info(arch: str) -> ArchInfo:
+    if not timm_source.is_timm(arch):
+        return registry.arch_info(arch)
+    timm_source.check_timm(arch)
+    has_weights = bool(timm_source.pretrained_cfg(arch).get("hf_hub_id"))
+    size, note = timm_source.default_size(arch)
+    return ArchInfo(
+        name=arch,
+        weights=("default",) if has_weights else (),
+        default_weights="default" if has_weights else None,
+        num_params=timm_source.num_params(arch),
+        imagenet_acc1=None,  # timm's package records no accuracy per weight
+        min_size=timm_source.MIN_SIZE,
+        licence=timm_source.licence(arch),
+        source="timm",
+        default_size=size,
+        size_note=note,
+    )

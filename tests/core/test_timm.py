@@ -1,0 +1,144 @@
+"""timm models as a second source: names, preprocessing from pretrained_cfg, weights from the
+Hugging Face cache (offline), freezing by timm's own groups, exports that load in plain timm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+timm = pytest.importorskip("timm")
+
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+from ftgui.core.base.errors import WeightsError  # noqa: E402
+from ftgui.core.bundle.export import export_all  # noqa: E402
+from ftgui.core.bundle.predict import Predictor  # noqa: E402
+from ftgui.core.models import arch_info, build_model, is_known_arch, list_models  # noqa: E402
+from ftgui.core.models.freeze import FreezePlan  # noqa: E402
+from ftgui.core.models.layers import model_blocks  # noqa: E402
+from ftgui.core.training.config import TrainConfig  # noqa: E402
+from ftgui.core.training.engine import Trainer, run_to_end  # noqa: E402
+
+VIT = "timm:test_vit.r160_in1k"  # timm's own tiny test models: 0.3M parameters
+CONVNEXT = "timm:test_convnext.r160_in1k"
+
+
+@pytest.fixture
+def hf_home(tmp_path, monkeypatch):
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+def place_in_hub_cache(home: Path, repo: str, state: dict[str, torch.Tensor]) -> Path:
+    """A weights file in the hub cache's own layout: refs/main names the snapshot."""
+    folder = home / "hub" / f"models--{repo.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    snapshot = folder / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
+    return snapshot / "model.safetensors"
+
+
+def test_timm_models_are_listed_with_licence_and_a_cpu_sized_default():
+    names = list_models()
+    assert "resnet18" in names and VIT in names and "timm:vit_small_patch14_dinov2.lvd142m" in names
+    assert is_known_arch(VIT) and not is_known_arch("timm:no_such_model.x")
+    info = arch_info(VIT)
+    assert info.source == "timm" and info.licence == "apache-2.0" and info.num_params > 100_000
+    dino = arch_info("timm:vit_small_patch14_dinov2.lvd142m")
+    assert dino.default_size == 224 and "518" in dino.size_note  # not its 518 px pretraining size
+
+
+def test_preprocessing_comes_from_pretrained_cfg(hf_home):
+    built = build_model(VIT, 3, "none", 64, meta=True)
+    cfg = timm.models.get_pretrained_cfg("test_vit.r160_in1k").to_dict()
+    pre = built.preprocess
+    assert pre.crop_size == 64 and pre.resize_size == round(64 / cfg["crop_pct"])
+    assert pre.mean == tuple(cfg["mean"]) and pre.std == tuple(cfg["std"])
+    assert pre.interpolation == cfg["interpolation"]
+    assert built.model_kwargs == {"img_size": 64}  # a ViT takes its input size as an argument
+
+
+def test_weights_come_from_the_hub_cache_offline_and_are_adapted(hf_home):
+    torch.manual_seed(3)
+    pretrained = timm.create_model("test_vit.r160_in1k", pretrained=False)  # 1000 classes, 160 px
+    place_in_hub_cache(hf_home, "timm/test_vit.r160_in1k", pretrained.state_dict())
+    built = build_model(VIT, 4, "default", 64)
+    assert built.weights_source == "timm timm/test_vit.r160_in1k (Hugging Face hub)"
+    state = built.model.state_dict()
+    key = "blocks.0.attn.qkv.weight"
+    assert torch.equal(state[key], pretrained.state_dict()[key])
+    assert state["head.weight"].shape[0] == 4  # a new head
+    assert state["pos_embed"].shape != pretrained.state_dict()["pos_embed"].shape  # resampled to 64 px
+
+
+def test_weights_neither_cached_nor_downloadable_say_which_file_and_where(hf_home):
+    with pytest.raises(WeightsError) as err:
+        build_model(VIT, 4, "default", 64)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "timm/test_vit.r160_in1k/model.safetensors" in message
+    assert str(hf_home / "hub" / "models--timm--test_vit.r160_in1k") in message
+
+
+def test_blocks_are_timms_own_groups():
+    built = build_model(VIT, 3, "none", 64, meta=True)
+    blocks = model_blocks(built.model, built.head)
+    flat = [n for b in blocks for n in b]
+    assert {"cls_token", "pos_embed", "patch_embed"} <= set(blocks[0])  # the stem group
+    assert blocks[1] == ["blocks.0"] and "norm" in blocks[-1]  # the final norm joins the last block
+    assert "head" not in flat and built.head == ["head"]
+    convnext = build_model(CONVNEXT, 3, "none", 64, meta=True)
+    stages = model_blocks(convnext.model, convnext.head)
+    assert stages[0] == ["stem"] and [b[0] for b in stages[1:]] == [
+        f"stages.{i}" for i in range(len(stages) - 1)
+    ]
+    assert stages[-1][-1] == "head.norm" and convnext.head == [
+        "head.fc"
+    ]  # the final norm joins the last stage
+
+
+@pytest.mark.parametrize("strategy", ["head", "last-1"])
+def test_frozen_parts_stay_bit_identical_and_exports_load_in_plain_timm(tmp_path, image_folder, strategy):
+    cfg = TrainConfig(
+        data_dir=str(image_folder), arch=VIT, weights="none", freeze=FreezePlan.parse(strategy),
+        epochs=1, batch_size=16, lr=1e-2, image_size=32, val_fraction=0.25, seed=0, device="cpu",
+    )  # fmt: skip
+    trainer = Trainer(cfg)
+    trainer.prepare()
+    frozen = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if not p.requires_grad}
+    assert frozen and all(not n.startswith("head") for n in frozen)
+    events = []
+    final = run_to_end(trainer, on_event=events.append)
+    assert type(final).__name__ == "Finished", final
+    after = dict(trainer.model.named_parameters())
+    assert all(torch.equal(after[n], v) for n, v in frozen.items())
+    if strategy == "head":  # a cached linear probe: the frozen layers ran once
+        assert any("Cached the frozen layers' output" in getattr(e, "text", "") for e in events)
+
+    out = tmp_path / "bundle"
+    export_all(trainer.trained(), out)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["arch"] == VIT and meta["model_kwargs"] == {"img_size": 32}
+    plain = timm.create_model("test_vit.r160_in1k", pretrained=False, num_classes=4, **meta["model_kwargs"])
+    plain.load_state_dict(load_file(str(out / "model.safetensors")), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    trainer.model.eval()
+    with torch.no_grad():
+        assert (plain.eval()(x) - trainer.model(x)).abs().max() <= 1e-4
+    # ftgui-predict's path (the bundle's preprocessing, rebuilt in timm) agrees with the trained model
+    images = sorted(Path(image_folder).glob("*/*.jpg"))[:3]
+    from_bundle = Predictor.load(out).predict(images)
+    from_trainer = Predictor(trainer.model, trainer.classes, trainer.preprocess, {"arch": VIT}).predict(
+        images
+    )
+    for a, b in zip(from_bundle, from_trainer):
+        assert a.error is None and a.top[0][0] == b.top[0][0] and abs(a.top[0][1] - b.top[0][1]) < 1e-4
