@@ -142,3 +142,43 @@ def test_frozen_parts_stay_bit_identical_and_exports_load_in_plain_timm(tmp_path
     )
     for a, b in zip(from_bundle, from_trainer):
         assert a.error is None and a.top[0][0] == b.top[0][0] and abs(a.top[0][1] - b.top[0][1]) < 1e-4
+
+
+@pytest.mark.slow
+def test_pretrained_timm_model_exports_onnx_and_torchscript_with_its_licence(tmp_path, image_folder, hf_home):
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(5)
+    place_in_hub_cache(
+        hf_home, "timm/test_convnext.r160_in1k", timm.create_model("test_convnext.r160_in1k").state_dict()
+    )
+    cfg = TrainConfig(
+        data_dir=str(image_folder), arch=CONVNEXT, weights="default", freeze=FreezePlan.parse("last-1"),
+        epochs=1, batch_size=16, lr=1e-2, image_size=32, val_fraction=0.25, seed=0, device="cpu",
+    )  # fmt: skip
+    trainer = Trainer(cfg)
+    assert type(run_to_end(trainer)).__name__ == "Finished"
+    checks = export_all(trainer.trained(), tmp_path / "m", ("safetensors", "onnx", "torchscript"))
+    assert {c.format for c in checks} == {"onnx", "torchscript"}
+    assert all(c.max_difference <= 1e-4 for c in checks), checks
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["model_source"] == "timm" and meta["weights_licence"] == "apache-2.0"
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert "Licence of the pretrained weights: apache-2.0" in card and "timm.create_model" in card
+
+
+def test_ftgui_check_and_compare_take_a_timm_model(tmp_path, image_folder, capsys):
+    from ftgui.cli.check import check_main
+    from ftgui.cli.compare import compare_main
+
+    common = ["--model", VIT, "--weights", "none", "--image-size", "32", "--epochs", "1", "--quiet"]
+    assert (
+        compare_main(
+            [str(image_folder), *common, "--candidates", "head,last-1", "--out", str(tmp_path / "c")]
+        )
+        == 0
+    )
+    assert (tmp_path / "c" / "head" / "model.json").is_file() and (
+        tmp_path / "c" / "last-1" / "model.json"
+    ).is_file()
+    code = check_main([str(image_folder), "--model", VIT, "--weights", "none", "--image-size", "32"])
+    assert code in (0, 1), capsys.readouterr().err

@@ -24,8 +24,13 @@ def model_card(
         f"(torch {meta['torch_version']}, torchvision {meta['torchvision_version']}).",
         "",
         "## Model",
-        f"- Architecture: `{meta['arch']}` (torchvision), {meta['num_classes']} classes",
+        f"- Architecture: `{meta['arch']}` ({meta.get('model_source', 'torchvision')}), {meta['num_classes']} classes",
         f"- Weights it started from: {meta['weights_source']}",
+        *(
+            [f"- Licence of the pretrained weights: {meta.get('weights_licence') or 'not recorded by timm'}"]
+            if meta.get("model_source") == "timm" and str(meta["weights_source"]).startswith("timm ")
+            else []
+        ),
         f"- Which layers trained: {FreezePlan.from_dict(cfg['freeze']).describe()}; "
         f"{len(meta['trainable_parameter_names'])} parameter tensors trained",
         "",
@@ -72,8 +77,13 @@ def model_card(
         f"{meta['mean']} and std {meta['std']}.",
         "",
         "## Files",
-        "- `model.safetensors` + `model.json`: load with `torchvision.models.get_model(arch, "
-        "num_classes=K, **model_kwargs)` and `load_state_dict(strict=True)`",
+        (
+            "- `model.safetensors` + `model.json`: load with `timm.create_model(NAME, pretrained=False, "
+            "num_classes=K, **model_kwargs)` (NAME: `arch` without `timm:`) and `load_state_dict(strict=True)`"
+            if meta.get("model_source") == "timm"
+            else "- `model.safetensors` + `model.json`: load with `torchvision.models.get_model(arch, "
+            "num_classes=K, **model_kwargs)` and `load_state_dict(strict=True)`"
+        ),
     ]
     for c in checks or []:
         diff = (

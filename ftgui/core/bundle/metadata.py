@@ -48,6 +48,7 @@ def bundle_metadata(trained: TrainedModel) -> dict[str, Any]:
         "std": list(pre.std),
         "interpolation": pre.interpolation,
         "weights_source": built.weights_source,
+        **_source_record(built.arch, built.weights_source),
         "head": list(built.head),
         "trainable_parameter_names": trainable_names(built.model),
         "training": dict(trained.training),
@@ -98,4 +99,20 @@ def distributed_record(world: World, batch_size: int, sync_bn: bool) -> dict[str
         "global_batch_size": batch_size,
         "per_process_batch_size": -(-batch_size // size),
         "sync_bn": bool(sync_bn and size > 1),
+    }
+
+
+def _source_record(arch: str, weights_source: str) -> dict[str, Any]:
+    """Where the architecture comes from; for timm, its version and (when the model started
+    from timm's pretrained weights) their licence."""
+    from ftgui.core.models import timm_source
+
+    if not timm_source.is_timm(arch):
+        return {"model_source": "torchvision"}
+    import timm
+
+    return {
+        "model_source": "timm",
+        "timm_version": timm.__version__,
+        "weights_licence": timm_source.licence(arch) if weights_source.startswith("timm ") else None,
     }
