@@ -114,5 +114,5 @@ def _write_cam(predictor: Predictor, paths: list[str], preds: list[Prediction], 
     atomic_write(Path(target).expanduser(), save)
     sys.stderr.write(
         f"wrote {display(target)}: where the evidence for {display(predictor.classes[heat.targets[0]])} "
-        f"lies (Grad-CAM on {heat.layer})\n"
+        f"lies ({heat.method} {heat.layer})\n"
     )

@@ -3,7 +3,8 @@
 Computed with Captum's ``LayerGradCam`` (``pip install 'ftgui[insight]'``) on the model's last
 convolutional stage, found from the model itself: the last module, in the order a forward
 pass finishes them, outside the classifier and not a pooling layer, whose output is a feature
-map of at least 2 x 2. Transformers (ViT, Swin, MaxViT) have no such map; for them ftgui says
+map of at least 2 x 2. ViT-style transformers (torchvision's and timm's) get HiResCAM on their
+patch tokens instead (``token_cam.py``); Swin and MaxViT have neither, and for them ftgui says
 the heat map is not available rather than draw a picture it cannot vouch for.
 """
 
@@ -21,7 +22,9 @@ from torch import nn
 
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.extras import importable
+from ftgui.core.insight.token_cam import TokenLayout, token_grad_cam, token_layout
 from ftgui.core.models import aux_modules, classifier_names
+from ftgui.core.models.timm_source import timm_name
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Predictor
@@ -43,7 +46,10 @@ def captum_missing() -> str | None:
 
 def cam_layer(model: nn.Module, arch: str, input_size: int) -> str:
     """The name of the module whose output Grad-CAM explains (see the module's docstring)."""
-    if arch.startswith(TRANSFORMERS):
+    layout = token_layout(model, input_size)
+    if layout is not None:
+        return layout.layer  # a ViT: its patch tokens (token_cam.py)
+    if timm_name(arch).startswith(TRANSFORMERS):
         raise CamUnavailable(
             f"Heat maps are not available for {arch}: a transformer has no convolutional feature "
             "map to explain, and ftgui does not draw a heat map it cannot vouch for."
@@ -83,11 +89,15 @@ class HeatMaps:
     maps: torch.Tensor  # (N, H, W) in [0, 1], at the input's size
     layer: str  # the module explained
     targets: tuple[int, ...]  # the class explained for each image
+    method: str = "Grad-CAM on"  # or HiResCAM on a transformer's patch tokens
 
 
 def grad_cam(model: nn.Module, arch: str, images: torch.Tensor, targets: list[int] | None = None) -> HeatMaps:
     """Grad-CAM of ``targets`` (default: each image's predicted class) for a batch of
     preprocessed ``images``; each map scaled to [0, 1] (all zero where nothing speaks for it)."""
+    layout = token_layout(model, int(images.shape[-1]))
+    if layout is not None:
+        return _token_heat_maps(model, layout, images, targets)
     missing = captum_missing()
     if missing:
         raise CamUnavailable(missing)
@@ -113,6 +123,22 @@ def grad_cam(model: nn.Module, arch: str, images: torch.Tensor, targets: list[in
     span = up.flatten(1).max(1).values[:, None, None] - low
     maps = torch.where(span > 0, (up - low) / span.clamp_min(1e-12), torch.zeros_like(up))
     return HeatMaps(maps.clamp(0, 1).cpu(), layer, tuple(int(t) for t in targets))
+
+
+def _token_heat_maps(
+    model: nn.Module, layout: TokenLayout, images: torch.Tensor, targets: list[int] | None
+) -> HeatMaps:
+    was_training = model.training
+    model.eval()
+    try:
+        x = images.detach().to(next(model.parameters()).device)
+        if targets is None:
+            with torch.no_grad():
+                targets = model(x).argmax(1).tolist()
+        maps = token_grad_cam(model, layout, x, list(targets))
+    finally:
+        model.train(was_training)
+    return HeatMaps(maps, layout.layer, tuple(int(t) for t in targets), "HiResCAM on the patch tokens of")
 
 
 def image_heat_map(predictor: Predictor, path: str | os.PathLike[str]) -> tuple[Image.Image, HeatMaps]:
