@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _show_refusal(problem)
         return 1
     try:
-        from ftgui.gui.main_window import run_app
+        from ftgui.gui.launch import run_app
     except ImportError as exc:
         return _missing_dependencies(exc)
     return run_app(args)

@@ -13,10 +13,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
-    QApplication,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
@@ -218,6 +217,10 @@ class MainWindow(TrainingControls):
             import torch  # noqa: F401
             import torchvision  # noqa: F401
 
+            from ftgui.core.base.extras import importable
+
+            if importable("timm"):
+                import timm  # noqa: F401  (here, not on the GUI thread when a timm model is chosen)
             self.torch_ready.emit()
 
         threading.Thread(target=load, name="ftgui-import-torch", daemon=True).start()
@@ -365,35 +368,3 @@ class MainWindow(TrainingControls):
     def shutdown_training(self) -> None:
         """Cancel the running job (training stops after its batch) and wait for its thread."""
         self.jobs.shutdown()
-
-
-def run_app(argv: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="ftgui", description="Fine-tune pretrained image classifiers.")
-    parser.add_argument("folder", nargs="?", help="image folder to open (one subfolder per class)")
-    parser.add_argument(
-        "--install-desktop",
-        action="store_true",
-        help="add ftgui to this user's application launcher and desktop, then exit",
-    )
-    parser.add_argument("--version", action="version", version=f"ftgui {__version__}")
-    args = parser.parse_args(argv)
-    if args.install_desktop:
-        from ftgui.gui.desktop import install_desktop_entry
-
-        for path in install_desktop_entry():
-            print(f"installed {path}")
-        return 0
-    existing = QApplication.instance()
-    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
-    app.setApplicationName("ftgui")
-    app.setOrganizationName("ftgui")
-    app.setApplicationVersion(__version__)
-    app.setWindowIcon(app_icon())
-    if hasattr(app, "setDesktopFileName"):
-        app.setDesktopFileName("ftgui")
-    window = MainWindow(initial_folder=args.folder)
-    window.show()
-    QTimer.singleShot(0, window.start_background_init)
-    return int(app.exec())

@@ -182,3 +182,29 @@ def test_ftgui_check_and_compare_take_a_timm_model(tmp_path, image_folder, capsy
     ).is_file()
     code = check_main([str(image_folder), "--model", VIT, "--weights", "none", "--image-size", "32"])
     assert code in (0, 1), capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_model_list_is_kept_per_timm_version_and_read_without_importing_timm(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = (
+        "import sys; from ftgui.core.models.timm_source import list_timm; names = list_timm(); "
+        "print(len(names), names[0].startswith('timm:'), 'timm' in sys.modules)"
+    )
+
+    def run() -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    first = run()
+    assert int(first[0]) > 1000 and first[1] == "True" and first[2] == "True"  # made with timm
+    (kept,) = (tmp_path / "ftgui").glob("timm-models-*.json")
+    assert run() == [first[0], "True", "False"]  # read back: timm not imported
+    kept.write_text("{not json")
+    assert run()[0] == first[0] and json.loads(kept.read_text())[0].startswith("timm:")  # made again

@@ -9,6 +9,8 @@ install it.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -17,8 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ftgui.core.base import paths
 from ftgui.core.base.errors import ModelError, WeightsError
 from ftgui.core.base.extras import importable
+from ftgui.core.base.files import atomic_write
 from ftgui.core.models.preprocess import Preprocess
 
 PREFIX = "timm:"
@@ -44,12 +48,27 @@ def timm_missing() -> str | None:
 
 @lru_cache(maxsize=1)
 def list_timm() -> tuple[str, ...]:
-    """timm's classifiers with pretrained weights, as ``timm:NAME`` (empty without timm)."""
+    """timm's classifiers with pretrained weights, as ``timm:NAME`` (empty without timm).
+
+    Kept in the cache folder per timm version, so the model picker lists them without importing
+    timm (half a second after torch); a damaged list is made again."""
     if timm_missing():
         return ()
+    from importlib.metadata import version
+
+    path = paths.cache_dir() / f"timm-models-{version('timm')}.json"
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(names, list) and names and all(isinstance(n, str) and is_timm(n) for n in names):
+            return tuple(names)
+    except (OSError, ValueError):
+        pass
     import timm
 
-    return tuple(PREFIX + n for n in sorted(timm.list_models(pretrained=True)))
+    names = [PREFIX + n for n in sorted(timm.list_models(pretrained=True))]
+    with contextlib.suppress(OSError):  # a read-only cache folder costs the speed-up, not the list
+        atomic_write(path, lambda fh: fh.write(json.dumps(names).encode("utf-8")))
+    return tuple(names)
 
 
 def check_timm(arch: str) -> None:
