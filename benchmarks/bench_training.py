@@ -6,12 +6,14 @@
 Prints wall times and ratios (plain / ftgui) for:
 1. head only, ResNet18, 224 px; 2. last block (layer4) + head; 3. full fine-tuning;
 4. decoding + resizing 12 MP JPEGs; 5. GUI-thread timer delays while training (offscreen);
-6. time from starting ftgui to the window being shown.
+6. time from starting ftgui to the window being shown; with timm installed, 7. head only on
+a timm ViT-S/16 and 8. filling the model picker with timm's list.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import random
@@ -113,8 +115,9 @@ def timed(fn: Callable[[], float]) -> tuple[float, float, int]:
 # ---------------------------------------------------------------- the plain loop
 
 
-def plain_loop(data: Path, strategy: str, epochs: int, batch_size: int = 32) -> float:
-    """The usual tutorial: ImageFolder, freeze, new fc, model.train(), full forward every epoch."""
+def plain_loop(data: Path, strategy: str, epochs: int, batch_size: int = 32, arch: str = "resnet18") -> float:
+    """The usual tutorial: ImageFolder, freeze, new fc, model.train(), full forward every epoch
+    (``arch`` 'timm:NAME': the same with timm.create_model and reset_classifier)."""
     torch.manual_seed(0)
     tf = transforms.Compose(
         [
@@ -128,13 +131,21 @@ def plain_loop(data: Path, strategy: str, epochs: int, batch_size: int = 32) -> 
     val = datasets.ImageFolder(str(data / "val"), tf)
     train_loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True)
     val_loader = torch.utils.data.DataLoader(val, batch_size=batch_size)
-    model = torchvision.models.resnet18(weights=None)
-    for p in model.parameters():
-        p.requires_grad = strategy == "full"
-    if strategy == "last-1":
-        for p in model.layer4.parameters():
-            p.requires_grad = True
-    model.fc = nn.Linear(model.fc.in_features, len(train.classes))
+    if arch.startswith("timm:"):
+        import timm
+
+        model = timm.create_model(arch[5:], pretrained=False)
+        for p in model.parameters():
+            p.requires_grad = False
+        model.reset_classifier(len(train.classes))  # a fresh head, trainable
+    else:
+        model = torchvision.models.resnet18(weights=None)
+        for p in model.parameters():
+            p.requires_grad = strategy == "full"
+        if strategy == "last-1":
+            for p in model.layer4.parameters():
+                p.requires_grad = True
+        model.fc = nn.Linear(model.fc.in_features, len(train.classes))
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
     accuracy = 0.0
@@ -154,10 +165,12 @@ def plain_loop(data: Path, strategy: str, epochs: int, batch_size: int = 32) -> 
     return accuracy
 
 
-def ftgui_run(data: Path, strategy: str, epochs: int, cache: str = "auto", batch_size: int = 32) -> float:
+def ftgui_run(
+    data: Path, strategy: str, epochs: int, cache: str = "auto", batch_size: int = 32, arch: str = "resnet18"
+) -> float:
     cfg = TrainConfig(
         data_dir=str(data),
-        arch="resnet18",
+        arch=arch,
         weights="none",
         freeze=FreezePlan.parse(strategy),
         epochs=epochs,
@@ -308,6 +321,21 @@ def startup_seconds(runs: int) -> float:
 # ---------------------------------------------------------------- report
 
 
+def picker_seconds() -> float:
+    """A fresh process fills the window's model list (torchvision's and timm's), twice: the
+    first run keeps timm's list in the cache folder, the second is the one timed."""
+    code = (
+        "import time, torch, torchvision; from PySide6.QtWidgets import QApplication, QComboBox; "
+        "app = QApplication([]); from ftgui.gui.widgets.model_choices import fill_model_choices; "
+        "c = QComboBox(); t = time.perf_counter(); fill_model_choices(c); "
+        "print(time.perf_counter() - t, c.count())"
+    )
+    out = ""
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return float(out.split()[0])
+
+
 def machine() -> str:
     cpu = platform.processor() or ""
     try:
@@ -395,6 +423,27 @@ def main() -> int:
         lambda: ftgui_run(data, "full", epochs_full, cache="off"),
         "ftgui without caches",
     )
+    if importlib.util.find_spec("timm") is not None:
+        vit = "timm:vit_small_patch16_224.augreg_in21k_ft_in1k"
+        print(f"\ntimm ({vit[5:]}, 22M parameters, 224 px; accuracy plain / ftgui):")
+        compare(
+            f"7. timm ViT head only, {epochs_head} epochs",
+            10,
+            lambda: plain_loop(data, "head", epochs_head, arch=vit),
+            lambda: ftgui_run(data, "head", epochs_head, arch=vit),
+        )
+        picker = picker_seconds()
+        rows.append(
+            (
+                "8. picker with timm",
+                "-",
+                f"{picker:.2f}s",
+                f"{'OK' if picker <= 0.5 else 'MISS'} (target <= 0.5s)",
+                "filling the model list, list cache warm",
+            )
+        )
+        print(f"  model picker filled with timm's list in {picker:.2f}s", flush=True)
+
     print("\ndecoding + resizing 12 MP JPEGs to 224 px (one process):")
     ps, n, _ = timed(lambda: decode_plain(photos))
     fs, n2, _ = timed(lambda: decode_ftgui(photos))

@@ -103,3 +103,21 @@ def test_every_core_module_lives_in_a_capability_package():
     assert packages == [
         "base", "bundle", "compute", "data", "evaluation", "insight", "models", "training", "workflows",
     ]  # fmt: skip
+
+
+def test_the_window_and_the_freeze_plan_import_without_torch():
+    """The window shows before torch is loaded (in the background): importing the window, or the
+    plain-data freeze plan it renders, must not import torch (it did once through a package's
+    eager re-exports, and the window took 5 s to appear)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ftgui.app, ftgui.gui.launch, ftgui.core.models.freeze, ftgui.core.base.options; "
+        "print(sorted(m for m in ('torch', 'torchvision', 'timm') if m in sys.modules))"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
