@@ -245,7 +245,7 @@ def _timm_source(arch: str, weights: str | None, image_size: int | None) -> Mode
         path = Path(spec).expanduser()
         read_state_dict(path)  # refuses pickled code, and a file that is no weights file, at once
         return ModelSource(arch, kwargs, pre, str(path), file_path=path)
-    if spec.lower() not in ("default", timm_source.timm_name(arch).split(".", 1)[-1]):
+    if spec.lower() not in ("default", timm_source.weights_tag(arch).lower()):
         raise WeightsError(
             f"{arch} has one set of pretrained weights: use --weights default, none or a file."
         )

@@ -31,11 +31,12 @@ def arch_info(arch: str) -> ArchInfo:
         return registry.arch_info(arch)
     timm_source.check_timm(arch)
     has_weights = bool(timm_source.pretrained_cfg(arch).get("hf_hub_id"))
+    tag = timm_source.weights_tag(arch)
     size, note = timm_source.default_size(arch)
     return ArchInfo(
         name=arch,
-        weights=("default",) if has_weights else (),
-        default_weights="default" if has_weights else None,
+        weights=(tag,) if has_weights else (),
+        default_weights=tag if has_weights else None,
         num_params=timm_source.num_params(arch),
         imagenet_acc1=None,  # timm's package records no accuracy per weight
         min_size=timm_source.MIN_SIZE,

@@ -107,6 +107,12 @@ def default_size(arch: str) -> tuple[int, str]:
     return native, f"its pretraining size, {native} px"
 
 
+def weights_tag(arch: str) -> str:
+    """The name's pretrained tag ('lvd142m' of vit_small_patch14_dinov2.lvd142m), the weights' name."""
+    name = timm_name(arch)
+    return name.split(".", 1)[1] if "." in name else "default"
+
+
 def licence(arch: str) -> str | None:
     value = pretrained_cfg(arch).get("license")
     return str(value) if value else None
@@ -199,13 +205,24 @@ def cached_weights(arch: str) -> Path | None:
     return None
 
 
-def availability(arch: str) -> tuple[str, str]:
-    """('cached' | 'download' | 'offline', a sentence) for the model's pretrained weights."""
+def availability(arch: str, timeout: float = 2.0) -> tuple[str, str]:
+    """('cached' | 'download' | 'offline', a sentence) for the model's pretrained weights; when
+    not cached, whether the hub answers at all (within ``timeout``)."""
     path = cached_weights(arch)
     if path is not None:
         return "cached", f"Cached: {path}"
     if offline():
         return "offline", _not_cached(arch, "HF_HUB_OFFLINE is set")
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return "offline", _not_cached(arch, f"{host} cannot be reached")
     return "download", f"Will download {hub_id(arch)}/{WEIGHT_FILES[0]} from the Hugging Face hub on Start."
 
 

@@ -144,7 +144,11 @@ class TrainerBase:
         choice = self.config.channels_last
         # Channels-last convolutions are 20-30% faster on CPU (oneDNN) and on CUDA with AMP.
         self._channels_last = (
-            choice if choice is not None else not arch.startswith(("vit_", "swin", "maxvit"))
+            choice
+            if choice is not None
+            # Transformers gain nothing (a patch embedding, then tokens): torchvision's by name,
+            # timm's by their patch embedding.
+            else not (arch.startswith(("vit_", "swin", "maxvit")) or hasattr(built.model, "patch_embed"))
         )
         if self._channels_last:
             built.model.to(memory_format=torch.channels_last)

@@ -4,6 +4,7 @@ downloaded, or are out of reach offline, found off the GUI thread."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QWidget
@@ -35,23 +36,26 @@ class WeightsStatus(QLabel):
         from ftgui.core.models import resolve_weights, weights_availability, weights_cache_path
         from ftgui.core.models.timm_source import availability, is_timm
 
-        if is_timm(arch):  # the Hugging Face cache: a look at the disk, no network
-            self._on_checked(self._key, *availability(arch))
+        self.state = ""
+        if is_timm(arch):  # the Hugging Face cache on disk, else whether the hub answers
+            self._look_up_in_thread(lambda: availability(arch))
             return
         weights = resolve_weights(arch, spec)
-        self.state = ""
         cached = weights_cache_path(weights)
         if cached.is_file():
             self._on_checked(self._key, "cached", f"Cached: {cached}")
             return
+        self._look_up_in_thread(lambda: weights_availability(weights))
+
+    def _look_up_in_thread(self, look_up: Callable[[], tuple[str, str]]) -> None:
         self.setText("Checking weights…")
         key = self._key
 
-        def look_up() -> None:
-            state, message = weights_availability(weights)
+        def run() -> None:
+            state, message = look_up()
             self._checked.emit(key, state, message)
 
-        threading.Thread(target=look_up, daemon=True).start()
+        threading.Thread(target=run, daemon=True).start()
 
     def _on_checked(self, key: str, state: str, message: str) -> None:
         if key != self._key:
