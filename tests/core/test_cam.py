@@ -104,6 +104,23 @@ def quadrant_set(root: Path, per_class: int, size: int, seed: int) -> dict[str, 
     return where
 
 
+def quadrant_hits(config: TrainConfig, tmp_path: Path, where: dict[str, int]) -> tuple[int, int, str]:
+    """Train, export, and count the validation pictures whose heat map peaks in the disc's
+    quadrant: (hits, pictures with a disc, the layer explained)."""
+    run_to_end(trainer := Trainer(config))
+    export_bundle(trainer.trained(), tmp_path / "m")
+    predictor = Predictor.load(tmp_path / "m")
+    val = [s.path for s in trainer.split.val if s.path in where]
+    hits, layer = 0, ""
+    for rel in val:
+        _, heat = image_heat_map(predictor, tmp_path / "data" / rel)
+        h, w = heat.maps[0].shape
+        y, x = divmod(int(heat.maps[0].argmax()), w)
+        hits += (x >= w // 2) + 2 * (y >= h // 2) == where[rel]
+        layer = heat.layer
+    return hits, len(val), layer
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 4])
 def test_heat_map_peaks_in_the_quadrant_that_holds_the_evidence(tmp_path, seed):
@@ -112,18 +129,9 @@ def test_heat_map_peaks_in_the_quadrant_that_holds_the_evidence(tmp_path, seed):
         data_dir=str(tmp_path / "data"), arch="resnet18", weights="none", freeze=FreezePlan.parse("full"),
         epochs=5, batch_size=16, lr=1e-3, image_size=128, val_fraction=0.25, seed=seed, device="cpu",
     )  # fmt: skip
-    run_to_end(trainer := Trainer(config))
-    export_bundle(trainer.trained(), tmp_path / "m")
-    predictor = Predictor.load(tmp_path / "m")
-    val = [s.path for s in trainer.split.val if s.path in where]
-    hits = 0
-    for rel in val:
-        _, heat = image_heat_map(predictor, tmp_path / "data" / rel)
-        h, w = heat.maps[0].shape
-        y, x = divmod(int(heat.maps[0].argmax()), w)
-        hits += (x >= w // 2) + 2 * (y >= h // 2) == where[rel]
-    assert len(val) >= 25
-    assert hits >= 0.9 * len(val), f"the heat map's peak is in the disc's quadrant for {hits}/{len(val)}"
+    hits, total, _ = quadrant_hits(config, tmp_path, where)
+    assert total >= 25
+    assert hits >= 0.9 * total, f"the heat map's peak is in the disc's quadrant for {hits}/{total}"
 
 
 def test_a_vit_is_explained_on_its_patch_tokens():
@@ -145,15 +153,6 @@ def test_a_vits_heat_map_peaks_in_the_quadrant_that_holds_the_evidence(tmp_path,
         freeze=FreezePlan.parse("full"), epochs=15, batch_size=16, lr=1e-3, image_size=128,
         val_fraction=0.25, seed=seed, device="cpu",
     )  # fmt: skip
-    run_to_end(trainer := Trainer(config))
-    export_bundle(trainer.trained(), tmp_path / "m")
-    predictor = Predictor.load(tmp_path / "m")
-    val = [s.path for s in trainer.split.val if s.path in where]
-    hits = 0
-    for rel in val:
-        _, heat = image_heat_map(predictor, tmp_path / "data" / rel)
-        h, w = heat.maps[0].shape
-        y, x = divmod(int(heat.maps[0].argmax()), w)
-        hits += (x >= w // 2) + 2 * (y >= h // 2) == where[rel]
-    assert heat.layer == "blocks.5.norm1" and len(val) >= 25
-    assert hits >= 0.9 * len(val), f"the heat map's peak is in the disc's quadrant for {hits}/{len(val)}"
+    hits, total, layer = quadrant_hits(config, tmp_path, where)
+    assert layer == "blocks.5.norm1" and total >= 25
+    assert hits >= 0.9 * total, f"the heat map's peak is in the disc's quadrant for {hits}/{total}"
