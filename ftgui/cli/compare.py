@@ -34,6 +34,14 @@ def compare_parser() -> argparse.ArgumentParser:
         help=f"comma-separated strategies, each {STRATEGY_HELP} (default: head,last-1,full)",
     )
     p.add_argument(
+        "--backbones",
+        default="",
+        metavar="MODEL,MODEL",
+        help="rank these models (torchvision names or timm:NAME) by a cross-validated linear probe on "
+        "their frozen features, in minutes, instead of training candidates",
+    )
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds for --backbones (default 5)")
+    p.add_argument(
         "--lrs",
         default="",
         metavar="LR,LR",
@@ -46,6 +54,10 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
     args = compare_parser().parse_args(argv)
     progress = Progress(sys.stderr, args.quiet)
     try:
+        if args.backbones:
+            from ftgui.cli.backbones import bake_off_main
+
+            return bake_off_main(args, progress)
         return _compare(args, progress)
     except FtguiError as exc:
         sys.stderr.write(f"ftgui-compare: error: {display(str(exc))}\n")

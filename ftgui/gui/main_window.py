@@ -140,6 +140,8 @@ class MainWindow(TrainingControls):
         self.compare_panel.start_requested.connect(self.start_comparison)
         self.compare_panel.stop_requested.connect(self.jobs.stop)
         self.compare_panel.use_requested.connect(self.use_candidate)
+        self.compare_panel.backbones_requested.connect(self.rank_backbones)
+        self.compare_panel.use_backbone_requested.connect(self.use_backbone)
         self.runs_panel.reopen_requested.connect(self.reopen_run)
         self.try_panel.open_bundle_requested.connect(self._on_open_bundle_triggered)
         self.torch_ready.connect(self._on_torch_ready)

@@ -123,3 +123,26 @@ def test_tensorboard_checkbox_logs_runs_and_candidates(qtbot, window, image_fold
     assert len(acc.Scalars("loss/val")) == 2  # two epochs
     assert sorted(p.name for p in compared.iterdir()) == ["full", "head"]
     assert f"TensorBoard log: {single}" in window.log.toPlainText()
+
+
+@pytest.mark.slow
+def test_rank_backbones_then_use_the_pick(qtbot, window, image_folder, drop):
+    pytest.importorskip("timm")
+    pytest.importorskip("cleanlab")
+    panel = _ready(qtbot, window, image_folder, drop)
+    panel.backbones.setText("resnet18, timm:test_vit.r160_in1k, timm:no_such.x")
+    qtbot.mouseClick(panel.rank_button, Qt.MouseButton.LeftButton)
+    assert window.busy and not panel.rank_button.isEnabled()
+    qtbot.waitUntil(lambda: not window.busy and panel.backbone_table.rowCount() == 3, timeout=120_000)
+    table = panel.backbone_table
+    archs = [table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(3)]
+    assert archs[-1] == "timm:no_such.x" and table.item(2, 1).text() == "failed"
+    assert set(archs[:2]) == {"resnet18", "timm:test_vit.r160_in1k"}
+    assert table.item(0, 0).font().bold() and panel.backbone_pick.text().startswith(
+        f"<b>Backbones:</b> Use {archs[0]}"
+    )
+    log = window.log.toPlainText()
+    assert "[timm:test_vit.r160_in1k] linear probe" in log and "[timm:no_such.x] Unknown timm model" in log
+    table.selectRow(1)
+    qtbot.mouseClick(panel.use_backbone_button, Qt.MouseButton.LeftButton)
+    assert window.model_panel.arch == archs[1] and panel.rank_button.isEnabled()

@@ -28,6 +28,7 @@ from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.extras import importable
 from ftgui.core.data.samples import ScanResult, Split, split_samples
 from ftgui.core.data.scan import scan_folder
+from ftgui.core.models.build import BuiltModel
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.core.training.config import TrainConfig
 
@@ -136,18 +137,19 @@ def _split_for(scan: ScanResult, config: TrainConfig, recorded: dict[str, Any] |
 
 
 @dataclass
-class _Features:
+class FrozenFeatures:
     scan: ScanResult
     rows: np.ndarray  # one feature vector per readable image
     labels: np.ndarray
     paths: list[str]
     parts: list[str]  # "train" | "val", per row
     described: str  # what made the features
+    built: BuiltModel | None = None  # the model whose frozen layers made them
 
 
-def _features(
+def frozen_features(
     config: TrainConfig, bundle: str | None, cancel: ev.CancelToken, note: Note, progress: Progress | None
-) -> _Features:
+) -> FrozenFeatures:
     """The frozen backbone's features of every readable image, from the frozen-prefix cache."""
     from ftgui.core.models import BuiltModel, classifier_names
     from ftgui.core.training.engine import Trainer
@@ -205,7 +207,9 @@ def _features(
     skipped = sorted(trainer.skipped.items())
     scan.skipped = [*scan.skipped, *(s for s in skipped if s not in scan.skipped)]
     feats = np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)
-    return _Features(scan, feats, np.asarray(labels, dtype=np.int64), paths, parts, described)
+    return FrozenFeatures(
+        scan, feats, np.asarray(labels, dtype=np.int64), paths, parts, described, trainer.built
+    )
 
 
 def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -235,7 +239,7 @@ def check_data(
     started = time.perf_counter()
     cancel = cancel or ev.CancelToken()
     note = note or (lambda _text: None)
-    got = _features(config, str(bundle) if bundle else None, cancel, note, progress)
+    got = frozen_features(config, str(bundle) if bundle else None, cancel, note, progress)
     scan, feats, labels, paths, parts = got.scan, got.rows, got.labels, got.paths, got.parts
     n = len(labels)
     counts = np.bincount(labels, minlength=len(scan.classes)) if n else np.zeros(len(scan.classes), int)

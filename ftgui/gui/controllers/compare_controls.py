@@ -11,9 +11,13 @@ from ftgui.core.base import report
 from ftgui.gui.controllers.data_controls import DataControls
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ftgui.core.base.events import Message
     from ftgui.core.workflows.compare import CandidateEvent, ComparisonFinished
     from ftgui.core.workflows.runs import RunRecord
+    from ftgui.core.workflows.session import Job
+    from ftgui.gui.jobs import Progress
 
 
 class CompareControls(DataControls):
@@ -57,6 +61,64 @@ class CompareControls(DataControls):
             on_error=lambda message: self.show_error("Comparison stopped", message),
             on_done=self._on_comparison_done,
         )
+
+    def rank_backbones(self) -> bool:
+        """The backbone bake-off on the open dataset, in the background (no training)."""
+        from ftgui.core.workflows.backbones import BackboneResult, measure_backbone, pick, ranked
+
+        names = self.compare_panel.backbone_names()
+        if self.busy or not self.ready:
+            return False
+        if self.data_panel.scan is None or not names:
+            self.show_error(
+                "Nothing to rank",
+                "Open a dataset and type the backbones to rank, separated by commas "
+                "(torchvision names or timm:NAME).",
+            )
+            return False
+        base = self.build_config()
+        self.compare_panel.set_running(True)
+        self.log_message(
+            "info", f"Ranking backbones {', '.join(names)} by a linear probe on their frozen features"
+        )
+
+        results: list[BackboneResult] = []
+
+        def work(job: Job, progress: Progress) -> Iterator[BackboneResult]:
+            for i, arch in enumerate(dict.fromkeys(names)):
+                if job.cancel.cancelled:
+                    return
+                progress(i, len(names))
+                yield measure_backbone(base, arch, cancel=job.cancel)  # each shown as it comes
+
+        def measured(result: BackboneResult) -> None:
+            results.append(result)
+            line = result.error or f"linear probe {result.accuracy:.1%}, {result.latency_ms:.0f} ms per image"
+            self.log_message("warning" if result.error else "info", f"[{result.arch}] {line}")
+
+        def done() -> None:
+            self.compare_panel.set_running(False)
+            if results:
+                order = ranked(results)
+                best = order[0].arch if order[0].accuracy is not None else None
+                self.compare_panel.show_backbones(order, best, pick(order))
+                self.log_message("info", f"Backbones: {pick(order)}")
+
+        return self.jobs.start(
+            "backbones",
+            work,
+            on_yield=measured,
+            on_error=lambda message: self.show_error("Ranking backbones stopped", message),
+            on_done=done,
+        )
+
+    def use_backbone(self, arch: str) -> None:
+        """The chosen backbone in the model panel: Start and Compare train it."""
+        if self.busy:
+            return
+        self.model_panel.set_arch(arch)
+        if self.model_panel.arch == arch:
+            self.log_message("info", f"Using backbone {arch}; Start or Compare trains it")
 
     def _on_comparison_event(self, e: CandidateEvent | ComparisonFinished | Message) -> None:
         from ftgui.core.base import events as ev

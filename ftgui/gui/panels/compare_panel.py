@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (  # noqa: E402
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -29,9 +30,11 @@ from PySide6.QtWidgets import (  # noqa: E402
 )
 
 from ftgui.core.base import events as ev
+from ftgui.gui.widgets.backbone_table import BackboneTable
 from ftgui.gui.widgets.plot import ValidationCurves
 
 if TYPE_CHECKING:
+    from ftgui.core.workflows.backbones import BackboneResult
     from ftgui.core.workflows.compare import CandidateEvent, CandidateSummary, ComparisonFinished
 
 # Strategy texts offered as candidates (the current tree is added as "current").
@@ -76,6 +79,8 @@ class ComparePanel(QWidget):
     start_requested = Signal()
     stop_requested = Signal()
     use_requested = Signal(str)  # candidate name
+    backbones_requested = Signal()  # rank the backbones typed in the box
+    use_backbone_requested = Signal(str)  # a backbone for the model panel
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -131,12 +136,42 @@ class ComparePanel(QWidget):
         bottom.addWidget(self.recommendation, 1)
         bottom.addWidget(self.use_button)
 
+        # The backbone bake-off: minutes, no training (core/workflows/backbones.py).
+        self.backbones = QLineEdit()
+        self.backbones.setPlaceholderText(
+            "Backbones to rank, e.g. resnet18, timm:convnextv2_atto.fcmae_ft_in1k"
+        )
+        self.backbones.setToolTip(
+            "Comma-separated models (torchvision names or timm:NAME), ranked by a cross-validated linear "
+            "head on their frozen features with the weights and image size chosen on the left and right"
+        )
+        self.rank_button = QPushButton("Rank backbones")
+        self.backbone_table = BackboneTable()
+        self.backbone_table.setVisible(False)
+        self.backbone_pick = QLabel("")
+        self.backbone_pick.setWordWrap(True)
+        self.use_backbone_button = QPushButton("Use this backbone")
+        self.use_backbone_button.setToolTip("Choose the selected backbone in the model panel")
+        self.use_backbone_button.setVisible(False)
+        rank_row = QHBoxLayout()
+        rank_row.addWidget(QLabel("Backbones"))
+        rank_row.addWidget(self.backbones, 1)
+        rank_row.addWidget(self.rank_button)
+        pick_row = QHBoxLayout()
+        pick_row.addWidget(self.backbone_pick, 1)
+        pick_row.addWidget(self.use_backbone_button)
+
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.status)
         layout.addWidget(self.view, 3)
         layout.addWidget(self.table, 2)
         layout.addLayout(bottom)
+        layout.addLayout(rank_row)
+        layout.addWidget(self.backbone_table, 1)
+        layout.addLayout(pick_row)
+        self.rank_button.clicked.connect(self.backbones_requested)
+        self.use_backbone_button.clicked.connect(self._on_use_backbone_clicked)
         self.start_button.clicked.connect(self.start_requested)
         self.stop_button.clicked.connect(self.stop_requested)
         self.use_button.clicked.connect(self._on_use_clicked)
@@ -150,7 +185,26 @@ class ComparePanel(QWidget):
         """The ticked candidates: strategy texts, and "current" for the tree's layout."""
         return [key for key, box in self.boxes.items() if box.isChecked()]
 
+    def backbone_names(self) -> list[str]:
+        return [b.strip() for b in self.backbones.text().split(",") if b.strip()]
+
+    def show_backbones(self, results: list[BackboneResult], picked: str | None, line: str) -> None:
+        self.backbone_table.show_results(results, picked)
+        self.backbone_table.setVisible(True)
+        # Before any comparison, the empty curves and table give their room to the ranking.
+        compared = bool(self.curves)
+        for widget in (self.view, self.table, self.use_button):
+            widget.setVisible(compared)
+        self.backbone_pick.setText(f"<b>Backbones:</b> {line}")
+        self.use_backbone_button.setVisible(True)
+
+    def _on_use_backbone_clicked(self) -> None:
+        arch = self.backbone_table.selected_arch()
+        if arch:
+            self.use_backbone_requested.emit(arch)
+
     def set_running(self, running: bool) -> None:
+        self.rank_button.setEnabled(not running)
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
         for box in self.boxes.values():
@@ -158,6 +212,8 @@ class ComparePanel(QWidget):
         self._update_use_button()
 
     def clear(self) -> None:
+        for widget in (self.view, self.table, self.use_button):
+            widget.setVisible(True)
         self.view.clear_curves()
         self.curves, self.points, self.summaries, self.recommended = {}, {}, {}, None
         self.table.setRowCount(0)
