@@ -56,6 +56,7 @@ class Setting:
     size: int = 32
     per_class: int | None = None  # None: every image of the digit
     epochs: int = 5
+    arch: str = "resnet18"  # or timm:NAME: the stand-in is then a timm model in the HF hub cache
 
 
 @dataclass
@@ -96,9 +97,13 @@ def write_digits(
     return root
 
 
-def preprocess(size: int) -> Any:
+def preprocess(size: int, arch: str = "resnet18") -> Any:
     from ftgui.core.models import preprocess_for, resolve_weights
 
+    if arch.startswith("timm:"):
+        from ftgui.core.models import timm_source
+
+        return timm_source.preprocess(arch, size)
     return preprocess_for("resnet18", resolve_weights("resnet18", "default"), size)
 
 
@@ -140,15 +145,20 @@ def accuracy(model: nn.Module, loader: Any) -> float:
 # ---------------------------------------------------------------- the "pretrained" model
 
 
-def pretrain(data: Path, torch_home: Path, size: int, epochs: int = 15, seed: int = 0) -> None:
-    """ResNet18 trained from scratch on ``data``, saved as torchvision's ResNet18 weights file."""
+def pretrain(
+    data: Path, torch_home: Path, size: int, epochs: int = 15, seed: int = 0, arch: str = "resnet18"
+) -> None:
+    """``arch`` trained from scratch on ``data``: ResNet18 saved as torchvision's ResNet18 weights
+    file; a timm model saved as its weights in the Hugging Face hub cache's layout."""
     from ftgui.core.data.samples import split_samples
     from ftgui.core.data.scan import scan_folder
 
     torch.manual_seed(seed)
     scan = scan_folder(data)
     split = split_samples(scan, 0.0, seed)
-    pre = preprocess(size)
+    pre = preprocess(size, arch)
+    if arch.startswith("timm:"):
+        return _pretrain_timm(data, split, pre, len(scan.classes), epochs, seed, arch)
     model = tvm.resnet18(num_classes=len(scan.classes))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = plain_loader(data, split.train, pre, True, seed)
@@ -170,6 +180,45 @@ def pretrain(data: Path, torch_home: Path, size: int, epochs: int = 15, seed: in
     torch.save(state, target)
 
 
+def timm_file(arch: str) -> Path:
+    """Where the stand-in timm weights lie: the hub cache's layout under HF_HOME."""
+    from ftgui.core.models import timm_source
+
+    repo = timm_source.hub_id(arch)
+    return (
+        timm_source.hub_cache()
+        / f"models--{repo.replace('/', '--')}"
+        / "snapshots"
+        / "bench"
+        / "model.safetensors"
+    )
+
+
+def _pretrain_timm(data: Path, split: Any, pre: Any, classes: int, epochs: int, seed: int, arch: str) -> None:
+    import timm
+    from safetensors.torch import save_file
+
+    from ftgui.core.models import timm_source
+
+    kwargs = timm_source.model_kwargs(arch, pre.crop_size)
+    model = timm.create_model(arch[5:], pretrained=False, num_classes=classes, **kwargs)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = plain_loader(data, split.train, pre, True, seed)
+    for _ in range(epochs):
+        model.train()
+        for x, y in loader:
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    model.reset_classifier(1000)  # the real file's 1000-class head (ftgui and timm replace it)
+    target = timm_file(arch)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    refs = target.parents[2] / "refs"
+    refs.mkdir(parents=True, exist_ok=True)
+    (refs / "main").write_text("bench")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(target))
+
+
 # ---------------------------------------------------------------- the three contenders
 
 
@@ -182,6 +231,7 @@ def run_ftgui(data: Path, strategy: str, setting: Setting, **overrides: Any) -> 
 
     cfg = TrainConfig(
         data_dir=str(data),
+        arch=setting.arch,
         freeze=FreezePlan.parse(strategy),
         epochs=setting.epochs,
         image_size=setting.size,
@@ -222,6 +272,28 @@ def _freeze_for(model: nn.Module, strategy: str, unfrozen: int) -> None:
         )
 
 
+def _timm_tutorial_model(setting: Setting, pre: Any, classes: int, strategy: str) -> nn.Module:
+    """timm's own way: create_model(pretrained, num_classes=K); freeze all but the classifier,
+    or (last-N) all but the last N of timm's coarse groups too."""
+    import timm
+    from timm.models import group_parameters
+
+    from ftgui.core.models import timm_source
+
+    model = timm.create_model(
+        setting.arch[5:], pretrained=True, pretrained_cfg_overlay={"file": str(timm_file(setting.arch))},
+        num_classes=classes, **timm_source.model_kwargs(setting.arch, pre.crop_size),
+    )  # fmt: skip
+    prefix = timm_source.classifier_name(model) or ""
+    head = {f"{prefix}.{n}" for n, _ in model.get_classifier().named_parameters()}
+    groups = [names for _, names in sorted(group_parameters(model, model.group_matcher(coarse=True)).items())]
+    last = int(strategy.split("-")[1]) if strategy.startswith("last-") else 0
+    open_names = {n for g in groups[len(groups) - 1 - last : -1] for n in g} if last else set()
+    for name, p in model.named_parameters():
+        p.requires_grad = strategy == "full" or name in open_names or name in head
+    return model
+
+
 def run_tutorial(data: Path, strategy: str, setting: Setting, seed: int = 0) -> float:
     """The tutorial's loop on ftgui's split: Adam, constant rate, frozen parts left out of it."""
     from ftgui.core.data.samples import split_samples
@@ -229,12 +301,15 @@ def run_tutorial(data: Path, strategy: str, setting: Setting, seed: int = 0) -> 
 
     scan = scan_folder(data)
     split = split_samples(scan, 0.2, seed)
-    pre = preprocess(setting.size)
+    pre = preprocess(setting.size, setting.arch)
     torch.manual_seed(seed)
-    model = tvm.resnet18(weights=tvm.ResNet18_Weights.DEFAULT)
-    model.fc = nn.Linear(model.fc.in_features, len(scan.classes))
+    if setting.arch.startswith("timm:"):
+        model = _timm_tutorial_model(setting, pre, len(scan.classes), strategy)
+    else:
+        model = tvm.resnet18(weights=tvm.ResNet18_Weights.DEFAULT)
+        model.fc = nn.Linear(model.fc.in_features, len(scan.classes))
+        _freeze_for(model, strategy, 0)
     lr = 1e-3 if strategy == "head" else 1e-4
-    _freeze_for(model, strategy, 0)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     train = plain_loader(data, split.train, pre, True, seed)
     val = plain_loader(data, split.val, pre, False, seed)
@@ -264,10 +339,16 @@ def run_setting(setting: Setting, work: Path, sweep: bool, strategies: tuple[str
     pre_data = write_digits(work / f"pre-{slug}", setting.pretrain_digits, setting.size, None)
     data = write_digits(work / f"task-{slug}", setting.task_digits, setting.size, setting.per_class)
     os.environ["TORCH_HOME"] = str(torch_home)
+    os.environ["HF_HOME"], os.environ["HF_HUB_OFFLINE"] = str(work / f"hf-{slug}"), "1"
     torch.hub.set_dir(str(torch_home / "hub"))
     t0 = time.perf_counter()
-    if not (torch_home / "hub" / "checkpoints" / RESNET18_FILE).is_file():  # kept with --work
-        pretrain(pre_data, torch_home, setting.size)
+    kept = (
+        timm_file(setting.arch)
+        if setting.arch.startswith("timm:")
+        else torch_home / "hub" / "checkpoints" / RESNET18_FILE
+    )
+    if not kept.is_file():  # kept with --work
+        pretrain(pre_data, torch_home, setting.size, arch=setting.arch)
     print(
         f"[{setting.name}] pretrained on digits {setting.pretrain_digits} in {time.perf_counter() - t0:.0f}s",
         flush=True,
@@ -320,6 +401,10 @@ SETTINGS = {
     "0-4 -> 5-9, 10 per class": Setting(
         "0-4 -> 5-9, 10 per class", (0, 1, 2, 3, 4), (5, 6, 7, 8, 9), per_class=10
     ),
+    # timm rows (with the timm extra): the same task on a timm ConvNeXt stand-in.
+    "timm ConvNeXt, 0-4 -> 5-9": Setting(
+        "timm ConvNeXt, 0-4 -> 5-9", (0, 1, 2, 3, 4), (5, 6, 7, 8, 9), arch="timm:test_convnext.r160_in1k"
+    ),
 }
 
 
@@ -332,7 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", help="keep the generated folders and pretrained weights here (reused)")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
-    names = args.setting or (list(SETTINGS)[:1] if args.quick else list(SETTINGS))
+    import importlib.util
+
+    known = [
+        n for n in SETTINGS if not SETTINGS[n].arch.startswith("timm:") or importlib.util.find_spec("timm")
+    ]
+    names = args.setting or (known[:1] if args.quick else known)
     strategies = tuple(args.strategy or STRATEGIES)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="ftgui-bench-accuracy-") as tmp:
