@@ -56,6 +56,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             check_destination(args.csv, "--csv", kind="file")
         predictor = Predictor.load(args.model_dir, device=args.device)
         paths = find_images(args.images)
+        for option, target in (("--csv", args.csv), ("--cam", args.cam)):
+            if target:
+                refuse_input_as_output(option, target, paths, args.images)
         progress = Progress(sys.stderr)
         many = len(paths) > args.batch_size
 
@@ -95,6 +98,29 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             + "\n"
         )
     return 1 if failed else 0
+
+
+def refuse_input_as_output(option: str, target: str, paths: Sequence[str], given: Sequence[str]) -> None:
+    """An output file is never one of the images (writing it would replace the user's photo),
+    and a picture is never written into a folder being classified (it would join it)."""
+    import os
+
+    out = Path(target).expanduser()
+    resolved = out.resolve()
+    for path in paths:
+        same = out.exists() and os.path.exists(path) and os.path.samefile(out, path)  # hard links too
+        if same or Path(path).resolve() == resolved:
+            raise FtguiError(
+                f"{option} {target} is one of the images to classify; ftgui never writes over an input. "
+                "Choose another file."
+            )
+    if option == "--cam":
+        for folder in (Path(g).expanduser().resolve() for g in given if Path(g).is_dir()):
+            if resolved.is_relative_to(folder):
+                raise FtguiError(
+                    f"--cam {target} is inside {folder}, a folder being classified: the picture would "
+                    "join its images. Write it somewhere else."
+                )
 
 
 def _write_cam(predictor: Predictor, paths: list[str], preds: list[Prediction], target: str) -> None:

@@ -105,3 +105,32 @@ def test_python_dash_m_ftgui_runs():
         [sys.executable, "-m", "ftgui", "--version"], capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0
+
+
+def test_predict_never_writes_its_outputs_over_an_input(tiny_config, tmp_path, capsys):
+    """--csv or --cam naming one of the images (or a hard link to it) is refused before anything
+    runs, and a heat map is never written into a folder being classified."""
+    import os
+    import shutil
+
+    from ftgui.cli.predict import predict_main
+    from ftgui.core.bundle.export import export_bundle
+    from ftgui.core.training.engine import Trainer, run_to_end
+
+    tiny_config.image_size = 32
+    run_to_end(trainer := Trainer(tiny_config))
+    export_bundle(trainer.trained(), tmp_path / "m")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo = photos / "victim.jpg"
+    shutil.copy(next(Path(tiny_config.data_dir).glob("circle/*.jpg")), photo)
+    os.link(photo, tmp_path / "link.jpg")
+    before = photo.read_bytes()
+    for option in ("--csv", "--cam"):
+        for target in (photo, tmp_path / "link.jpg"):
+            assert predict_main([str(tmp_path / "m"), str(photo), option, str(target)]) == 2
+            assert "never writes over an input" in capsys.readouterr().err
+    assert predict_main([str(tmp_path / "m"), str(photos), "--cam", str(photos / "heat.png")]) == 2
+    assert "a folder being classified" in capsys.readouterr().err
+    assert photo.read_bytes() == before and sorted(p.name for p in photos.iterdir()) == ["victim.jpg"]
+    assert predict_main([str(tmp_path / "m"), str(photo), "--csv", str(tmp_path / "out.csv")]) == 0
