@@ -160,14 +160,7 @@ def pretrain(
     if arch.startswith("timm:"):
         return _pretrain_timm(data, split, pre, len(scan.classes), epochs, seed, arch)
     model = tvm.resnet18(num_classes=len(scan.classes))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = plain_loader(data, split.train, pre, True, seed)
-    for _ in range(epochs):
-        model.train()
-        for x, y in loader:
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
+    train_from_scratch(model, data, split, pre, epochs, seed)
     state = model.state_dict()
     # A 1000-class head, as the real file has: the trained rows first, the rest small noise.
     fc_w = torch.randn(1000, 512) * 0.01
@@ -178,6 +171,18 @@ def pretrain(
     target = torch_home / "hub" / "checkpoints" / RESNET18_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, target)
+
+
+def train_from_scratch(model: nn.Module, data: Path, split: Any, pre: Any, epochs: int, seed: int) -> None:
+    """The stand-in's own training: Adam 1e-3 on every parameter, the training split."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = plain_loader(data, split.train, pre, True, seed)
+    for _ in range(epochs):
+        model.train()
+        for x, y in loader:
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
 
 
 def timm_file(arch: str) -> Path:
@@ -202,14 +207,7 @@ def _pretrain_timm(data: Path, split: Any, pre: Any, classes: int, epochs: int, 
 
     kwargs = timm_source.model_kwargs(arch, pre.crop_size)
     model = timm.create_model(arch[5:], pretrained=False, num_classes=classes, **kwargs)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = plain_loader(data, split.train, pre, True, seed)
-    for _ in range(epochs):
-        model.train()
-        for x, y in loader:
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
+    train_from_scratch(model, data, split, pre, epochs, seed)
     model.reset_classifier(1000)  # the real file's 1000-class head (ftgui and timm replace it)
     target = timm_file(arch)
     target.parent.mkdir(parents=True, exist_ok=True)

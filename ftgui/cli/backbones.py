@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ftgui.cli.common import Progress
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import display_path as display
 
+if TYPE_CHECKING:
+    from ftgui.core.workflows.backbones import BackboneResult
+
 COLUMNS = ("backbone", "linear probe", "images", "features", "ms/image", "params", "licence", "time")
 
 
-def backbone_table(results: list) -> str:  # list[BackboneResult]
+def backbone_table(results: Sequence[BackboneResult]) -> str:
     rows = [COLUMNS]
     for r in results:
         if r.accuracy is None:

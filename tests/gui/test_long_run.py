@@ -36,7 +36,12 @@ def test_window_survives_3000_batches_a_100_class_evaluation_and_the_data_tools(
     assert summary["batches"] >= 3000
     assert summary["evaluations"] >= 2 and summary["largest_confusion_cells"] == 100 * 100
     assert summary["exports"] >= 1 and summary["stops"] >= 1
-    assert summary["checks"] >= 1 and summary["heat_map_rounds"] >= 1 and summary["classified"] >= 160
+    assert (
+        summary["checks"] >= 1
+        and summary["heat_map_rounds"] >= 1
+        and summary["backbone_rankings"] >= 1
+        and summary["classified"] >= 160
+    )
     assert summary["big_folder_checks"] >= 1 and summary["big_folder_images"] == 4500
     # Every run's caches are files on disk (--cache-memory 0): none stays open once its run is gone.
     assert summary["open_files_end"] <= summary["open_files_start"] + 8, summary

@@ -8,7 +8,8 @@ Each cycle: open a small 4-class folder, train head-only with batch size 1 (one 
 batch), press Stop part-way and Start again, let the evaluation run, export; then open a
 100-class folder, train one epoch and let its evaluation (a 100 x 100 confusion heat map) fill the
 Evaluate tab. Between the two: Check data on the small folder, a Move to class and its Undo, the
-worst mistakes' heat maps, Classify a folder over the small folder, and the opening of a folder of
+worst mistakes' heat maps, a backbone ranking, Classify a folder over the small folder, and the
+opening of a folder of
 ``--big`` images whose header cache is deleted first, so that every cycle checks it in worker
 processes. The caches' RAM budget is ``--cache-memory`` (0: every cache is a file on disk, as
 with a big folder). Every ``--report-every`` seconds it prints the resident memory, the open
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import random
@@ -92,6 +94,7 @@ class Soak:
         self.checks = 0
         self.undos = 0
         self.heat_maps = 0
+        self.rankings = 0
         self.classified = 0
         self.stops = 0
         self.cycles = 0
@@ -152,7 +155,7 @@ class Soak:
             f"{sample['minute']:6.2f} min  RSS {sample['rss_mb']:7.1f} MB  files {sample['open_files']:>4}  "
             f"None refs {sample['none_refs']:>9,}  "
             f"batches {self.batches:>7,}  evaluations {self.evaluations:>4}  exports {self.exports:>4}  "
-            f"stops {self.stops:>3}  checks {self.checks:>3}  undos {self.undos:>3}  "
+            f"stops {self.stops:>3}  checks {self.checks:>3}  undos {self.undos:>3}  ranks {self.rankings:>3}  "
             f"classified {self.classified:>6}",
             flush=True,
         )
@@ -216,6 +219,17 @@ class Soak:
         elif self.step == "heat":
             if not w.busy and not w.data_panel.scanning and not w.data_panel.verifying:
                 self.heat_maps += 1
+                # The backbone bake-off: frozen features of two models, a cross-validated probe each.
+                timm = importlib.util.find_spec("timm") is not None
+                w.compare_panel.backbones.setText(
+                    "resnet18, " + ("timm:test_vit.r160_in1k" if timm else "mobilenet_v3_small")
+                )
+                w.compare_panel.backbone_table.setRowCount(0)
+                w.rank_backbones()
+                self.step = "rank"
+        elif self.step == "rank":
+            if not w.busy and w.compare_panel.backbone_table.rowCount():
+                self.rankings += 1
                 w.open_classify_folder().classify(str(self.small))
                 self.step = "classify"
         elif self.step == "classify":
@@ -276,6 +290,7 @@ class Soak:
             "checks": self.checks,
             "undos": self.undos,
             "heat_map_rounds": self.heat_maps,
+            "backbone_rankings": self.rankings,
             "classified": self.classified,
             "big_folder_checks": self.big_opened,
             "big_folder_images": len(list(self.big.rglob("*.png"))),

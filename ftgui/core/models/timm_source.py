@@ -23,7 +23,7 @@ from ftgui.core.base import paths
 from ftgui.core.base.errors import ModelError, WeightsError
 from ftgui.core.base.extras import importable
 from ftgui.core.base.files import atomic_write
-from ftgui.core.models.preprocess import Preprocess
+from ftgui.core.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 PREFIX = "timm:"
 INSTALL_HINT = "pip install 'ftgui[timm]'"
@@ -123,13 +123,14 @@ def preprocess(arch: str, image_size: int | None = None) -> Preprocess:
     cfg = pretrained_cfg(arch)
     size = image_size or default_size(arch)[0]
     crop_pct = float(cfg.get("crop_pct") or 0.875)
-    mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
-    return Preprocess(
-        crop_size=int(size),
-        resize_size=int(size / crop_pct + 0.5) if cfg.get("crop_mode", "center") == "center" else int(size),
-        mean=(float(mean[0]), float(mean[1]), float(mean[2])),
-        std=(float(std[0]), float(std[1]), float(std[2])),
-        interpolation=str(cfg.get("interpolation") or "bicubic"),
+    return Preprocess.from_dict(
+        {
+            "crop_size": size,
+            "resize_size": int(size / crop_pct + 0.5) if cfg.get("crop_mode", "center") == "center" else size,
+            "mean": cfg.get("mean", IMAGENET_MEAN),
+            "std": cfg.get("std", IMAGENET_STD),
+            "interpolation": cfg.get("interpolation") or "bicubic",
+        }
     )
 
 

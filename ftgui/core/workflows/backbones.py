@@ -10,7 +10,7 @@ and what predicts fine-tuning well for the small sets ftgui's users bring.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -72,14 +72,22 @@ def bake_off(
         raise FtguiError(missing)
     if not backbones:
         raise FtguiError("Name at least one backbone to compare.")
+    return ranked(list(each_backbone(config, backbones, folds, cancel, note)))
+
+
+def each_backbone(
+    config: TrainConfig,
+    backbones: Sequence[str],
+    folds: int = 5,
+    cancel: ev.CancelToken | None = None,
+    note: Callable[[str], None] | None = None,
+) -> Iterator[BackboneResult]:
+    """Each backbone's result as it is measured, in the order given (a name once), until cancelled."""
     cancel = cancel or ev.CancelToken()
-    note = note or (lambda _text: None)
-    results = []
     for arch in dict.fromkeys(backbones):
         if cancel.cancelled:
-            break
-        results.append(measure_backbone(config, arch, folds, cancel, note))
-    return ranked(results)
+            return
+        yield measure_backbone(config, arch, folds, cancel, note)
 
 
 def ranked(results: Sequence[BackboneResult]) -> list[BackboneResult]:

@@ -64,7 +64,7 @@ class CompareControls(DataControls):
 
     def rank_backbones(self) -> bool:
         """The backbone bake-off on the open dataset, in the background (no training)."""
-        from ftgui.core.workflows.backbones import BackboneResult, measure_backbone, pick, ranked
+        from ftgui.core.workflows.backbones import BackboneResult, each_backbone, pick, ranked
 
         names = self.compare_panel.backbone_names()
         if self.busy or not self.ready:
@@ -85,11 +85,7 @@ class CompareControls(DataControls):
         results: list[BackboneResult] = []
 
         def work(job: Job, progress: Progress) -> Iterator[BackboneResult]:
-            for i, arch in enumerate(dict.fromkeys(names)):
-                if job.cancel.cancelled:
-                    return
-                progress(i, len(names))
-                yield measure_backbone(base, arch, cancel=job.cancel)  # each shown as it comes
+            return each_backbone(base, names, cancel=job.cancel)  # each shown as it comes
 
         def measured(result: BackboneResult) -> None:
             results.append(result)
