@@ -9,9 +9,8 @@ batch), press Stop part-way and Start again, let the evaluation run, export; the
 100-class folder, train one epoch and let its evaluation (a 100 x 100 confusion heat map) fill the
 Evaluate tab. Between the two: Check data on the small folder, a Move to class and its Undo, the
 worst mistakes' heat maps, a backbone ranking, Classify a folder over the small folder, and the
-opening of a folder of
-``--big`` images whose header cache is deleted first, so that every cycle checks it in worker
-processes. The caches' RAM budget is ``--cache-memory`` (0: every cache is a file on disk, as
+opening of a folder of ``--big`` images whose header cache is deleted first, so that every cycle
+checks it in worker processes. The caches' RAM budget is ``--cache-memory`` (0: every cache is a file on disk, as
 with a big folder). Every ``--report-every`` seconds it prints the resident memory, the open
 file descriptors and ``sys.getrefcount(None)``; the last line is a JSON summary. A Qt binding that loses references
 to None (PySide6 6.12.0 on Python < 3.12) aborts the process long before the end.
