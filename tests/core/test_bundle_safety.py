@@ -227,14 +227,19 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     from ftgui.core.base.files import STALE_AFTER_S, atomic_write
 
     target = tmp_path / "checkpoint.pt"
-    stale = tmp_path / ".checkpoint.pt.abc123.partial"  # what SIGKILL during a write leaves
-    fresh = tmp_path / ".checkpoint.pt.def456.partial"  # another writer, still busy
+    stale = tmp_path / ".checkpoint.pt.abc12345.partial"  # what SIGKILL during a write leaves
+    fresh = tmp_path / ".checkpoint.pt.def45678.partial"  # another writer, still busy
+    others = [
+        tmp_path / ".other.pt.abc12345.partial",  # another file's
+        tmp_path / ".checkpoint.pt.bak.abc12345.partial",  # checkpoint.pt.bak's, not checkpoint.pt's
+    ]
     stale.write_bytes(b"half")
     fresh.write_bytes(b"busy")
     old = stale.stat().st_mtime - STALE_AFTER_S - 5
     os.utime(stale, (old, old))
-    (tmp_path / ".other.pt.abc.partial").write_bytes(b"not ours")
-    os.utime(tmp_path / ".other.pt.abc.partial", (old, old))
+    for other in others:
+        other.write_bytes(b"not ours")
+        os.utime(other, (old, old))
     atomic_write(target, lambda fh: fh.write(b"new"))
     assert target.read_bytes() == b"new"
-    assert not stale.exists() and fresh.exists() and (tmp_path / ".other.pt.abc.partial").exists()
+    assert not stale.exists() and fresh.exists() and all(o.exists() for o in others)

@@ -1,4 +1,4 @@
-"""Safe writing: atomic files, bundles swapped in whole, destination checks and a run lock.
+"""Safe writing: atomic files, destination checks and a run lock (whole folders: ``staging``).
 
 Nothing here ever deletes or changes a file it did not write itself.
 """
@@ -6,17 +6,17 @@ Nothing here ever deletes or changes a file it did not write itself.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as _dt
 import errno
 import glob
 import json
 import os
+import re
 import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,15 +30,6 @@ class DestinationError(FtguiError):
 
 
 # ---------------------------------------------------------------- atomic files
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -68,6 +59,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
 
 
 STALE_AFTER_S = 120  # a temporary file this long untouched belongs to a process that died
+_MKSTEMP_TOKEN = re.compile(r"[A-Za-z0-9_]{8}")  # the random part tempfile.mkstemp chooses
 
 
 def _remove_stale_partials(target: Path) -> None:
@@ -77,6 +69,9 @@ def _remove_stale_partials(target: Path) -> None:
     now = time.time()
     with contextlib.suppress(OSError):
         for entry in target.parent.glob(f".{glob.escape(target.name)}.*{PARTIAL}"):
+            token = entry.name[len(target.name) + 2 : -len(PARTIAL)]
+            if not _MKSTEMP_TOKEN.fullmatch(token):
+                continue  # another file's (``model.json.bak``'s), not this one's
             with contextlib.suppress(OSError):
                 if entry.is_file() and now - entry.stat().st_mtime > STALE_AFTER_S:
                     entry.unlink()
@@ -93,123 +88,6 @@ def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> Path:
     import torch
 
     return atomic_write(path, lambda fh: torch.save(obj, fh))
-
-
-def write_synced(path: Path, data: bytes) -> None:
-    """A new file inside a staging folder (no rename needed: the folder is swapped in whole)."""
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-# ---------------------------------------------------------------- whole folders, swapped in
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
-        return False
-    raise OSError(err, f"Could not swap {b} into place: {os.strerror(err)}")
-
-
-def stage_prefix(out: Path) -> str:
-    return f".{out.name}."
-
-
-def remove_stale_stages(out: Path) -> None:
-    """Staging folders a killed process left beside ``out`` (only ftgui's own names)."""
-    with contextlib.suppress(OSError):
-        for entry in out.parent.iterdir():
-            if entry.name.startswith(stage_prefix(out)) and entry.name.endswith(PARTIAL) and entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-
-
-def swap_in(stage: Path, out: Path, replaced: Iterable[str]) -> None:
-    """Make ``out`` hold what ``stage`` holds, in one step where the system allows it.
-
-    Files of ``out`` other than the ``replaced`` names (a checkpoint, the user's own files)
-    stay: they are hard-linked into the staged folder (no copy) and sub-folders are moved across.
-    Afterwards ``stage`` holds only the previous bundle's files and links to kept files.
-    """
-    if not out.exists():
-        os.rename(stage, out)
-        _fsync_dir(out.parent)
-        return
-    replaced = set(replaced)
-    staged = {p.name for p in stage.iterdir()}
-    keep = [e for e in out.iterdir() if e.name not in replaced and e.name not in staged]
-    keep_dirs = [e.name for e in keep if e.is_dir() and not e.is_symlink()]
-    try:
-        for entry in keep:
-            if entry.name not in keep_dirs:
-                os.link(entry, stage / entry.name, follow_symlinks=False)
-        exchanged = _exchange(stage, out)
-    except OSError:
-        exchanged = False
-    if not exchanged:
-        for name in {p.name for p in stage.iterdir()} - staged:
-            os.unlink(stage / name)  # the links made above; the originals stay in ``out``
-        _replace_files(stage, out, replaced)
-        return
-    # ``stage`` now holds the previous folder: move anything that is not a file back into ``out``.
-    for entry in list(stage.iterdir()):
-        if entry.is_dir() and not entry.is_symlink() and not (out / entry.name).exists():
-            os.rename(entry, out / entry.name)
-    _fsync_dir(out.parent)
-
-
-def _replace_files(stage: Path, out: Path, replaced: set[str]) -> None:
-    """Fallback without an atomic folder swap: stale bundle files first, model.json last.
-
-    Readers stay safe in between because model.json records the weights' SHA-256.
-    """
-    staged = sorted(p.name for p in stage.iterdir() if p.is_file() and not p.is_symlink())
-    for name in replaced - set(staged):
-        with contextlib.suppress(FileNotFoundError):
-            (out / name).unlink()
-    order = sorted(staged, key=lambda n: n == "model.json")
-    for name in order:
-        os.replace(stage / name, out / name)
-    _fsync_dir(out)
-
-
-@contextlib.contextmanager
-def staged_folder(out: str | os.PathLike[str], replaced: Iterable[str]) -> Iterator[Path]:
-    """A new, empty folder beside ``out``; on success it replaces the ``replaced`` files of ``out``.
-
-    On any failure the staging folder is removed and ``out`` is exactly as it was.
-    """
-    target = Path(out).expanduser()
-    if target.exists() and not target.is_dir():
-        raise DestinationError(f"Cannot write to {target}: it is a file, not a folder.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_stages(target)
-    stage = Path(tempfile.mkdtemp(prefix=stage_prefix(target), suffix=PARTIAL, dir=target.parent))
-    # mkdtemp makes a private (0700) folder; give it the mode the folder it replaces had.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(stage, target.stat().st_mode & 0o7777 if target.is_dir() else 0o777 & ~umask)
-    try:
-        yield stage
-        swap_in(stage, target, replaced)
-    finally:
-        # Before the swap: only new files and links. After it: the previous bundle's files and
-        # links to files that are in ``target``; folders were moved back. Nothing else is lost.
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- destinations
@@ -293,7 +171,7 @@ class OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
-            if not _try_lock(fh):
+            if not try_lock(fh):
                 fh.seek(0)
                 holder = fh.read().strip()
                 fh.close()
@@ -338,7 +216,7 @@ class OutputLock:
         self.release()
 
 
-def _try_lock(fh: IO[str]) -> bool:
+def try_lock(fh: IO[str]) -> bool:
     try:
         if sys.platform == "win32":  # pragma: no cover - Windows
             import msvcrt

@@ -14,10 +14,9 @@ from ftgui.core.base.files import (
     DestinationError,
     bundle_bytes_needed,
     check_destination,
-    staged_folder,
-    write_synced,
 )
 from ftgui.core.base.options import EXPORT_FORMATS
+from ftgui.core.base.staging import staged_folder, write_synced
 from ftgui.core.bundle.card import model_card
 from ftgui.core.bundle.format import (
     BUNDLE_FILES,

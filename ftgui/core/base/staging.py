@@ -1,0 +1,247 @@
+"""Whole folders swapped in: a bundle is written into a staging folder, then put in place at once.
+
+A staging folder is named for its output folder and nothing else (``.OUT.ftgui-stage-XXXX.partial``,
+never taken for the stage of a sibling such as ``OUT.v2``) and is held by a lock file beside it
+(``….lock``) for as long as its writer lives. Only a stage whose writer is gone is ever cleaned
+up, and what the user had put in OUT is moved back out of it first, never deleted.
+
+Where OUT lies on another file system than its parent (a mount point, or a symlink to another
+disk), or holds a mount point, the stage is made inside OUT and its files are renamed into place
+one by one (model.json last), so nothing is ever renamed across devices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.files import PARTIAL, DestinationError, try_lock
+
+STAGE = "ftgui-stage-"
+_TOKEN = re.compile(r"[A-Za-z0-9_]+")
+
+
+class StagingError(FtguiError):
+    """A staging folder could not be put in place or cleaned up without losing a user's file."""
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    """A new file inside a staging folder (no rename needed: the folder is swapped in whole)."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV, errno.EBUSY):
+        return False
+    raise OSError(err, f"Could not swap {b} into place: {os.strerror(err)}")
+
+
+# ---------------------------------------------------------------- where stages live, and whose they are
+
+
+def _inside(out: Path) -> bool:
+    """Whether a stage for ``out`` must be made inside it (it is on another device than its parent)."""
+    if not out.is_dir():
+        return False
+    try:
+        return os.path.ismount(out) or os.stat(out).st_dev != os.stat(out.parent).st_dev
+    except OSError:
+        return True
+
+
+def _stage_prefix(out: Path, inside: bool) -> str:
+    return f".{STAGE}" if inside else f".{out.name}.{STAGE}"
+
+
+def _stages(out: Path) -> Iterator[Path]:
+    """The staging folders of exactly ``out`` (beside it or inside it), live or not."""
+    for folder, inside in ((out.parent, False), (out, True)):
+        prefix = _stage_prefix(out, inside)
+        with contextlib.suppress(OSError):
+            for entry in folder.iterdir():
+                name = entry.name
+                token = name[len(prefix) : -len(PARTIAL)]
+                if name.startswith(prefix) and name.endswith(PARTIAL) and _TOKEN.fullmatch(token):
+                    yield entry
+
+
+def _lock_path(stage: Path) -> Path:
+    return stage.with_name(stage.name[: -len(PARTIAL)] + ".lock")
+
+
+def _writer_gone(stage: Path) -> bool:
+    lock = _lock_path(stage)
+    try:
+        fh = open(lock, encoding="utf-8")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return True  # written before stages had locks, or its lock was removed with it
+    except OSError:
+        return False
+    with fh:
+        return try_lock(fh)
+
+
+def remove_stale_stages(out: Path) -> None:
+    """Clean up the stages of ``out`` whose writer is gone; a user's folder in one goes back first."""
+    for stage in list(_stages(out)):
+        if _writer_gone(stage):
+            with contextlib.suppress(StagingError, OSError):
+                _put_back_and_remove(stage, out)
+                with contextlib.suppress(OSError):
+                    _lock_path(stage).unlink()
+
+
+def _put_back_and_remove(stage: Path, out: Path) -> None:
+    """Remove a stage: its files only (bundle files, or links to files ``out`` still has).
+
+    A bundle holds no folders, so a folder in a stage is the user's (moved there when the
+    folders were swapped): it goes back into ``out``. A stage that still holds one is kept.
+    """
+    left: list[str] = []
+    for entry in list(stage.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            target = out / entry.name
+            try:
+                if target.exists() or target.is_symlink():
+                    raise FileExistsError(target)
+                os.rename(entry, target)
+            except OSError:
+                left.append(entry.name)
+        else:
+            entry.unlink()
+    if left:
+        raise StagingError(
+            f"{stage} still holds the folder(s) {', '.join(left)} that were in {out}; "
+            "move them back by hand (nothing was deleted)."
+        )
+    stage.rmdir()
+
+
+# ---------------------------------------------------------------- the swap
+
+
+def swap_in(stage: Path, out: Path, replaced: Iterable[str]) -> None:
+    """Make ``out`` hold what ``stage`` holds, in one step where the system allows it.
+
+    Files of ``out`` other than the ``replaced`` names (a checkpoint, the user's own files)
+    stay: they are hard-linked into the staged folder (no copy) and sub-folders are moved across.
+    Afterwards ``stage`` holds only the previous bundle's files and links to kept files.
+    """
+    if not out.exists():
+        os.rename(stage, out)
+        _fsync_dir(out.parent)
+        return
+    replaced = set(replaced)
+    staged = {p.name for p in stage.iterdir()}
+    if stage.parent == out:  # a stage inside ``out``: only renames within it
+        _replace_files(stage, out, replaced)
+        return
+    keep = [e for e in out.iterdir() if e.name not in replaced and e.name not in staged]
+    keep_dirs = [e.name for e in keep if e.is_dir() and not e.is_symlink()]
+    if any(os.path.ismount(out / name) for name in keep_dirs):
+        exchanged = False  # a mount point cannot be moved back out of the stage
+    else:
+        try:
+            for entry in keep:
+                if entry.name not in keep_dirs:
+                    os.link(entry, stage / entry.name, follow_symlinks=False)
+            exchanged = _exchange(stage, out)
+        except OSError:
+            exchanged = False
+    if not exchanged:
+        for name in {p.name for p in stage.iterdir()} - staged:
+            os.unlink(stage / name)  # the links made above; the originals stay in ``out``
+        _replace_files(stage, out, replaced)
+        return
+    # ``stage`` now holds the previous folder: move the user's folders back into ``out``. A kill
+    # before this ends leaves them in the stage, and the next run moves them back.
+    for name in keep_dirs:
+        os.rename(stage / name, out / name)
+    _fsync_dir(out.parent)
+
+
+def _replace_files(stage: Path, out: Path, replaced: set[str]) -> None:
+    """Fallback without an atomic folder swap: stale bundle files first, model.json last.
+
+    Readers stay safe in between because model.json records the weights' SHA-256.
+    """
+    staged = sorted(p.name for p in stage.iterdir() if p.is_file() and not p.is_symlink())
+    for name in replaced - set(staged):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+    order = sorted(staged, key=lambda n: n == "model.json")
+    for name in order:
+        os.replace(stage / name, out / name)
+    _fsync_dir(out)
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike[str], replaced: Iterable[str]) -> Iterator[Path]:
+    """A new, empty folder for ``out``; on success it replaces the ``replaced`` files of ``out``.
+
+    On any failure the staging folder is removed and ``out`` is exactly as it was.
+    """
+    target = Path(out).expanduser()
+    if target.is_symlink() and target.is_dir():
+        target = Path(os.path.realpath(target))  # write into the folder the link names; the link stays
+    if target.exists() and not target.is_dir():
+        raise DestinationError(f"Cannot write to {target}: it is a file, not a folder.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_stages(target)
+    inside = _inside(target)
+    folder = target if inside else target.parent
+    fd, lock_name = tempfile.mkstemp(prefix=_stage_prefix(target, inside), suffix=".lock", dir=folder)
+    lock = os.fdopen(fd, "w", encoding="utf-8")
+    try:
+        try_lock(lock)  # before the stage exists, so no one ever sees it unlocked
+        stage = Path(lock_name[: -len(".lock")] + PARTIAL)
+        # A private (0700) folder at first, like mkdtemp's; then the mode of the folder it replaces.
+        os.mkdir(stage, 0o700)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(stage, target.stat().st_mode & 0o7777 if target.is_dir() else 0o777 & ~umask)
+        try:
+            yield stage
+            swap_in(stage, target, replaced)
+        finally:
+            # Before the swap: only new files and links. After it: the previous bundle's files and
+            # links to files that are in ``target``; folders were moved back. Nothing else is lost.
+            if stage.exists():
+                _put_back_and_remove(stage, target)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock_name)
+        lock.close()

@@ -1,0 +1,153 @@
+"""Staging folders: concurrent exports beside each other, kills mid-swap, other file systems."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ftgui.core.base.staging import remove_stale_stages, staged_folder, write_synced
+
+FILES = ("model.json", "model.safetensors")
+
+
+def _bundle(out: Path, tag: bytes) -> None:
+    with staged_folder(out, FILES) as stage:
+        for name in FILES:
+            write_synced(stage / name, tag + name.encode())
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*ftgui-stage-*"))
+
+
+# A writer in another process: it opens a stage for OUT, writes one file, says so and waits for
+# a line on stdin (or is killed there); KILL_AFTER_EXCHANGE kills it right after the folder swap.
+WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from ftgui.core.base import staging
+    out, mode = Path(sys.argv[1]), sys.argv[2]
+    if mode == "kill-after-exchange":
+        real = staging._exchange
+        def exchange(a, b):
+            done = real(a, b)
+            os.kill(os.getpid(), signal.SIGKILL)  # before the user's folders are moved back
+        staging._exchange = exchange
+    with staging.staged_folder(out, ("model.json", "model.safetensors")) as stage:
+        for name in ("model.json", "model.safetensors"):
+            staging.write_synced(stage / name, b"theirs " + name.encode())
+        print("STAGED", flush=True)
+        if mode == "wait":
+            sys.stdin.readline()
+    print("DONE", flush=True)
+    """
+)
+
+
+def _writer(out: Path, mode: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(out), mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "STAGED"
+    return proc
+
+
+def test_exports_of_a_folder_and_its_dotted_sibling_do_not_erase_each_other(tmp_path):
+    pc = tmp_path / "pc"
+    sibling = _writer(pc / "model.v2", "wait")  # busy exporting model.v2
+    same = _writer(pc / "model", "wait")  # busy exporting model itself
+    _bundle(pc / "model", b"ours ")  # another export of model, at the same time
+    remove_stale_stages(pc / "model")
+    for proc in (sibling, same):
+        out, _ = proc.communicate("go\n", timeout=60)
+        assert proc.returncode == 0 and "DONE" in out
+    assert {p.name: p.read_bytes() for p in (pc / "model.v2").iterdir()} == {
+        name: b"theirs " + name.encode() for name in FILES
+    }
+    assert sorted(p.name for p in (pc / "model").iterdir()) == sorted(FILES)
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_kill_right_after_the_swap_loses_no_folder_of_the_users(tmp_path):
+    out = tmp_path / "out"
+    _bundle(out, b"first ")
+    (out / "notes").mkdir()
+    (out / "notes" / "ideas.txt").write_text("my notes")
+    (out / "mine.txt").write_text("my file")
+    proc = _writer(out, "kill-after-exchange")
+    proc.wait(timeout=60)
+    assert proc.returncode == -9
+    assert not (out / "notes").exists()  # it sits in the killed writer's stage for now
+    _bundle(out, b"second ")  # the next export puts it back before anything is cleaned up
+    assert (out / "notes" / "ideas.txt").read_text() == "my notes"
+    assert (out / "mine.txt").read_text() == "my file"
+    assert (out / "model.json").read_bytes() == b"second model.json"
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_stage_that_still_holds_a_users_folder_is_never_deleted(tmp_path):
+    out = tmp_path / "out"
+    _bundle(out, b"first ")
+    stage = tmp_path / ".out.ftgui-stage-abc123.partial"  # a killed writer's, no lock left
+    (stage / "notes").mkdir(parents=True)
+    (stage / "notes" / "a.txt").write_text("mine")
+    (out / "notes").mkdir()  # the name is taken again: the folder cannot go back
+    remove_stale_stages(out)
+    assert (stage / "notes" / "a.txt").read_text() == "mine"
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A small tmpfs mounted under tmp_path (another file system); skipped without the right."""
+    mounts: list[Path] = []
+
+    def mount(path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], capture_output=True
+        )
+        if done.returncode != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        mounts.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounts):
+        subprocess.run(["umount", str(path)], check=False)
+
+
+def test_out_on_another_file_system_a_symlink_to_one_or_holding_a_mount_point(tmp_path, tmpfs):
+    # OUT is itself a mount point.
+    out = tmpfs(tmp_path / "mounted")
+    (out / "mine.txt").write_text("my file")
+    _bundle(out, b"first ")
+    _bundle(out, b"second ")
+    assert (out / "model.json").read_bytes() == b"second model.json"
+    assert (out / "mine.txt").read_text() == "my file"
+    # OUT is a symlink to a folder on another disk: the link stays, the folder gets the bundle.
+    disk = tmpfs(tmp_path / "disk")
+    (disk / "models").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(disk / "models")
+    _bundle(link, b"first ")
+    _bundle(link, b"second ")
+    assert link.is_symlink() and (disk / "models" / "model.json").read_bytes() == b"second model.json"
+    # A folder inside OUT is a mount point (with the user's files in it).
+    plain = tmp_path / "plain"
+    _bundle(plain, b"first ")
+    inner = tmpfs(plain / "photos")
+    (inner / "a.jpg").write_bytes(b"jpeg")
+    _bundle(plain, b"second ")
+    assert (plain / "model.json").read_bytes() == b"second model.json"
+    assert (plain / "photos" / "a.jpg").read_bytes() == b"jpeg" and os.path.ismount(plain / "photos")
+    assert _leftovers(tmp_path) == []
