@@ -126,7 +126,17 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
         cancel.cancel()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
-    lock = OutputLock(out_dir).acquire(" ".join(["ftgui-compare", *sys.argv[1:]]))
+    command = " ".join(["ftgui-compare", *sys.argv[1:]])
+    lock = OutputLock(out_dir).acquire(command)
+    # Each candidate's folder too: a run exporting into OUT/head meanwhile stops at once.
+    locks: list[OutputLock] = []
+    try:
+        for candidate in candidates:
+            locks.append(OutputLock(out_dir / candidate.name).acquire(command))
+    except FtguiError:
+        for held in (*locks, lock):
+            held.release()
+        raise
     final: ComparisonFinished | None = None
     board_root = _tensorboard_folder(args, out_dir)
     logs: CandidateLogs | None = None
@@ -179,7 +189,8 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
             writer.writeheader()
             writer.writerows(records)
             atomic_write(out_dir / "comparison.csv", lambda fh: fh.write(text.getvalue().encode()))
-        lock.release()
+        for held in (*locks, lock):
+            held.release()
     assert final is not None
     print(comparison_table(final.summaries))
     print(f"recommended: {final.reason}" if final.recommended else f"no recommendation: {final.reason}")

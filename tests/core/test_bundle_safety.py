@@ -243,3 +243,34 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     atomic_write(target, lambda fh: fh.write(b"new"))
     assert target.read_bytes() == b"new"
     assert not stale.exists() and fresh.exists() and all(o.exists() for o in others)
+
+
+def test_a_comparison_stops_at_once_when_one_of_its_candidate_folders_is_in_use(
+    image_folder, tmp_path, capsys
+):
+    from ftgui.cli.compare import compare_main
+
+    out = tmp_path / "cmp"
+    lock = OutputLock(out / "head").acquire("ftgui-train data --out cmp/head")
+    try:
+        code = compare_main(
+            [
+                str(image_folder),
+                "--out",
+                str(out),
+                "--candidates",
+                "head,full",
+                "--weights",
+                "none",
+                "--image-size",
+                "32",
+                "--epochs",
+                "1",
+            ]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and f"{out / 'head'} is in use by another ftgui run" in err
+        assert "ftgui-train data --out cmp/head" in err and not (out / "full").exists()
+    finally:
+        lock.release()
+    assert not list(out.glob(".*ftgui-lock")) and not (tmp_path / ".cmp.ftgui-lock").exists()
