@@ -95,6 +95,8 @@ def test_config_needs_the_jobs_files_and_refuses_damaged_jobs(image_folder, tmp_
         ),
         ({**record, "split": {"train": [["circle/a.jpg", 9]], "val": []}}, "class index"),
         ({**record, "training": {**record["training"], "epochs": 0}}, "--epochs must be"),
+        ({**record, "classes": ["../x", *record["classes"][1:]]}, "is a path, not a single folder name"),
+        ({**record, "classes": ["/tmp/x", *record["classes"][1:]]}, "is a path, not a single folder name"),
     ]:
         (tmp_path / "bad.json").write_text(json.dumps(broken))
         with pytest.raises(FtguiError, match=message.replace("(", r"\(")):

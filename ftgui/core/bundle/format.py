@@ -156,6 +156,7 @@ def _is_number(v: Any) -> bool:
 
 def validate_metadata(meta: Any, name: str = META_FILE) -> None:
     """Every field that loading and prediction read, with its type and range."""
+    from ftgui.core.base.text import class_names_problem
     from ftgui.core.models import is_known_arch
     from ftgui.core.models.timm_source import timm_missing
 
@@ -176,6 +177,9 @@ def validate_metadata(meta: Any, name: str = META_FILE) -> None:
     classes = meta.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise bad("'classes' must be a non-empty list of names")
+    problem = class_names_problem(classes)
+    if problem:
+        raise bad(problem)
     if len(classes) > MAX_CLASSES:
         raise bad(f"{len(classes):,} classes is more than ftgui supports ({MAX_CLASSES:,})")
     if meta.get("num_classes") != len(classes) or not _is_int(meta.get("num_classes")):

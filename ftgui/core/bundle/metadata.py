@@ -9,6 +9,8 @@ import torch
 import torchvision
 
 from ftgui import __version__
+from ftgui.core.base.errors import CheckpointError
+from ftgui.core.base.text import class_names_problem
 from ftgui.core.bundle.format import (
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 def bundle_metadata(trained: TrainedModel) -> dict[str, Any]:
     """model.json's content for a trained model."""
     built, scan, split = trained.built, trained.scan, trained.split
+    problem = class_names_problem(scan.classes)
+    if problem:
+        raise CheckpointError(f"Cannot write the bundle: {problem}.")
     pre = built.preprocess
     counts = scan.counts(split.train) if split else []
     val_counts = scan.counts(split.val) if split else []

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import display_path
 from ftgui.core.bundle.predict import Prediction
 from ftgui.core.data.scan import is_image_name
@@ -75,10 +76,15 @@ def copy_into_class_folders(
     """Copy (never move) each image into ``out/<predicted class>/``, or ``out/unsure/`` when the
     model's probability is below ``unsure_below``. Nothing is overwritten: a name already taken
     gets a new one; the originals are only read."""
+    from ftgui.core.base.text import class_name_problem
     from ftgui.core.data.fixes import free_name
 
     root = Path(out).expanduser()
     classes = {p.top[0][0] for p in predictions if p.top}
+    for name in sorted(classes):  # a model's class names become folder names: never a path
+        problem = class_name_problem(name)
+        if problem:
+            raise FtguiError(f"Cannot copy into class folders: {problem} (from the model's model.json).")
     while unsure in classes:
         unsure += "_"
     report = CopyReport(str(root))

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ftgui.core.base.errors import CheckpointError, FtguiError
+from ftgui.core.base.text import class_names_problem
 from ftgui.core.data.samples import ScanResult, Split, split_record_problem
 from ftgui.core.models import BuiltModel, Preprocess, describe_mismatch, rebuild_for_inference
 from ftgui.core.models.layers import set_trainable_exactly, trainable_names
@@ -165,6 +166,7 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
         need(False, f"its training settings are invalid: {exc}")
     classes: Any = state.get("classes")
     need(_names(classes) and 2 <= len(classes) <= MAX_CLASSES, "'classes' must list 2 or more class names")
+    need(class_names_problem(classes) is None, str(class_names_problem(classes)))
     need(isinstance(state.get("root"), str), "'root' must be the dataset folder")
     problem = split_record_problem(state.get("split"), len(classes))
     need(problem is None, str(problem))

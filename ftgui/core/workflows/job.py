@@ -21,6 +21,7 @@ from typing import Any
 from ftgui import __version__
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.files import atomic_write
+from ftgui.core.base.text import class_names_problem
 from ftgui.core.data.samples import Sample, ScanResult, Split, split_record_problem
 from ftgui.core.training.config import TrainConfig
 
@@ -207,6 +208,7 @@ def read_job(path: str | os.PathLike[str]) -> Job:
         isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes),
         "'classes' must list 2 or more class names",
     )
+    need(class_names_problem(classes) is None, str(class_names_problem(classes)))
     split = record.get("split")
     problem = split_record_problem(split, len(classes), inside_only=True)
     need(problem is None, str(problem))
