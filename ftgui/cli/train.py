@@ -309,9 +309,14 @@ def _finish(
             progress.error("ftgui-train", final.message.splitlines()[0])
             return 1
         return cancel_code if isinstance(final, ev.Cancelled) else 0
+    failed_formats = []
     if trainer.epoch > 0:
         extra = formats if isinstance(final, ev.Finished) else ()
         for check in export_all(trainer.trained(), out_dir, ("safetensors", *extra)):
+            if check.error:
+                failed_formats.append(check.format)
+                progress.error("ftgui-train", f"the {check.format} export failed: {check.error}")
+                continue
             progress.line(
                 f"wrote {check.path} ({check.runtime}; max difference at batch 1 and 3: "
                 f"{check.max_difference:.1e})"
@@ -342,6 +347,12 @@ def _finish(
         f"done: {final.epochs_completed} epochs{best}, {result}; "
         f"wrote {out_dir / 'model.safetensors'} and {out_dir / 'model.json'}"
     )
+    if failed_formats:
+        progress.error(
+            "ftgui-train",
+            f"the bundle is complete, but {' and '.join(failed_formats)} could not be exported (see above)",
+        )
+        return 1
     return 0
 
 

@@ -86,6 +86,9 @@ def model_card(
         ),
     ]
     for c in checks or []:
+        if c.error:
+            lines.append(f"- `{Path(c.path).name}`: not written ({c.format} export failed: {c.error})")
+            continue
         diff = (
             "not checked"
             if c.max_difference != c.max_difference

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ from ftgui.core.bundle.format import (
     BUNDLE_FORMAT,
     CARD_FILE,
     EVALUATION_FILE,
+    FORMAT_FILES,
     META_FILE,
     SPLIT_FILE,
     WEIGHTS_FILE,
@@ -136,14 +139,29 @@ def export_all(
     with staged_folder(out, BUNDLE_FILES) as stage:
         meta = write_bundle_files(trained, stage, evaluation)
         images = verification_images(trained) if set(formats) - {"safetensors"} else None
-        if "onnx" in formats:
-            checks.append(export_onnx(trained, stage, images))
-        if "torchscript" in formats:
-            checks.append(export_torchscript(trained, stage, images))
+        writers = {"onnx": export_onnx, "torchscript": export_torchscript}
+        for fmt, writer in writers.items():
+            if fmt in formats:
+                checks.append(_format_or_failure(fmt, writer, trained, stage, images))
         text = model_card(meta, checks, evaluation)
         write_synced(stage / CARD_FILE, display_path(text).encode("utf-8"))
     # Report where the files are now, not where they were checked.
-    return [
-        FormatCheck(c.format, str(out / Path(c.path).name), c.max_difference, c.batch_sizes, c.runtime)
-        for c in checks
-    ]
+    return [dataclasses.replace(c, path=str(out / Path(c.path).name)) for c in checks]
+
+
+def _format_or_failure(
+    fmt: str,
+    write: Callable[[TrainedModel, Path, torch.Tensor | None], FormatCheck],
+    trained: TrainedModel,
+    stage: Path,
+    images: torch.Tensor | None,
+) -> FormatCheck:
+    """One extra format; a format that fails costs only its own file, never the bundle."""
+    try:
+        return write(trained, stage, images)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        (stage / FORMAT_FILES[fmt]).unlink(missing_ok=True)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return FormatCheck(fmt, str(stage / FORMAT_FILES[fmt]), float("nan"), (), "", error=reason)

@@ -34,6 +34,7 @@ class FormatCheck:
     max_difference: float
     batch_sizes: tuple[int, ...]
     runtime: str
+    error: str = ""  # why the format could not be written or did not match (the file is not kept)
 
 
 def verification_images(trained: TrainedModel, count: int = 3) -> torch.Tensor:
@@ -121,9 +122,15 @@ def export_torchscript(
     images = verification_images(trained) if images is None else images
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
+        scripted: Any = None
+        with contextlib.suppress(Exception):
             scripted = torch.jit.script(model)
-        except Exception:
+            with torch.inference_mode():
+                if not isinstance(scripted(images[:1]), torch.Tensor):
+                    # Scripted GoogLeNet and Inception return a tuple (logits, aux, ...); traced
+                    # in eval mode they return the logits, as a deployed model must.
+                    scripted = None
+        if scripted is None:
             scripted = torch.jit.trace(model, images[:2])
         buffer = io.BytesIO()
         torch.jit.save(scripted, buffer)

@@ -23,7 +23,7 @@ from ftgui.core.data.images import (
     threaded_batches,
 )
 from ftgui.core.data.samples import Sample
-from ftgui.core.models import Preprocess, describe_mismatch, rebuild_for_inference
+from ftgui.core.models import Preprocess, describe_mismatch, load_state, rebuild_for_inference
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Predictor:
             raise CheckpointError(
                 f"{WEIGHTS_FILE} does not fit {meta['arch']} with {meta['num_classes']} classes: {problem}."
             )
-        model.load_state_dict(state, strict=True)
+        load_state(model, state, strict=True)
         predictor = cls(model.to(device), list(meta["classes"]), Preprocess.from_bundle(meta), meta)
         predictor.folder = Path(bundle_dir).expanduser()
         return predictor

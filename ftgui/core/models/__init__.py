@@ -19,8 +19,6 @@ if TYPE_CHECKING:
         BuiltModel,
         ModelSource,
         build_model,
-        build_skeleton,
-        construct,
         model_source,
         pretrained_model_kwargs,
         rebuild_for_inference,
@@ -36,10 +34,12 @@ if TYPE_CHECKING:
     )
     from ftgui.core.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, preprocess_for
     from ftgui.core.models.registry import ArchInfo, Quirks, list_architectures, quirks, weights_enum
+    from ftgui.core.models.skeleton import build_skeleton, construct
     from ftgui.core.models.weights import (
         LOCAL_WEIGHT_SUFFIXES,
         describe_mismatch,
         is_local_weights,
+        load_state,
         read_state_dict,
         resolve_weights,
         unsafe_pickle_reason,
@@ -60,14 +60,15 @@ _WHERE = {
     "aux_heads": "ftgui.core.models.heads",
     "aux_modules": "ftgui.core.models.heads",
     "build_model": "ftgui.core.models.build",
-    "build_skeleton": "ftgui.core.models.build",
+    "build_skeleton": "ftgui.core.models.skeleton",
     "check_arch": "ftgui.core.models.catalog",
     "classifier_names": "ftgui.core.models.heads",
-    "construct": "ftgui.core.models.build",
+    "construct": "ftgui.core.models.skeleton",
     "describe_mismatch": "ftgui.core.models.weights",
     "find_head": "ftgui.core.models.heads",
     "head_classes": "ftgui.core.models.heads",
     "is_known_arch": "ftgui.core.models.catalog",
+    "load_state": "ftgui.core.models.weights",
     "is_local_weights": "ftgui.core.models.weights",
     "list_architectures": "ftgui.core.models.registry",
     "list_models": "ftgui.core.models.catalog",
@@ -115,6 +116,7 @@ __all__ = [
     "is_known_arch",
     "is_local_weights",
     "list_architectures",
+    "load_state",
     "list_models",
     "model_source",
     "preprocess_for",

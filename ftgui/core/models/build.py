@@ -6,9 +6,6 @@ engine trains: the same constructor arguments, the same heads.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,8 @@ from ftgui.core.models.catalog import arch_info, check_arch
 from ftgui.core.models.heads import find_head, head_classes, replace_head
 from ftgui.core.models.preprocess import Preprocess, preprocess_for
 from ftgui.core.models.registry import quirks
+from ftgui.core.models.sizes import size_problem
+from ftgui.core.models.skeleton import build_skeleton, construct
 from ftgui.core.models.weights import (
     describe_mismatch,
     is_local_weights,
@@ -61,16 +60,28 @@ class ModelSource:
     file_classes: int | None = None  # the class count of the file's own head
 
 
-def model_source(arch: str, weights: str | None = "default", image_size: int | None = None) -> ModelSource:
-    """Check the choice and work out the constructor arguments (reads a local weights file)."""
+def model_source(
+    arch: str, weights: str | None = "default", image_size: int | None = None, check_size: bool = True
+) -> ModelSource:
+    """Check the choice and work out the constructor arguments (reads a local weights file).
+
+    With ``check_size`` the model is run on the meta device at ``image_size`` (models.sizes)."""
     check_arch(arch)
     if timm_source.is_timm(arch):
-        return _timm_source(arch, weights, image_size)
-    info = arch_info(arch)
+        source = _timm_source(arch, weights, image_size)
+        guess = timm_source.MIN_SIZE
+    else:
+        source = _torchvision_source(arch, weights, image_size)
+        guess = arch_info(arch).min_size
+    if check_size and image_size is not None:
+        problem = size_problem(arch, source.kwargs, source.preprocess.crop_size, guess)
+        if problem:
+            raise ModelError(problem)
+    return source
+
+
+def _torchvision_source(arch: str, weights: str | None, image_size: int | None) -> ModelSource:
     quirk = quirks(arch)
-    random_sized = quirk.sized and str(weights).lower() == "none"
-    if image_size is not None and image_size < info.min_size and not random_sized:
-        raise ModelError(f"{arch} needs images of at least {info.min_size} px (got {image_size}).")
     if is_local_weights(weights):
         path = Path(str(weights)).expanduser()
         state = read_state_dict(path)
@@ -125,7 +136,7 @@ def build_model(
     ``meta=True`` builds the same model on the meta device (no memory, no weights loaded): a
     local file is still read and checked against the architecture.
     """
-    source = model_source(arch, weights, image_size)
+    source = model_source(arch, weights, image_size, check_size=not meta)
     if timm_source.is_timm(arch):
         return _build_timm(source, num_classes, allow_download, meta)
     if meta:
@@ -155,66 +166,6 @@ def pretrained_model_kwargs(arch: str) -> dict[str, Any]:
     return dict(quirks(arch).pretrained_kwargs)
 
 
-def construct(arch: str, kwargs: dict[str, Any]) -> nn.Module:
-    try:
-        return tvm.get_model(arch, weights=None, **kwargs)
-    except Exception as exc:
-        raise ModelError(f"Could not build {arch}: {exc}") from None
-
-
-def build_skeleton(arch: str, num_classes: int | None = None, **kwargs: Any) -> nn.Module:
-    """The architecture on the meta device: structure and shapes, no memory, no weights.
-
-    Enough for the layer tree and parameter counts before any weights are loaded.
-    """
-    check_arch(arch)
-    if timm_source.is_timm(arch):
-        return timm_source.skeleton(arch, num_classes or 1000, kwargs)
-    if quirks(arch).computes_widths:
-        # The builder (RegNet) computes layer widths with real tensors: build on the CPU, but
-        # every parameter and buffer goes to meta as it is registered (this thread only).
-        with _registered_on_meta():
-            model = construct(arch, kwargs)
-    else:
-        with torch.device("meta"):
-            model = construct(arch, kwargs)
-    if num_classes is not None:
-        replace_head(model, num_classes)
-    return model
-
-
-@contextmanager
-def _registered_on_meta() -> Iterator[None]:
-    """torch's global registration hooks, acting only on this thread's modules while active."""
-    from torch.nn.modules.module import (
-        register_module_buffer_registration_hook,
-        register_module_parameter_registration_hook,
-    )
-
-    me = threading.get_ident()
-
-    def parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> nn.Parameter | None:
-        if param is None or threading.get_ident() != me:
-            return None
-        return nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
-
-    def buffer(module: nn.Module, name: str, tensor: torch.Tensor | None) -> torch.Tensor | None:
-        if tensor is None or threading.get_ident() != me:
-            return None
-        return tensor.to("meta")
-
-    # torch uses a hook's return value as the registered tensor (its annotation says None).
-    handles = [
-        register_module_parameter_registration_hook(parameter),  # type: ignore[arg-type]
-        register_module_buffer_registration_hook(buffer),  # type: ignore[arg-type]
-    ]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def _file_head_classes(arch: str, state: dict[str, torch.Tensor]) -> int | None:
     key = find_head(build_skeleton(arch)) + ".weight"
     return int(state[key].shape[0]) if key in state else None
@@ -234,8 +185,6 @@ def rebuild_for_inference(arch: str, num_classes: int, model_kwargs: dict[str, A
 def _timm_source(arch: str, weights: str | None, image_size: int | None) -> ModelSource:
     """A timm model: its preprocessing and input size from ``pretrained_cfg``; weights from the
     Hugging Face cache ('default'), a local file, or none."""
-    if image_size is not None and image_size < timm_source.MIN_SIZE:
-        raise ModelError(f"{arch} needs images of at least {timm_source.MIN_SIZE} px (got {image_size}).")
     pre = timm_source.preprocess(arch, image_size)
     kwargs = timm_source.model_kwargs(arch, pre.crop_size)
     spec = str(weights or "none")

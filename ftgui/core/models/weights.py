@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -141,11 +142,24 @@ def describe_mismatch(model: nn.Module, state: dict[str, torch.Tensor], limit: i
     return ", ".join(parts) if parts else None
 
 
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True) -> Any:
+    """``model.load_state_dict`` for tensors that lost their module versions on the way (a copy, a
+    .safetensors file, a checkpoint's plain dict): the model's own versions go with them, since
+    some modules refuse a state without one (MNASNet: 'version should be set to 1 or 2')."""
+    from collections import OrderedDict
+
+    versioned: Any = OrderedDict(state)
+    versions = getattr(state, "_metadata", None) or getattr(model.state_dict(), "_metadata", None)
+    if versions is not None:
+        versioned._metadata = versions
+    return model.load_state_dict(versioned, strict=strict)
+
+
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], what: str, arch: str) -> None:
     problem = describe_mismatch(model, state)
     if problem:
         raise WeightsError(f"{what} does not fit {arch}: {problem}.")
-    model.load_state_dict(state, strict=False)
+    load_state(model, state, strict=False)
 
 
 def load_pretrained(arch: str, weights: WeightsEnum, allow_download: bool) -> nn.Module:

@@ -17,7 +17,7 @@ import torch
 from ftgui.core.base.errors import CheckpointError, FtguiError
 from ftgui.core.base.text import class_names_problem
 from ftgui.core.data.samples import ScanResult, Split, split_record_problem
-from ftgui.core.models import BuiltModel, Preprocess, describe_mismatch, rebuild_for_inference
+from ftgui.core.models import BuiltModel, Preprocess, describe_mismatch, load_state, rebuild_for_inference
 from ftgui.core.models.layers import set_trainable_exactly, trainable_names
 from ftgui.core.training.config import TrainConfig
 from ftgui.core.training.state import TrainerState
@@ -300,7 +300,7 @@ def _restored(
     problem = describe_mismatch(model, state["model"])
     if problem:
         raise CheckpointError(f"The checkpoint's weights do not fit {state['arch']}: {problem}.")
-    model.load_state_dict(state["model"])
+    load_state(model, state["model"])
     set_trainable_exactly(model, state["trainable" if state["version"] == 1 else "trainable_parameter_names"])
     built = BuiltModel(
         model,

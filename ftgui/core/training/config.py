@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.errors import FtguiError, ModelError
 from ftgui.core.base.options import CACHE_MODES, OPTIMIZERS, SCHEDULES
-from ftgui.core.models import arch_info
+from ftgui.core.models import arch_info, is_local_weights, model_source
 from ftgui.core.models.freeze import FreezePlan
 
 
@@ -161,12 +161,15 @@ def validate_config(cfg: TrainConfig) -> None:
     need(cfg.cache in CACHE_MODES, "--cache", " or ".join(CACHE_MODES), cfg.cache)
     if cfg.image_size is not None:
         need(_whole(cfg.image_size), "--image-size", "a whole number of pixels", cfg.image_size)
-        info = arch_info(cfg.arch)  # also refuses an unknown architecture
-        random_vit = cfg.arch.startswith("vit_") and str(cfg.weights).lower() == "none"
-        low = 8 if random_vit else max(8, info.min_size)
+        arch_info(cfg.arch)  # refuses an unknown architecture
         need(
-            low <= cfg.image_size <= MAX_IMAGE_SIZE,
+            8 <= cfg.image_size <= MAX_IMAGE_SIZE,
             "--image-size",
-            f"from {low} to {MAX_IMAGE_SIZE} pixels for {cfg.arch}",
+            f"from 8 to {MAX_IMAGE_SIZE} pixels",
             cfg.image_size,
         )
+        if not is_local_weights(cfg.weights):  # (a file's model is checked when it is read)
+            try:
+                model_source(cfg.arch, cfg.weights, cfg.image_size)  # runs it at that size on meta
+            except ModelError as exc:
+                raise FtguiError(f"--image-size {cfg.image_size}: {exc}") from None

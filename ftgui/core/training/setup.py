@@ -27,7 +27,7 @@ from ftgui.core.data.images import Batch
 from ftgui.core.data.samples import Sample, ScanResult, Split, split_samples
 from ftgui.core.data.scan import scan_folder
 from ftgui.core.evaluation.metrics import Evaluation
-from ftgui.core.models import BuiltModel, Preprocess, build_model
+from ftgui.core.models import BuiltModel, Preprocess, build_model, load_state
 from ftgui.core.models.freeze import NothingTrains
 from ftgui.core.models.layers import head_names, model_blocks, train_mode
 from ftgui.core.training.batches import BatchSource
@@ -273,7 +273,7 @@ class TrainerBase:
 
     def _restore_best(self) -> None:
         if self.state.best_state is not None and self.built is not None:
-            self.model.load_state_dict(self.state.best_state)
+            load_state(self.model, self.state.best_state)
 
     # ------------------------------------------------------------ checkpoints (see checkpoint.py)
 

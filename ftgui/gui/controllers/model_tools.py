@@ -106,7 +106,21 @@ class ModelTools(WindowBase):
     def _on_exported(self, folder: str, checks: list[FormatCheck]) -> None:
         self.settings.setValue("export/last_folder", folder)
         self.log_message("info", f"Exported model.safetensors, model.json and MODEL_CARD.md to {folder}")
+        failed = [c for c in checks if c.error]
+        for c in failed:
+            self.log_message(
+                "error", f"{Path(c.path).name} was not written: the {c.format} export failed: {c.error}"
+            )
+        if failed:
+            self.show_error(
+                "Export incomplete",
+                "The model was exported, but "
+                + "; ".join(f"the {c.format} export failed: {c.error}" for c in failed)
+                + ".",
+            )
         for c in checks:
+            if c.error:
+                continue
             self.log_message(
                 "info",
                 f"Wrote {Path(c.path).name}: checked with {c.runtime} at batch sizes 1 and 3, "
