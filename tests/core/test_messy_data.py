@@ -224,3 +224,38 @@ def test_cancel_token_stops_at_the_next_batch(tiny_config, tiny_model):
         if isinstance(e, ev.BatchEnded) and e.step == 3:
             cancel.cancel()
     assert [type(e) for e in after] == [ev.Cancelled] and trainer.state.step == 3
+
+
+def test_a_batch_that_shrinks_to_one_image_still_trains_batchnorm(
+    image_folder, tmp_path, capsys, ftgui_train_args
+):
+    """Batches of 2, one image undecodable: its batch holds one image, which BatchNorm cannot
+    normalise on its own at 1x1 (resnet18's last block at 32 px)."""
+    import random
+    import shutil
+    import struct
+    import zlib
+
+    from ftgui.core.data.example import draw_example
+
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    bad = data / "circle" / "garbled.png"
+    draw_example("circle", 32, random.Random(3)).save(bad)
+    # Its pixel data garbled, every chunk's checksum right: the scan's check passes, decoding fails.
+    raw, out, pos = bad.read_bytes(), bytearray(bad.read_bytes()[:8]), 8
+    while pos < len(raw):
+        n, kind = struct.unpack(">I4s", raw[pos : pos + 8])
+        body = raw[pos + 8 : pos + 8 + n]
+        if kind == b"IDAT":
+            body = body[:2] + bytes(random.Random(4).randrange(256) for _ in range(n - 2))
+        out += struct.pack(">I4s", n, kind) + body + struct.pack(">I", zlib.crc32(kind + body))
+        pos += 12 + n
+    bad.write_bytes(bytes(out))
+    code = train_main(
+        ftgui_train_args(data, tmp_path / "out", "--epochs", "1", "--batch-size", "2", "--strategy", "full")
+    )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Skipped circle/garbled.png: OSError: broken data stream" in err
+    assert json.loads((tmp_path / "out" / "model.json").read_text())["epochs_completed"] == 1

@@ -42,6 +42,7 @@ from ftgui.core.training.step import (
     NonFiniteLoss,
     Tally,
     first_non_finite,
+    norms_fixed_for_one_image,
     split_logits,
 )
 
@@ -120,7 +121,8 @@ class Trainer(TrainerBase):
                 t0 = time.perf_counter()
                 lr = set_lr(self.optimizer, lr_factor(cfg.schedule, st.step, clock.total))
                 try:
-                    result = step(batch.images, batch.labels)
+                    with norms_fixed_for_one_image(self.model, batch.images):
+                        result = step(batch.images, batch.labels)
                 except NonFiniteLoss as exc:
                     raise TrainingError(
                         f"The loss became {exc.value} at epoch {st.epoch + 1}, batch {b}. "

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from ftgui.core.data.images import Batch
-from ftgui.core.training.step import NonFiniteLoss, TrainStep
+from ftgui.core.models import load_state
+from ftgui.core.training.step import NonFiniteLoss, TrainStep, norms_fixed_for_one_image
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def range_test(
                 for g in optimizer.param_groups:
                     g["lr"] = lr * g["base_lr"] / run.base_lr
                 try:
-                    result = step(batch.images, batch.labels)
+                    with norms_fixed_for_one_image(model, batch.images):
+                        result = step(batch.images, batch.labels)
                     if result.count == 0:
                         continue
                     value = result.loss
@@ -120,7 +122,7 @@ def range_test(
                 break
             epoch += 1
     finally:
-        model.load_state_dict(saved_model)
+        load_state(model, saved_model)
         optimizer.load_state_dict(saved_optimizer)
         torch.set_rng_state(saved_rng)
         if saved_cuda is not None:

@@ -7,9 +7,10 @@ Forward (mixed precision on CUDA), cross-entropy with the auxiliary classifiers'
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,26 @@ class StepResult:
     loss: float  # the main classifier's mean loss
     correct: int
     count: int
+
+
+@contextlib.contextmanager
+def norms_fixed_for_one_image(model: torch.nn.Module, images: torch.Tensor) -> Iterator[None]:
+    """BatchNorm cannot compute statistics from one value per channel ("Expected more than 1 value
+    per channel when training"): a batch that shrank to one image (its others unreadable, a file
+    gone mid-run, a short last batch) trains with the running statistics instead, for that step."""
+    if images.dim() == 0 or images.shape[0] != 1:
+        yield
+        return
+    norms = [
+        m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training
+    ]
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train()
 
 
 class TrainStep:
