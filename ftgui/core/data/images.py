@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ftgui.core.data.headers import shape_problem
 from ftgui.core.data.samples import Sample
 from ftgui.core.data.stores import RowStore
 from ftgui.core.models import Preprocess
@@ -38,6 +39,10 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB") if im.mode != "RGB" else im
 
 
+class ImageShapeError(ValueError):
+    """An image whose shape makes resizing it unsafe (see ``headers.shape_problem``)."""
+
+
 def load_rgb(path: str | os.PathLike[str], target: int | None = None) -> Image.Image:
     """Decode an image as RGB, EXIF orientation applied, first frame of animations.
 
@@ -46,6 +51,9 @@ def load_rgb(path: str | os.PathLike[str], target: int | None = None) -> Image.I
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as im:
+            problem = shape_problem(*im.size, target)  # before any pixel is decoded
+            if problem:
+                raise ImageShapeError(problem)
             if target and im.format == "JPEG":
                 # draft() picks a DCT scale that keeps both sides >= the requested size.
                 im.draft("RGB", (target, target))
@@ -121,6 +129,8 @@ class ImageListDataset(torch.utils.data.Dataset):
             cached = self.pixels(load_rgb(os.path.join(self.root, s.path), self.decode_size))
         except MemoryError:
             raise  # not the file's fault: the engine reports it as out of memory
+        except ImageShapeError as exc:
+            return None, s.label, index, str(exc)
         except Exception as exc:  # one bad file must never end a run
             if "allocate memory" in str(exc).lower():
                 raise
