@@ -274,3 +274,21 @@ def test_a_comparison_stops_at_once_when_one_of_its_candidate_folders_is_in_use(
     finally:
         lock.release()
     assert not list(out.glob(".*ftgui-lock")) and not (tmp_path / ".cmp.ftgui-lock").exists()
+
+
+def test_a_damaged_split_file_is_one_line_not_a_traceback(trained, tmp_path, capsys):
+    import gzip
+
+    from ftgui.cli.check import check_main
+
+    out = tmp_path / "out"
+    export_all(trained.trained(), out)
+    good = gzip.decompress((out / "split.json.gz").read_bytes())
+    damaged = bytearray(gzip.compress(good))
+    damaged[20:40] = b"\xff" * 20  # the deflate data, not the header
+    (out / "split.json.gz").write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match="split.json.gz in .* is damaged and cannot be read"):
+        Predictor.load(out).split()
+    assert check_main([trained.scan.root, "--bundle", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "split.json.gz" in err and "damaged" in err and "Traceback" not in err

@@ -48,3 +48,42 @@ def test_a_damaged_record_is_skipped_not_fatal(image_folder, tmp_path):
     (runs_dir() / "broken.json").write_text("{not json")
     (runs_dir() / "other.json").write_text(json.dumps({"format": "something else"}))
     assert list_runs() == []
+
+
+def test_records_whose_fields_have_the_wrong_type_are_skipped(image_folder, tmp_path):
+    from ftgui.cli import train_main
+
+    assert (
+        train_main(
+            [
+                str(image_folder),
+                "--out",
+                str(tmp_path / "o"),
+                "--weights",
+                "none",
+                "--image-size",
+                "32",
+                "--epochs",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    [good] = list(runs_dir().glob("*.json"))
+    record = json.loads(good.read_text())
+    for i, change in enumerate(
+        [
+            {"created": None},
+            {"created": 5},
+            {"classes": None},
+            {"classes": [1, 2]},
+            {"epochs": "3"},
+            {"best_val_accuracy": "high"},
+            {"history": [1]},
+            {"config": []},
+            {"epochs": True},
+        ]
+    ):
+        (runs_dir() / f"bad{i}.json").write_text(json.dumps({**record, **change}))
+    assert [r.id for r in list_runs()] == [record["id"]]

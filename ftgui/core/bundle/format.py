@@ -70,6 +70,7 @@ def read_split(bundle_dir: str | os.PathLike[str] | None, meta: dict[str, Any]) 
     """The split a bundle was trained on (root, train and val lists of [file, class index]), from
     its split.json.gz or, for bundles of earlier versions, model.json; None if it has none."""
     import gzip
+    import zlib
 
     split = meta.get("split")
     if not isinstance(split, dict):
@@ -87,8 +88,8 @@ def read_split(bundle_dir: str | os.PathLike[str] | None, meta: dict[str, Any]) 
         if len(raw) > MAX_META_BYTES:
             raise CheckpointError(f"{SPLIT_FILE} in {bundle_dir} is far larger than any split ftgui writes.")
         record = json.loads(raw.decode("utf-8"))
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{SPLIT_FILE} in {bundle_dir} cannot be read: {exc}") from None
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{SPLIT_FILE} in {bundle_dir} is damaged and cannot be read ({exc}).") from None
     problem = split_lists_problem(record, len(meta["classes"]))
     if problem:
         raise CheckpointError(f"{SPLIT_FILE} in {bundle_dir} is not a valid ftgui split: {problem}.")

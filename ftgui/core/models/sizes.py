@@ -58,11 +58,15 @@ def smallest_size(arch: str, kwargs: dict[str, Any], guess: int = LOWEST) -> int
     checked where they are used (a few fail, as 283 px for Inception v3)."""
     key = _key(kwargs)
     guess = max(LOWEST, min(guess, HIGHEST))
-    if _failure(arch, key, guess) is None and (guess == LOWEST or _failure(arch, key, guess - 1) is not None):
-        return guess
-    if _failure(arch, key, HIGHEST) is not None:
+    if _failure(arch, key, guess) is None:
+        low, high = LOWEST, guess  # high works: is there a smaller one?
+        if guess == LOWEST or _failure(arch, key, guess - 1) is not None:
+            return guess
+        high = guess - 1
+    elif _failure(arch, key, HIGHEST) is None:
+        low, high = guess + 1, HIGHEST
+    else:
         return None
-    low, high = LOWEST, HIGHEST  # high works
     while low < high:
         mid = (low + high) // 2
         if _failure(arch, key, mid) is None:

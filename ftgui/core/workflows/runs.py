@@ -103,14 +103,37 @@ def record_run(
     return record
 
 
+_NUMBER = (int, float)
+# What each field of a record must hold (None allowed where the type lists it).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("id", "created", "source", "dataset", "arch", "strategy"), (str,)),
+    "classes": (list,),
+    **dict.fromkeys(("freeze", "config", "extra"), (dict,)),
+    "history": (list,),
+    "epochs": (int,),
+    "best_epoch": (int, type(None)),
+    **dict.fromkeys(("best_val_accuracy", "best_val_loss", "seconds"), (*_NUMBER, type(None))),
+    **dict.fromkeys(("bundle", "comparison", "candidate"), (str, type(None))),
+}
+
+
+def _fits(d: dict[str, Any]) -> bool:
+    for key, kinds in _FIELD_TYPES.items():
+        if key in d and (not isinstance(d[key], kinds) or isinstance(d[key], bool)):
+            return False
+    return all(isinstance(c, str) for c in d.get("classes", [])) and all(
+        isinstance(h, dict) for h in d.get("history", [])
+    )
+
+
 def _read(path: Path) -> RunRecord | None:
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(d, dict) or d.get("format") != RUN_FORMAT:
+        if not isinstance(d, dict) or d.get("format") != RUN_FORMAT or not _fits(d):
             return None
         known = set(RunRecord.__dataclass_fields__)
         return RunRecord(**{k: v for k, v in d.items() if k in known})
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, RecursionError):
         return None  # a damaged record is left alone, not shown
 
 
