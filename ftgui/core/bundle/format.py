@@ -89,7 +89,9 @@ def read_split(bundle_dir: str | os.PathLike[str] | None, meta: dict[str, Any]) 
             raise CheckpointError(f"{SPLIT_FILE} in {bundle_dir} is far larger than any split ftgui writes.")
         record = json.loads(raw.decode("utf-8"))
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{SPLIT_FILE} in {bundle_dir} is damaged and cannot be read ({exc}).") from None
+        raise CheckpointError(
+            f"{SPLIT_FILE} in {bundle_dir} is damaged and cannot be read ({exc})."
+        ) from None
     problem = split_lists_problem(record, len(meta["classes"]))
     if problem:
         raise CheckpointError(f"{SPLIT_FILE} in {bundle_dir} is not a valid ftgui split: {problem}.")

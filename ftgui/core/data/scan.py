@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import gc
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -65,17 +66,65 @@ def output_inside_class_folder(data_dir: str | os.PathLike[str], out: str | os.P
     return parts[0] if len(parts) > 1 and (root / parts[0]).is_dir() else None
 
 
-def _walk(top: Path) -> list[tuple[str, list[str]]]:
-    """os.walk following symlinks once (loops cut), hidden folders pruned, in ImageFolder order."""
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def _shown(target: str, real_root: str) -> str:
+    if target == real_root:
+        return "the dataset folder"
+    inside = target.startswith(real_root + os.sep)
+    return display_path(os.path.relpath(target, real_root) + "/" if inside else target)
+
+
+def _walk(top: Path, root: Path, warnings: list[str]) -> list[tuple[str, list[str]]]:
+    """os.walk of a class folder, hidden folders pruned, in ImageFolder order. Links to folders
+    elsewhere are followed once (loops cut); a link back up the tree or into another class of
+    the dataset is not (its images would count twice, or under the wrong class), and a folder
+    that cannot be read is named in ``warnings``."""
+    real_top, real_root = os.path.realpath(top), os.path.realpath(root)
     seen: set[str] = set()
     found = []
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+
+    def unreadable(exc: OSError) -> None:
+        where = os.path.relpath(exc.filename, root) if exc.filename else str(top)
+        warnings.append(
+            f"Could not read folder {display_path(where)}/ ({exc.strerror or exc}); its images are left out."
+        )
+
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True, onerror=unreadable):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = [d for d in dirnames if not _hidden(d)]
+        kept = []
+        for d in dirnames:
+            if _hidden(d):
+                continue
+            link = os.path.join(dirpath, d)
+            target = os.path.realpath(link)
+            inside_top = target == real_top or target.startswith(real_top + os.sep)
+            above = real_top == target or real_top.startswith(target + os.sep)
+            in_dataset = target == real_root or target.startswith(real_root + os.sep)
+            if os.path.islink(link) and (above or (in_dataset and not inside_top)):
+                where = "a folder above it" if above else "another folder of the dataset"
+                warnings.append(
+                    f"{display_path(os.path.relpath(link, root))} is a link to {where} "
+                    f"({_shown(target, real_root)}); "
+                    "not followed, so no image counts twice or under the wrong class."
+                )
+                continue
+            kept.append(d)
+        dirnames[:] = kept
         found.append((dirpath, filenames))
     return sorted(found)
 
@@ -91,11 +140,22 @@ def _scan_classes(
     """List the classes' files; a file the cache knows as it is now is taken as checked, the
     others join ``result.pending`` (as samples until a check says otherwise)."""
     samples: list[Sample] = []
+    real_root = os.path.realpath(root)
+    taken: dict[str, str] = {}  # real folder -> the class that holds it
     for label, cls in enumerate(classes):
         class_dir = root / cls
         if not class_dir.is_dir():
             continue
-        for dirpath, filenames in _walk(class_dir):
+        real = os.path.realpath(class_dir)
+        if real in taken or real_root == real or real_root.startswith(real + os.sep):
+            what = f"the class folder {display_path(taken[real])}" if real in taken else "a folder above it"
+            result.warnings.append(
+                f"Class folder {display_path(prefix + cls)} is a link to {what}; its images are not "
+                "counted again under another class."
+            )
+            continue
+        taken[real] = prefix + cls
+        for dirpath, filenames in _walk(class_dir, root, result.warnings):
             # One relpath per folder, not per file: 100k files list in about a second.
             here = prefix + os.path.relpath(dirpath, root).replace(os.sep, "/") + "/"
             for fname in sorted(filenames):
@@ -112,6 +172,11 @@ def _scan_classes(
                     st = os.stat(full)
                 except OSError as exc:
                     result.skipped.append((rel, f"unreadable file ({exc.strerror or exc})"))
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    result.skipped.append(
+                        (rel, f"not a regular file ({_file_kind(st.st_mode)}), never opened")
+                    )
                     continue
                 stamp = Stamp(st.st_size, st.st_mtime_ns)
                 known, reason = cache.lookup(rel, stamp)
