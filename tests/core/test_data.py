@@ -155,3 +155,20 @@ def test_symlink_loops_are_cut(messy):
     scan = scan_folder(messy)
     assert len([s for s in scan.samples if s.path.startswith("dog/")]) == 4
     shutil.rmtree(messy / "dog" / "nested")
+
+
+def test_high_bit_depth_images_keep_their_brightness(tmp_path):
+    """A 32-bit integer TIFF holding 8-bit values is not stretched by its own maximum."""
+    import numpy as np
+
+    values = np.tile(np.arange(0, 77, dtype=np.int32), (4, 1))  # a dark picture: 0 to 76
+    dark = tmp_path / "dark.tif"
+    Image.fromarray(values, "I").save(dark)
+    assert Image.open(dark).mode == "I"
+    assert load_rgb(dark).getpixel((76, 0)) == (76, 76, 76)
+    sixteen = tmp_path / "mid.tif"
+    Image.fromarray((values * 257).astype(np.int32), "I").save(sixteen)  # 16-bit values in a 32-bit file
+    assert load_rgb(sixteen).getpixel((76, 0)) == (76, 76, 76)
+    fraction = tmp_path / "f.tif"
+    Image.fromarray((values / 255).astype(np.float32), "F").save(fraction)  # floats in 0-1
+    assert load_rgb(fraction).getpixel((76, 0)) == (76, 76, 76)

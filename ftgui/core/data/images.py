@@ -23,12 +23,26 @@ from ftgui.core.models import Preprocess
 # ---------------------------------------------------------------- decoding
 
 
+def _value_scale(mode: str, arr: np.ndarray) -> float:
+    """What maps a high-bit-depth image's values to 0-255, from the range its values use: 16-bit
+    files by their 16-bit range; 32-bit integers holding 8-bit (or 16-bit) values as such, never
+    stretched by their own maximum (a dark 8-bit picture stays dark); floats in 0-1 as fractions."""
+    hi = float(arr.max()) if arr.size else 0.0
+    if mode.startswith("I;16"):
+        return 255.0 / 65535.0
+    if mode == "F" and hi <= 1.0:
+        return 255.0
+    if hi <= 255:
+        return 1.0
+    if hi <= 65535:
+        return 255.0 / 65535.0
+    return 255.0 / hi
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
-        hi = arr.max() if arr.size else 0.0
-        scale = 255.0 / (65535.0 if im.mode.startswith("I;16") or hi > 255 else max(hi, 1.0))
-        im = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+        im = Image.fromarray(np.clip(np.rint(arr * _value_scale(im.mode, arr)), 0, 255).astype(np.uint8), "L")
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA"):
