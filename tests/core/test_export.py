@@ -159,3 +159,19 @@ def test_split_file_read_back_old_bundles_and_damage(tmp_path, image_folder):
     (out / SPLIT_FILE).write_bytes(gzip.compress(json.dumps({"root": "", "train": [["a.png", 7]]}).encode()))
     with pytest.raises(CheckpointError, match="class index"):
         Predictor.load(out).split()
+
+
+def test_the_same_weights_give_the_same_bytes_in_every_process():
+    """safetensors writes its metadata from a hash map whose order changes per process."""
+    code = (
+        "import hashlib, torch; from torch import nn; from ftgui.core.bundle.export import weights_bytes; "
+        "from safetensors.torch import load; torch.manual_seed(0); m = nn.Sequential(nn.Linear(3, 4), "
+        "nn.BatchNorm1d(4)); b = weights_bytes(m, 'resnet18'); "
+        "assert all(torch.equal(t, m.state_dict()[k]) for k, t in load(b).items()); "
+        "print(hashlib.sha256(b).hexdigest())"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(8)  # with two metadata keys, 8 processes all agreeing by chance: 1 in 128
+    }
+    assert len(digests) == 1

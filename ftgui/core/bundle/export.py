@@ -57,7 +57,22 @@ def weights_bytes(model: torch.nn.Module, arch: str) -> bytes:
             + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
             + "); nothing was exported. Train again with a lower learning rate."
         )
-    return save(state, metadata={"format": BUNDLE_FORMAT, "arch": arch})
+    return _canonical(save(state, metadata={"format": BUNDLE_FORMAT, "arch": arch}))
+
+
+def _canonical(data: bytes) -> bytes:
+    """The same file with its header's keys in one order. safetensors writes ``__metadata__``
+    from a hash map whose order changes from process to process, so two identical trainings
+    gave different bytes (and SHA-256); the tensors' offsets do not depend on it."""
+    import json
+    import struct
+
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(text) > length:
+        return data  # cannot happen for the same content; never risk a broken file
+    return data[:8] + text.ljust(length, b" ") + data[8 + length :]
 
 
 def write_bundle_files(
