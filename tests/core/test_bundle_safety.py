@@ -100,13 +100,13 @@ KILLER = textwrap.dedent(
     t = Trainer(TrainConfig(data_dir=sys.argv[1], weights="none", image_size=32, epochs=1, device="cpu"))
     for _ in t.run():
         pass
-    original = export.write_synced
-    def slow(path, data):
-        original(path, data)
-        if path.name == "model.safetensors":
-            print("WEIGHTS WRITTEN", flush=True)
-            time.sleep(60)
-    export.write_synced = slow
+    original = export.write_weights
+    def slow(model, arch, path):
+        digest = original(model, arch, path)
+        print("WEIGHTS WRITTEN", flush=True)
+        time.sleep(60)
+        return digest
+    export.write_weights = slow
     export.export_all(t.trained(), sys.argv[2])
     """
 )

@@ -30,6 +30,7 @@ from ftgui.core.bundle.format import (
     SPLIT_FILE,
     WEIGHTS_FILE,
     dumps_json,
+    non_finite,
 )
 from ftgui.core.bundle.formats import (
     FormatCheck,
@@ -45,34 +46,63 @@ if TYPE_CHECKING:
     from ftgui.core.evaluation.metrics import Evaluation
 
 
-def weights_bytes(model: torch.nn.Module, arch: str) -> bytes:
-    """model.safetensors's content; refuses weights that are not finite numbers."""
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+def _weights_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors to save (contiguous, on the CPU, none sharing memory); refuses weights that are
+    not finite numbers."""
+    state: dict[str, torch.Tensor] = {}
+    storages: set[int] = set()
+    for k, v in model.state_dict().items():
+        t = v.detach().cpu().contiguous()
+        if t.untyped_storage().data_ptr() in storages:
+            t = t.clone()  # safetensors refuses tensors that share memory
+        storages.add(t.untyped_storage().data_ptr())
+        state[k] = t
+    bad = non_finite(state)
     if bad:
         raise CheckpointError(
             f"The model's weights are not finite numbers (NaN or infinity in {bad[0]}"
             + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
             + "); nothing was exported. Train again with a lower learning rate."
         )
-    return _canonical(save(state, metadata={"format": BUNDLE_FORMAT, "arch": arch}))
+    return state
 
 
-def _canonical(data: bytes) -> bytes:
-    """The same file with its header's keys in one order. safetensors writes ``__metadata__``
-    from a hash map whose order changes from process to process, so two identical trainings
-    gave different bytes (and SHA-256); the tensors' offsets do not depend on it."""
+def write_weights(model: torch.nn.Module, arch: str, path: Path) -> str:
+    """model.safetensors at ``path``, synced; returns its SHA-256.
+
+    The header is rewritten with sorted keys: safetensors writes ``__metadata__`` from a hash map
+    whose order changes from process to process, so two identical trainings gave different bytes
+    (and SHA-256). The tensors' offsets do not depend on it, and the length stays the same."""
     import json
     import struct
 
-    (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + length])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    if len(text) > length:
-        return data  # cannot happen for the same content; never risk a broken file
-    return data[:8] + text.ljust(length, b" ") + data[8 + length :]
+    from safetensors.torch import save_file
+
+    save_file(_weights_state(model), str(path), metadata={"format": BUNDLE_FORMAT, "arch": arch})
+    digest = hashlib.sha256()
+    with open(path, "r+b") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(length))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) <= length:  # always, for the same content
+            fh.seek(8)
+            fh.write(text.ljust(length, b" "))
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.seek(0)
+        while chunk := fh.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_bytes(model: torch.nn.Module, arch: str) -> bytes:
+    """model.safetensors's content, as :func:`write_weights` writes it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / WEIGHTS_FILE
+        write_weights(model, arch, path)
+        return path.read_bytes()
 
 
 def write_bundle_files(
@@ -86,9 +116,7 @@ def write_bundle_files(
     if evaluation is not None:
         meta["evaluation"] = evaluation_summary(evaluation)
         write_synced(folder / EVALUATION_FILE, dumps_json(evaluation.to_dict(), indent=None).encode("utf-8"))
-    data = weights_bytes(trained.model, meta["arch"])
-    meta["weights_sha256"] = hashlib.sha256(data).hexdigest()
-    write_synced(folder / WEIGHTS_FILE, data)
+    meta["weights_sha256"] = write_weights(trained.model, meta["arch"], folder / WEIGHTS_FILE)
     split = dumps_json(split_record(trained), indent=None).encode("utf-8")
     write_synced(folder / SPLIT_FILE, gzip.compress(split, compresslevel=6, mtime=0))
     write_synced(folder / META_FILE, dumps_json(meta).encode("utf-8"))

@@ -218,3 +218,13 @@ def validate_metadata(meta: Any, name: str = META_FILE) -> None:
         problem = split_lists_problem(split, len(classes))
         if problem:
             raise bad(problem)
+
+
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of floating-point tensors holding a NaN or an infinity (one reduction per tensor:
+    amax keeps a NaN, and is infinite where any value is)."""
+    return [
+        k
+        for k, t in state.items()
+        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t.abs().amax()))
+    ]

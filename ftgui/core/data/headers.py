@@ -90,7 +90,7 @@ def check_image(path: str | os.PathLike[str]) -> str | None:
                 fmt = im.format
                 size = im.size
                 im.verify()
-        shape = shape_problem(*size)
+        shape = shape_problem(size[0], size[1])
         if shape:
             return shape
         if fmt == "JPEG" and not _jpeg_complete(path):

@@ -65,7 +65,7 @@ def load_rgb(path: str | os.PathLike[str], target: int | None = None) -> Image.I
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as im:
-            problem = shape_problem(*im.size, target)  # before any pixel is decoded
+            problem = shape_problem(im.width, im.height, target)  # before any pixel is decoded
             if problem:
                 raise ImageShapeError(problem)
             if target and im.format == "JPEG":

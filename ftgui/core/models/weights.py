@@ -142,7 +142,9 @@ def describe_mismatch(model: nn.Module, state: dict[str, torch.Tensor], limit: i
     return ", ".join(parts) if parts else None
 
 
-def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True) -> Any:
+def load_state(
+    model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False
+) -> Any:
     """``model.load_state_dict`` for tensors that lost their module versions on the way (a copy, a
     .safetensors file, a checkpoint's plain dict): the model's own versions go with them, since
     some modules refuse a state without one (MNASNet: 'version should be set to 1 or 2')."""
@@ -152,7 +154,7 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool
     versions = getattr(state, "_metadata", None) or getattr(model.state_dict(), "_metadata", None)
     if versions is not None:
         versioned._metadata = versions
-    return model.load_state_dict(versioned, strict=strict)
+    return model.load_state_dict(versioned, strict=strict, assign=assign)
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], what: str, arch: str) -> None:
