@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ftgui.cli.common import Progress
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.base.text import display_path as display
+from ftgui.core.base.text import printable as display
 
 if TYPE_CHECKING:
     from ftgui.core.workflows.backbones import BackboneResult

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 from ftgui.core.base import events as ev
 from ftgui.core.base import report
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.base.text import display_path as display
+from ftgui.core.base.text import printable as display
 
 if TYPE_CHECKING:
     from ftgui.core.data.samples import ScanResult

@@ -15,7 +15,7 @@ from ftgui.cli.train import _check_tensorboard, _config, _record, _tensorboard_f
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.options import STRATEGY_HELP
-from ftgui.core.base.text import display_path as display
+from ftgui.core.base.text import printable as display
 
 if TYPE_CHECKING:
     from ftgui.core.workflows.compare import CandidateSummary

@@ -12,7 +12,7 @@ from ftgui import __version__
 from ftgui.cli.common import Progress
 from ftgui.cli.options import positive_int
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.base.text import display_path as display
+from ftgui.core.base.text import printable as display
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Prediction, Predictor

@@ -55,3 +55,17 @@ def test_a_model_json_whose_class_is_a_path_is_refused_and_copies_never_leave_th
     with pytest.raises(CheckpointError, match="Cannot write the bundle"):
         export_all(trained, tmp_path / "again")
     assert not (tmp_path / "again").exists()
+
+
+def test_file_names_with_escape_codes_are_printed_escaped(image_folder, tmp_path, capsys, ftgui_train_args):
+    import shutil
+
+    from ftgui.cli import train_main
+
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    (data / "circle" / "clear\x1b[2Jscreen.txt").write_text("not an image")
+    assert train_main(ftgui_train_args(data, tmp_path / "out", "--epochs", "1", "--quiet")) == 0
+    err = capsys.readouterr().err
+    assert "Skipped circle/clear\\x1b[2Jscreen.txt: not an image file extension" in err
+    assert "\x1b" not in err
