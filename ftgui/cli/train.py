@@ -337,8 +337,20 @@ def _finish(
         return cancel_code
     assert isinstance(final, ev.Finished)
     best = f", best epoch {final.best_epoch}" if final.best_epoch else ""
+    evaluated = trainer.evaluation
     if final.best_val_accuracy is not None:
         result = f"validation accuracy {report.pct(final.best_val_accuracy)}"
+        if (
+            evaluated is not None
+            and evaluated.accuracy is not None
+            and evaluated.unreadable
+            and report.pct(evaluated.accuracy) != report.pct(final.best_val_accuracy)
+        ):
+            # Files went missing during the run: say which figure is which, not two numbers.
+            result += (
+                f" at epoch {final.best_epoch}; {report.pct(evaluated.accuracy)} in the report, on the "
+                f"{evaluated.count} of {evaluated.requested} validation images still readable at the end"
+            )
     elif trainer.split is not None and trainer.split.val:
         result = "no validation image could be read, so there is no validation accuracy"
     else:

@@ -259,3 +259,42 @@ def test_a_batch_that_shrinks_to_one_image_still_trains_batchnorm(
     assert code == 0, err
     assert "Skipped circle/garbled.png: OSError: broken data stream" in err
     assert json.loads((tmp_path / "out" / "model.json").read_text())["epochs_completed"] == 1
+
+
+@pytest.mark.slow
+def test_files_deleted_during_a_run_the_final_line_and_the_report_agree(
+    image_folder, tmp_path, capsys, ftgui_train_args
+):
+    import threading
+    import time
+
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    out = tmp_path / "out"
+    done = threading.Event()
+
+    def delete_after_the_first_epoch() -> None:
+        while not (out / "checkpoint.pt").exists() and not done.is_set():
+            time.sleep(0.005)
+        for folder in data.iterdir():
+            for image in sorted(folder.iterdir())[::3]:
+                image.unlink()
+
+    thread = threading.Thread(target=delete_after_the_first_epoch)
+    thread.start()
+    try:
+        code = train_main(ftgui_train_args(data, out, "--epochs", "2", "--strategy", "full", "--lr", "1e-4"))
+    finally:
+        done.set()
+        thread.join()
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    text = captured.out + captured.err
+    report_line = next(line for line in text.splitlines() if line.startswith("validation:"))
+    final = next(line for line in text.splitlines() if line.startswith("done:"))
+    assert "could not be read" in report_line, report_line
+    reported = report_line.split("accuracy ")[1].split(",")[0]
+    assert (
+        f"{reported} in the report, on the " in final
+        and "validation images still readable at the end" in final
+    )
