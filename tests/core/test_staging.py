@@ -151,3 +151,33 @@ def test_out_on_another_file_system_a_symlink_to_one_or_holding_a_mount_point(tm
     assert (plain / "model.json").read_bytes() == b"second model.json"
     assert (plain / "photos" / "a.jpg").read_bytes() == b"jpeg" and os.path.ismount(plain / "photos")
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_an_extra_format_that_fails_costs_only_its_own_file(tmp_path, tiny_config):
+    """The disk fills while model.onnx is written: the bundle is still exported, whole."""
+    from ftgui.core.bundle.export import export_all
+    from ftgui.core.bundle.predict import Predictor
+    from ftgui.core.training.engine import Trainer
+
+    trainer = Trainer(tiny_config)
+    for _ in trainer.run():
+        pass
+    export_all(trainer.trained(), tmp_path / "sized")
+    bundle = sum(p.stat().st_size for p in (tmp_path / "sized").iterdir())
+    out = tmp_path / "small disk"
+    out.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={bundle + (2 << 20)}", "tmpfs", str(out)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        checks = export_all(trainer.trained(), out, ("safetensors", "onnx"))
+        [onnx] = checks
+        assert "No space left on device" in onnx.error and not (out / "model.onnx").exists()
+        assert Predictor.load(out).classes == trainer.classes
+        assert "`model.onnx`: not written (onnx export failed: " in (out / "MODEL_CARD.md").read_text()
+        assert _leftovers(out) == []
+    finally:
+        subprocess.run(["umount", str(out)], check=False)
