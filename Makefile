@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ftgui-installed
 
-.PHONY: run test test-fast lint bench bench-accuracy bench-compare bench-distributed bench-classify bench-growth clean
+.PHONY: run test test-archs test-fast lint bench bench-accuracy bench-compare bench-distributed bench-classify bench-growth clean
 
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
@@ -16,12 +16,17 @@ WORKERS ?= 2
 PYTEST  := OMP_NUM_THREADS=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(WORKERS)
 
 test: $(STAMP)
-	$(PYTEST) $(PYTEST_ARGS)
+	$(PYTEST) -m "not archs" $(PYTEST_ARGS)
+
+# Every torchvision architecture through train, restore, export and predict (about 10 minutes;
+# make test runs one architecture of each family).
+test-archs: $(STAMP)
+	$(PYTEST) -m archs $(PYTEST_ARGS)
 
 # The quick loop: everything but the tests marked slow (subprocesses, fuzzing, every
 # architecture, whole trainings through the window or the command line).
 test-fast: $(STAMP)
-	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow and not archs" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ftgui tests benchmarks

@@ -253,21 +253,8 @@ def test_a_comparison_stops_at_once_when_one_of_its_candidate_folders_is_in_use(
     out = tmp_path / "cmp"
     lock = OutputLock(out / "head").acquire("ftgui-train data --out cmp/head")
     try:
-        code = compare_main(
-            [
-                str(image_folder),
-                "--out",
-                str(out),
-                "--candidates",
-                "head,full",
-                "--weights",
-                "none",
-                "--image-size",
-                "32",
-                "--epochs",
-                "1",
-            ]
-        )
+        options = "--candidates head,full --weights none --image-size 32 --epochs 1".split()
+        code = compare_main([str(image_folder), "--out", str(out), *options])
         err = capsys.readouterr().err
         assert code == 2 and f"{out / 'head'} is in use by another ftgui run" in err
         assert "ftgui-train data --out cmp/head" in err and not (out / "full").exists()

@@ -1,6 +1,7 @@
 """Every torchvision architecture through a real cycle at its smallest input size: one epoch of
 training (last block + head, so BatchNorm trains), the best weights restored, the bundle
 exported and loaded back, a prediction. TorchScript on one architecture of each family.
+`make test` runs those representatives; `make test-archs` (and CI) every architecture.
 
 The smallest size comes from running the model on the meta device (models.sizes)."""
 
@@ -80,7 +81,11 @@ def test_every_family_has_a_torchscript_representative():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize(
+    "arch",
+    # The rest of each family (the same code at other widths) runs in `make test-archs` (CI).
+    [a if a in TORCHSCRIPT else pytest.param(a, marks=pytest.mark.archs) for a in ARCHS],
+)
 def test_train_restore_export_predict(arch, two_classes, tmp_path):
     size = smallest(arch)
     torch.manual_seed(0)

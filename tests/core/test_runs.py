@@ -50,26 +50,10 @@ def test_a_damaged_record_is_skipped_not_fatal(image_folder, tmp_path):
     assert list_runs() == []
 
 
-def test_records_whose_fields_have_the_wrong_type_are_skipped(image_folder, tmp_path):
+def test_records_whose_fields_have_the_wrong_type_are_skipped(image_folder, tmp_path, ftgui_train_args):
     from ftgui.cli import train_main
 
-    assert (
-        train_main(
-            [
-                str(image_folder),
-                "--out",
-                str(tmp_path / "o"),
-                "--weights",
-                "none",
-                "--image-size",
-                "32",
-                "--epochs",
-                "1",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert train_main(ftgui_train_args(image_folder, tmp_path / "o", "--epochs", "1", "--quiet")) == 0
     [good] = list(runs_dir().glob("*.json"))
     record = json.loads(good.read_text())
     for i, change in enumerate(

@@ -298,7 +298,9 @@ def _find_issues(
 
     lab = Datalab(data={"label": labels}, label_name="label", verbosity=0)
     issue_types: dict[str, dict[str, Any]] = {
-        "label": {},
+        # One process: cleanlab's default forks a worker pool, and forking a process that runs
+        # threads (the window, decoding, torch) can leave a worker waiting on a lock forever.
+        "label": {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}},
         "outlier": {},
         "near_duplicate": {},
         "class_imbalance": {},
