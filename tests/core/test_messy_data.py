@@ -298,3 +298,37 @@ def test_files_deleted_during_a_run_the_final_line_and_the_report_agree(
         f"{reported} in the report, on the " in final
         and "validation images still readable at the end" in final
     )
+
+
+def test_the_out_of_memory_advice_survives_an_empty_message():
+    from ftgui.core.compute.device import oom_message
+
+    assert oom_message(MemoryError(), 32) == (
+        "Out of memory during training (MemoryError). Try a smaller batch size (now 32) or image size."
+    )
+    assert oom_message(RuntimeError("\n"), 8).startswith("Out of memory during training (RuntimeError).")
+
+
+def test_damaged_state_files_of_a_dataset_are_rebuilt_not_fatal(
+    image_folder, tmp_path, ftgui_train_args, capsys
+):
+    """A header cache whose compressed data is garbled, an exclusions record that is valid JSON
+    of another shape: the next training checks again and excludes nothing, no traceback."""
+    from ftgui.core.data.fixes import EXCLUDED, Fixes
+    from ftgui.core.data.headers import HeaderCache
+
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    assert train_main(ftgui_train_args(data, tmp_path / "o1", "--epochs", "1", "--quiet")) == 0
+    cache = HeaderCache(str(data)).path
+    raw = bytearray(cache.read_bytes())
+    raw[12:] = b"\x00" * (len(raw) - 12)  # the gzip header kept, its data garbled
+    cache.write_bytes(bytes(raw))
+    fixes = Fixes()  # ftgui's own data folder (a temporary one in the tests)
+    fixes.folder.mkdir(parents=True, exist_ok=True)
+    for damaged in ("null", "[1, 2]", '{"circle": [1, null]}'):
+        (fixes.folder / EXCLUDED).write_text(damaged)
+        capsys.readouterr()
+        assert train_main(ftgui_train_args(data, tmp_path / "o2", "--epochs", "1", "--quiet")) == 0
+        err = capsys.readouterr().err
+        assert "Traceback" not in err

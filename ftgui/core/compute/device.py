@@ -44,7 +44,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def oom_message(exc: BaseException, batch_size: int) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0][:120] if text else type(exc).__name__  # MemoryError() has no text
     return (
-        f"Out of memory during training ({str(exc).splitlines()[0][:120]}). "
-        f"Try a smaller batch size (now {batch_size}) or image size."
+        f"Out of memory during training ({first}). Try a smaller batch size (now {batch_size}) or image size."
     )

@@ -145,9 +145,13 @@ class Fixes:
     def _read_excluded(self) -> dict[str, list[str]]:
         try:
             data = json.loads((self.folder / EXCLUDED).read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError):
             return {}
-        return {str(k): [str(p) for p in v] for k, v in data.items() if isinstance(v, list)}
+        if not isinstance(data, dict):
+            return {}  # valid JSON of another shape (null, a list): a damaged record excludes nothing
+        return {
+            str(k): [str(p) for p in v if isinstance(p, str)] for k, v in data.items() if isinstance(v, list)
+        }
 
     # ------------------------------------------------------------ writing
 

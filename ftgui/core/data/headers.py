@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import warnings
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Executor, Future
@@ -161,7 +162,7 @@ class HeaderCache:
                     if not len(names) == len(sizes) == len(mtimes):
                         return
                     entries.update((n, (a, b, None)) for n, a, b in zip(names, sizes, mtimes))
-        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError, AttributeError):
             return  # no cache yet, or a damaged one: check everything again
         self._entries = entries
         self.loaded = len(entries)
