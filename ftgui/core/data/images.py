@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ftgui.core.data.headers import shape_problem
 from ftgui.core.data.samples import Sample
+from ftgui.core.data.shapes import shape_problem
 from ftgui.core.data.stores import RowStore
 from ftgui.core.models import Preprocess
 
