@@ -8,6 +8,7 @@ The smallest size comes from running the model on the meta device (models.sizes)
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,4 @@ def test_train_restore_export_predict(arch, two_classes, tmp_path):
         scripted = torch.jit.load(str(tmp_path / "m" / "model.torchscript.pt"))
         out = scripted(predictor.load_images([two_classes / "red" / "0.png"]))
         assert isinstance(out, torch.Tensor) and out.shape == (1, 2)
+    shutil.rmtree(tmp_path)  # up to 2.5 GB per model: pytest would keep every one until the end
