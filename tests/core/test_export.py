@@ -164,9 +164,10 @@ def test_split_file_read_back_old_bundles_and_damage(tmp_path, image_folder):
 def test_the_same_weights_give_the_same_bytes_in_every_process():
     """safetensors writes its metadata from a hash map whose order changes per process."""
     code = (
-        "import hashlib, torch; from torch import nn; from ftgui.core.bundle.export import weights_bytes; "
-        "from safetensors.torch import load; torch.manual_seed(0); m = nn.Sequential(nn.Linear(3, 4), "
-        "nn.BatchNorm1d(4)); b = weights_bytes(m, 'resnet18'); "
+        "import hashlib, tempfile, torch; from pathlib import Path; from torch import nn; "
+        "from ftgui.core.bundle.export import write_weights; from safetensors.torch import load; "
+        "torch.manual_seed(0); m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)); "
+        "f = Path(tempfile.mkdtemp()) / 'model.safetensors'; write_weights(m, 'resnet18', f); b = f.read_bytes(); "
         "assert all(torch.equal(t, m.state_dict()[k]) for k, t in load(b).items()); "
         "print(hashlib.sha256(b).hexdigest())"
     )

@@ -95,16 +95,6 @@ def write_weights(model: torch.nn.Module, arch: str, path: Path) -> str:
     return digest.hexdigest()
 
 
-def weights_bytes(model: torch.nn.Module, arch: str) -> bytes:
-    """model.safetensors's content, as :func:`write_weights` writes it."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / WEIGHTS_FILE
-        write_weights(model, arch, path)
-        return path.read_bytes()
-
-
 def write_bundle_files(
     trained: TrainedModel, folder: Path, evaluation: Evaluation | None = None
 ) -> dict[str, Any]:

@@ -55,15 +55,14 @@ def smallest_size(arch: str, kwargs: dict[str, Any], guess: int = LOWEST) -> int
     """The smallest size from which ``arch`` works, or None when it works at none up to HIGHEST.
 
     ``guess`` (torchvision's recorded minimum) only saves time: it is taken when it works and one
-    pixel less does not, and otherwise the size is bisected. Sizes above the result are each
-    checked where they are used (a few fail, as 283 px for Inception v3)."""
+    pixel less does not, and otherwise the size is bisected (sizes above the result are each
+    checked where they are used: bisection assumes every larger size works)."""
     key = _key(kwargs)
     guess = max(LOWEST, min(guess, HIGHEST))
     if _failure(arch, key, guess) is None:
-        low, high = LOWEST, guess  # high works: is there a smaller one?
         if guess == LOWEST or _failure(arch, key, guess - 1) is not None:
             return guess
-        high = guess - 1
+        low, high = LOWEST, guess - 1  # high works: is there a smaller one?
     elif _failure(arch, key, HIGHEST) is None:
         low, high = guess + 1, HIGHEST
     else:
