@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import sys
 
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from ftgui import __version__
 from ftgui.gui.main_window import MainWindow
 from ftgui.gui.resources import app_icon
+from ftgui.gui.startup import show_then_start
 
 
 def run_app(argv: list[str]) -> int:
@@ -40,6 +40,5 @@ def run_app(argv: list[str]) -> int:
     if hasattr(app, "setDesktopFileName"):
         app.setDesktopFileName("ftgui")
     window = MainWindow(initial_folder=args.folder)
-    window.show()
-    QTimer.singleShot(0, window.start_background_init)
+    starter = show_then_start(window, window.start_background_init)  # noqa: F841 (kept alive)
     return int(app.exec())

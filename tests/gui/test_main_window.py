@@ -406,9 +406,13 @@ def test_learning_rate_finder_dialog(qtbot, window, image_folder, drop):
     assert len(result.lrs) >= 10 and result.lrs[0] < result.lrs[-1]
     items = window.lr_dialog.plot.getPlotItem().listDataItems()
     assert len(items[0].getData()[0]) == len(result.lrs)
-    if result.suggestion:
+    chosen = window.lr_dialog.chosen_lr
+    assert window.lr_dialog.use_button.isEnabled() == (chosen is not None)
+    if chosen is not None:
+        assert 3e-3 <= chosen <= 3e-1  # within 10x of head's default, as --lr auto keeps
         qtbot.mouseClick(window.lr_dialog.use_button, Qt.MouseButton.LeftButton)
-        assert window.train_panel.lr.value() == pytest.approx(float(f"{result.suggestion:.1e}"), rel=1e-3)
+        assert window.train_panel.lr.value() == pytest.approx(float(f"{chosen:.1e}"), rel=1e-3)
+        assert window.train_panel.lr.text() == f"{chosen:.1e}".replace(".0e", "e")
     qtbot.waitUntil(lambda: not window.busy, timeout=10_000)
 
 
@@ -455,3 +459,33 @@ def test_googlenet_weights_file_without_aux_heads_tree_matches_training(
     assert "Finished 1 epochs" in log and "No layer named" not in log
     trainable = sum(p.numel() for p in window.trainer.model.parameters() if p.requires_grad)
     assert panel.summary.text().startswith(f"Trainable: {trainable:,} of ")
+
+
+@pytest.mark.parametrize("mode", ["fresh", "folder given", "folder remembered"])
+def test_the_window_paints_before_its_background_work_starts(qtbot, settings, image_folder, mode):
+    """The window as ftgui starts it (show_then_start, as launch does): the first paint comes
+    within a second of show() in every start mode, and torch's import and the folder's listing
+    start only after it."""
+    import time
+
+    from ftgui.gui.startup import show_then_start
+
+    if mode == "folder remembered":
+        settings.setValue("data/last_folder", str(image_folder))
+    w = MainWindow(settings=settings, initial_folder=str(image_folder) if mode == "folder given" else None)
+    qtbot.addWidget(w)
+    started: list[float] = []
+    original = w.start_background_init
+
+    def start() -> None:
+        started.append(time.monotonic())
+        original()
+
+    starter = show_then_start(w, start)
+    qtbot.waitUntil(lambda: starter.painted_at is not None and bool(started), timeout=5_000)
+    assert starter.painted_at - starter.shown_at <= 1.0
+    assert started[0] >= starter.painted_at
+    if mode != "fresh":
+        qtbot.waitUntil(lambda: w.data_panel.scan is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: w.ready, timeout=60_000)
+    w.jobs.shutdown()

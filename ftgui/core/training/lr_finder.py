@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -48,21 +49,52 @@ class LRFinderResult:
         return {"lrs": self.lrs, "losses": self.losses, "suggestion": self.suggestion}
 
 
+def _moving_average(values: list[float], half: int) -> list[float]:
+    out = []
+    for i in range(len(values)):
+        lo, hi = max(0, i - half), min(len(values), i + half + 1)
+        out.append(sum(values[lo:hi]) / (hi - lo))
+    return out
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ys against xs."""
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var > 0 else 0.0
+
+
 def suggest(lrs: list[float], losses: list[float]) -> float | None:
-    """The learning rate where the smoothed loss falls fastest (steepest slope against log lr)."""
-    if len(lrs) < 5:
+    """The learning rate where the loss falls fastest in the curve's final fall, or None when
+    the curve does not clearly fall.
+
+    The curve is smoothed again (a centred window, since the range test's running average
+    lags), the plateau is the median of its first tenth, and only the stretch from the last
+    point still near the plateau to the minimum counts: a dip in the flat, noisy start (where
+    a bias-corrected running average of a few batches wanders) is never the answer. There the
+    slope is a least-squares fit over about a tenth of the range, not a two-point difference.
+    """
+    n = len(lrs)
+    if n < 10 or len(losses) != n:
         return None
-    # Ignore the very start (warm-up noise) and the explosion at the end.
-    end = min(range(len(losses)), key=lambda i: losses[i])
-    start = max(1, len(losses) // 10)
-    if end - start < 2:
-        return lrs[end] / 10 if end > 0 else None
-    slopes = [
-        (losses[i + 1] - losses[i - 1]) / (math.log(lrs[i + 1]) - math.log(lrs[i - 1]))
-        for i in range(start, end)
-    ]
-    best = min(range(len(slopes)), key=lambda j: slopes[j])
-    return lrs[start + best]
+    smooth = _moving_average(losses, max(1, n // 40))
+    end = min(range(n), key=lambda i: smooth[i])
+    level = statistics.median(smooth[: max(3, n // 10)])
+    drop = level - smooth[end]
+    if end < 3 or drop <= 0.05 * abs(level):
+        return None  # no clear fall: the loss hardly moved, or it only rose
+    start = max((i for i in range(end) if smooth[i] >= level - 0.1 * drop), default=0)
+    logs = [math.log(x) for x in lrs]
+    half = max(2, n // 20)
+    best, best_slope = None, 0.0
+    for i in range(start, end + 1):
+        lo, hi = max(start, i - half), min(end, i + half)
+        if hi - lo < 2:
+            continue
+        slope = _slope(logs[lo : hi + 1], smooth[lo : hi + 1])
+        if slope < best_slope:
+            best, best_slope = i, slope
+    return lrs[best] if best is not None else None
 
 
 def range_test(

@@ -24,6 +24,7 @@ AUTO_SPAN = 10.0
 class LRChoice:
     lr: float
     reason: str  # one line for the log, the window and model.json
+    from_curve: bool = False  # taken from a range test's curve (not the default's fallback)
 
 
 def strategy_kind(strategy: str) -> str:
@@ -60,8 +61,9 @@ def choose_auto_lr(suggestion: float | None, losses: list[float], strategy: str)
         return LRChoice(
             clipped,
             f"auto: {clipped:.1e} (the range test's {suggestion:.1e}, kept within 10x of the default)",
+            True,
         )
-    return LRChoice(suggestion, f"auto: {suggestion:.1e} from the range test")
+    return LRChoice(suggestion, f"auto: {suggestion:.1e} from the range test", True)
 
 
 def resolve_lr(

@@ -243,15 +243,17 @@ class ModelTools(WindowBase):
     def _on_lr_found(self, result: LRFinderResult) -> None:
         self.log_message(
             "info",
-            f"Learning-rate finder: {len(result.lrs)} steps; suggestion "
+            f"Learning-rate finder: {len(result.lrs)} steps; steepest fall "
             + (f"{result.suggestion:.2e}" if result.suggestion else "none"),
         )
-        dialog = LRFinderDialog(result, self)
+        dialog = LRFinderDialog(result, self, self.train_panel.strategy)
         self.lr_dialog = dialog
-        dialog.accepted.connect(lambda: self.use_learning_rate(result.suggestion))
+        dialog.accepted.connect(lambda: self.use_learning_rate(dialog.chosen_lr))
         dialog.open()
 
     def use_learning_rate(self, lr: float | None) -> None:
         if lr:
             self.train_panel.set_lr_mode("set", float(f"{lr:.1e}"))
-            self.log_message("info", f"Learning rate set to {self.train_panel.lr.value():g}")
+            from ftgui.gui.widgets.rate_box import format_rate
+
+            self.log_message("info", f"Learning rate set to {format_rate(self.train_panel.lr.value())}")

@@ -8,7 +8,6 @@ from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from ftgui.core.base.options import OPTIMIZERS, SCHEDULES
 from ftgui.gui.settings import setting
+from ftgui.gui.widgets.rate_box import RateSpinBox, format_rate
 
 SETTINGS_PREFIX = "training/"
 
@@ -46,12 +46,11 @@ class TrainPanel(QWidget):
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 4096)
         self.batch_size.setValue(32)
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(6)
-        self.lr.setRange(1e-6, 1.0)
-        self.lr.setSingleStep(1e-4)
+        self.lr = RateSpinBox()
         self.lr.setValue(1e-3)
         self.lr.setEnabled(False)
+        self.lr.setToolTip("Learning rate: type a number (3e-4 or 0.0003); the arrows step 1, 2, 5, 10, ...")
+        self._set_lr = 1e-3  # the user's own number, kept while the box shows another mode's rate
         self.lr_mode = QComboBox()
         for text, key in LR_MODES:
             self.lr_mode.addItem(text, key)
@@ -64,7 +63,7 @@ class TrainPanel(QWidget):
         self.lr_note.setStyleSheet("color: #555;")
         # Room for two lines: the note changes with the strategy and must never be cut off.
         self.lr_note.setMinimumHeight(2 * self.lr_note.fontMetrics().lineSpacing() + 4)
-        self._strategy = "head"
+        self.strategy = "head"
         self._running = False
         self.find_lr_button = QPushButton("Find…")
         self.find_lr_button.setToolTip(
@@ -149,7 +148,7 @@ class TrainPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self.find_lr_button.clicked.connect(self.find_lr_requested)
         self.lr_mode.currentIndexChanged.connect(self._on_lr_mode_changed)
-        self.lr.valueChanged.connect(self._update_lr_note)
+        self.lr.valueChanged.connect(self._on_lr_typed)
         self._inputs = [
             self.epochs,
             self.batch_size,
@@ -213,34 +212,51 @@ class TrainPanel(QWidget):
     def requested_lr(self) -> float | str | None:
         """What TrainConfig.lr gets: None (the strategy's default), 'auto', or the number."""
         mode = self.lr_mode_key
-        return self.lr.value() if mode == "set" else ("auto" if mode == "auto" else None)
+        return self._set_lr if mode == "set" else ("auto" if mode == "auto" else None)
 
     def set_lr_mode(self, key: str, value: float | None = None) -> None:
+        if value is not None:
+            self._set_lr = value
         index = self.lr_mode.findData(key)
         self.lr_mode.setCurrentIndex(max(index, 0))
-        if value is not None:
-            self.lr.setValue(value)
+        self._show_lr()
 
     def set_strategy(self, strategy: str) -> None:
         """The model panel's strategy, for the note on which learning rate Start will use."""
-        self._strategy = strategy
-        self._update_lr_note()
+        self.strategy = strategy
+        self._show_lr()
 
     def show_lr_used(self, text: str) -> None:
         self.lr_note.setText(f"This run: {text}")
 
     def _on_lr_mode_changed(self, *_: object) -> None:
         self.lr.setEnabled(self.lr_mode_key == "set" and not self._running)
+        self._show_lr()
+
+    def _on_lr_typed(self, value: float) -> None:
+        if self.lr_mode_key == "set":
+            self._set_lr = value
+        self._update_lr_note()
+
+    def _show_lr(self) -> None:
+        """The box shows the rate Start will use: the user's number, or (greyed) the strategy's
+        default, never a stale number beside a note that names another."""
+        from ftgui.core.training.recipe import default_lr
+
+        shown = self._set_lr if self.lr_mode_key == "set" else default_lr(self.strategy).lr
+        self.lr.blockSignals(True)
+        self.lr.setValue(shown)
+        self.lr.blockSignals(False)
         self._update_lr_note()
 
     def _update_lr_note(self) -> None:
         from ftgui.core.training.recipe import default_lr
 
         mode = self.lr_mode_key
-        fallback = default_lr(self._strategy)
+        fallback = default_lr(self.strategy)
         if mode == "set":
-            self.lr_note.setText(f"Set by you: {self.lr.value():g}")
-        elif mode == "auto" and self._strategy == "head":
+            self.lr_note.setText(f"Set by you: {format_rate(self._set_lr)}")
+        elif mode == "auto" and self.strategy == "head":
             self.lr_note.setText(
                 "Auto: a range test at Start picks the rate (a few seconds on cached features); "
                 f"without a clear result, the {fallback.reason}."
@@ -256,7 +272,7 @@ class TrainPanel(QWidget):
                 continue
             settings.setValue(SETTINGS_PREFIX + key, value if value is not None else 0)
         settings.setValue(SETTINGS_PREFIX + "lr_mode", self.lr_mode_key)
-        settings.setValue(SETTINGS_PREFIX + "lr", self.lr.value())
+        settings.setValue(SETTINGS_PREFIX + "lr", self._set_lr)
         settings.setValue(SETTINGS_PREFIX + "checkpoint_every_epoch", self.checkpoint_every_epoch.isChecked())
         settings.setValue(SETTINGS_PREFIX + "tensorboard", self.tensorboard.isChecked())
 
@@ -266,8 +282,7 @@ class TrainPanel(QWidget):
 
         self.epochs.setValue(get("epochs", 5, int))
         self.batch_size.setValue(get("batch_size", 32, int))
-        self.lr.setValue(get("lr", 1e-3, float))
-        self.set_lr_mode(get("lr_mode", "default", str))
+        self.set_lr_mode(get("lr_mode", "default", str), get("lr", 1e-3, float))
         self.image_size.setValue(get("image_size", 0, int))
         self.augment.setChecked(get("augment", False, bool))
         self.early_stopping.setValue(get("early_stopping", 0, int))
