@@ -97,6 +97,9 @@ def print_event(e: ev.Event, out: Progress) -> None:
     if isinstance(e, ev.BatchEnded):
         out.batch(e)
         return
+    if isinstance(e, ev.Preparing):
+        out.fraction(report.preparing(e), e.done, e.total)
+        return
     line = report.describe(e)
     if line is not None and not isinstance(e, (ev.Finished, ev.Cancelled, ev.Failed)):
         level, text = line

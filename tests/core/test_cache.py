@@ -160,3 +160,34 @@ def test_the_frozen_layer_cache_keeps_no_pixels(tiny_config):
     tiny_config.cache, tiny_config.freeze = "auto", FreezePlan.parse("full")
     trainer, _, _, _ = _run(tiny_config)
     assert len(trainer.source.memo["train"]) == len(trainer.split.train)  # full: kept for epoch 2
+
+
+def test_the_cache_fill_reports_its_own_progress_and_costs_the_eta_nothing(tiny_config):
+    """The fill is its own step (images done of all), before the first batch; the ETA the
+    batches report leaves the fill's time out."""
+    from ftgui.core.base import events as ev
+    from ftgui.core.training.engine import Trainer
+
+    tiny_config.freeze, tiny_config.epochs = FreezePlan.parse("head"), 2
+    trainer = Trainer(tiny_config)
+    events = list(trainer.run())
+    kinds = [type(e).__name__ for e in events]
+    first_batch = kinds.index("BatchEnded")
+    filling = [e for e in events[:first_batch] if isinstance(e, ev.Preparing)]
+    assert filling and all(e.what == "caching" for e in filling)
+    assert [e.done for e in filling] == sorted(e.done for e in filling)
+    assert filling[-1].done == filling[-1].total == len(trainer.split.train) + len(trainer.split.val)
+    assert not any(isinstance(e, ev.Preparing) for e in events[first_batch:])  # once, not per epoch
+
+
+def test_the_eta_leaves_out_the_time_spent_filling_the_cache():
+    from ftgui.core.training.step import Clock
+
+    now = [0.0]
+    clock = Clock(total=10, start_step=0, now=lambda: now[0])
+    now[0] = 30.0  # the fill
+    clock.exclude(30.0)
+    now[0] = 31.0  # one step of 1 s
+    assert clock.eta(1) == pytest.approx(9.0)  # not (31 s per step) x 9 = 4:39
+    now[0] = 32.0
+    assert clock.eta(2) == pytest.approx(8.0)

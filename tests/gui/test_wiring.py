@@ -92,3 +92,30 @@ def test_a_failed_run_shows_its_first_paragraph_and_logs_all(qtbot, window, imag
     assert "Details here" in window.log.toPlainText()
     assert window.train_panel.progress.format() == "Failed"
     assert window.train_panel.start_button.isEnabled()
+
+
+def test_the_cache_fill_is_its_own_step_on_the_progress_bar(qtbot, window, image_folder, drop):
+    with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
+        assert drop(qtbot, window, image_folder)
+    filled = threading.Event()
+
+    class Filling(ScriptedTrainer):
+        def run(self, cancel):
+            yield ev.Preparing("caching", 5, 10)
+            filled.wait(10)
+            yield from super().run(cancel)
+
+    filling = Filling(window.build_config())
+    filling.script = []
+    window.session.new_trainer = lambda config: filling
+    qtbot.mouseClick(window.train_panel.start_button, Qt.MouseButton.LeftButton)
+    panel = window.train_panel
+    qtbot.waitUntil(lambda: panel.progress.format().startswith("Caching"), timeout=10_000)
+    assert panel.progress.format() == "Caching the frozen layers' output 5/10 images · %p%"
+    assert panel.progress.value() == 5 and panel.progress.maximum() == 10
+    assert panel.eta.text() == "ETA once the first batches have run"
+    filled.set()
+    qtbot.waitUntil(lambda: panel.progress.format().startswith("Epoch 2/"), timeout=10_000)
+    assert panel.eta.text() == "ETA 0:03"
+    qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.busy, timeout=10_000)

@@ -44,6 +44,16 @@ class FileSkipped(Event):
 
 
 @dataclass(frozen=True)
+class Preparing(Event):
+    """A step before (or between) epochs that takes a while: the frozen layers' output being
+    computed once for the cache. ``done`` of ``total`` images."""
+
+    what: str  # "caching" (the frozen-layer cache of the training and validation images)
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class BlocksUnfrozen(Event):
     epoch: int
     blocks: tuple[str, ...]

@@ -19,6 +19,11 @@ def batch_status(e: ev.BatchEnded) -> str:
     return f"{e.images_per_s:,.0f} images/s · loss {e.loss:.4f} · lr {e.lr:.2g}"
 
 
+def preparing(e: ev.Preparing) -> str:
+    """What a step before the epochs is doing, in a few words."""
+    return {"caching": "caching the frozen layers' output:"}.get(e.what, f"{e.what}:")
+
+
 def describe(e: ev.Event) -> tuple[str, str] | None:
     """(level, sentence) for the log; None for per-batch events (progress shows those)."""
     if isinstance(e, ev.RunStarted):

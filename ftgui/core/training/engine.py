@@ -106,7 +106,9 @@ class Trainer(TrainerBase):
                     yield unfrozen
             epoch_start = time.perf_counter()
             self._check_root()  # cached pixels and features would let a run go on without its folder
+            filling = time.perf_counter()
             yield from self.ensure_cache(cancel)
+            clock.exclude(time.perf_counter() - filling)  # once, not each epoch: no ETA from it
             if cancel.cancelled:
                 break
             self.set_train_mode()

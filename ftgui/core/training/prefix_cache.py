@@ -136,6 +136,7 @@ class FrozenPrefix:
         node = f"-node{world.node}" if world.active else ""
         stores = []
         reused = True
+        filled = [0, n_train + n_val]  # images done, of all to compute (for the progress)
         for part, samples in (("train", split.train), ("val", split.val)):
             path = folder("features") / f"{key}-{part}{node}.npy"
             store = self.shared.get(f"{key}-{part}")
@@ -143,7 +144,7 @@ class FrozenPrefix:
                 store = RowStore.reopen(path, len(samples), shape)
             if world.any(store is None):  # rebuilt together unless every rank has it
                 reused = False
-                store = yield from self._fill(samples, plan, shape, where, path, cancel, report)
+                store = yield from self._fill(samples, plan, shape, where, path, cancel, report, filled)
                 if store is None:
                     self._decided = None  # stopped half-way: build it when training goes on
                     return
@@ -169,6 +170,7 @@ class FrozenPrefix:
         path: Path,
         cancel: ev.CancelToken,
         report: ReportFailures,
+        filled: list[int],
     ) -> Generator[ev.Event, None, RowStore | None]:
         """Compute the frozen layers' output for ``samples`` (None if cancelled).
 
@@ -202,6 +204,8 @@ class FrozenPrefix:
                 rows, got = [idx[p] for p in keep], world.sum(full)[keep]
             if store is not None and got is not None and rows:
                 store.put(rows, got)
+            filled[0] += len(idx)
+            yield ev.Preparing("caching", min(filled[0], filled[1]), filled[1])
         if store is not None:
             store.finish()
         world.barrier()  # the machine's file is complete before anyone opens it

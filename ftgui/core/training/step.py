@@ -217,11 +217,19 @@ def first_non_finite(model: torch.nn.Module) -> str | None:
 
 
 class Clock:
-    """Time left in a run, from the steps done since it (re)started."""
+    """Time left in a run, from the steps done since it (re)started. Time spent outside the
+    steps' rhythm (the frozen-layer cache being filled, once) is left out: a run whose first
+    epoch fills the cache would otherwise be estimated at many times its length."""
 
-    def __init__(self, total: int, start_step: int) -> None:
-        self.total, self.start_step, self.t0 = total, start_step, time.perf_counter()
+    def __init__(self, total: int, start_step: int, now: Callable[[], float] = time.perf_counter) -> None:
+        self.total, self.start_step, self._now = total, start_step, now
+        self.t0 = now()
+        self.excluded = 0.0
+
+    def exclude(self, seconds: float) -> None:
+        self.excluded += seconds
 
     def eta(self, step: int) -> float:
         done = step - self.start_step
-        return (time.perf_counter() - self.t0) / done * max(self.total - step, 0) if done else 0.0
+        spent = max(self._now() - self.t0 - self.excluded, 0.0)
+        return spent / done * max(self.total - step, 0) if done else 0.0

@@ -173,6 +173,9 @@ class TrainingControls(CompareControls):
             self.train_panel.show_batch(e.epoch, epochs, e.batch, e.batches, e.eta_s)
             self.speed_label.setText(report.batch_status(e))
             return
+        if isinstance(e, ev.Preparing):
+            self.train_panel.show_preparing(report.preparing(e), e.done, e.total)
+            return
         line = report.describe(e)
         if line is not None:
             self.log_message(*line)

@@ -187,6 +187,14 @@ class TrainPanel(QWidget):
         self.progress.setFormat(f"Epoch {epoch}/{epochs} · batch {batch}/{batches} · %p%")
         self.eta.setText(f"ETA {format_duration(eta_s)}")
 
+    def show_preparing(self, what: str, done: int, total: int) -> None:
+        """A step before the epochs (the frozen-layer cache): its own progress, and no ETA yet
+        (epochs on cached features run many times faster than this step)."""
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(min(done, total))
+        self.progress.setFormat(f"{what[:1].upper()}{what[1:].rstrip(':')} {done:,}/{total:,} images · %p%")
+        self.eta.setText("ETA once the first batches have run")
+
     def show_idle(self, text: str) -> None:
         self.progress.setFormat(text)
 
