@@ -59,6 +59,8 @@ class MainWindow(TrainingControls):
         self.initial_folder = initial_folder
         self.ready = False
         self.last_error_box: QMessageBox | None = None
+        self.export_box: QMessageBox | None = None  # the last export's confirmation
+        self._example_fallback = None  # (example folder, settings before, settings set)
         self.lr_dialog: LRFinderDialog | None = None
         self._eval_prefers_trainer = True
         self._closing = False

@@ -77,9 +77,18 @@ def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, dro
     assert run.freeze["overrides"] == [["layer3", True], ["layer2.1", True]]
     assert f"Recorded as run {run.id}." in window.log.toPlainText()
 
+    assert "not yet exported" in window.try_panel.model_label.text()
     out = tmp_path / "exported"
     assert window.export_to(str(out))
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    box = window.export_box  # a confirmation, not only the status bar
+    assert box is not None and box.isVisible() and box.windowTitle() == "Model exported"
+    assert str(out) in box.text() and "model.safetensors" in box.text()
+    assert [b.text() for b in box.buttons() if b.text() == "Open folder"]
+    assert f"exported to {out}" in window.try_panel.model_label.text()
+    assert f"exported to {out}" in window.open_classify_folder().model_label.text()
+    window.classify_dialog.close()
+    box.close()
     meta = json.loads((out / "model.json").read_text())
     assert meta["classes"] == ["circle", "square", "stripes", "triangle"]
     assert meta["training"]["strategy"] == "custom"

@@ -49,6 +49,7 @@ class Session:
         self.resuming = False  # ``trainer`` came from a checkpoint and has not run since
         self.bundle: Predictor | None = None  # an exported model opened from disk
         self.job: Job | None = None
+        self._exported: tuple[Trainer, int, str] | None = None  # (trainer, its epoch, folder)
 
     # ------------------------------------------------------------ jobs
 
@@ -181,12 +182,22 @@ class Session:
         """The bundle, MODEL_CARD.md and the chosen formats (each checked), under ``lock``."""
         from ftgui.core.bundle.export import export_all
 
-        if self.trainer is None:
+        trainer = self.trainer
+        if trainer is None:
             raise FtguiError("There is no trained model to export.")
         try:
-            return export_all(self.trainer.trained(), folder, formats)
+            checks = export_all(trainer.trained(), folder, formats)
         finally:
             lock.release()
+        self._exported = (trainer, trainer.epoch, folder)
+        return checks
+
+    def exported_to(self) -> str | None:
+        """Where the model just trained was last exported, unless it trained on since."""
+        if self._exported is None:
+            return None
+        trainer, epoch, folder = self._exported
+        return folder if trainer is self.trainer and epoch == trainer.epoch else None
 
     def check_export(self, folder: str, formats: tuple[str, ...]) -> OutputLock:
         """The quick checks before an export starts (packages, folder, space) and the folder's lock."""

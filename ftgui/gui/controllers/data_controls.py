@@ -30,6 +30,7 @@ class DataControls(ModelTools):
             f"Opened: {len(scan.samples):,} images in {len(scan.classes)} classes", 5000
         )
         self.session.resuming = False
+        self._undo_example_fallback(scan.root)
         self.runs_panel.set_dataset(scan.root, list(scan.classes))
         if self.model_panel.populated:
             self.model_panel.set_num_classes(len(scan.classes))
@@ -52,15 +53,40 @@ class DataControls(ModelTools):
             return
         panel = self.model_panel
         if panel.weights != "none" and panel.weights_state not in ("cached", "download"):
+            before = self._example_fields()
             panel.set_weights("none")
             panel.set_strategy("full")
             self.train_panel.image_size.setValue(64)
             self.train_panel.epochs.setValue(max(self.train_panel.epochs.value(), 3))
+            # the user's own settings come back with the next folder (unless changed meanwhile)
+            self._example_fallback = (folder, before, self._example_fields())
             self.log_message(
                 "info",
                 f"Pretrained weights for {panel.arch} are not available offline, so the example trains "
                 "it from scratch (full fine-tuning at 64 px), which these simple pictures allow.",
             )
+
+    def _example_fields(self) -> tuple[str, object, int, int]:
+        panel, train = self.model_panel, self.train_panel
+        return panel.weights, panel.plan, train.image_size.value(), train.epochs.value()
+
+    def _undo_example_fallback(self, root: str) -> None:
+        """Another folder opened after the example: the settings the example's fallback changed
+        go back to the user's own, where the user has not changed them since."""
+        if self._example_fallback is None or Path(root) == Path(self._example_fallback[0]):
+            return
+        _, before, applied = self._example_fallback
+        self._example_fallback = None
+        if self._example_fields() != applied or self.training:
+            return  # changed by the user meanwhile: theirs now
+        weights, plan, size, epochs = before
+        self.model_panel.set_weights(weights)
+        self.model_panel.set_plan(plan)  # type: ignore[arg-type]
+        self.train_panel.image_size.setValue(size)
+        self.train_panel.epochs.setValue(epochs)
+        self.log_message(
+            "info", "Back to the settings from before the example dataset (weights, strategy, image size)."
+        )
 
     # ------------------------------------------------------------ checking and fixing the data
 
@@ -82,9 +108,6 @@ class DataControls(ModelTools):
         self.classify_dialog.show()
         self.classify_dialog.raise_()
         return self.classify_dialog
-
-    def _current_predictor(self) -> tuple[Predictor | None, str]:
-        return self.try_panel.predictor, self.try_panel.model_label.text().removeprefix("Model: ")
 
     def _evaluated_predictor(self) -> Predictor | None:
         """The model the Evaluate tab shows: the one just trained, or the opened bundle."""

@@ -127,6 +127,32 @@ class ModelTools(WindowBase):
                 f"largest difference {c.max_difference:.1e}",
             )
         self.statusBar().showMessage(f"Exported to {folder}", 8000)
+        if self._eval_prefers_trainer:
+            self._use_trainer_for_try()  # "exported to FOLDER" in Try and Classify (same model)
+        if not failed:
+            self._confirm_export(folder, checks)
+
+    def _confirm_export(self, folder: str, checks: list[FormatCheck]) -> None:
+        """A confirmation that says what was written, with Open folder (not modal: the window
+        stays usable behind it)."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        files = ["model.safetensors", "model.json", "MODEL_CARD.md", *(Path(c.path).name for c in checks)]
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Model exported",
+            f"Exported to {display_path(folder)}:\n"
+            + ", ".join(files)
+            + ("\n\nEach extra format was checked against the model." if checks else ""),
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
+        open_button = box.addButton("Open folder", QMessageBox.ButtonRole.ActionRole)
+        open_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder)))
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.show()
+        self.export_box = box
 
     # ------------------------------------------------------------ evaluation, try, learning rate
 
@@ -214,6 +240,10 @@ class ModelTools(WindowBase):
         )
         self._update_actions()
 
+    def _current_predictor(self) -> tuple[Predictor | None, str]:
+        """Try's model and its description (Classify a folder uses the same)."""
+        return self.try_panel.predictor, self.try_panel.model_label.text().removeprefix("Model: ")
+
     def _use_trainer_for_try(self) -> None:
         predictor = self.session.trainer_predictor()
         if predictor is None:
@@ -221,9 +251,11 @@ class ModelTools(WindowBase):
         self._eval_prefers_trainer = True
         t = self.trainer
         assert t is not None and t.built is not None  # a predictor exists only for a trained model
-        self.try_panel.set_predictor(
-            predictor, f"{t.built.arch} just trained ({t.epoch} epochs, not yet exported)"
-        )
+        folder = self.session.exported_to()
+        where = f"exported to {folder}" if folder else "not yet exported"
+        self.try_panel.set_predictor(predictor, f"{t.built.arch} just trained ({t.epoch} epochs, {where})")
+        if self.classify_dialog is not None:
+            self.classify_dialog.set_predictor(*self._current_predictor())
 
     def find_learning_rate(self) -> None:
         """Range test on the current settings; the result dialog offers the suggestion."""

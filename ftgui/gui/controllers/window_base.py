@@ -57,6 +57,8 @@ class WindowBase(QMainWindow):
     speed_label: QLabel
     # dialogs, file changes, the comparison running or done
     last_error_box: QMessageBox | None
+    export_box: QMessageBox | None
+    _example_fallback: tuple[str, tuple[str, object, int, int], tuple[str, object, int, int]] | None
     lr_dialog: LRFinderDialog | None
     check_dialog: CheckDataDialog | None
     classify_dialog: ClassifyFolderDialog | None

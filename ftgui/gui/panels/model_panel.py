@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QStandardItem
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QCompleter,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -29,7 +28,7 @@ from ftgui.core.base.options import STRATEGIES
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.gui.jobs import JobRunner
 from ftgui.gui.widgets.layer_tree import LayerTree
-from ftgui.gui.widgets.model_choices import fill_model_choices, model_note
+from ftgui.gui.widgets.model_choices import fill_model_choices, model_note, searchable
 from ftgui.gui.widgets.weights_status import NONE_WEIGHTS, WeightsStatus
 
 if TYPE_CHECKING:
@@ -124,11 +123,7 @@ class ModelPanel(QWidget):
     def populate(self, arch: str = DEFAULT_ARCH) -> None:
         """Fill the architecture list (torch must be importable; call after the window shows)."""
         fill_model_choices(self.arch_combo)
-        completer = QCompleter(self.arch_combo.model(), self.arch_combo)
-        completer.setFilterMode(Qt.MatchFlag.MatchContains)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.activated[str].connect(self._on_completer_activated)  # type: ignore[index]
-        self.arch_combo.setCompleter(completer)
+        searchable(self.arch_combo, self._on_arch_typed)
         self.arch_combo.setEnabled(True)
         self.set_arch(arch if self.arch_combo.findData(arch) >= 0 else DEFAULT_ARCH)
 
@@ -166,11 +161,13 @@ class ModelPanel(QWidget):
         self._fill_weights()
         self._rebuild()
 
-    def _on_completer_activated(self, text: str) -> None:
-        index = self.arch_combo.findText(text)
-        if index >= 0:
+    def _on_arch_typed(self, index: int | None) -> None:
+        """Typing ended in the model box, or a search result was picked: ``index`` chosen."""
+        if index is not None:
             self.arch_combo.setCurrentIndex(index)
             self._on_arch_activated(index)
+        else:
+            self._show_start_of_name()
 
     # ------------------------------------------------------------ weights
 

@@ -136,9 +136,19 @@ class TryPanel(QWidget):
         self.heat_toggle.toggled.connect(lambda _on: self._last and self.try_images(self._last))
 
     def set_predictor(self, predictor: Predictor | None, description: str) -> None:
+        """The model Try uses; results of another model are cleared (they would read as this
+        one's), the same model under a new description (exported since) keeps them."""
+        if predictor is not self.predictor and self.rows:
+            self._clear_rows()
+            self.drop_label.setText("Another model is selected: drop images again to see what it says.")
         self.predictor = predictor
         self.model_label.setText(f"Model: {description}")
         self.choose_button.setEnabled(predictor is not None)
+
+    def _clear_rows(self) -> None:
+        for row in self.rows:
+            row.deleteLater()
+        self.rows = []
 
     def _on_choose_clicked(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
@@ -162,9 +172,7 @@ class TryPanel(QWidget):
 
     def try_images(self, paths: list[str]) -> bool:
         """Predict in the background, then show the top-5 for each image. False if nothing runs."""
-        for row in self.rows:
-            row.deleteLater()
-        self.rows = []
+        self._clear_rows()
         if self.predictor is None:
             self.drop_label.setText("No model yet: train one, or open an exported model first.")
             return False

@@ -3,9 +3,11 @@ then timm's pretrained classifiers (when timm is installed), and a chosen timm m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QComboBox
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QCompleter
 
 if TYPE_CHECKING:
     from ftgui.core.models import ArchInfo
@@ -40,3 +42,37 @@ def model_note(info: ArchInfo) -> str:
         f"timm · {human_count(info.num_params)} params · licence {info.licence or 'not recorded'} · "
         f"{info.default_size} px by default: {info.size_note}"
     )
+
+
+def typed_choice(combo: QComboBox) -> int | None:
+    """When typing in the model box ends: the index of the model the text names (its name, or
+    the start of only one name), or None, with the box's text put back to the chosen model's
+    name. The box never shows a model that is not the one Start would train."""
+    text = combo.currentText().strip().lower()
+    current = combo.currentIndex()
+    if text == combo.itemText(current).lower():
+        return None
+    names = [str(combo.itemData(i) or "").lower() for i in range(combo.count())]
+    exact = [i for i, n in enumerate(names) if n == text or combo.itemText(i).lower() == text]
+    starts = [i for i, n in enumerate(names) if text and n.startswith(text)]
+    chosen = exact or (starts if len(starts) == 1 else [])
+    if chosen and chosen[0] != current:
+        return chosen[0]
+    combo.setEditText(combo.itemText(current))
+    return None
+
+
+def searchable(combo: QComboBox, chosen: Callable[[int | None], None]) -> None:
+    """The editable model box: typing searches every name (contains, any case); picking a
+    result, or typing that ends on one model's name, calls ``chosen(index)``; other text calls
+    ``chosen(None)`` once the box shows the chosen model's name again."""
+    completer = QCompleter(combo.model(), combo)
+    completer.setFilterMode(Qt.MatchFlag.MatchContains)
+    completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+    completer.activated[str].connect(  # type: ignore[index]
+        lambda text: chosen(combo.findText(text) if combo.findText(text) >= 0 else None)
+    )
+    combo.setCompleter(completer)
+    line = combo.lineEdit()
+    if line is not None:
+        line.editingFinished.connect(lambda: chosen(typed_choice(combo)))

@@ -1,0 +1,93 @@
+"""What a new user met in a full walk-through of the window at 1280x800, each case as they met
+it: stale labels and states after an action, wording that said the wrong thing."""
+
+from __future__ import annotations
+
+from PySide6.QtTest import QTest
+
+from ftgui.core.base import events as ev
+from ftgui.core.base import report
+
+
+def test_the_finished_line_names_the_epoch_kept_and_why():
+    """'Finished · best val acc 84.4 %' after an epoch at 93.8 %: the accuracy is the kept
+    epoch's (lowest validation loss), which the words must say."""
+    done = ev.Finished(5, 2, 0.41, 0.844, False)
+    assert report.short_status(done) == "Finished · kept epoch 2 (lowest validation loss): 84.4%"
+    assert report.describe(done) == (
+        "info",
+        "Finished 5 epochs; kept epoch 2 (lowest validation loss): 84.4%",
+    )
+    assert report.short_status(ev.Finished(3, None, None, None, False)) == "Finished"
+
+
+def test_the_model_box_never_keeps_text_that_is_not_the_model(qtbot, window):
+    combo = window.model_panel.arch_combo
+    line = combo.lineEdit()
+    assert window.model_panel.arch == "resnet18"
+    combo.setFocus()
+    line.selectAll()
+    QTest.keyClicks(line, "mobilenet")  # matches several models: none is chosen
+    line.editingFinished.emit()
+    assert window.model_panel.arch == "resnet18"
+    assert combo.currentText() == combo.itemText(combo.currentIndex())
+    assert combo.currentText().startswith("resnet18")
+    line.selectAll()
+    QTest.keyClicks(line, "mobilenet_v3_small")  # one model's name: it is chosen
+    line.editingFinished.emit()
+    assert window.model_panel.arch == "mobilenet_v3_small"
+    assert combo.currentText().startswith("mobilenet_v3_small")
+
+
+def test_a_refused_weights_file_leaves_a_usable_panel(qtbot, window, tmp_path):
+    bad = tmp_path / "weights.pth"
+    bad.write_bytes(b"not a checkpoint")
+    panel = window.model_panel
+    assert panel.use_weights_file(str(bad))
+    qtbot.waitUntil(lambda: window.last_error_box is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.busy, timeout=10_000)
+    assert window.last_error_box.windowTitle() == "Unusable weights file"
+    window.last_error_box.close()
+    assert panel.isEnabled() and panel.tree.isEnabled()
+    assert panel.weights == panel.weights_combo.currentData()  # the combo shows what is used
+    assert panel.skeleton is not None and panel.tree.item_for("fc") is not None
+
+
+def test_the_examples_fallback_does_not_follow_the_user_to_the_next_folder(qtbot, window, image_folder):
+    panel, train = window.model_panel, window.train_panel
+    panel.set_strategy("head")
+    train.image_size.setValue(0)
+    before = (panel.weights, panel.strategy_key, train.image_size.value())
+    with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
+        window.open_example()
+    if before[0] == "none" or panel.weights_state in ("cached", "download"):
+        return  # weights available: no fallback was needed
+    assert (panel.weights, panel.strategy_key, train.image_size.value()) == ("none", "full", 64)
+    with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
+        window.data_panel.load_folder(str(image_folder))
+    assert (panel.weights, panel.strategy_key, train.image_size.value()) == before
+    assert "settings from before the example dataset" in window.log.toPlainText()
+
+
+def test_try_forgets_the_old_models_results_when_another_model_opens(qtbot, window, image_folder, tmp_path):
+    from ftgui.core.bundle.predict import Predictor
+
+    with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
+        window.data_panel.load_folder(str(image_folder))
+    window.model_panel.set_weights("none")
+    window.train_panel.epochs.setValue(1)
+    window.train_panel.image_size.setValue(32)
+    window.start_training()
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
+    assert window.export_to(str(tmp_path / "m"))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    window.export_box.close()
+    images = [str(p) for p in sorted((image_folder / "circle").iterdir())[:2]]
+    assert window.try_panel.try_images(images)
+    qtbot.waitUntil(lambda: len(window.try_panel.rows) == 2, timeout=30_000)
+    assert window.open_bundle(str(tmp_path / "m"))
+    qtbot.waitUntil(lambda: not window.busy, timeout=30_000)
+    assert isinstance(window.try_panel.predictor, Predictor)
+    assert "from " in window.try_panel.model_label.text()
+    assert window.try_panel.rows == []  # the results were the other model's
+    assert "drop images again" in window.try_panel.drop_label.text()
