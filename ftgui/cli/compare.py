@@ -174,6 +174,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
                         seconds=summary.seconds,
                         comparison=out_dir.name,
                         candidate=summary.name,
+                        ended=summary.status,
                     )
             records = [s.to_dict() for s in final.summaries]
             report_data = {

@@ -18,6 +18,7 @@ from ftgui.core.base import report
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.options import EXPORT_FORMATS
 from ftgui.core.base.text import printable as display
+from ftgui.core.workflows.runs import how_it_ended
 
 if TYPE_CHECKING:
     from ftgui.core.base.events import CancelToken
@@ -321,7 +322,8 @@ def _finish(
                 f"wrote {check.path} ({check.runtime}; max difference at batch 1 and 3: "
                 f"{check.max_difference:.1e})"
             )
-        _record(trainer, "ftgui-train", progress, bundle=out_dir, seconds=getattr(args, "seconds", None))
+        seconds = getattr(args, "seconds", None)
+        _record(trainer, "ftgui-train", progress, bundle=out_dir, seconds=seconds, ended=how_it_ended(final))
     kept = f"the model of epoch {trainer.best_epoch or trainer.epoch}"
     if isinstance(final, ev.Failed):
         progress.error("ftgui-train", final.message.splitlines()[0])

@@ -139,6 +139,7 @@ class MainWindow(TrainingControls):
         self.train_panel.find_lr_requested.connect(self.find_learning_rate)
         self.eval_panel.evaluate_requested.connect(self.run_evaluation)
         self.eval_panel.heat_maps_requested.connect(self.show_mistake_heat_maps)
+        self.eval_panel.heat_maps_unwanted.connect(self.stop_heat_maps)
         self.compare_panel.start_requested.connect(self.start_comparison)
         self.compare_panel.stop_requested.connect(self.jobs.stop)
         self.compare_panel.use_requested.connect(self.use_candidate)

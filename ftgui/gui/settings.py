@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TypeVar
 
 from PySide6.QtCore import QSettings
 
 T = TypeVar("T", str, int, float, bool)
+
+
+def dialog_folder(*candidates: str | Path | None) -> str:
+    """Where a file dialog opens: the first candidate that is a folder (the open dataset, the
+    last export, ...), else the home folder; never the working directory the app started in."""
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return str(c)
+    return str(Path.home())
 
 
 def setting(settings: QSettings, key: str, default: T) -> T:

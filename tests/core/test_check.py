@@ -62,7 +62,13 @@ def test_an_exact_copy_across_train_and_validation_is_a_leak(tmp_path):
     for part, seed in (("train", 1), ("val", 2)):
         make_example_dataset(tmp_path / "d" / part, per_class=15, size=32, seed=seed)
     shutil.copy2(tmp_path / "d/train/circle/circle_0003.jpg", tmp_path / "d/val/circle/copy.jpg")
-    result = check_data(config(tmp_path / "d", 32))
+    seen: list[tuple[int, int]] = []
+    result = check_data(config(tmp_path / "d", 32), progress=lambda done, total: seen.append((done, total)))
+    # One bar over the three steps: it rises, and reaches 100 % only when the check is done
+    # (it showed 100 % once the features were computed, long before the heads and cleanlab).
+    assert seen[-1] == (100, 100) and all(t == 100 for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen.count((100, 100)) == 1 and any(60 < d < 100 for d, _ in seen)  # the k heads
     leaks = result.of_kind("leak")
     assert [(f.path, f.partner) for f in leaks] == [("val/circle/copy.jpg", "train/circle/circle_0003.jpg")]
     assert "identical file in training" in leaks[0].detail

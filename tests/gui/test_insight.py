@@ -154,14 +154,23 @@ def test_heat_maps_in_try_and_the_worst_mistakes(qtbot, window, tmp_path, drop):
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
 
     panel = window.eval_panel
+    window.tabs.setCurrentWidget(panel)
     assert panel.gallery.count() > 0
     panel.heat_toggle.setChecked(True)
+    assert window.busy and panel.progress.isVisible()  # its own progress: N of M mistakes
+    assert panel.progress.format().startswith("Heat maps of the mistakes: %v of %m")
     qtbot.waitUntil(lambda: bool(panel._heat) and not window.busy, timeout=60_000)
+    assert not panel.progress.isVisible()
     assert panel.gallery.iconSize().width() == 196  # predicted | true class side by side
     assert not panel.gallery.item(0).icon().isNull()
     assert "left: evidence for" in panel.gallery.item(0).toolTip()
     panel.heat_toggle.setChecked(False)
     assert panel.gallery.iconSize().width() == 96
+    panel._heat = {}  # made again: unticking while they are made stops them
+    panel.heat_toggle.setChecked(True)
+    assert window.busy
+    panel.heat_toggle.setChecked(False)
+    qtbot.waitUntil(lambda: not window.busy, timeout=10_000)
 
 
 @pytest.mark.slow

@@ -91,3 +91,54 @@ def test_try_forgets_the_old_models_results_when_another_model_opens(qtbot, wind
     assert "from " in window.try_panel.model_label.text()
     assert window.try_panel.rows == []  # the results were the other model's
     assert "drop images again" in window.try_panel.drop_label.text()
+
+
+def test_keyboard_start_stop_and_tab_order(qtbot, window, image_folder):
+    train = window.train_panel
+    assert not train.start_button.isEnabled()  # no dataset yet: nothing to start
+    assert train.start_button.shortcut().toString() == "Ctrl+Return"
+    assert train.stop_button.shortcut().toString() == "Ctrl+."
+    with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
+        window.data_panel.load_folder(str(image_folder))
+    assert train.start_button.isEnabled()
+    table = window.data_panel.classes.view
+    assert not table.tabKeyNavigation()  # Tab leaves the table: one stop, not one per cell
+
+
+def test_file_dialogs_open_beside_the_open_dataset(qtbot, window, image_folder, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from ftgui.gui.settings import dialog_folder
+
+    assert dialog_folder(None, tmp_path / "missing", tmp_path) == str(tmp_path)
+    with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
+        window.data_panel.load_folder(str(image_folder))
+    seen = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a: seen.append(a[2]) or "")
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a: seen.append(a[2]) or ([], ""))
+    window._on_open_bundle_triggered()
+    window.try_panel._on_choose_clicked()
+    window.open_classify_folder()._on_choose_clicked()
+    window.classify_dialog.close()
+    assert seen == [str(image_folder.parent), str(image_folder), str(image_folder.parent)]
+
+
+def test_runs_mark_a_run_that_was_stopped(qtbot, window, image_folder, tmp_path, monkeypatch):
+    from ftgui.core.workflows.runs import list_runs
+
+    with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
+        window.data_panel.load_folder(str(image_folder))
+    window.model_panel.set_weights("none")
+    window.train_panel.epochs.setValue(30)
+    window.train_panel.batch_size.setValue(16)
+    window.train_panel.image_size.setValue(32)
+    window.start_training()
+    qtbot.waitUntil(lambda: "Epoch 1/30" in window.log.toPlainText(), timeout=60_000)
+    window.stop_training()
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    (run,) = list_runs(image_folder)
+    assert run.ended == "stopped"
+    table = window.runs_panel.table
+    epochs = table.item(0, 3)
+    assert epochs.text() == f"{run.epochs}/30 · stopped"
+    assert "stopped" in epochs.toolTip()

@@ -181,6 +181,8 @@ def frozen_features(
     for e in trainer.ensure_cache(cancel):
         if isinstance(e, ev.Message):
             note(e.text)
+        elif isinstance(e, ev.Preparing) and progress:
+            progress(e.done, e.total)
     if cancel.cancelled:
         raise FtguiError("Check data was stopped.")
     prefix = trainer.prefix
@@ -203,7 +205,7 @@ def frozen_features(
         parts += [part] * len(keep)
         paths += [samples[i].path for i in keep]
     if progress:
-        progress(len(paths), len(paths))
+        progress(1, 1)  # (reused from the cache: nothing was computed)
     skipped = sorted(trainer.skipped.items())
     scan.skipped = [*scan.skipped, *(s for s in skipped if s not in scan.skipped)]
     feats = np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)
@@ -212,16 +214,35 @@ def frozen_features(
     )
 
 
-def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Each image's class probabilities from a linear head trained without it (k folds)."""
+def out_of_fold_probabilities(
+    features: np.ndarray, labels: np.ndarray, folds: int, seed: int, progress: Progress | None = None
+) -> np.ndarray:
+    """Each image's class probabilities from a linear head trained without it (k folds; the
+    columns are the labels present, in order; ``progress(fold, folds)`` after each)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    head = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.5))
+    labels = np.asarray(labels)
+    present = np.unique(labels)
+    probs = np.zeros((len(labels), len(present)))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return np.asarray(cross_val_predict(head, features, labels, cv=cv, method="predict_proba"))
+    for fold, (train, test) in enumerate(cv.split(features, labels), start=1):
+        head = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.5))
+        head.fit(features[train], labels[train])
+        columns = np.searchsorted(present, head.classes_)
+        probs[np.ix_(test, columns)] = head.predict_proba(features[test])
+        if progress:
+            progress(fold, folds)
+    return probs
+
+
+def _share(progress: Progress | None, start: int, end: int) -> Progress | None:
+    """A step's own (done, total) as its share, start to end, of a bar of 100."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(start + (end - start) * min(done, total) // max(total, 1), 100)
 
 
 def check_data(
@@ -239,7 +260,9 @@ def check_data(
     started = time.perf_counter()
     cancel = cancel or ev.CancelToken()
     note = note or (lambda _text: None)
-    got = frozen_features(config, str(bundle) if bundle else None, cancel, note, progress)
+    # One bar for the three steps, each its share of the time: the features (computed once,
+    # then cached), the k heads, then cleanlab's search (100 % only when the check is done).
+    got = frozen_features(config, str(bundle) if bundle else None, cancel, note, _share(progress, 0, 60))
     scan, feats, labels, paths, parts = got.scan, got.rows, got.labels, got.paths, got.parts
     n = len(labels)
     counts = np.bincount(labels, minlength=len(scan.classes)) if n else np.zeros(len(scan.classes), int)
@@ -253,7 +276,7 @@ def check_data(
             f"Check data needs at least 2 images in every class; {', '.join(rare)} has only one."
         )
     note(f"Training the head {k} times on the cached features of {n} images…")
-    probs = out_of_fold_probabilities(feats, labels, k, config.seed)
+    probs = out_of_fold_probabilities(feats, labels, k, config.seed, _share(progress, 60, 90))
     if cancel.cancelled:
         raise FtguiError("Check data was stopped.")
     # Columns for classes without images (all excluded, say) would confuse cleanlab.
@@ -263,6 +286,8 @@ def check_data(
         feats, np.array([remap[int(y)] for y in labels]), probs, [scan.classes[i] for i in used],
         paths, parts, Path(scan.root),
     )  # fmt: skip
+    if progress:
+        progress(100, 100)
     oof = float((probs.argmax(1) == np.array([remap[int(y)] for y in labels])).mean())
     return DataCheck(
         root=scan.root,

@@ -50,6 +50,7 @@ class RunRecord:
     comparison: str | None = None  # the comparison it was a candidate of
     candidate: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    ended: str = "finished"  # finished | stopped early | stopped (by the user) | failed
 
     @property
     def dataset_name(self) -> str:
@@ -57,6 +58,15 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": RUN_FORMAT, "version": 1, **asdict(self)}
+
+
+def how_it_ended(event: object) -> str:
+    """A run's last event as the record's ``ended``."""
+    from ftgui.core.base import events as ev
+
+    if isinstance(event, ev.Finished):
+        return "stopped early" if event.stopped_early else "finished"
+    return "stopped" if isinstance(event, ev.Cancelled) else "failed"
 
 
 def record_run(
@@ -68,6 +78,7 @@ def record_run(
     comparison: str | None = None,
     candidate: str | None = None,
     folder: Path | None = None,
+    ended: str = "finished",
 ) -> RunRecord:
     """Write the record of a run that completed at least one epoch; returns it."""
     from ftgui.core.base.files import atomic_write
@@ -96,6 +107,7 @@ def record_run(
         bundle=str(Path(bundle).resolve()) if bundle is not None else None,
         comparison=comparison,
         candidate=candidate,
+        ended=ended,
     )
     target = (folder or runs_dir()) / f"{record.id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +126,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "best_epoch": (int, type(None)),
     **dict.fromkeys(("best_val_accuracy", "best_val_loss", "seconds"), (*_NUMBER, type(None))),
     **dict.fromkeys(("bundle", "comparison", "candidate"), (str, type(None))),
+    "ended": (str,),
 }
 
 

@@ -104,13 +104,15 @@ class Session:
         except FtguiError as exc:
             yield ev.Failed(str(exc), trainer.epoch)
             return
+        from ftgui.core.workflows.runs import how_it_ended
+
         started = time.perf_counter()
         log = _board(board, trainer)
         for event in trainer.run(cancel):
             if log is not None:
                 log(event)
             if isinstance(event, (ev.Finished, ev.Cancelled, ev.Failed)) and trainer.epoch >= 1:
-                yield self._record(trainer, time.perf_counter() - started)
+                yield self._record(trainer, time.perf_counter() - started, ended=how_it_ended(event))
             yield event
             if isinstance(event, ev.EpochEnded) and checkpoint:
                 # Saved here, between epochs, while the engine waits: a consistent state.
@@ -140,17 +142,21 @@ class Session:
                     yield ev.Message("info", f"TensorBoard logs: {board}")
                 for s in event.summaries:
                     if s.name in comparison.trainers and s.epochs >= 1:
-                        yield self._record(comparison.trainers[s.name], s.seconds, candidate=s.name)
+                        yield self._record(
+                            comparison.trainers[s.name], s.seconds, candidate=s.name, ended=s.status
+                        )
             yield event
 
-    def _record(self, trainer: Trainer, seconds: float, candidate: str | None = None) -> ev.Message:
+    def _record(
+        self, trainer: Trainer, seconds: float, candidate: str | None = None, ended: str = "finished"
+    ) -> ev.Message:
         """Keep the run in the runs folder (a failure to write it never fails the run)."""
         from ftgui.core.workflows.runs import record_run
 
         try:
             comparison = "window comparison" if candidate else None
             record = record_run(
-                trainer, "window", seconds=seconds, comparison=comparison, candidate=candidate
+                trainer, "window", seconds=seconds, comparison=comparison, candidate=candidate, ended=ended
             )
         except (OSError, FtguiError) as exc:
             return ev.Message("warning", f"The run could not be recorded in the runs folder: {exc}")

@@ -31,6 +31,9 @@ class DataControls(ModelTools):
         )
         self.session.resuming = False
         self._undo_example_fallback(scan.root)
+        self.try_panel.start_folder = scan.root
+        if self.classify_dialog is not None:
+            self.classify_dialog.start_folder = self._dataset_parent()
         self.runs_panel.set_dataset(scan.root, list(scan.classes))
         if self.model_panel.populated:
             self.model_panel.set_num_classes(len(scan.classes))
@@ -104,6 +107,7 @@ class DataControls(ModelTools):
     def open_classify_folder(self) -> ClassifyFolderDialog:
         if self.classify_dialog is None:
             self.classify_dialog = ClassifyFolderDialog(self.jobs, self)
+            self.classify_dialog.start_folder = self._dataset_parent()
         self.classify_dialog.set_predictor(*self._current_predictor())
         self.classify_dialog.show()
         self.classify_dialog.raise_()
@@ -123,12 +127,20 @@ class DataControls(ModelTools):
         from ftgui.gui.widgets.thumbs import heat_map_pictures
 
         mistakes = list(ev.worst)
-        return self.jobs.start(
+        started = self.jobs.start(
             "heat maps",
             lambda job, progress: heat_map_pictures(predictor, ev.root, mistakes, job.cancel, progress),
             on_result=lambda result: self.eval_panel.show_heat_maps(*result),
             on_error=lambda message: self.eval_panel.show_heat_maps({}, message.splitlines()[0]),
         )
+        if started:  # its own progress; unticking Heat maps stops it
+            self.eval_panel.set_busy(True, "Heat maps of the mistakes: %v of %m (untick Heat maps to stop)")
+        return started
+
+    def stop_heat_maps(self) -> None:
+        job = self.session.job
+        if job is not None and job.name == "heat maps":
+            self.jobs.stop()
 
     def undo_file_change(self) -> None:
         change = self.file_fixes.undo(self)

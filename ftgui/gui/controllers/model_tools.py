@@ -19,7 +19,7 @@ from ftgui.gui.controllers.window_base import WindowBase
 from ftgui.gui.dialogs.export import ExportDialog, default_export_folder
 from ftgui.gui.dialogs.lr_finder import LRFinderDialog
 from ftgui.gui.jobs import Progress
-from ftgui.gui.settings import setting
+from ftgui.gui.settings import dialog_folder, setting
 from ftgui.gui.widgets.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
@@ -215,7 +215,10 @@ class ModelTools(WindowBase):
         )
 
     def _on_open_bundle_triggered(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open an exported model (folder with model.json)")
+        start = dialog_folder(setting(self.settings, "export/last_folder", ""), self._dataset_parent())
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open an exported model (folder with model.json)", start
+        )
         if folder:
             self.open_bundle(folder)
 
@@ -239,6 +242,11 @@ class ModelTools(WindowBase):
             "info", f"Opened exported model {folder}: {meta['arch']}, classes {', '.join(predictor.classes)}"
         )
         self._update_actions()
+
+    def _dataset_parent(self) -> str | None:
+        """The folder holding the open dataset (where file dialogs start), if one is open."""
+        scan = self.data_panel.scan
+        return str(Path(scan.root).parent) if scan is not None else None
 
     def _current_predictor(self) -> tuple[Predictor | None, str]:
         """Try's model and its description (Classify a folder uses the same)."""

@@ -15,7 +15,7 @@ from ftgui.core.base import report
 from ftgui.core.base.text import display_path
 from ftgui.gui.controllers.compare_controls import CompareControls
 from ftgui.gui.dialogs.training_job import TrainingJobDialog
-from ftgui.gui.settings import setting
+from ftgui.gui.settings import dialog_folder, setting
 
 if TYPE_CHECKING:
     from ftgui.core.base.events import Event
@@ -225,7 +225,8 @@ class TrainingControls(CompareControls):
         self.check_action.setEnabled(idle and self.ready and self.data_panel.scan is not None)
         self.classify_action.setEnabled(self.ready)
         self.example_action.setEnabled(idle)
-        self.train_panel.start_button.setEnabled(idle and self.ready)
+        has_data = self.data_panel.scan is not None or self.session.resuming
+        self.train_panel.start_button.setEnabled(idle and self.ready and has_data)
         self.compare_panel.start_button.setEnabled(idle and self.ready)
         self.train_panel.find_lr_button.setEnabled(idle and self.ready and self.data_panel.scan is not None)
         has_model = (self.trainer is not None and self.trainer.epoch >= 1) or self.bundle is not None
@@ -234,10 +235,16 @@ class TrainingControls(CompareControls):
     # ------------------------------------------------------------ checkpoints
 
     def _on_save_checkpoint_triggered(self) -> None:
+        root = self.trainer.scan.root if self.trainer and self.trainer.scan else None
+        name = (
+            f"{Path(root).name}-{self.trainer.config.arch}.pt" if root and self.trainer else "checkpoint.pt"
+        )
+        start = dialog_folder(setting(self.settings, "checkpoint/last_folder", ""), self._dataset_parent())
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save training checkpoint", "checkpoint.pt", "ftgui checkpoint (*.pt)"
+            self, "Save training checkpoint", str(Path(start) / name), "ftgui checkpoint (*.pt)"
         )
         if path:
+            self.settings.setValue("checkpoint/last_folder", str(Path(path).parent))
             self.save_checkpoint_to(path)
 
     def save_checkpoint_to(self, path: str) -> bool:
@@ -257,8 +264,12 @@ class TrainingControls(CompareControls):
         )
 
     def _on_load_checkpoint_triggered(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load training checkpoint", "", "ftgui checkpoint (*.pt)")
+        start = dialog_folder(setting(self.settings, "checkpoint/last_folder", ""), self._dataset_parent())
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load training checkpoint", start, "ftgui checkpoint (*.pt)"
+        )
         if path:
+            self.settings.setValue("checkpoint/last_folder", str(Path(path).parent))
             self.load_checkpoint_from(path)
 
     def load_checkpoint_from(self, path: str) -> bool:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from ftgui.core.base.text import display_path
 from ftgui.gui.jobs import JobRunner
+from ftgui.gui.settings import dialog_folder
 from ftgui.gui.widgets.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class ClassifyFolderDialog(QDialog):
         self.runner = runner
         self.predictor: Predictor | None = None
         self.folder = ""
+        self.start_folder: str | None = None  # where the first Choose opens: beside the open dataset
         self.predictions: list[Prediction] = []
         self._thumbs: list[bytes | None] = []
         self.setWindowTitle("Classify a folder")
@@ -137,7 +139,8 @@ class ClassifyFolderDialog(QDialog):
     # ------------------------------------------------------------ classifying
 
     def _on_choose_clicked(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder of images to classify")
+        start = dialog_folder(Path(self.folder).parent if self.folder else None, self.start_folder)
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images to classify", start)
         if folder:
             self.classify(folder)
 
@@ -256,7 +259,12 @@ class ClassifyFolderDialog(QDialog):
     # ------------------------------------------------------------ output
 
     def _on_csv_clicked(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export predictions", "predictions.csv", "CSV (*.csv)")
+        base = Path(self.folder)
+        suggested = (
+            Path(dialog_folder(base.parent if self.folder else None))
+            / f"{base.name or 'images'}-predictions.csv"
+        )
+        path, _ = QFileDialog.getSaveFileName(self, "Export predictions", str(suggested), "CSV (*.csv)")
         if path:
             self.export_csv(path)
 
@@ -270,7 +278,8 @@ class ClassifyFolderDialog(QDialog):
         self.status.setText(f"Wrote {display_path(path)} ({len(self.predictions)} images)")
 
     def _on_copy_clicked(self) -> None:
-        out = QFileDialog.getExistingDirectory(self, "Copy into class folders under")
+        start = dialog_folder(Path(self.folder).parent if self.folder else None)
+        out = QFileDialog.getExistingDirectory(self, "Copy into class folders under", start)
         if out:
             self.copy_into(out)
 

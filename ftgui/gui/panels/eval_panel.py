@@ -50,6 +50,7 @@ def heading(text: str) -> QLabel:
 class EvaluationPanel(QWidget):
     evaluate_requested = Signal()
     heat_maps_requested = Signal()  # the mistakes' heat maps are wanted (the toggle went on)
+    heat_maps_unwanted = Signal()  # the toggle went off (stops heat maps being made)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -299,6 +300,8 @@ class EvaluationPanel(QWidget):
         if on and not self._heat and self.evaluation is not None and self.evaluation.worst:
             self.heat_maps_requested.emit()
         else:
+            if not on:
+                self.heat_maps_unwanted.emit()
             self._fill_gallery()
 
     def _fix_menu(self, view: QListWidget, pos: QPoint) -> None:

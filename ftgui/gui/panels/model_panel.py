@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from ftgui.core.base.options import STRATEGIES
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.gui.jobs import JobRunner
+from ftgui.gui.settings import dialog_folder
 from ftgui.gui.widgets.layer_tree import LayerTree
 from ftgui.gui.widgets.model_choices import fill_model_choices, model_note, searchable
 from ftgui.gui.widgets.weights_status import NONE_WEIGHTS, WeightsStatus
@@ -208,7 +209,10 @@ class ModelPanel(QWidget):
     def _on_weights_activated(self, index: int) -> None:
         if self.weights_combo.itemData(index) == FROM_FILE:
             path, _ = QFileDialog.getOpenFileName(
-                self, "Choose a weights file", "", "Weights (*.safetensors *.pth *.pt *.bin);;All files (*)"
+                self,
+                "Choose a weights file",
+                dialog_folder(),
+                "Weights (*.safetensors *.pth *.pt *.bin);;All files (*)",
             )
             if path:
                 self.use_weights_file(path)

@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 from PySide6.QtCore import Qt, Signal  # noqa: E402
+from PySide6.QtGui import QColor  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
     QAbstractItemView,
     QHBoxLayout,
@@ -99,9 +100,15 @@ class RunsPanel(QWidget):
             took = "–" if r.seconds is None else f"{r.seconds:.0f}s"
             layout = r.candidate if r.candidate and r.candidate != r.strategy else r.strategy
             source = "window compare" if r.source == "window" and r.comparison else r.source
-            for col, text in enumerate((when, r.arch, layout, str(r.epochs), acc, took, source)):
+            planned = r.config.get("epochs")
+            epochs = str(r.epochs) if r.ended == "finished" else f"{r.epochs}/{planned} · {r.ended}"
+            for col, text in enumerate((when, r.arch, layout, epochs, acc, took, source)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(f"{stamp:%Y-%m-%d %H:%M} · {r.dataset} · {r.bundle or 'not exported'}")
+                item.setToolTip(
+                    f"{stamp:%Y-%m-%d %H:%M} · {r.dataset} · {r.bundle or 'not exported'} · {r.ended}"
+                )
+                if r.ended in ("stopped", "failed"):
+                    item.setForeground(QColor(140, 140, 140))  # a run that did not end on its own
                 if col == 0:
                     item.setData(Qt.ItemDataRole.UserRole, r.id)
                 self.table.setItem(row, col, item)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QSettings, Signal
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -110,7 +111,11 @@ class TrainPanel(QWidget):
 
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
+        self.start_button.setShortcut(QKeySequence("Ctrl+Return"))
+        self.start_button.setToolTip("Start training (Ctrl+Enter)")
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setShortcut(QKeySequence("Ctrl+."))
+        self.stop_button.setToolTip("Stop after the current batch, keeping the best epoch so far (Ctrl+.)")
         self.stop_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from ftgui.core.base.text import display_path
 from ftgui.gui.jobs import JobRunner
+from ftgui.gui.settings import dialog_folder
 from ftgui.gui.widgets.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class TryPanel(QWidget):
         self.heat_toggle = QCheckBox("Heat map")
         self.heat_toggle.setToolTip("Overlay where the evidence for the predicted class lies (Grad-CAM)")
         self._last: list[str] = []
+        self.start_folder: str | None = None  # where Choose images opens: the open dataset
         self.drop_label = QLabel("Drop images (or a folder of images) here to see what the model says")
         self.drop_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.drop_label.setMinimumHeight(60)
@@ -154,7 +156,7 @@ class TryPanel(QWidget):
         files, _ = QFileDialog.getOpenFileNames(
             self,
             "Choose images",
-            "",
+            dialog_folder(self.start_folder),
             "Images (*.jpg *.jpeg *.png *.bmp *.gif *.webp *.tif *.tiff);;All files (*)",
         )
         if files:

@@ -85,6 +85,9 @@ def rows_table(headers: Sequence[str], parent: QWidget | None = None) -> tuple[Q
     view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # model order until a header is clicked
     view.verticalHeader().setVisible(False)
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    # Tab moves on to the next control, not cell by cell (20 stops in a 5-class table); the
+    # arrow keys still walk the cells once the table has the focus.
+    view.setTabKeyNavigation(False)
     view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
     return view, model
 
