@@ -41,7 +41,7 @@ from ftgui.gui.panels.runs_panel import RunsPanel
 from ftgui.gui.panels.train_panel import TrainPanel
 from ftgui.gui.panels.try_panel import TryPanel
 from ftgui.gui.resources import app_icon
-from ftgui.gui.settings import setting
+from ftgui.gui.settings import setting, window_size
 from ftgui.gui.widgets.drop_zone import folder_from_mime
 from ftgui.gui.widgets.plot import TrainingPlot
 
@@ -85,6 +85,7 @@ class MainWindow(TrainingControls):
         train_view.addWidget(self.plot)
         train_view.setStretchFactor(0, 1)
         train_view.setStretchFactor(1, 1)
+        self.train_view = train_view
         self.eval_panel = EvaluationPanel()
         self.try_panel = TryPanel(self.jobs)
         center = QTabWidget()
@@ -278,15 +279,24 @@ class MainWindow(TrainingControls):
 
     def _restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1280, 800)
+        restored = geometry is not None and self.restoreGeometry(geometry)
+        screen = self.screen().availableGeometry()
+        size = window_size(
+            self.settings.value("window/size") if restored else None,
+            self.settings.value("window/screen"),
+            screen.size(),
+        )
+        if size is not None:
+            self.resize(size)
+            if restored:
+                self.move(screen.topLeft())
         self.data_panel.val_fraction.setValue(setting(self.settings, "data/val_fraction", 0.2))
 
     def _save_settings(self) -> None:
         s = self.settings
         s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/size", self.size())
+        s.setValue("window/screen", self.screen().availableGeometry().size())
         if self.data_panel.folder:
             s.setValue("data/last_folder", self.data_panel.folder)
         s.setValue("data/val_fraction", self.data_panel.val_fraction.value())

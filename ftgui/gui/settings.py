@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QSize
 
 T = TypeVar("T", str, int, float, bool)
 
@@ -30,3 +30,26 @@ def setting(settings: QSettings, key: str, default: T) -> T:
     except (TypeError, ValueError):
         return default
     return value if isinstance(value, kind) else default
+
+
+DEFAULT_WINDOW = QSize(1280, 800)
+
+
+def window_size(saved: object, saved_screen: object, screen: QSize) -> QSize | None:
+    """The size a restored window should take, or None to keep what Qt restored.
+
+    No saved size: the default (fitted to the screen). A window bigger than this screen (saved
+    on a bigger one): as much of this screen as it had. A window that filled a smaller screen
+    than this one: the default size (Qt otherwise brings back, say, 1200 x 573 from an
+    800 x 600 screen onto 1280 x 800, with names cut)."""
+    fit = QSize(min(DEFAULT_WINDOW.width(), screen.width()), min(DEFAULT_WINDOW.height(), screen.height()))
+    if not isinstance(saved, QSize) or not saved.isValid():
+        return fit
+    if saved.width() > screen.width() or saved.height() > screen.height():
+        return QSize(min(saved.width(), screen.width()), min(saved.height(), screen.height()))
+    if isinstance(saved_screen, QSize) and saved_screen.isValid():
+        smaller = saved_screen.width() < screen.width() or saved_screen.height() < screen.height()
+        filled = saved.width() >= saved_screen.width() - 120 or saved.height() >= saved_screen.height() - 120
+        if smaller and filled and (saved.width() < fit.width() or saved.height() < fit.height()):
+            return QSize(max(saved.width(), fit.width()), max(saved.height(), fit.height()))
+    return None

@@ -92,3 +92,46 @@ def test_a_bigger_screen_gives_its_room_to_the_plot_and_tables(qtbot, opened):
     assert gained["plot"][1] > 100 and gained["classes"][1] > 50, gained
     assert gained["settings"][0] <= 100, gained  # the settings form has nothing to do with more width
     assert 0 < gained["tree"][0] < gained["plot"][0], gained
+
+
+def test_a_window_comes_back_at_a_size_that_fits_this_screen():
+    from PySide6.QtCore import QSize
+
+    from ftgui.gui.settings import window_size
+
+    screen = QSize(1280, 770)  # a 1280 x 800 screen less its panel
+    assert window_size(None, None, screen) == QSize(1280, 770)  # first start: the default, fitted
+    # saved on 1920 x 1080: as much of this screen as it had
+    assert window_size(QSize(1860, 1000), QSize(1920, 1050), screen) == QSize(1280, 770)
+    # it filled an 800 x 600 screen (1183 x 573, names cut): the default here
+    assert window_size(QSize(1183, 573), QSize(800, 600), screen) == QSize(1280, 770)
+    # made small by the user on a screen like this one: theirs
+    assert window_size(QSize(1000, 640), QSize(1280, 770), screen) is None
+    assert window_size(QSize(1000, 640), QSize(1920, 1050), screen) is None
+
+
+def test_at_1280x760_the_tables_show_every_class_and_the_mistakes_a_row_of_pictures(qtbot, opened):
+    """The class table showed 3 1/2 of 5 classes, Evaluate's per-class table 2 of 5 and the
+    mistakes strip 90 px."""
+    window = opened
+    window.resize(SCREEN[0], MAX_HEIGHT)
+    qtbot.waitUntil(lambda: window.height() == MAX_HEIGHT, timeout=5_000)
+    window.data_panel.load_folder(window.data_panel.folder)  # as opened at this size
+    qtbot.waitUntil(lambda: not window.busy and window.data_panel.scan is not None, timeout=30_000)
+    QApplication.processEvents()
+    table = window.data_panel.table
+    qtbot.waitUntil(
+        lambda: table.viewport().height() >= 4 * table.verticalHeader().defaultSectionSize(), timeout=5_000
+    )
+    window.model_panel.set_weights("none")
+    window.train_panel.epochs.setValue(1)
+    window.train_panel.image_size.setValue(32)
+    window.start_training()
+    qtbot.waitUntil(lambda: window.eval_panel.evaluation is not None and not window.busy, timeout=120_000)
+    window.tabs.setCurrentWidget(window.eval_panel)
+    QApplication.processEvents()
+    panel = window.eval_panel
+    rows = panel.metrics_model.rowCount()
+    assert rows == 4
+    assert panel.metrics.viewport().height() >= rows * panel.metrics.verticalHeader().defaultSectionSize()
+    assert panel.gallery.viewport().height() >= panel.gallery.gridSize().height()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QTimer
+
 from ftgui.core.base.text import display_path
 from ftgui.gui.controllers.model_tools import ModelTools
 from ftgui.gui.dialogs.check_data import CheckDataDialog
@@ -39,6 +41,19 @@ class DataControls(ModelTools):
             self.model_panel.set_num_classes(len(scan.classes))
         self.settings.setValue("data/last_folder", scan.root)
         self._update_actions()
+        QTimer.singleShot(0, self._share_train_view)
+
+    def _share_train_view(self) -> None:
+        """Room in the class table for every class up to 6 (it scrolls beyond), the plot the
+        rest (at 1280 x 800 the table showed 3 1/2 of 5 classes)."""
+        view, sizes = self.data_panel.table, self.train_view.sizes()
+        total = sum(sizes)
+        if total <= 0 or len(sizes) != 2:
+            return
+        fixed = sizes[0] - view.viewport().height()  # everything of the panel but the rows
+        rows = min(max(view.model().rowCount(), 2), 6) * view.verticalHeader().defaultSectionSize()
+        data = min(fixed + rows + 4, total - 300)  # the plot keeps 300 px
+        self.train_view.setSizes([data, total - data])
 
     def _on_data_verified(self, scan: ScanResult) -> None:
         """Every header checked: a class whose images all turned out unusable is gone."""

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QMainWindow
 if TYPE_CHECKING:
     from PySide6.QtCore import QSettings
     from PySide6.QtGui import QAction
-    from PySide6.QtWidgets import QLabel, QMessageBox, QPlainTextEdit, QTabWidget
+    from PySide6.QtWidgets import QLabel, QMessageBox, QPlainTextEdit, QSplitter, QTabWidget
 
     from ftgui.core.training.config import TrainConfig
     from ftgui.core.workflows.compare import Comparison
@@ -53,6 +53,7 @@ class WindowBase(QMainWindow):
     runs_panel: RunsPanel
     plot: TrainingPlot
     tabs: QTabWidget
+    train_view: QSplitter  # the data panel above the plot
     log: QPlainTextEdit
     speed_label: QLabel
     # dialogs, file changes, the comparison running or done

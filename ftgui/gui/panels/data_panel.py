@@ -209,6 +209,7 @@ class DataPanel(QWidget):
         self._show_summary()
         self.val_fraction.setEnabled(scan.presplit is None)
         self._fill_table(counts)
+        self.drop_zone.set_compact(True)
         self.skipped.clear()
         self._add_skipped(scan.skipped)
         for w in scan.warnings:

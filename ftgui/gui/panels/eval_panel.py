@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
+from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -160,6 +160,9 @@ class EvaluationPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(body, 1)
+        self.body = body
+        self._body_moved = False  # by the user: then the heights stay theirs
+        body.splitterMoved.connect(lambda *_: setattr(self, "_body_moved", True))
 
         self.evaluate_button.clicked.connect(self.evaluate_requested)
         self.confusion.cellClicked.connect(self._on_confusion_cell_clicked)
@@ -173,6 +176,34 @@ class EvaluationPanel(QWidget):
         self.heat_toggle.toggled.connect(self._on_heat_toggle_toggled)
         self.gallery.customContextMenuRequested.connect(lambda pos: self._fix_menu(self.gallery, pos))
         self.cell_images.customContextMenuRequested.connect(lambda pos: self._fix_menu(self.cell_images, pos))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._share_height()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (the splitter has no sizes before)
+        super().showEvent(event)
+        self._share_height()
+
+    def _share_height(self) -> None:
+        """The per-class table gets room for every class (up to 8 rows; it scrolls beyond) and
+        the mistakes one full row of pictures; the confusion matrix the rest (at 1280 x 800 the
+        matrix's stretched cells took the table down to 2 of 5 rows and the mistakes to 90 px)."""
+        if self._body_moved:
+            return
+        total = sum(self.body.sizes())
+        if total <= 0:
+            return
+        rows = min(max(self.metrics_model.rowCount(), 3), 8)
+        table = (
+            26
+            + self.metrics.horizontalHeader().height()
+            + rows * self.metrics.verticalHeader().defaultSectionSize()
+            + 6
+        )
+        gallery = 32 + self.gallery.gridSize().height() + 16
+        upper = max(total - table - gallery, 160)
+        self.body.setSizes([upper, table, max(total - upper - table, 0)])
 
     def set_busy(self, busy: bool, text: str = "Evaluating…") -> None:
         self.progress.setVisible(busy)
@@ -218,6 +249,7 @@ class EvaluationPanel(QWidget):
         )
         self._thumbs, self._heat = thumbs, {}
         self.heat_toggle.setEnabled(True)
+        self._share_height()
         self._fill_gallery()
         if self.heat_toggle.isChecked():
             self.heat_maps_requested.emit()

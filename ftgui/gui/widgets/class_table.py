@@ -56,7 +56,7 @@ class ClassTable(QObject):
         self.view, self.model = rows_table(["Class", "Images", "Train", "Val"])
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.view.setIconSize(QSize(32, 32))
-        self.view.verticalHeader().setDefaultSectionSize(38)
+        self.view.verticalHeader().setDefaultSectionSize(36)
         self.model.icon = self._class_icon
         self._icons: dict[int, QIcon | None] = {}  # None: no image of the class decodes
         self.thumbnails = ClassThumbnails(parent=self)

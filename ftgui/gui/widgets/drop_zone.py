@@ -44,6 +44,17 @@ class DropZone(QFrame):
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout = QVBoxLayout(self)
         layout.addWidget(self.label)
+        self._layout = layout
+
+    def set_compact(self, compact: bool) -> None:
+        """One line once a dataset is open: the class table and the plot need the room."""
+        self.label.setText(
+            "Drop another image folder here to switch"
+            if compact
+            else "Drop an image folder here\n(one subfolder per class)"
+        )
+        self.setMinimumHeight(34 if compact else 64)
+        self._layout.setContentsMargins(*((6, 4, 6, 4) if compact else (9, 9, 9, 9)))
 
     def _set_highlight(self, on: bool) -> None:
         color = "#2a82da" if on else "#9a9a9a"
