@@ -142,3 +142,17 @@ def test_runs_mark_a_run_that_was_stopped(qtbot, window, image_folder, tmp_path,
     epochs = table.item(0, 3)
     assert epochs.text() == f"{run.epochs}/30 · stopped"
     assert "stopped" in epochs.toolTip()
+
+
+def test_message_boxes_do_not_pile_up_over_hours(qtbot, window):
+    """Each error (and each export's confirmation) made a box owned by the window that was never
+    deleted: hundreds over a long session. One is kept."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QMessageBox
+
+    for i in range(5):
+        window.show_error("Trouble", f"number {i}")
+        window.last_error_box.close()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert len(window.findChildren(QMessageBox)) == 1
+    assert window.last_error_box.text() == "number 4"

@@ -68,6 +68,8 @@ class ModelTools(WindowBase):
         box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, self)
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()
+        if self.last_error_box is not None:
+            self.last_error_box.deleteLater()  # one box kept, not one per message for hours
         self.last_error_box = box
         self.log_message("error", f"{title}: {text}")
 
@@ -152,6 +154,8 @@ class ModelTools(WindowBase):
         open_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder)))
         box.setWindowModality(Qt.WindowModality.NonModal)
         box.show()
+        if self.export_box is not None:
+            self.export_box.deleteLater()
         self.export_box = box
 
     # ------------------------------------------------------------ evaluation, try, learning rate
@@ -287,6 +291,8 @@ class ModelTools(WindowBase):
             + (f"{result.suggestion:.2e}" if result.suggestion else "none"),
         )
         dialog = LRFinderDialog(result, self, self.train_panel.strategy)
+        if self.lr_dialog is not None:
+            self.lr_dialog.deleteLater()
         self.lr_dialog = dialog
         dialog.accepted.connect(lambda: self.use_learning_rate(dialog.chosen_lr))
         dialog.open()
