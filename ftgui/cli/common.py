@@ -98,7 +98,7 @@ def print_event(e: ev.Event, out: Progress) -> None:
         out.batch(e)
         return
     if isinstance(e, ev.Preparing):
-        out.fraction(report.preparing(e), e.done, e.total)
+        out.fraction(report.preparing(e) + ":", e.done, e.total)
         return
     line = report.describe(e)
     if line is not None and not isinstance(e, (ev.Finished, ev.Cancelled, ev.Failed)):

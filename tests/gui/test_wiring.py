@@ -111,7 +111,7 @@ def test_the_cache_fill_is_its_own_step_on_the_progress_bar(qtbot, window, image
     qtbot.mouseClick(window.train_panel.start_button, Qt.MouseButton.LeftButton)
     panel = window.train_panel
     qtbot.waitUntil(lambda: panel.progress.format().startswith("Caching"), timeout=10_000)
-    assert panel.progress.format() == "Caching the frozen layers' output 5/10 images · %p%"
+    assert panel.progress.format() == "Caching frozen layers 5/10 · %p%"
     assert panel.progress.value() == 5 and panel.progress.maximum() == 10
     assert panel.eta.text() == "ETA once the first batches have run"
     filled.set()

@@ -197,7 +197,7 @@ class TrainPanel(QWidget):
         (epochs on cached features run many times faster than this step)."""
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(done, total))
-        self.progress.setFormat(f"{what[:1].upper()}{what[1:].rstrip(':')} {done:,}/{total:,} images · %p%")
+        self.progress.setFormat(f"{what[:1].upper()}{what[1:]} {done:,}/{total:,} · %p%")  # fits 300 px
         self.eta.setText("ETA once the first batches have run")
 
     def show_idle(self, text: str) -> None:
