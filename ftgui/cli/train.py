@@ -18,7 +18,7 @@ from ftgui.core.base import report
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.options import EXPORT_FORMATS
 from ftgui.core.base.text import printable as display
-from ftgui.core.workflows.runs import how_it_ended
+from ftgui.core.workflows.runs import how_it_ended, record_run
 
 if TYPE_CHECKING:
     from ftgui.core.base.events import CancelToken
@@ -372,8 +372,6 @@ def _finish(
 
 def _record(trainer: Trainer, source: str, progress: Progress, **kwargs: Any) -> None:
     """Keep the run in the runs folder (a failure to write it never fails the run)."""
-    from ftgui.core.workflows.runs import record_run
-
     try:
         record = record_run(trainer, source, **kwargs)
     except (OSError, FtguiError) as exc:
@@ -384,7 +382,6 @@ def _record(trainer: Trainer, source: str, progress: Progress, **kwargs: Any) ->
 
 
 def _find_lr(trainer: Trainer, progress: Progress) -> int:
-
     result = trainer.find_lr()
     progress.line("learning rate   smoothed loss")
     step = max(1, len(result.lrs) // 15)

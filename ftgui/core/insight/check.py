@@ -28,6 +28,7 @@ from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.extras import importable
 from ftgui.core.data.samples import ScanResult, Split, split_samples
 from ftgui.core.data.scan import scan_folder
+from ftgui.core.insight.folds import out_of_fold_probabilities
 from ftgui.core.models.build import BuiltModel
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.core.training.config import TrainConfig
@@ -214,35 +215,13 @@ def frozen_features(
     )
 
 
-def out_of_fold_probabilities(
-    features: np.ndarray, labels: np.ndarray, folds: int, seed: int, progress: Progress | None = None
-) -> np.ndarray:
-    """Each image's class probabilities from a linear head trained without it (k folds; the
-    columns are the labels present, in order; ``progress(fold, folds)`` after each)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    labels = np.asarray(labels)
-    present = np.unique(labels)
-    probs = np.zeros((len(labels), len(present)))
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fold, (train, test) in enumerate(cv.split(features, labels), start=1):
-        head = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.5))
-        head.fit(features[train], labels[train])
-        columns = np.searchsorted(present, head.classes_)
-        probs[np.ix_(test, columns)] = head.predict_proba(features[test])
-        if progress:
-            progress(fold, folds)
-    return probs
-
-
 def _share(progress: Progress | None, start: int, end: int) -> Progress | None:
     """A step's own (done, total) as its share, start to end, of a bar of 100."""
-    if progress is None:
-        return None
-    return lambda done, total: progress(start + (end - start) * min(done, total) // max(total, 1), 100)
+    return (
+        None
+        if progress is None
+        else lambda d, t: progress(start + (end - start) * min(d, t) // max(t, 1), 100)
+    )
 
 
 def check_data(

@@ -19,7 +19,8 @@ import torch
 
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.insight.check import cleanlab_missing, frozen_features, out_of_fold_probabilities
+from ftgui.core.insight.check import cleanlab_missing, frozen_features
+from ftgui.core.insight.folds import out_of_fold_probabilities
 from ftgui.core.models import arch_info
 from ftgui.core.training.config import TrainConfig
 
