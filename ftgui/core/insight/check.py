@@ -28,7 +28,7 @@ from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.extras import importable
 from ftgui.core.data.samples import ScanResult, Split, split_samples
 from ftgui.core.data.scan import scan_folder
-from ftgui.core.insight.folds import out_of_fold_probabilities
+from ftgui.core.insight.folds import Progress, out_of_fold_probabilities
 from ftgui.core.models.build import BuiltModel
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.core.training.config import TrainConfig
@@ -52,7 +52,6 @@ PLURALS = {
 }
 
 Note = Callable[[str], None]
-Progress = Callable[[int, int], None]
 
 
 def cleanlab_missing() -> str | None:
@@ -206,7 +205,7 @@ def frozen_features(
         parts += [part] * len(keep)
         paths += [samples[i].path for i in keep]
     if progress:
-        progress(1, 1)  # (reused from the cache: nothing was computed)
+        progress(1, 1)  # the features' step is done (from the cache it reports nothing else)
     skipped = sorted(trainer.skipped.items())
     scan.skipped = [*scan.skipped, *(s for s in skipped if s not in scan.skipped)]
     feats = np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)

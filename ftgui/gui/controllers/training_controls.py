@@ -234,12 +234,16 @@ class TrainingControls(CompareControls):
 
     # ------------------------------------------------------------ checkpoints
 
+    def _checkpoint_folder(self) -> str:
+        """Where checkpoint dialogs open: the folder last used for one, else beside the dataset."""
+        return dialog_folder(setting(self.settings, "checkpoint/last_folder", ""), self._dataset_parent())
+
     def _on_save_checkpoint_triggered(self) -> None:
         root = self.trainer.scan.root if self.trainer and self.trainer.scan else None
         name = (
             f"{Path(root).name}-{self.trainer.config.arch}.pt" if root and self.trainer else "checkpoint.pt"
         )
-        start = dialog_folder(setting(self.settings, "checkpoint/last_folder", ""), self._dataset_parent())
+        start = self._checkpoint_folder()
         path, _ = QFileDialog.getSaveFileName(
             self, "Save training checkpoint", str(Path(start) / name), "ftgui checkpoint (*.pt)"
         )
@@ -264,7 +268,7 @@ class TrainingControls(CompareControls):
         )
 
     def _on_load_checkpoint_triggered(self) -> None:
-        start = dialog_folder(setting(self.settings, "checkpoint/last_folder", ""), self._dataset_parent())
+        start = self._checkpoint_folder()
         path, _ = QFileDialog.getOpenFileName(
             self, "Load training checkpoint", start, "ftgui checkpoint (*.pt)"
         )

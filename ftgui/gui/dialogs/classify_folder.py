@@ -138,8 +138,12 @@ class ClassifyFolderDialog(QDialog):
 
     # ------------------------------------------------------------ classifying
 
+    def _beside_folder(self) -> Path | None:
+        """The folder holding the one classified last (where its dialogs open)."""
+        return Path(self.folder).parent if self.folder else None
+
     def _on_choose_clicked(self) -> None:
-        start = dialog_folder(Path(self.folder).parent if self.folder else None, self.start_folder)
+        start = dialog_folder(self._beside_folder(), self.start_folder)
         folder = QFileDialog.getExistingDirectory(self, "Folder of images to classify", start)
         if folder:
             self.classify(folder)
@@ -260,10 +264,7 @@ class ClassifyFolderDialog(QDialog):
 
     def _on_csv_clicked(self) -> None:
         base = Path(self.folder)
-        suggested = (
-            Path(dialog_folder(base.parent if self.folder else None))
-            / f"{base.name or 'images'}-predictions.csv"
-        )
+        suggested = Path(dialog_folder(self._beside_folder())) / f"{base.name or 'images'}-predictions.csv"
         path, _ = QFileDialog.getSaveFileName(self, "Export predictions", str(suggested), "CSV (*.csv)")
         if path:
             self.export_csv(path)
@@ -278,7 +279,7 @@ class ClassifyFolderDialog(QDialog):
         self.status.setText(f"Wrote {display_path(path)} ({len(self.predictions)} images)")
 
     def _on_copy_clicked(self) -> None:
-        start = dialog_folder(Path(self.folder).parent if self.folder else None)
+        start = dialog_folder(self._beside_folder())
         out = QFileDialog.getExistingDirectory(self, "Copy into class folders under", start)
         if out:
             self.copy_into(out)
