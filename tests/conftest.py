@@ -38,10 +38,41 @@ def isolated_torch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     return home
 
 
+def fingerprint(folder: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every entry under ``folder``: its size, modification time and a digest of its bytes."""
+    import hashlib
+
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        st = path.lstat()
+        digest = hashlib.sha1(path.read_bytes()).digest() if path.is_file() else b""
+        found[str(path.relative_to(folder))] = (st.st_size, st.st_mtime_ns, digest)
+    return found
+
+
+_SHARED: dict[Path, dict[str, tuple[int, int, bytes]]] = {}
+
+
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """4 classes x 20 JPEGs of 32 px: shapes in distinct colours (learnable from scratch)."""
-    return make_example_dataset(tmp_path_factory.mktemp("data") / "shapes", per_class=20, size=32, seed=1)
+    """4 classes x 20 JPEGs of 32 px: shapes in distinct colours (learnable from scratch).
+    Shared by every test in a worker, so no test may change it (``shared_folders_unchanged``)."""
+    folder = make_example_dataset(tmp_path_factory.mktemp("data") / "shapes", per_class=20, size=32, seed=1)
+    _SHARED[folder] = fingerprint(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def shared_folders_unchanged():
+    """A test that adds, removes or rewrites anything in a session-wide folder fails: the tests
+    after it in the same worker would otherwise read other data than they were written for."""
+    yield
+    for folder, before in _SHARED.items():
+        after = fingerprint(folder)
+        if after != before:
+            changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+            _SHARED[folder] = after  # report it once, in the test that did it
+            pytest.fail(f"this test changed the shared folder {folder}: {changed[:10]}")
 
 
 @pytest.fixture

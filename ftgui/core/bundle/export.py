@@ -125,13 +125,15 @@ def check_output_folder(
     inside a class folder of the dataset, or too little free space for the model (+ checkpoint)."""
     from ftgui.core.data.scan import output_inside_class_folder
 
-    path = check_destination(out, what)
+    # The class folders first: the writability check leaves a probe file's trace (the folder's
+    # modification time) where it looks, and a class folder is the user's, not ours to touch.
     inside = output_inside_class_folder(data_dir, out) if data_dir else None
     if inside:
         raise DestinationError(
-            f"{what} {path} is inside the class folder '{inside}' of the dataset: its files would be "
-            "taken for images of that class. Choose a folder outside the dataset."
+            f"{what} {Path(out).expanduser().absolute()} is inside the class folder '{inside}' of the "
+            "dataset: its files would be taken for images of that class. Choose a folder outside the dataset."
         )
+    path = check_destination(out, what)
     if total_params:
         check_destination(out, what, bundle_bytes_needed(total_params, trainable_params, checkpoint))
     return path
