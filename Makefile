@@ -53,7 +53,7 @@ bench-growth: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,onnx,bench,tensorboard,insight,timm]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,onnx,bench,tensorboard,insight,timm,openvino,coreml,tflite]'
 	touch $(STAMP)
 
 clean:

@@ -119,3 +119,36 @@ def check_out(args: argparse.Namespace, out_dir: Path, arch: str) -> None:
     except FtguiError:
         params = 0
     check_output_folder(out_dir, args.data_dir, params, params, args.checkpoint_every > 0)
+
+
+def aligned(lines: list[str]) -> list[str]:
+    """A Markdown pipe table (the model card's) with its columns padded for a terminal; other
+    lines as they are."""
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in lines
+        if line.startswith("|")
+    ]
+    rows = [r for r in rows if not all(set(c) <= set("-:") for c in r)]
+    widths = [
+        max(len(r[i]) for r in rows if i < len(r)) for i in range(max((len(r) for r in rows), default=0))
+    ]
+    out, table_done = [], False
+    for line in lines:
+        if not line.startswith("|"):
+            out.append(line)
+        elif not table_done:
+            out += ["  ".join(c.replace("`", "").ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+            table_done = True
+    return out
+
+
+def print_exports(bundle: Path, progress: Progress) -> None:
+    """The deployment formats' table of a bundle's model.json, as its MODEL_CARD.md has it."""
+    from ftgui.core.bundle.card import deployment_lines
+    from ftgui.core.bundle.format import read_metadata
+
+    exports = read_metadata(bundle).get("exports")
+    if isinstance(exports, dict) and exports.get("formats"):
+        for text in aligned(deployment_lines(exports)):
+            progress.line(display(text))

@@ -100,8 +100,8 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
 
     from ftgui.core.base.events import CancelToken
     from ftgui.core.base.files import OutputLock, atomic_write
-    from ftgui.core.bundle.export import export_all
     from ftgui.core.bundle.format import dumps_json
+    from ftgui.core.deploy.export import export_all
     from ftgui.core.workflows.compare import CandidateEvent, Comparison, ComparisonFinished, parse_candidates
     from ftgui.core.workflows.tensorboard import CandidateLogs
 

@@ -6,7 +6,15 @@ import argparse
 from typing import TYPE_CHECKING
 
 from ftgui import __version__
-from ftgui.core.base.options import CACHE_MODES, DEVICES, EXPORT_FORMATS, OPTIMIZERS, SCHEDULES, STRATEGY_HELP
+from ftgui.core.base.options import (
+    CACHE_MODES,
+    DEVICES,
+    EXPORT_FORMATS,
+    MAX_ACCURACY_DROP,
+    OPTIMIZERS,
+    SCHEDULES,
+    STRATEGY_HELP,
+)
 
 if TYPE_CHECKING:
     pass
@@ -171,8 +179,9 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
             default="",
             metavar="FORMATS",
             help=f"extra formats besides safetensors, comma-separated: {', '.join(EXPORT_FORMATS)} "
-            "(each loaded back and checked against the model)",
+            "(each run in its own runtime on the validation images and checked against the model)",
         )
+        accuracy_drop_option(p)
     if train:
         p.add_argument(
             "--no-evaluate",
@@ -189,3 +198,14 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
     p.add_argument("--version", action="version", version=f"ftgui {__version__}")
 
     return p
+
+
+def accuracy_drop_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=MAX_ACCURACY_DROP,
+        metavar="POINTS",
+        help="refuse an INT8 export that loses more than this many points of validation accuracy "
+        f"against the float model (default {MAX_ACCURACY_DROP:g}; the float formats are kept either way)",
+    )

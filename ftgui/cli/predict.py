@@ -35,6 +35,14 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (default 64)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
     p.add_argument(
+        "--runtime",
+        default="torch",
+        metavar="RUNTIME",
+        help="run the bundle's model.safetensors in PyTorch (torch, the default) or one of its exported "
+        "formats in its own runtime: onnx, onnx-int8, openvino, openvino-int8, tflite, tflite-int8, "
+        "torchscript (written by ftgui-export)",
+    )
+    p.add_argument(
         "--cam",
         metavar="PNG",
         help="one image: also write PNG, the picture with a heat map of where the evidence for the "
@@ -55,6 +63,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
 
             check_destination(args.csv, "--csv", kind="file")
         predictor = Predictor.load(args.model_dir, device=args.device)
+        if args.runtime != "torch":
+            use_runtime(predictor, args.runtime, args.cam)
         paths = find_images(args.images)
         for option, target in (("--csv", args.csv), ("--cam", args.cam)):
             if target:
@@ -98,6 +108,21 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             + "\n"
         )
     return 1 if failed else 0
+
+
+def use_runtime(predictor: Predictor, name: str, cam: str | None) -> None:
+    """The predictor runs the exported file of ``name`` in its runtime instead of PyTorch."""
+    import torch
+
+    from ftgui.core.deploy.runtimes import load_runtime, runtime_names
+
+    if name not in runtime_names():
+        raise FtguiError(f"--runtime {name}: use one of {', '.join(runtime_names())}.")
+    if cam:
+        raise FtguiError("--cam needs the PyTorch model (its gradients); leave --runtime out.")
+    assert predictor.folder is not None
+    runtime = load_runtime(name, predictor.folder)
+    predictor.forward = lambda x: torch.from_numpy(runtime.run(x.contiguous().numpy()))
 
 
 def refuse_input_as_output(option: str, target: str, paths: Sequence[str], given: Sequence[str]) -> None:

@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftgui.cli.common import STOP_SIGNALS, Progress, check_out, print_event, scan_data
+from ftgui.cli.common import STOP_SIGNALS, Progress, check_out, print_event, print_exports, scan_data
 from ftgui.cli.options import run_options
 from ftgui.core.base import events as ev
 from ftgui.core.base import report
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.base.options import EXPORT_FORMATS
 from ftgui.core.base.text import printable as display
 from ftgui.core.workflows.runs import how_it_ended, record_run
 
@@ -166,15 +165,15 @@ def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress
     # Heavy imports after argument parsing, so --help is instant.
     from ftgui.core.base.events import CancelToken
     from ftgui.core.base.files import OutputLock
-    from ftgui.core.bundle.formats import missing_format_packages
+    from ftgui.core.deploy.registry import missing_format_packages, unknown_formats
     from ftgui.core.training.checkpoint import same_run_checkpoint
     from ftgui.core.training.engine import Trainer
 
     out_dir = Path(args.out).expanduser()
     formats = tuple(f.strip().lower() for f in args.export.split(",") if f.strip())
-    bad = [f for f in formats if f not in (*EXPORT_FORMATS, "safetensors")]
-    if bad:
-        raise FtguiError(f"Unknown export format {', '.join(bad)}: use {', '.join(EXPORT_FORMATS)}.")
+    unknown = unknown_formats(formats)
+    if unknown:
+        raise FtguiError(unknown)
     missing = missing_format_packages(formats)
     if missing:
         raise FtguiError(f"--export {args.export}: {missing}")
@@ -296,7 +295,7 @@ def _finish(
     progress: Progress,
     cancel_code: int,
 ) -> int:
-    from ftgui.core.bundle.export import export_all
+    from ftgui.core.deploy.export import export_all
 
     if trainer.epoch > 0 and not args.no_evaluate and isinstance(final, ev.Finished):
         from ftgui.core.evaluation.metrics import format_report
@@ -313,15 +312,12 @@ def _finish(
     failed_formats = []
     if trainer.epoch > 0:
         extra = formats if isinstance(final, ev.Finished) else ()
-        for check in export_all(trainer.trained(), out_dir, ("safetensors", *extra)):
-            if check.error:
-                failed_formats.append(check.format)
-                progress.error("ftgui-train", f"the {check.format} export failed: {check.error}")
-                continue
-            progress.line(
-                f"wrote {check.path} ({check.runtime}; max difference at batch 1 and 3: "
-                f"{check.max_difference:.1e})"
-            )
+        checks = export_all(
+            trainer.trained(), out_dir, ("safetensors", *extra), max_accuracy_drop=args.max_accuracy_drop
+        )
+        failed_formats = [c.format for c in checks if c.error]
+        if checks:
+            print_exports(out_dir, progress)
         seconds = getattr(args, "seconds", None)
         _record(trainer, "ftgui-train", progress, bundle=out_dir, seconds=seconds, ended=how_it_ended(final))
     kept = f"the model of epoch {trainer.best_epoch or trainer.epoch}"

@@ -14,8 +14,9 @@ import pytest
 from ftgui.cli import predict_main, train_main
 from ftgui.core.base.errors import CheckpointError
 from ftgui.core.base.files import OutputLock, check_destination
-from ftgui.core.bundle import export as export_module
-from ftgui.core.bundle.export import export_all, export_bundle
+from ftgui.core.deploy import export as export_module
+from ftgui.core.bundle.export import export_bundle
+from ftgui.core.deploy.export import export_all
 from ftgui.core.bundle.format import read_metadata
 from ftgui.core.bundle.predict import Predictor
 from ftgui.core.training.engine import Trainer
@@ -96,6 +97,7 @@ KILLER = textwrap.dedent(
     """
     import sys, time
     from ftgui.core.bundle import export
+    from ftgui.core.deploy.export import export_all
     from ftgui.core.training.engine import Trainer, TrainConfig
     t = Trainer(TrainConfig(data_dir=sys.argv[1], weights="none", image_size=32, epochs=1, device="cpu"))
     for _ in t.run():
@@ -107,7 +109,7 @@ KILLER = textwrap.dedent(
         time.sleep(60)
         return digest
     export.write_weights = slow
-    export.export_all(t.trained(), sys.argv[2])
+    export_all(t.trained(), sys.argv[2])
     """
 )
 

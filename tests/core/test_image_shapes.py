@@ -40,7 +40,7 @@ def test_an_extreme_aspect_ratio_is_refused_by_the_scan_and_by_decoding(strip, t
 
 @pytest.mark.slow
 def test_predict_under_a_memory_limit_answers_for_the_other_images(strip, tmp_path, tiny_config):
-    from ftgui.core.bundle.export import export_all
+    from ftgui.core.deploy.export import export_all
     from ftgui.core.training.engine import Trainer
 
     trainer = Trainer(tiny_config)

@@ -156,7 +156,7 @@ def test_out_on_another_file_system_a_symlink_to_one_or_holding_a_mount_point(tm
 @pytest.mark.slow
 def test_an_extra_format_that_fails_costs_only_its_own_file(tmp_path, tiny_config):
     """The disk fills while model.onnx is written: the bundle is still exported, whole."""
-    from ftgui.core.bundle.export import export_all
+    from ftgui.core.deploy.export import export_all
     from ftgui.core.bundle.predict import Predictor
     from ftgui.core.training.engine import Trainer
 
@@ -177,7 +177,7 @@ def test_an_extra_format_that_fails_costs_only_its_own_file(tmp_path, tiny_confi
         [onnx] = checks
         assert "No space left on device" in onnx.error and not (out / "model.onnx").exists()
         assert Predictor.load(out).classes == trainer.classes
-        assert "`model.onnx`: not written (onnx export failed: " in (out / "MODEL_CARD.md").read_text()
+        assert "`model.onnx`: not kept (onnx export failed: " in (out / "MODEL_CARD.md").read_text()
         assert _leftovers(out) == []
     finally:
         subprocess.run(["umount", str(out)], check=False)

@@ -25,7 +25,26 @@ CACHE_MODES = ("auto", "off")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Export formats besides model.safetensors (always written): key -> (file, the window's label).
+# An INT8 format is kept only when it loses no more than --max-accuracy-drop against the model.
 EXPORT_FORMATS: dict[str, tuple[str, str]] = {
     "onnx": ("model.onnx", "ONNX (model.onnx, dynamic batch size)"),
+    "onnx-int8": ("model.int8.onnx", "ONNX INT8 (model.int8.onnx, static quantization)"),
     "torchscript": ("model.torchscript.pt", "TorchScript (model.torchscript.pt)"),
+    "openvino": ("model.openvino.xml", "OpenVINO IR (model.openvino.xml + .bin)"),
+    "openvino-int8": ("model.openvino-int8.xml", "OpenVINO INT8 (NNCF post-training quantization)"),
+    "tflite": ("model.tflite", "LiteRT / TFLite (model.tflite)"),
+    "tflite-int8": ("model.int8.tflite", "LiteRT INT8 (model.int8.tflite, full-integer)"),
+    "coreml": ("model.mlpackage.zip", "Core ML (model.mlpackage, zipped)"),
 }
+# Files a format writes beside its main one.
+EXPORT_COMPANIONS: dict[str, tuple[str, ...]] = {
+    "openvino": ("model.openvino.bin",),
+    "openvino-int8": ("model.openvino-int8.bin",),
+}
+QUANTIZED_FORMATS = ("onnx-int8", "openvino-int8", "tflite-int8")
+MAX_ACCURACY_DROP = 1.0  # points of validation accuracy an INT8 export may lose
+
+
+def format_files(fmt: str) -> tuple[str, ...]:
+    """Every file one export format writes, its main file first."""
+    return (EXPORT_FORMATS[fmt][0], *EXPORT_COMPANIONS.get(fmt, ()))

@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ftgui.core.bundle.formats import FormatCheck
 from ftgui.core.evaluation.metrics import Evaluation, headline
 from ftgui.core.models.freeze import FreezePlan
 
 
-def model_card(
-    meta: dict[str, Any], checks: list[FormatCheck] | None = None, evaluation: Evaluation | None = None
-) -> str:
+def model_card(meta: dict[str, Any], evaluation: Evaluation | None = None) -> str:
     """A short Markdown description of the exported model, from the model.json it goes with
     (``meta``, so the two never disagree, not even on the creation time)."""
     cfg = meta["training"]
@@ -85,14 +82,76 @@ def model_card(
             "num_classes=K, **model_kwargs)` and `load_state_dict(strict=True)`"
         ),
     ]
-    for c in checks or []:
-        if c.error:
-            lines.append(f"- `{Path(c.path).name}`: not written ({c.format} export failed: {c.error})")
+    return with_deployment("\n".join(lines) + "\n", meta)
+
+
+DEPLOYMENT = "## Deployment formats"
+
+
+def with_deployment(card: str, meta: dict[str, Any]) -> str:
+    """``card`` with its deployment section rendered again from model.json's ``exports``."""
+    start = card.find(DEPLOYMENT)
+    if start >= 0:
+        rest = card.find("\n## ", start + len(DEPLOYMENT))
+        card = card[:start] + (card[rest + 1 :] if rest >= 0 else "")
+    card = card.rstrip("\n") + "\n"
+    exports = meta.get("exports")
+    if not isinstance(exports, dict) or not exports.get("formats"):
+        return card
+    return card + "\n" + DEPLOYMENT + "\n\n" + "\n".join(deployment_lines(exports)) + "\n"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+
+
+def _drop(points: float) -> str:
+    return f"{points:g} point" + ("" if points == 1 else "s")
+
+
+def _points(change: float | None) -> str:
+    return "" if change is None else f" ({change:+.1f})"
+
+
+def deployment_lines(exports: dict[str, Any]) -> list[str]:
+    """The measured formats as a Markdown table (the trained model first), then a line for each
+    format written but not checked, refused or failed."""
+    ref = exports.get("reference") or {}
+    acc = ref.get("accuracy")
+    lines = [
+        f"Each format run in its own runtime on {ref.get('images', 'the validation images')}, against the "
+        "trained model in PyTorch (an INT8 format may lose at most "
+        f"{_drop(ref.get('max_accuracy_drop', 1.0))} of accuracy).",
+        "",
+        "| file | runtime | top-1 agreement | largest logit difference | accuracy (change, points) "
+        "| ms per image (batch 1) | size |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        f"| `model.safetensors` | {ref.get('runtime', 'PyTorch')} | 100.0% | 0 | "
+        + ("n/a" if acc is None else f"{100 * acc:.1f}%")
+        + f" | {ref.get('latency_ms') or 0:.2f} | |",
+    ]
+    notes = []
+    for fmt, c in (exports.get("formats") or {}).items():
+        name = c.get("path") or fmt
+        if c.get("error"):
+            notes.append(f"- `{name}`: not kept ({c['error']})")
             continue
-        diff = (
-            "not checked"
-            if c.max_difference != c.max_difference
-            else f"max difference {c.max_difference:.1e}"
+        if c.get("note"):
+            notes.append(
+                f"- `{name}`: written with {c.get('converter', '?')}, {_size(c.get('size_bytes', 0))}; {c['note']}"
+            )
+            continue
+        change = (
+            None
+            if c.get("accuracy") is None or c.get("reference_accuracy") is None
+            else (100 * (c["accuracy"] - c["reference_accuracy"]))
         )
-        lines.append(f"- `{Path(c.path).name}`: checked with {c.runtime} at batch sizes 1 and 3, {diff}")
-    return "\n".join(lines) + "\n"
+        accuracy = "n/a" if c.get("accuracy") is None else f"{100 * c['accuracy']:.1f}%{_points(change)}"
+        diff = c.get("max_difference")
+        int8 = f", {c['int8_tensors']} INT8 tensors" if c.get("int8_tensors") else ""
+        lines.append(
+            f"| `{name}` | {c.get('runtime', '')}{int8} | {100 * (c.get('agreement') or 0):.1f}% | "
+            f"{'n/a' if diff is None else f'{diff:.1e}'} | {accuracy} | {c.get('latency_ms') or 0:.2f} | "
+            f"{_size(c.get('size_bytes', 0))} |"
+        )
+    return lines + ([""] + notes if notes else [])

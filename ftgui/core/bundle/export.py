@@ -1,11 +1,10 @@
-"""Exporting a trained model as a bundle (model.safetensors + model.json), swapped in whole."""
+"""Writing a trained model's bundle (model.safetensors + model.json + split and evaluation),
+swapped in whole; ftgui.core.deploy.export adds the deployment formats and MODEL_CARD.md."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,27 +16,16 @@ from ftgui.core.base.files import (
     bundle_bytes_needed,
     check_destination,
 )
-from ftgui.core.base.options import EXPORT_FORMATS
 from ftgui.core.base.staging import staged_folder, write_synced
-from ftgui.core.bundle.card import model_card
 from ftgui.core.bundle.format import (
     BUNDLE_FILES,
     BUNDLE_FORMAT,
-    CARD_FILE,
     EVALUATION_FILE,
-    FORMAT_FILES,
     META_FILE,
     SPLIT_FILE,
     WEIGHTS_FILE,
     dumps_json,
     non_finite,
-)
-from ftgui.core.bundle.formats import (
-    FormatCheck,
-    export_onnx,
-    export_torchscript,
-    missing_format_packages,
-    verification_images,
 )
 from ftgui.core.bundle.metadata import bundle_metadata, evaluation_summary, split_record
 from ftgui.core.bundle.trained import TrainedModel
@@ -151,52 +139,3 @@ def export_bundle(
     with staged_folder(out, BUNDLE_FILES) as stage:
         write_bundle_files(trained, stage, evaluation)
     return out
-
-
-def export_all(
-    trained: TrainedModel,
-    out_dir: str | os.PathLike[str],
-    formats: tuple[str, ...] = ("safetensors",),
-    evaluation: Evaluation | None = None,
-) -> list[FormatCheck]:
-    """The bundle, the chosen extra formats (each verified) and MODEL_CARD.md, swapped in together."""
-    unknown = [f for f in formats if f != "safetensors" and f not in EXPORT_FORMATS]
-    if unknown:
-        raise CheckpointError(f"Unknown export format {', '.join(unknown)}: use {', '.join(EXPORT_FORMATS)}.")
-    missing = missing_format_packages(formats)
-    if missing:
-        raise CheckpointError(missing)
-    out = Path(out_dir).expanduser()
-    evaluation = evaluation if evaluation is not None else trained.evaluation
-    from ftgui.core.base.text import display_path
-
-    checks: list[FormatCheck] = []
-    with staged_folder(out, BUNDLE_FILES) as stage:
-        meta = write_bundle_files(trained, stage, evaluation)
-        images = verification_images(trained) if set(formats) - {"safetensors"} else None
-        writers = {"onnx": export_onnx, "torchscript": export_torchscript}
-        for fmt, writer in writers.items():
-            if fmt in formats:
-                checks.append(_format_or_failure(fmt, writer, trained, stage, images))
-        text = model_card(meta, checks, evaluation)
-        write_synced(stage / CARD_FILE, display_path(text).encode("utf-8"))
-    # Report where the files are now, not where they were checked.
-    return [dataclasses.replace(c, path=str(out / Path(c.path).name)) for c in checks]
-
-
-def _format_or_failure(
-    fmt: str,
-    write: Callable[[TrainedModel, Path, torch.Tensor | None], FormatCheck],
-    trained: TrainedModel,
-    stage: Path,
-    images: torch.Tensor | None,
-) -> FormatCheck:
-    """One extra format; a format that fails costs only its own file, never the bundle."""
-    try:
-        return write(trained, stage, images)
-    except MemoryError:
-        raise
-    except Exception as exc:
-        (stage / FORMAT_FILES[fmt]).unlink(missing_ok=True)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return FormatCheck(fmt, str(stage / FORMAT_FILES[fmt]), float("nan"), (), "", error=reason)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import torch
 
 from ftgui.core.base.errors import CheckpointError
-from ftgui.core.base.options import EXPORT_FORMATS
+from ftgui.core.base.options import EXPORT_FORMATS, format_files
 
 if TYPE_CHECKING:
     pass
@@ -29,7 +29,14 @@ TOP_CONFUSIONS = 20  # model.json's evaluation summary lists this many
 SKIPPED_LISTED = 20  # and this many skipped files (all of them are in split.json.gz)
 FORMAT_FILES = {key: file for key, (file, _) in EXPORT_FORMATS.items()}
 # Everything an export writes: replaced together, so no file of an older export stays beside it.
-BUNDLE_FILES = (WEIGHTS_FILE, META_FILE, SPLIT_FILE, EVALUATION_FILE, CARD_FILE, *FORMAT_FILES.values())
+BUNDLE_FILES = (
+    WEIGHTS_FILE,
+    META_FILE,
+    SPLIT_FILE,
+    EVALUATION_FILE,
+    CARD_FILE,
+    *(name for fmt in EXPORT_FORMATS for name in format_files(fmt)),
+)
 
 
 def _json_default(o: Any) -> Any:

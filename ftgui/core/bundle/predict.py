@@ -50,6 +50,9 @@ class Predictor:
         self.meta = meta
         self.transform = build_transform(preprocess, augment=False)
         self.folder: Path | None = None  # the bundle's folder, when loaded from one
+        # Another runtime in place of the PyTorch model (an exported format of the bundle):
+        # preprocessed images on the CPU in, logits out.
+        self.forward: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike[str], device: str = "cpu") -> Predictor:
@@ -117,7 +120,9 @@ class Predictor:
         channels-last for convolutional networks, one forward pass per batch."""
         k = max(1, min(topk, len(self.classes)))
         device = next(self.model.parameters()).device
-        channels_last = not str(self.meta.get("arch", "")).startswith(("vit_", "swin", "maxvit"))
+        channels_last = self.forward is None and not str(self.meta.get("arch", "")).startswith(
+            ("vit_", "swin", "maxvit")
+        )
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         ds = ImageListDataset("", [Sample(str(p), 0) for p in paths], self.preprocess)
@@ -128,11 +133,12 @@ class Predictor:
                 return
             results = {i: Prediction(paths[i], (), _unreadable(paths[i], why)) for i, why in batch.failed}
             if batch.images.numel():
-                x = batch.images.to(device)
+                x = batch.images if self.forward is not None else batch.images.to(device)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.inference_mode():
-                    probs = torch.softmax(self.model(x).float(), dim=1).cpu()
+                    logits = self.forward(x) if self.forward is not None else self.model(x)
+                    probs = torch.softmax(logits.float(), dim=1).cpu()
                 values, best = probs.topk(k, dim=1)
                 for row, i in enumerate(batch.indices.tolist()):
                     if not bool(torch.isfinite(probs[row]).all()):

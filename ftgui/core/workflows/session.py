@@ -18,9 +18,9 @@ from ftgui.core.base.events import CancelToken
 
 if TYPE_CHECKING:
     from ftgui.core.base.files import OutputLock
-    from ftgui.core.bundle.formats import FormatCheck
     from ftgui.core.bundle.predict import Predictor
     from ftgui.core.data.samples import ScanResult
+    from ftgui.core.deploy.measure import ExportCheck
     from ftgui.core.training.config import TrainConfig
     from ftgui.core.training.engine import Trainer
     from ftgui.core.workflows.compare import Comparison
@@ -184,9 +184,9 @@ class Session:
             return None
         return Predictor(t.model, list(t.classes), t.preprocess, {"arch": t.built.arch})
 
-    def export(self, folder: str, formats: tuple[str, ...], lock: OutputLock) -> list[FormatCheck]:
+    def export(self, folder: str, formats: tuple[str, ...], lock: OutputLock) -> list[ExportCheck]:
         """The bundle, MODEL_CARD.md and the chosen formats (each checked), under ``lock``."""
-        from ftgui.core.bundle.export import export_all
+        from ftgui.core.deploy.export import export_all
 
         trainer = self.trainer
         if trainer is None:
@@ -209,7 +209,7 @@ class Session:
         """The quick checks before an export starts (packages, folder, space) and the folder's lock."""
         from ftgui.core.base.files import OutputLock
         from ftgui.core.bundle.export import check_output_folder
-        from ftgui.core.bundle.formats import missing_format_packages
+        from ftgui.core.deploy.registry import missing_format_packages
         from ftgui.core.models.layers import count_params
 
         trainer = self.trainer

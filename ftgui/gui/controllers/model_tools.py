@@ -23,8 +23,8 @@ from ftgui.gui.settings import dialog_folder, setting
 from ftgui.gui.widgets.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
-    from ftgui.core.bundle.formats import FormatCheck
     from ftgui.core.bundle.predict import Predictor
+    from ftgui.core.deploy.measure import ExportCheck
     from ftgui.core.evaluation.metrics import Evaluation
     from ftgui.core.training.engine import Trainer
     from ftgui.core.training.lr_finder import LRFinderResult
@@ -105,7 +105,7 @@ class ModelTools(WindowBase):
             lock.release()
         return started
 
-    def _on_exported(self, folder: str, checks: list[FormatCheck]) -> None:
+    def _on_exported(self, folder: str, checks: list[ExportCheck]) -> None:
         self.settings.setValue("export/last_folder", folder)
         self.log_message("info", f"Exported model.safetensors, model.json and MODEL_CARD.md to {folder}")
         failed = [c for c in checks if c.error]
@@ -123,18 +123,14 @@ class ModelTools(WindowBase):
         for c in checks:
             if c.error:
                 continue
-            self.log_message(
-                "info",
-                f"Wrote {Path(c.path).name}: checked with {c.runtime} at batch sizes 1 and 3, "
-                f"largest difference {c.max_difference:.1e}",
-            )
+            self.log_message("info", f"Wrote {Path(c.path).name}: {export_summary(c)}")
         self.statusBar().showMessage(f"Exported to {folder}", 8000)
         if self._eval_prefers_trainer:
             self._use_trainer_for_try()  # "exported to FOLDER" in Try and Classify (same model)
         if not failed:
             self._confirm_export(folder, checks)
 
-    def _confirm_export(self, folder: str, checks: list[FormatCheck]) -> None:
+    def _confirm_export(self, folder: str, checks: list[ExportCheck]) -> None:
         """A confirmation that says what was written, with Open folder (not modal: the window
         stays usable behind it)."""
         from PySide6.QtCore import QUrl
@@ -146,7 +142,11 @@ class ModelTools(WindowBase):
             "Model exported",
             f"Exported to {display_path(folder)}:\n"
             + ", ".join(files)
-            + ("\n\nEach extra format was checked against the model." if checks else ""),
+            + (
+                "\n\n" + "\n".join(f"{Path(c.path).name}: {export_summary(c)}" for c in checks)
+                if checks
+                else ""
+            ),
             QMessageBox.StandardButton.Ok,
             self,
         )
@@ -303,3 +303,16 @@ class ModelTools(WindowBase):
             from ftgui.gui.widgets.rate_box import format_rate
 
             self.log_message("info", f"Learning rate set to {format_rate(self.train_panel.lr.value())}")
+
+
+def export_summary(c: ExportCheck) -> str:
+    """One line of what an export format gave in its runtime (the card has the whole table)."""
+    if c.note:
+        return f"written ({c.converter}); {c.note}"
+    change = c.accuracy_change
+    return (
+        f"{c.runtime}, {100 * (c.agreement or 0):.1f}% top-1 agreement, largest logit difference "
+        f"{c.max_difference:.1e}"
+        + ("" if change is None else f", accuracy {change:+.1f} points")
+        + (f", {c.latency_ms:.2f} ms per image" if c.latency_ms else "")
+    )

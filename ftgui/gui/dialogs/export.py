@@ -1,4 +1,4 @@
-"""The Export dialog: the folder, and the formats beside the bundle (each checked after writing)."""
+"""The Export dialog: the folder, and the formats beside the bundle (each measured after writing)."""
 
 from __future__ import annotations
 
@@ -18,17 +18,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ftgui.core.base.options import EXPORT_FORMATS
+from ftgui.core.base.options import EXPORT_FORMATS, MAX_ACCURACY_DROP
 
 if TYPE_CHECKING:
     pass
 
 
-def onnx_missing() -> str | None:
-    """What to install for ONNX export (the same check as ``ftgui-train --export onnx``), or None."""
-    from ftgui.core.bundle.formats import missing_format_packages
+def format_missing(fmt: str) -> str | None:
+    """What to install for one format (the same check as ``ftgui-export --format``), or None."""
+    from ftgui.core.deploy.registry import missing_format_packages
 
-    return missing_format_packages(("onnx",))
+    return missing_format_packages((fmt,))
 
 
 class ExportDialog(QDialog):
@@ -39,19 +39,27 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export model")
         self.folder = QLineEdit(folder)
         browse = QPushButton("Browse…")
-        # The formats ftgui-train --export offers (core/base/options.py), one box each.
+        # The formats ftgui-export offers (core/base/options.py), one box each; a format whose
+        # packages are missing is greyed, with the command that installs them.
         self.format_boxes = {key: QCheckBox(label) for key, (_, label) in EXPORT_FORMATS.items()}
         self.onnx = self.format_boxes["onnx"]
         self.torchscript = self.format_boxes["torchscript"]
-        missing = onnx_missing()
-        if missing:
-            self.onnx.setEnabled(False)
-            self.onnx.setText(self.onnx.text() + " — not installed")
-            self.onnx.setToolTip(missing)
+        hints: list[str] = []
+        for key, box in self.format_boxes.items():
+            missing = format_missing(key)
+            if missing:
+                box.setEnabled(False)
+                hint = missing.split("Install with: ", 1)[-1]
+                box.setText(f"{box.text()} — not installed")
+                box.setToolTip(missing)
+                if hint not in hints:
+                    hints.append(hint)
+        self.install_hints = hints
         note = QLabel(
             "Always written: model.safetensors, model.json and MODEL_CARD.md, swapped in together. Each "
-            "extra format is loaded back and compared with the model on validation images."
-            + (f"<br><i>{missing}</i>" if missing else "")
+            "extra format is run in its own runtime on the validation images and compared with the model; "
+            f"an INT8 format that loses more than {MAX_ACCURACY_DROP:g} accuracy point is refused."
+            + "".join(f"<br><i>To enable the greyed formats: {h}</i>" for h in hints)
         )
         note.setWordWrap(True)
         row = QHBoxLayout()

@@ -1,0 +1,66 @@
+"""ftgui-export: deployment formats for an existing bundle, each measured on its validation images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ftgui import __version__
+from ftgui.cli.common import Progress, print_exports
+from ftgui.cli.options import accuracy_drop_option
+from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.options import EXPORT_FORMATS, QUANTIZED_FORMATS
+from ftgui.core.base.text import printable as display
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ftgui-export",
+        description="Write deployment formats into a bundle exported by ftgui, in one atomic swap with "
+        "its model.json and MODEL_CARD.md. Each format is run in its own runtime on the bundle's "
+        "validation images (from split.json.gz) and compared with the trained model; INT8 formats are "
+        "calibrated on its training images and refused when they lose too much accuracy. Exit status: "
+        "0 every format written, 1 some format failed or was refused, 2 an error.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="folder with model.safetensors and model.json")
+    p.add_argument(
+        "--format",
+        required=True,
+        metavar="FORMATS",
+        help=f"comma-separated: {', '.join(EXPORT_FORMATS)} (INT8: {', '.join(QUANTIZED_FORMATS)})",
+    )
+    accuracy_drop_option(p)
+    p.add_argument(
+        "--data",
+        metavar="DATA_DIR",
+        help="the dataset's folder, when it is no longer where the model was trained on it",
+    )
+    p.add_argument("--version", action="version", version=f"ftgui {__version__}")
+    return p
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    args = export_parser().parse_args(argv)
+    from ftgui.core.deploy.export import export_into_bundle
+
+    progress = Progress(sys.stderr)
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    try:
+        checks, _ = export_into_bundle(
+            args.model_dir, formats, args.max_accuracy_drop, args.data, lambda text: progress.line(text + "…")
+        )
+    except FtguiError as exc:
+        sys.stderr.write(f"ftgui-export: error: {display(str(exc))}\n")
+        return 2
+    out = Path(args.model_dir).expanduser()
+    print_exports(out, Progress(sys.stdout))
+    failed = [c for c in checks if c.error]
+    for c in failed:
+        sys.stderr.write(f"ftgui-export: {Path(c.path).name}: {display(c.error)}\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(export_main())
