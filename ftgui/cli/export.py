@@ -56,9 +56,9 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(args.model_dir).expanduser()
     print_exports(out, Progress(sys.stdout))
-    failed = [c for c in checks if c.error]
-    for c in failed:
-        sys.stderr.write(f"ftgui-export: {Path(c.path).name}: {display(c.error)}\n")
+    failed = [Path(c.path).name for c in checks if c.error]
+    if failed:
+        sys.stderr.write(f"ftgui-export: not kept: {', '.join(failed)} (the reasons are listed above)\n")
     return 1 if failed else 0
 
 

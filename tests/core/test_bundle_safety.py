@@ -14,11 +14,11 @@ import pytest
 from ftgui.cli import predict_main, train_main
 from ftgui.core.base.errors import CheckpointError
 from ftgui.core.base.files import OutputLock, check_destination
-from ftgui.core.deploy import export as export_module
 from ftgui.core.bundle.export import export_bundle
-from ftgui.core.deploy.export import export_all
 from ftgui.core.bundle.format import read_metadata
 from ftgui.core.bundle.predict import Predictor
+from ftgui.core.deploy import export as export_module
+from ftgui.core.deploy.export import export_all
 from ftgui.core.training.engine import Trainer
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from ftgui.core.base.errors import CheckpointError, FtguiError
 from ftgui.core.base.text import class_name_problem, printable
-from ftgui.core.deploy.export import export_all
 from ftgui.core.bundle.predict import Prediction, Predictor
+from ftgui.core.deploy.export import export_all
 from ftgui.core.insight.classify import copy_into_class_folders
 from ftgui.core.training.engine import Trainer
 

@@ -9,9 +9,9 @@ import torch
 
 from ftgui.cli import train_main
 from ftgui.core.bundle.evaluate import evaluate_bundle
-from ftgui.core.deploy.export import export_all
 from ftgui.core.bundle.predict import Predictor
 from ftgui.core.data.samples import Sample
+from ftgui.core.deploy.export import export_all
 from ftgui.core.evaluation.metrics import metrics_from_confusion, summarise
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.core.training.engine import Trainer, run_to_end

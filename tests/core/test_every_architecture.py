@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from ftgui.core.base import events as ev
-from ftgui.core.deploy.export import export_all
 from ftgui.core.bundle.predict import Predictor
+from ftgui.core.deploy.export import export_all
 from ftgui.core.models import arch_info, list_architectures, model_source, preprocess_for, quirks
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.core.models.sizes import smallest_size

@@ -156,8 +156,8 @@ def test_out_on_another_file_system_a_symlink_to_one_or_holding_a_mount_point(tm
 @pytest.mark.slow
 def test_an_extra_format_that_fails_costs_only_its_own_file(tmp_path, tiny_config):
     """The disk fills while model.onnx is written: the bundle is still exported, whole."""
-    from ftgui.core.deploy.export import export_all
     from ftgui.core.bundle.predict import Predictor
+    from ftgui.core.deploy.export import export_all
     from ftgui.core.training.engine import Trainer
 
     trainer = Trainer(tiny_config)

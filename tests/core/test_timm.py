@@ -14,8 +14,8 @@ timm = pytest.importorskip("timm")
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 from ftgui.core.base.errors import WeightsError  # noqa: E402
-from ftgui.core.deploy.export import export_all  # noqa: E402
 from ftgui.core.bundle.predict import Predictor  # noqa: E402
+from ftgui.core.deploy.export import export_all  # noqa: E402
 from ftgui.core.models import arch_info, build_model, is_known_arch, list_models  # noqa: E402
 from ftgui.core.models.freeze import FreezePlan  # noqa: E402
 from ftgui.core.models.layers import model_blocks  # noqa: E402
