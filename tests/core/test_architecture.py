@@ -89,7 +89,8 @@ def test_every_core_module_lives_in_a_capability_package():
     assert loose == []
     packages = sorted(p.name for p in core.iterdir() if (p / "__init__.py").is_file())
     assert packages == [
-        "base", "bundle", "compute", "data", "evaluation", "insight", "models", "training", "workflows",
+        "base", "bundle", "compute", "data", "deploy", "evaluation", "insight", "models", "training",
+        "workflows",
     ]  # fmt: skip
 
 
