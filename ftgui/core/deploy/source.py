@@ -22,6 +22,7 @@ from ftgui.core.data.samples import Sample
 from ftgui.core.models.preprocess import Preprocess
 
 MEASURE_LIMIT = 500  # validation images each format is measured on (spread over the split)
+MEASURE_BYTES = 256 << 20  # ... and no more than fit in this much memory as float tensors
 CALIBRATION_IMAGES = 300  # training images INT8 formats are calibrated on
 
 
@@ -111,6 +112,8 @@ class DeploySource:
     def measured_images(self, limit: int = MEASURE_LIMIT) -> tuple[torch.Tensor, list[int] | None, str]:
         """Validation images and their labels (None where there are no validation images: the
         trained model's answers on training images then stand in), and which images they are."""
+        size = self.preprocess.crop_size
+        limit = max(32, min(limit, MEASURE_BYTES // (3 * 4 * size * size)))
         if self.val:
             images, labels = self._load(spread(self.val, limit))
             if len(images):
@@ -123,6 +126,8 @@ class DeploySource:
     def calibration_images(self, limit: int = CALIBRATION_IMAGES) -> torch.Tensor:
         """Training images (validation images where there are none), preprocessed as for
         prediction: what the deployed model will see, never random data."""
+        size = self.preprocess.crop_size
+        limit = max(32, min(limit, MEASURE_BYTES // (3 * 4 * size * size)))
         images, _ = self._load(spread(self.train or self.val, limit))
         if not len(images):
             raise CheckpointError(f"No training image under {self.root} could be read for calibration.")
