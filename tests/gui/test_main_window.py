@@ -358,7 +358,7 @@ def test_evaluation_view_and_try_tab_after_training(qtbot, window, image_folder,
     assert window.export_to(str(out), ("safetensors", "onnx", "torchscript"))
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert (out / "model.onnx").is_file() and (out / "model.torchscript.pt").is_file()
-    assert (out / "MODEL_CARD.md").is_file() and "largest difference" in window.log.toPlainText()
+    assert (out / "MODEL_CARD.md").is_file() and "largest logit difference" in window.log.toPlainText()
     assert json.loads((out / "evaluation.json").read_text())["confusion"] == ev.confusion
 
     # Try: drop two images onto the tab; the bars match the exported bundle's own predictions.
