@@ -3,8 +3,15 @@ command where a format's packages are missing."""
 
 from __future__ import annotations
 
-from ftgui.core.base.options import EXPORT_FORMATS
+import json
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from ftgui.core.base.options import EXPORT_FORMATS, format_files
 from ftgui.core.deploy import registry
+from ftgui.core.deploy.measure import ExportCheck
 from ftgui.gui.dialogs.export import ExportDialog
 
 
@@ -28,3 +35,60 @@ def test_every_format_is_offered_and_a_missing_one_is_greyed_with_its_install_co
     dialog.show()
     qtbot.waitExposed(dialog)
     assert dialog.width() <= 1280 and dialog.height() <= 760
+
+
+@pytest.mark.slow
+def test_the_window_exports_every_installed_format_from_its_dialog(qtbot, window, image_folder, tmp_path):
+    """Train in the window, open Export model… (Ctrl+E), tick every format that is installed:
+    each is written, measured in its runtime and listed in the log, the confirmation and model.json."""
+    with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
+        window.data_panel.load_folder(str(image_folder))
+    window.model_panel.set_weights("none")
+    window.train_panel.epochs.setValue(1)
+    window.train_panel.image_size.setValue(32)
+    window.start_training()
+    qtbot.waitUntil(lambda: not window.busy and window.export_action.isEnabled(), timeout=120_000)
+    out, chosen = tmp_path / "exported", []
+
+    def fill_in() -> None:
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, ExportDialog)
+        dialog.folder.setText(str(out))
+        for key, box in dialog.format_boxes.items():
+            if box.isEnabled():
+                box.setChecked(True)
+                chosen.append(key)
+        dialog.accept()
+
+    QTimer.singleShot(0, fill_in)
+    window.export_action.trigger()
+    qtbot.waitUntil(lambda: window.export_box is not None, timeout=300_000)
+    assert chosen == [f for f in EXPORT_FORMATS if not registry.missing_packages(f)] and "onnx" in chosen
+    log, box = window.log.toPlainText(), window.export_box.text()
+    for fmt in chosen:
+        name = format_files(fmt)[0]
+        assert (out / name).is_file(), fmt
+        assert f"Wrote {name}: " in log and f"{name}: " in box.split("\n\n", 1)[1], fmt
+    recorded = json.loads((out / "model.json").read_text())["exports"]["formats"]
+    assert sorted(recorded) == sorted(chosen)
+    assert all(recorded[f].get("agreement") is not None or recorded[f].get("note") for f in chosen)
+
+
+def test_a_refused_int8_export_is_a_warning_with_its_figures_not_a_failure(qtbot, window, tmp_path):
+    reason = (
+        "refused: accuracy 25.0% against 84.4% for the float model (59.4 points lost, more than "
+        "the 1 point allowed)"
+    )
+    checks = [
+        ExportCheck("onnx", str(tmp_path / "model.onnx"), runtime="onnxruntime 1.23", agreement=1.0,
+                    max_difference=1e-6, accuracy=0.844, reference_accuracy=0.844, latency_ms=0.5),
+        ExportCheck("onnx-int8", str(tmp_path / "model.int8.onnx"), error=reason, refused=True),
+    ]  # fmt: skip
+    window._on_exported(str(tmp_path), checks)
+    assert window.last_error_box is None  # not "Export incomplete": the gate did its work
+    box = window.export_box
+    assert box.icon() == QMessageBox.Icon.Warning
+    written = box.text().split("\n\n")[0].split(":\n", 1)[1].split(", ")
+    assert written == ["model.safetensors", "model.json", "MODEL_CARD.md", "model.onnx"]
+    assert f"model.int8.onnx: not kept ({reason})" in box.text()
+    assert f"⚠ model.int8.onnx was not kept: {reason}" in window.log.toPlainText()

@@ -162,8 +162,7 @@ def judge(check: ExportCheck, max_accuracy_drop: float = MAX_ACCURACY_DROP) -> E
         check.error = (
             f"refused: {what} {100 * (check.accuracy or 0):.1f}% against "
             f"{100 * (check.reference_accuracy or 0):.1f}% for the float model ({drop:.1f} points lost, "
-            f"more than the {max_accuracy_drop:g} point{'' if max_accuracy_drop == 1 else 's'} allowed by "
-            "--max-accuracy-drop)"
+            f"more than the {max_accuracy_drop:g} point{'' if max_accuracy_drop == 1 else 's'} allowed)"
         )
         check.refused = True
     return check

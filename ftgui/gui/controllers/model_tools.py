@@ -108,16 +108,20 @@ class ModelTools(WindowBase):
     def _on_exported(self, folder: str, checks: list[ExportCheck]) -> None:
         self.settings.setValue("export/last_folder", folder)
         self.log_message("info", f"Exported model.safetensors, model.json and MODEL_CARD.md to {folder}")
-        failed = [c for c in checks if c.error]
+        failed = [c for c in checks if c.error and not c.refused]
+        refused = [c for c in checks if c.refused]
         for c in failed:
             self.log_message(
                 "error", f"{Path(c.path).name} was not written: the {c.format} export failed: {c.error}"
             )
+        for c in refused:
+            self.log_message("warning", f"{Path(c.path).name} was not kept: {c.error}")
         if failed:
             self.show_error(
                 "Export incomplete",
                 "The model was exported, but "
                 + "; ".join(f"the {c.format} export failed: {c.error}" for c in failed)
+                + "".join(f"; {Path(c.path).name} was not kept: {c.error}" for c in refused)
                 + ".",
             )
         for c in checks:
@@ -136,17 +140,17 @@ class ModelTools(WindowBase):
         from PySide6.QtCore import QUrl
         from PySide6.QtGui import QDesktopServices
 
-        files = ["model.safetensors", "model.json", "MODEL_CARD.md", *(Path(c.path).name for c in checks)]
+        kept = [c for c in checks if not c.error]
+        refused = [c for c in checks if c.refused]
+        files = ["model.safetensors", "model.json", "MODEL_CARD.md", *(Path(c.path).name for c in kept)]
+        lines = [f"{Path(c.path).name}: {export_summary(c)}" for c in kept]
+        lines += [f"{Path(c.path).name}: not kept ({c.error})" for c in refused]
         box = QMessageBox(
-            QMessageBox.Icon.Information,
+            QMessageBox.Icon.Warning if refused else QMessageBox.Icon.Information,
             "Model exported",
             f"Exported to {display_path(folder)}:\n"
             + ", ".join(files)
-            + (
-                "\n\n" + "\n".join(f"{Path(c.path).name}: {export_summary(c)}" for c in checks)
-                if checks
-                else ""
-            ),
+            + ("\n\n" + "\n".join(lines) if lines else ""),
             QMessageBox.StandardButton.Ok,
             self,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -19,9 +18,6 @@ from PySide6.QtWidgets import (
 )
 
 from ftgui.core.base.options import EXPORT_FORMATS, MAX_ACCURACY_DROP
-
-if TYPE_CHECKING:
-    pass
 
 
 def format_missing(fmt: str) -> str | None:
