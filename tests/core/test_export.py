@@ -176,3 +176,25 @@ def test_the_same_weights_give_the_same_bytes_in_every_process():
         for _ in range(8)  # with two metadata keys, 8 processes all agreeing by chance: 1 in 128
     }
     assert len(digests) == 1
+
+
+def test_weights_get_the_permissions_of_any_other_file_of_the_bundle(tmp_path):
+    """safetensors creates its file 0600: a bundle shared with the user's group (or served) had
+    every file readable but the weights."""
+    from torch import nn
+
+    from ftgui.core.base.files import normal_file_mode
+    from ftgui.core.bundle.export import write_weights
+
+    old = os.umask(0o022)
+    try:
+        write_weights(nn.Linear(3, 4), "resnet18", tmp_path / "model.safetensors")
+        (tmp_path / "other").write_bytes(b"x")
+        assert normal_file_mode() == 0o644
+    finally:
+        os.umask(old)
+    assert (
+        (tmp_path / "model.safetensors").stat().st_mode & 0o777
+        == (tmp_path / "other").stat().st_mode & 0o777
+        == 0o644
+    )

@@ -32,6 +32,13 @@ class DestinationError(FtguiError):
 # ---------------------------------------------------------------- atomic files
 
 
+def normal_file_mode() -> int:
+    """The permissions a file created with open() would get here (0o666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Write to a temporary file beside ``path`` and rename it over ``path`` only when complete.
@@ -42,10 +49,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL, dir=target.parent)
-    # mkstemp creates 0600 files; give the result the permissions a normal file would get.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, normal_file_mode())  # mkstemp creates 0600 files
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh

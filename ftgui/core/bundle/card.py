@@ -101,7 +101,7 @@ def with_deployment(card: str, meta: dict[str, Any]) -> str:
     return card + "\n" + DEPLOYMENT + "\n\n" + "\n".join(deployment_lines(exports)) + "\n"
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
 
 
@@ -138,7 +138,7 @@ def deployment_lines(exports: dict[str, Any]) -> list[str]:
             continue
         if c.get("note"):
             notes.append(
-                f"- `{name}`: written with {c.get('converter', '?')}, {_size(c.get('size_bytes', 0))}; {c['note']}"
+                f"- `{name}`: written with {c.get('converter', '?')}, {size_text(c.get('size_bytes', 0))}; {c['note']}"
             )
             continue
         change = (
@@ -152,6 +152,6 @@ def deployment_lines(exports: dict[str, Any]) -> list[str]:
         lines.append(
             f"| `{name}` | {c.get('runtime', '')}{int8} | {100 * (c.get('agreement') or 0):.1f}% | "
             f"{'n/a' if diff is None else f'{diff:.1e}'} | {accuracy} | {c.get('latency_ms') or 0:.2f} | "
-            f"{_size(c.get('size_bytes', 0))} |"
+            f"{size_text(c.get('size_bytes', 0))} |"
         )
     return lines + ([""] + notes if notes else [])

@@ -15,6 +15,7 @@ from ftgui.core.base.files import (
     DestinationError,
     bundle_bytes_needed,
     check_destination,
+    normal_file_mode,
 )
 from ftgui.core.base.staging import staged_folder, write_synced
 from ftgui.core.bundle.format import (
@@ -67,6 +68,7 @@ def write_weights(model: torch.nn.Module, arch: str, path: Path) -> str:
     from safetensors.torch import save_file
 
     save_file(_weights_state(model), str(path), metadata={"format": BUNDLE_FORMAT, "arch": arch})
+    os.chmod(path, normal_file_mode())  # safetensors creates it 0600: unreadable to the user's group
     digest = hashlib.sha256()
     with open(path, "r+b") as fh:
         (length,) = struct.unpack("<Q", fh.read(8))

@@ -143,17 +143,17 @@ class ModelTools(WindowBase):
         kept = [c for c in checks if not c.error]
         refused = [c for c in checks if c.refused]
         files = ["model.safetensors", "model.json", "MODEL_CARD.md", *(Path(c.path).name for c in kept)]
-        lines = [f"{Path(c.path).name}: {export_summary(c)}" for c in kept]
-        lines += [f"{Path(c.path).name}: not kept ({c.error})" for c in refused]
         box = QMessageBox(
             QMessageBox.Icon.Warning if refused else QMessageBox.Icon.Information,
             "Model exported",
-            f"Exported to {display_path(folder)}:\n"
-            + ", ".join(files)
-            + ("\n\n" + "\n".join(lines) if lines else ""),
+            f"Exported to {display_path(folder)}:\n" + ", ".join(files),
             QMessageBox.StandardButton.Ok,
             self,
         )
+        if kept or refused:
+            box.setInformativeText(export_table_html(kept, refused))
+            # Room for the table's rows on one line each (QMessageBox wraps its labels narrow).
+            box.setStyleSheet("QLabel#qt_msgbox_informativelabel { min-width: 600px; }")
         open_button = box.addButton("Open folder", QMessageBox.ButtonRole.ActionRole)
         open_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder)))
         box.setWindowModality(Qt.WindowModality.NonModal)
@@ -307,6 +307,42 @@ class ModelTools(WindowBase):
             from ftgui.gui.widgets.rate_box import format_rate
 
             self.log_message("info", f"Learning rate set to {format_rate(self.train_panel.lr.value())}")
+
+
+def export_table_html(kept: list[ExportCheck], refused: list[ExportCheck]) -> str:
+    """The confirmation's table: one row per format kept (how it compares with the model in its
+    runtime), then one per INT8 format the accuracy gate refused, with its reason."""
+    from html import escape
+
+    from ftgui.core.bundle.card import size_text
+
+    def cell(text: str, align: str = "right") -> str:
+        return f"<td align='{align}' nowrap>{escape(text).replace(' ', '&nbsp;')}</td>"
+
+    columns = (
+        ("file", "left"),
+        ("agreement", "right"),
+        ("accuracy", "right"),
+        ("ms&nbsp;per&nbsp;image", "right"),
+    )
+    head = "".join(f"<th align='{a}' nowrap>{h}</th>" for h, a in (*columns, ("size", "right")))
+    rows = []
+    for c in kept:
+        name, size = cell(Path(c.path).name, "left"), cell(size_text(c.size_bytes) if c.size_bytes else "")
+        if c.note:  # written, not run here (Core ML off macOS)
+            rows.append(f"<tr>{name}<td colspan='3'>{escape(c.note)}</td>{size}</tr>")
+            continue
+        change = c.accuracy_change
+        agreement = cell(f"{100 * (c.agreement or 0):.1f}%")
+        accuracy = cell("" if change is None else f"{change:+.1f} pt")
+        latency = cell(f"{c.latency_ms:.2f}" if c.latency_ms else "")
+        rows.append(f"<tr>{name}{agreement}{accuracy}{latency}{size}</tr>")
+    for c in refused:
+        reason = escape(c.error.removeprefix("refused: "))
+        rows.append(
+            f"<tr>{cell(Path(c.path).name, 'left')}<td colspan='4' style='color:#b35900'>not kept: {reason}</td></tr>"
+        )
+    return f"<table cellspacing='0' cellpadding='3'><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def export_summary(c: ExportCheck) -> str:
