@@ -117,7 +117,8 @@ def use_runtime(predictor: Predictor, name: str, cam: str | None) -> None:
     from ftgui.core.deploy.runtimes import load_runtime, runtime_names
 
     if name not in runtime_names():
-        raise FtguiError(f"--runtime {name}: use one of {', '.join(runtime_names())}.")
+        why = " (the Core ML runtime runs only on macOS)" if name == "coreml" else ""
+        raise FtguiError(f"--runtime {name}{why}: use one of {', '.join(runtime_names())}.")
     if cam:
         raise FtguiError("--cam needs the PyTorch model (its gradients); leave --runtime out.")
     assert predictor.folder is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,4 +186,7 @@ def test_unknown_and_missing_formats_are_refused_before_anything_is_written(ever
     assert "No model.json in" in capsys.readouterr().err
     assert predict_main([str(out), str(out / "model.json"), "--runtime", "tensorrt"]) == 2
     assert "--runtime tensorrt: use one of torch, onnx" in capsys.readouterr().err
+    if sys.platform != "darwin":
+        assert predict_main([str(out), str(out / "model.json"), "--runtime", "coreml"]) == 2
+        assert "--runtime coreml (the Core ML runtime runs only on macOS): use one of" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before
