@@ -48,10 +48,9 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL, dir=target.parent)
-    os.chmod(tmp, normal_file_mode())  # mkstemp creates 0600 files
+    fh, tmp = _locked_partial(target, mode)
     try:
-        with os.fdopen(fd, mode) as fh:
+        with fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -66,19 +65,41 @@ STALE_AFTER_S = 120  # a temporary file this long untouched belongs to a process
 _MKSTEMP_TOKEN = re.compile(r"[A-Za-z0-9_]{8}")  # the random part tempfile.mkstemp chooses
 
 
+def _locked_partial(target: Path, mode: str) -> tuple[IO[Any], str]:
+    """A new temporary file beside ``target``, locked by this process while it writes it, so a
+    cleaner can tell it from one a killed writer left (taken again if a cleaner removed it
+    between its creation and the lock)."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL, dir=target.parent)
+        fh = os.fdopen(fd, mode)
+        try:
+            if try_lock(fh) and os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                os.chmod(tmp, normal_file_mode())  # mkstemp creates 0600 files
+                return fh, tmp
+        except FileNotFoundError:
+            pass
+        fh.close()
+
+
 def _remove_stale_partials(target: Path) -> None:
-    """Temporary files of ``target`` that a killed writer left (a live writer keeps touching its own)."""
+    """Temporary files of ``target`` that a killed writer left: unlocked ones (a live writer holds
+    the lock on its own; where locks are not available, one untouched for two minutes)."""
     import time
 
     now = time.time()
     with contextlib.suppress(OSError):
         for entry in target.parent.glob(f".{glob.escape(target.name)}.*{PARTIAL}"):
             token = entry.name[len(target.name) + 2 : -len(PARTIAL)]
-            if not _MKSTEMP_TOKEN.fullmatch(token):
+            if not _MKSTEMP_TOKEN.fullmatch(token) or not entry.is_file():
                 continue  # another file's (``model.json.bak``'s), not this one's
             with contextlib.suppress(OSError):
-                if entry.is_file() and now - entry.stat().st_mtime > STALE_AFTER_S:
-                    entry.unlink()
+                if sys.platform == "win32":  # pragma: no cover - Windows
+                    if now - entry.stat().st_mtime > STALE_AFTER_S:
+                        entry.unlink()
+                    continue
+                with open(entry, "rb") as fh:
+                    if try_lock(fh):  # its writer is gone
+                        entry.unlink()
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], object]) -> Path:
@@ -220,7 +241,7 @@ class OutputLock:
         self.release()
 
 
-def try_lock(fh: IO[str]) -> bool:
+def try_lock(fh: IO[Any]) -> bool:
     try:
         if sys.platform == "win32":  # pragma: no cover - Windows
             import msvcrt

@@ -7,7 +7,9 @@ up, and what the user had put in OUT is moved back out of it first, never delete
 
 Where OUT lies on another file system than its parent (a mount point, or a symlink to another
 disk), or holds a mount point, the stage is made inside OUT and its files are renamed into place
-one by one (model.json last), so nothing is ever renamed across devices.
+one by one (model.json last), so nothing is ever renamed across devices. That path is journaled:
+a commit record written into the complete stage first, so a kill half-way is finished by the
+next export or read of the bundle (``finish_interrupted``) instead of leaving half of each.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.files import PARTIAL, DestinationError, try_lock
 
 STAGE = "ftgui-stage-"
+COMMIT = "ftgui-commit.json"  # in a stage whose files are being renamed into OUT one by one
 _TOKEN = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -115,13 +120,49 @@ def _writer_gone(stage: Path) -> bool:
 
 
 def remove_stale_stages(out: Path) -> None:
-    """Clean up the stages of ``out`` whose writer is gone; a user's folder in one goes back first."""
-    for stage in list(_stages(out)):
+    """Clean up the stages of ``out`` whose writer is gone; a user's folder in one goes back first,
+    and a stage killed while its files were being renamed into ``out`` finishes that first."""
+    stages = list(_stages(out))
+    for stage in stages:
         if _writer_gone(stage):
             with contextlib.suppress(StagingError, OSError):
                 _put_back_and_remove(stage, out)
                 with contextlib.suppress(OSError):
                     _lock_path(stage).unlink()
+    _remove_orphan_locks(out, {_lock_path(s).name for s in stages})
+
+
+def _remove_orphan_locks(out: Path, paired: set[str]) -> None:
+    """Lock files with no stage: a writer killed before making its stage, or after removing it.
+    Each is removed while locked by this process, so a live writer never loses its own (a writer
+    that finds its file gone after locking it takes another, see ``_new_lock``)."""
+    for folder, inside in ((out.parent, False), (out, True)):
+        prefix = _stage_prefix(out, inside)
+        with contextlib.suppress(OSError):
+            for entry in list(folder.iterdir()):
+                name = entry.name
+                token = name[len(prefix) : -len(".lock")]
+                if not (name.startswith(prefix) and name.endswith(".lock") and _TOKEN.fullmatch(token)):
+                    continue
+                if name in paired or entry.with_name(name[: -len(".lock")] + PARTIAL).exists():
+                    continue
+                with contextlib.suppress(OSError), open(entry, encoding="utf-8") as fh:
+                    if try_lock(fh):
+                        entry.unlink()
+
+
+def _new_lock(folder: Path, prefix: str) -> tuple[IO[str], str]:
+    """A new lock file for a stage, locked by this process (taken again if a cleaner removed it
+    between its creation and the lock)."""
+    while True:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".lock", dir=folder)
+        lock = os.fdopen(fd, "w", encoding="utf-8")
+        try:
+            if try_lock(lock) and os.stat(name).st_ino == os.fstat(fd).st_ino:
+                return lock, name
+        except FileNotFoundError:
+            pass
+        lock.close()
 
 
 def _put_back_and_remove(stage: Path, out: Path) -> None:
@@ -129,7 +170,11 @@ def _put_back_and_remove(stage: Path, out: Path) -> None:
 
     A bundle holds no folders, so a folder in a stage is the user's (moved there when the
     folders were swapped): it goes back into ``out``. A stage that still holds one is kept.
+    A stage with a commit record was being renamed into ``out`` file by file: that is finished
+    first (the new bundle is complete in it), so ``out`` never keeps half of each.
     """
+    if (stage / COMMIT).exists():
+        _finish_replacing(stage, out)
     left: list[str] = []
     for entry in list(stage.iterdir()):
         if entry.is_dir() and not entry.is_symlink():
@@ -194,18 +239,46 @@ def swap_in(stage: Path, out: Path, replaced: Iterable[str]) -> None:
 
 
 def _replace_files(stage: Path, out: Path, replaced: set[str]) -> None:
-    """Fallback without an atomic folder swap: stale bundle files first, model.json last.
+    """Fallback without an atomic folder swap: the files are renamed into ``out`` one by one.
 
-    Readers stay safe in between because model.json records the weights' SHA-256.
-    """
-    staged = sorted(p.name for p in stage.iterdir() if p.is_file() and not p.is_symlink())
-    for name in replaced - set(staged):
+    Journaled: a commit record written into the complete stage first names the earlier files to
+    remove; a kill after it leaves the rest to whoever touches the bundle next (the next export,
+    or any read of it: ``finish_interrupted``), which finishes the renames. Before the record,
+    ``out`` is the previous bundle; after it, the new one."""
+    staged = {p.name for p in stage.iterdir() if p.is_file() and not p.is_symlink()}
+    record = {"format": 1, "remove": sorted(replaced - staged)}
+    write_synced(stage / f"{COMMIT}.new", json.dumps(record).encode("utf-8"))
+    os.rename(stage / f"{COMMIT}.new", stage / COMMIT)  # whole or absent: the commit point
+    _fsync_dir(stage)
+    _finish_replacing(stage, out)
+
+
+def _finish_replacing(stage: Path, out: Path) -> None:
+    """Carry out (or finish) the renames of a stage's commit record; model.json last."""
+    try:
+        record = json.loads((stage / COMMIT).read_text(encoding="utf-8"))
+        remove = [n for n in record["remove"] if isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..")]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise StagingError(f"The commit record in {stage} cannot be read ({exc}); it was kept.") from None
+    for name in remove:
         with contextlib.suppress(FileNotFoundError):
             (out / name).unlink()
-    order = sorted(staged, key=lambda n: n == "model.json")
-    for name in order:
+    staged = [p.name for p in stage.iterdir() if p.is_file() and not p.is_symlink() and p.name != COMMIT]
+    for name in sorted(staged, key=lambda n: n == "model.json"):
         os.replace(stage / name, out / name)
     _fsync_dir(out)
+    (stage / COMMIT).unlink()
+
+
+def finish_interrupted(out: str | os.PathLike[str]) -> None:
+    """Finish an export to ``out`` that was killed while renaming its files in (readers call it
+    before reading a bundle; without permission to write it does nothing)."""
+    target = Path(out).expanduser()
+    with contextlib.suppress(OSError):
+        for stage in list(_stages(target)):
+            if (stage / COMMIT).exists() and _writer_gone(stage):
+                with contextlib.suppress(StagingError, OSError):
+                    _finish_replacing(stage, target)
 
 
 @contextlib.contextmanager
@@ -223,10 +296,8 @@ def staged_folder(out: str | os.PathLike[str], replaced: Iterable[str]) -> Itera
     remove_stale_stages(target)
     inside = _inside(target)
     folder = target if inside else target.parent
-    fd, lock_name = tempfile.mkstemp(prefix=_stage_prefix(target, inside), suffix=".lock", dir=folder)
-    lock = os.fdopen(fd, "w", encoding="utf-8")
+    lock, lock_name = _new_lock(folder, _stage_prefix(target, inside))  # before the stage exists
     try:
-        try_lock(lock)  # before the stage exists, so no one ever sees it unlocked
         stage = Path(lock_name[: -len(".lock")] + PARTIAL)
         # A private (0700) folder at first, like mkdtemp's; then the mode of the folder it replaces.
         os.mkdir(stage, 0o700)

@@ -12,6 +12,7 @@ import torch
 
 from ftgui.core.base.errors import CheckpointError
 from ftgui.core.base.options import EXPORT_FORMATS, format_files
+from ftgui.core.base.staging import finish_interrupted
 
 if TYPE_CHECKING:
     pass
@@ -136,6 +137,8 @@ MODEL_KWARGS = {
 def read_metadata(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and check model.json of an exported bundle."""
     d = Path(bundle_dir).expanduser()
+    if d.is_dir():
+        finish_interrupted(d)  # an export killed half-way through renaming its files in
     path = d / META_FILE if d.is_dir() else d
     if not path.is_file():
         raise CheckpointError(f"No {META_FILE} in {d}: choose the folder ftgui exported.")

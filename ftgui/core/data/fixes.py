@@ -289,6 +289,11 @@ class Fixes:
                 continue
             base = Path(change.root)
             if change.action == "move":
+                for a, b in change.files:  # a move killed between its link and its unlink: finish it
+                    src, dst = (base / a, base / b) if st == "pending" else (base / b, base / a)
+                    with contextlib.suppress(OSError):
+                        if src.is_file() and dst.is_file() and os.path.samefile(src, dst):
+                            src.unlink()
                 moved = [(a, b) for a, b in change.files if (base / b).is_file() and not (base / a).exists()]
                 self._append(
                     {"id": cid, "state": "done" if moved else "undone", "files": [list(p) for p in moved]}

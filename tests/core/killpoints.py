@@ -1,0 +1,384 @@
+"""A kill at every file-system call of a writer: the harness behind test_kill_points.py.
+
+``python killpoints.py SCENARIO WORK`` prepares a folder as a user would have it (a previous
+bundle beside the user's own files and folders), then, for k = 0, 1, 2, ..., forks a child
+that runs the writer and dies with ``os._exit`` (what SIGKILL leaves: no ``finally``, no
+``atexit``, no buffers flushed) right after its k-th file-system call. After each kill the
+parent checks what a user would find, runs the writer again to the end (the next run), and
+checks again. It stops at the first k the writer survives and prints one JSON summary line.
+
+Counted calls: opening a file for writing, os.open with O_CREAT, write, rename, replace, link,
+symlink, unlink, rmdir, mkdir, chmod, fsync, the atomic folder exchange and safetensors' file
+write (native code: counted as one call).
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import hashlib
+import json
+import os
+import shutil
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+KILLED = 77  # the child's exit status at its kill point
+
+_COUNTED_OS = (
+    "rename",
+    "replace",
+    "link",
+    "symlink",
+    "unlink",
+    "remove",
+    "rmdir",
+    "mkdir",
+    "chmod",
+    "fsync",
+    "write",
+)
+
+
+class _Counter:
+    def __init__(self, kill_after: int) -> None:
+        self.kill_after, self.calls = kill_after, 0
+
+    def tick(self) -> None:
+        self.calls += 1
+        if self.calls >= self.kill_after:
+            os._exit(KILLED)
+
+
+def _install(counter: _Counter) -> None:
+    """Wrap every counted call so that the counter ticks after it returns."""
+
+    def counted(fn: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            result = fn(*args, **kwargs)
+            counter.tick()
+            return result
+
+        return wrapper
+
+    for name in _COUNTED_OS:
+        setattr(os, name, counted(getattr(os, name)))
+    real_os_open, real_open = os.open, builtins.open
+
+    def os_open(path, flags, *args, **kwargs):
+        fd = real_os_open(path, flags, *args, **kwargs)
+        if flags & os.O_CREAT:
+            counter.tick()
+        return fd
+
+    def open_(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        if any(c in mode for c in "wax+"):
+            counter.tick()
+        return fh
+
+    os.open, builtins.open = os_open, open_
+    import safetensors.torch
+
+    from ftgui.core.base import staging
+
+    staging._exchange = counted(staging._exchange)
+    safetensors.torch.save_file = counted(safetensors.torch.save_file)
+
+
+# ---------------------------------------------------------------- what a user would find
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every file (bytes) and folder (None) under ``folder``, by relative path."""
+    out: dict[str, bytes | None] = {}
+    for p in sorted(folder.rglob("*")):
+        out[str(p.relative_to(folder))] = None if p.is_dir() else p.read_bytes()
+    return out
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _leftovers(*folders: Path) -> list[str]:
+    return sorted(
+        str(p)
+        for f in folders
+        if f.exists()
+        for p in f.rglob("*")
+        if ".partial" in p.name or p.name.endswith(".lock")
+    )
+
+
+def _bundle_state(out: Path, shas: dict[str, str]) -> str:
+    """'old' or 'new' when ``out`` holds a bundle that loads; else why not."""
+    from ftgui.core.bundle.predict import Predictor
+
+    try:
+        Predictor.load(out)
+        sha = json.loads((out / "model.json").read_text())["weights_sha256"]
+    except Exception as exc:  # noqa: BLE001 - the harness reports any failure
+        return f"does not load: {type(exc).__name__}: {exc}".splitlines()[0]
+    return next((name for name, s in shas.items() if s == sha), "another bundle")
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def _tiny_trainer(data: Path, seed: int):
+    import torch
+
+    from ftgui.core.models.freeze import FreezePlan
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.training.engine import Trainer
+
+    torch.manual_seed(seed)
+    config = TrainConfig(
+        data_dir=str(data), arch="squeezenet1_1", weights="none", freeze=FreezePlan.parse("full"), epochs=1,
+        image_size=32, val_fraction=0.25, seed=seed, device="cpu",
+    )  # fmt: skip
+    trainer = Trainer(config)
+    trainer.prepare()
+    return trainer
+
+
+def _user_files(out: Path) -> None:
+    (out / "notes" / "deep").mkdir(parents=True)
+    (out / "notes" / "todo.txt").write_text("retrain with more owls\n")
+    (out / "notes" / "deep" / "plot.bin").write_bytes(os.urandom(3000))
+    (out / "my-readme.md").write_text("# my model\n")
+
+
+def bundle_scenario(work: Path, variant: str):
+    """Export over a previous bundle with the user's files in OUT (``variant``: exchange, the
+    atomic folder swap; files, the file-by-file fallback; inside, the stage inside OUT as on
+    another file system than its parent; fresh, OUT does not exist yet)."""
+    from ftgui.core.base import staging
+    from ftgui.core.bundle.export import export_bundle
+    from ftgui.core.data.example import make_example_dataset
+
+    data = make_example_dataset(work / "data", per_class=6, size=32, seed=1)
+    old, new = _tiny_trainer(data, 1).trained(), _tiny_trainer(data, 2).trained()
+    template = work / "template" / "out"
+    shas = {}
+    if variant != "fresh":
+        export_bundle(old, template)
+        shas["old"] = _sha(template / "model.safetensors")
+        _user_files(template)
+    probe = work / "probe" / "out"
+    export_bundle(new, probe)
+    shas["new"] = _sha(probe / "model.safetensors")
+    user = (
+        {k: v for k, v in _tree(template).items() if k.split("/")[0] in ("notes", "my-readme.md")}
+        if variant != "fresh"
+        else {}
+    )
+
+    def prepare(case: Path) -> Path:
+        if template.exists():
+            shutil.copytree(template, case / "out", symlinks=True)
+        else:
+            case.mkdir(parents=True)
+        return case / "out"
+
+    def write(out: Path) -> None:
+        if variant == "files":
+            staging._exchange = lambda a, b: False
+        if variant == "inside":
+            staging._inside = lambda out: True
+        export_bundle(new, out)
+
+    def check(out: Path, after_next_run: bool) -> list[str]:
+        problems = []
+        state = (
+            _bundle_state(out, shas) if (out / "model.json").exists() or variant != "fresh" else "none yet"
+        )
+        allowed = (
+            ("new",) if after_next_run else ("old", "new") if variant != "fresh" else ("new", "none yet")
+        )
+        if state not in allowed:
+            problems.append(f"bundle: {state}")
+        stages = (
+            [p for p in out.parent.iterdir() if p != out]
+            + [p for p in out.iterdir() if p.name.startswith(".")]
+            if out.exists()
+            else []
+        )
+        for rel, content in user.items():
+            places = [out / rel] if after_next_run else [out / rel, *(s / rel for s in stages if s.is_dir())]
+            found = [p for p in places if p.exists() and (content is None or p.read_bytes() == content)]
+            if not found:
+                problems.append(f"user's {rel}: lost or changed")
+        if after_next_run and _leftovers(out.parent):
+            problems.append(f"left behind: {', '.join(_leftovers(out.parent))}")
+        return problems
+
+    return prepare, write, write, check
+
+
+def checkpoint_scenario(work: Path):
+    """A checkpoint written over the previous one (atomic_torch_save, as every epoch does)."""
+    from ftgui.core.data.example import make_example_dataset
+    from ftgui.core.training.checkpoint import load_checkpoint
+
+    data = make_example_dataset(work / "data", per_class=6, size=32, seed=1)
+    old, new = _tiny_trainer(data, 1), _tiny_trainer(data, 2)
+    probe = work / "probe"
+    probe.mkdir()
+    shas = {
+        "old": _sha(old.save_checkpoint(probe / "old.pt")),
+        "new": _sha(new.save_checkpoint(probe / "new.pt")),
+    }
+
+    def prepare(case: Path) -> Path:
+        case.mkdir(parents=True)
+        shutil.copy(probe / "old.pt", case / "checkpoint.pt")
+        (case / "mine.txt").write_text("the user's\n")
+        return case
+
+    def write(case: Path) -> None:
+        new.save_checkpoint(case / "checkpoint.pt")
+
+    def check(case: Path, after_next_run: bool) -> list[str]:
+        problems = []
+        try:
+            load_checkpoint(case / "checkpoint.pt")
+            state = next((n for n, v in shas.items() if v == _sha(case / "checkpoint.pt")), "another file")
+        except Exception as exc:  # noqa: BLE001
+            state = f"does not load: {exc}".splitlines()[0]
+        if state not in (("new",) if after_next_run else ("old", "new")):
+            problems.append(f"checkpoint: {state}")
+        if (case / "mine.txt").read_text() != "the user's\n":
+            problems.append("the user's file changed")
+        if after_next_run and _leftovers(case):
+            problems.append(f"left behind: {', '.join(_leftovers(case))}")
+        return problems
+
+    return prepare, write, write, check
+
+
+def fixes_scenario(work: Path, action: str):
+    """Data fixes (``action``: move, three images to another class folder; exclude; undo, of a
+    move) killed at each call; the next run undoes every change still in effect, which must
+    give back the user's folder exactly as it was."""
+    from ftgui.core.data.example import make_example_dataset
+    from ftgui.core.data.fixes import Fixes
+
+    template = work / "template"
+    make_example_dataset(template / "data", per_class=4, size=32, seed=1)
+    root = template / "data"
+    files = sorted(str(p.relative_to(root)) for p in (root / "circle").iterdir())[:3]
+    original = _tree(root)
+    if action == "undo":
+        Fixes(template / "journal").move(root, files, "square")
+
+    def prepare(case: Path) -> Path:
+        shutil.copytree(template, case)
+        return case
+
+    def fixes(case: Path) -> Fixes:
+        # The journal records absolute paths: a case is a copy, so its records are rewritten.
+        journal = case / "journal"
+        for f in journal.glob("*") if journal.exists() else []:
+            f.write_text(f.read_text().replace(str(template), str(case)))
+        return Fixes(journal)
+
+    def write(case: Path) -> None:
+        f = fixes(case)
+        if action == "move":
+            f.move(case / "data", files, "square")
+        elif action == "exclude":
+            f.exclude(case / "data", files)
+        else:
+            f.undo()
+
+    def undo_all(case: Path) -> None:
+        f = fixes(case)
+        while f.undo() is not None:
+            pass
+
+    def check(case: Path, after_next_run: bool) -> list[str]:
+        tree = _tree(case / "data")
+        # One file under two names (the hard link of a no-overwrite move, before its unlink)
+        # is one file: counted once here, and settled by the next run (checked below).
+        inodes = {(p.stat().st_ino): p.read_bytes() for p in (case / "data").rglob("*") if p.is_file()}
+        contents = sorted(inodes.values())
+        if contents != sorted(v for v in original.values() if v is not None):
+            return ["an image was lost, duplicated or changed"]
+        try:
+            Fixes(case / "journal").history()
+        except Exception as exc:  # noqa: BLE001
+            return [f"the journal does not read: {exc}".splitlines()[0]]
+        if after_next_run and tree != original:
+            return ["undoing every change did not give the folder back as it was"]
+        if after_next_run and Fixes(case / "journal").excluded(case / "data"):
+            return ["files are still excluded after undoing every change"]
+        return []
+
+    return prepare, write, undo_all, check
+
+
+SCENARIOS = {
+    "checkpoint": checkpoint_scenario,
+    "fixes-move": lambda work: fixes_scenario(work, "move"),
+    "fixes-exclude": lambda work: fixes_scenario(work, "exclude"),
+    "fixes-undo": lambda work: fixes_scenario(work, "undo"),
+    "bundle-exchange": lambda work: bundle_scenario(work, "exchange"),
+    "bundle-files": lambda work: bundle_scenario(work, "files"),
+    "bundle-inside": lambda work: bundle_scenario(work, "inside"),
+    "bundle-fresh": lambda work: bundle_scenario(work, "fresh"),
+}
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _in_child(fn: Callable[[], None], kill_after: int | None) -> int:
+    """Run ``fn`` in a forked child (killed after that many calls); its exit status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if kill_after is not None:
+                _install(_Counter(kill_after))
+            fn()
+        except BaseException:  # noqa: BLE001 - reported through the exit status
+            traceback.print_exc()
+            os._exit(3)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def run(scenario: str, work: Path, limit: int = 400) -> dict:
+    import torch
+
+    torch.set_num_threads(1)  # no thread pool in the parent: the children are forked from it
+    prepare, write, recover, check = SCENARIOS[scenario](work)
+    failures: list[str] = []
+    kills = 0
+    for k in range(1, limit + 1):
+        case = work / f"k{k:03d}"
+        out = prepare(case)
+        status = _in_child(functools.partial(write, out), k)
+        if status == 0:
+            break  # the writer made fewer than k calls: every point has been tried
+        if status != KILLED:
+            failures.append(f"kill point {k}: the writer failed (exit {status})")
+            break
+        kills += 1
+        failures += [f"kill point {k}, before the next run: {p}" for p in check(out, False)]
+        status = _in_child(functools.partial(recover, out), None)
+        if status != 0:
+            failures.append(f"kill point {k}: the next run failed (exit {status})")
+        failures += [f"kill point {k}, after the next run: {p}" for p in check(out, True)]
+        shutil.rmtree(case)
+    return {"scenario": scenario, "kill_points": kills, "failures": failures}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(sys.argv[1], Path(sys.argv[2]))))
