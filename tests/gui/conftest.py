@@ -41,6 +41,22 @@ def window(qtbot, settings):
 
 
 @pytest.fixture
+def train_tiny():
+    return train_tiny_in_window
+
+
+def train_tiny_in_window(qtbot, window, folder) -> None:
+    """Open ``folder``, train one epoch from scratch at 32 px with the window's controls, wait."""
+    with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
+        window.data_panel.load_folder(str(folder))
+    window.model_panel.set_weights("none")
+    window.train_panel.epochs.setValue(1)
+    window.train_panel.image_size.setValue(32)
+    window.start_training()
+    qtbot.waitUntil(lambda: not window.busy and window.export_action.isEnabled(), timeout=120_000)
+
+
+@pytest.fixture
 def drop():
     return drop_folder
 

@@ -38,16 +38,12 @@ def test_every_format_is_offered_and_a_missing_one_is_greyed_with_its_install_co
 
 
 @pytest.mark.slow
-def test_the_window_exports_every_installed_format_from_its_dialog(qtbot, window, image_folder, tmp_path):
+def test_the_window_exports_every_installed_format_from_its_dialog(
+    qtbot, window, image_folder, tmp_path, train_tiny
+):
     """Train in the window, open Export model… (Ctrl+E), tick every format that is installed:
     each is written, measured in its runtime and listed in the log, the confirmation and model.json."""
-    with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
-        window.data_panel.load_folder(str(image_folder))
-    window.model_panel.set_weights("none")
-    window.train_panel.epochs.setValue(1)
-    window.train_panel.image_size.setValue(32)
-    window.start_training()
-    qtbot.waitUntil(lambda: not window.busy and window.export_action.isEnabled(), timeout=120_000)
+    train_tiny(qtbot, window, image_folder)
     out, chosen = tmp_path / "exported", []
 
     def fill_in() -> None:

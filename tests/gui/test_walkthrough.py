@@ -69,16 +69,12 @@ def test_the_examples_fallback_does_not_follow_the_user_to_the_next_folder(qtbot
     assert "settings from before the example dataset" in window.log.toPlainText()
 
 
-def test_try_forgets_the_old_models_results_when_another_model_opens(qtbot, window, image_folder, tmp_path):
+def test_try_forgets_the_old_models_results_when_another_model_opens(
+    qtbot, window, image_folder, tmp_path, train_tiny
+):
     from ftgui.core.bundle.predict import Predictor
 
-    with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
-        window.data_panel.load_folder(str(image_folder))
-    window.model_panel.set_weights("none")
-    window.train_panel.epochs.setValue(1)
-    window.train_panel.image_size.setValue(32)
-    window.start_training()
-    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
+    train_tiny(qtbot, window, image_folder)
     assert window.export_to(str(tmp_path / "m"))
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     window.export_box.close()
