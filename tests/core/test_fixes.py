@@ -134,3 +134,38 @@ def test_presplit_folders_move_within_their_part(tmp_path):
         make_example_dataset(tmp_path / "d" / part, per_class=3, size=16, seed=1)
     change = Fixes().move(tmp_path / "d", ["val/circle/circle_0000.jpg"], "square")
     assert change.files == (("val/circle/circle_0000.jpg", "val/square/circle_0000.jpg"),)
+
+
+def test_a_journal_pointing_outside_the_dataset_is_never_undone(data, tmp_path):
+    """A journal edited by hand (or by anyone who can write ftgui's data folder) could make undo
+    move files from anywhere: '../', absolute paths and links out of the dataset are refused."""
+    outside = tmp_path / "precious.txt"
+    outside.write_text("not an image")
+    (data / "square" / "link.jpg").symlink_to(outside)
+    journal = fixes_dir() / JOURNAL
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    records = [
+        {"id": "a", "action": "move", "root": str(data), "files": [["../precious.txt", "square/x.jpg"]]},
+        {"id": "b", "action": "move", "root": str(data), "files": [[str(outside), "square/y.jpg"]]},
+        {"id": "c", "action": "move", "root": str(data), "files": [[1, 2]]},
+        {"id": "d", "action": "move", "root": None, "files": []},
+        {"id": "e", "action": "move", "root": str(data), "files": [["circle/gone.jpg", "square/link.jpg"]]},
+    ]
+    journal.write_text("".join(json.dumps({**r, "state": "done"}) + "\n" for r in records))
+    before, fixes = snapshot(data), Fixes()
+    assert [c.id for c in fixes.history()] == ["e"]  # the only one of a shape ftgui writes
+    assert len(fixes.refused) == 4 and "a: its files are not paths inside the dataset" in fixes.refused
+    with pytest.raises(FixError, match="square/link.jpg is a link or lies outside"):
+        fixes.undo()
+    assert outside.read_text() == "not an image" and snapshot(data) == before
+
+
+def test_undo_moves_nothing_when_a_moved_file_was_changed_by_hand(data):
+    fixes = Fixes()
+    fixes.move(data, ["circle/circle_0000.jpg", "circle/circle_0001.jpg"], "square")
+    edited = data / "square" / "circle_0001.jpg"
+    edited.write_bytes(edited.read_bytes() + b"edited")
+    before = snapshot(data)
+    with pytest.raises(FixError, match=r"nothing was moved: square/circle_0001.jpg was changed or replaced"):
+        fixes.undo()
+    assert snapshot(data) == before

@@ -51,6 +51,9 @@ class Change:
     action: str  # "move" | "exclude"
     root: str
     files: tuple[tuple[str, str], ...]  # move: (from, to), relative; exclude: (path, "")
+    # move: each file's (size, mtime in ns) when it was moved, so undo can tell it was not
+    # changed or replaced by hand since; empty for records written before ftgui kept them.
+    stamps: tuple[tuple[int, int], ...] = ()
 
     def describe(self) -> str:
         n = len(self.files)
@@ -78,6 +81,50 @@ def _no_overwrite_move(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
+def _safe_files(value: Any) -> tuple[tuple[str, str], ...] | None:
+    """A record's (from, to) pairs, or None when any is not a relative path inside the dataset."""
+    if not isinstance(value, list):
+        return None
+    pairs = []
+    for pair in value:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+            return None
+        for p in pair:
+            if p and (p.startswith("/") or "\0" in p or any(x in ("", ".", "..") for x in p.split("/"))):
+                return None
+        pairs.append((pair[0], pair[1]))
+    return tuple(pairs)
+
+
+def _stamps(value: Any, n: int) -> tuple[tuple[int, int], ...]:
+    if isinstance(value, list) and len(value) == n:
+        if all(isinstance(t, list) and len(t) == 2 and all(type(x) is int for x in t) for t in value):
+            return tuple((t[0], t[1]) for t in value)
+    return ()
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _undo_problem(base: Path, now: str, before: str, stamp: tuple[int, int] | None) -> str:
+    """Why the file moved to ``now`` cannot be moved back to ``before`` (empty: it can)."""
+    real = base.resolve()
+    for rel in (now, before):
+        target = base / rel
+        parent = target.parent.resolve()
+        if target.is_symlink() or (parent != real and real not in parent.parents):
+            return f"{rel} is a link or lies outside {base}"
+    if not (base / now).is_file():
+        return f"{now} is not in {base} any more"
+    if (base / before).exists():
+        return f"{before} is taken by another file now"
+    if stamp is not None and _stamp(base / now) != stamp:
+        return f"{now} was changed or replaced since it was moved (size or time differ)"
+    return ""
+
+
 def free_name(folder: Path, name: str, taken: set[str]) -> str:
     """``name``, or ``stem-1.ext``, ``stem-2.ext``... : the first not in ``folder`` nor ``taken``."""
     stem, dot, ext = name.rpartition(".")
@@ -96,6 +143,7 @@ class Fixes:
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
         self.folder = Path(folder) if folder is not None else fixes_dir()
         self._lock = threading.Lock()
+        self.refused: list[str] = []  # journal records that are not changes ftgui would make (_changes)
 
     # ------------------------------------------------------------ reading
 
@@ -114,14 +162,30 @@ class Fixes:
         return out
 
     def _changes(self) -> tuple[dict[str, Change], dict[str, str]]:
+        """The journal's changes and their states. A record of another shape, or one whose
+        paths point outside its dataset (absolute, ``..``), is not a change: it is never undone
+        (``refused`` says which and why)."""
         changes: dict[str, Change] = {}
         state: dict[str, str] = {}
+        self.refused = []
         for r in self._records():
-            files = tuple((str(a), str(b)) for a, b in r.get("files", []))
+            files = _safe_files(r.get("files", []))
+            if files is None:
+                self.refused.append(f"{r['id']}: its files are not paths inside the dataset")
+                changes.pop(r["id"], None)
+                continue
             if "action" in r:
-                changes[r["id"]] = Change(r["id"], r.get("time", ""), r["action"], r["root"], files)
+                root, action = r.get("root"), r.get("action")
+                if not (isinstance(root, str) and Path(root).is_absolute() and action in ("move", "exclude")):
+                    self.refused.append(f"{r['id']}: not a change ftgui records (action or dataset)")
+                    continue
+                stamps = _stamps(r.get("stamps"), len(files))
+                changes[r["id"]] = Change(r["id"], str(r.get("time", "")), action, root, files, stamps)
             elif "files" in r and r["id"] in changes:  # what a change half-done by a crash did
-                changes[r["id"]] = replace(changes[r["id"]], files=files)
+                old = changes[r["id"]]
+                kept = dict(zip(old.files, old.stamps)) if old.stamps else {}
+                stamps = tuple(kept[f] for f in files) if kept and all(f in kept for f in files) else ()
+                changes[r["id"]] = replace(old, files=files, stamps=stamps)
             state[r["id"]] = str(r.get("state", ""))
         return changes, state
 
@@ -168,17 +232,20 @@ class Fixes:
         text = json.dumps({k: sorted(v) for k, v in data.items() if v}, indent=1, ensure_ascii=False)
         atomic_write(self.folder / EXCLUDED, lambda fh: fh.write(text.encode("utf-8")))
 
-    def _begin(self, action: str, root: str, files: Sequence[tuple[str, str]]) -> Change:
+    def _begin(
+        self, action: str, root: str, files: Sequence[tuple[str, str]], stamps: Sequence[tuple[int, int]] = ()
+    ) -> Change:
         change = Change(
             uuid.uuid4().hex,
             _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             action,
             root,
             tuple(files),
+            tuple(stamps),
         )
         self._append(
             {"id": change.id, "time": change.time, "action": action, "root": root,
-             "files": [list(f) for f in files], "state": "pending"}
+             "files": [list(f) for f in files], "stamps": [list(t) for t in stamps], "state": "pending"}
         )  # fmt: skip
         return change
 
@@ -213,7 +280,7 @@ class Fixes:
         if not pairs:
             raise FixError(f"The chosen images are in {to_class} already.")
         with self._lock:
-            change = self._begin("move", str(base), pairs)
+            change = self._begin("move", str(base), pairs, [_stamp(base / a) for a, _ in pairs])
             moved = self._move_pairs(base, pairs)
             if len(moved) < len(pairs):  # a failure half-way: the moved part stays undoable
                 self._append({"id": change.id, "state": "done", "files": [list(p) for p in moved]})
@@ -262,11 +329,12 @@ class Fixes:
             base = Path(change.root)
             if change.action == "move":
                 back = [(b, a) for a, b in reversed(change.files)]
-                for now, before in back:
-                    if not (base / now).is_file():
-                        raise FixError(f"Cannot undo: {now} is not in {base} any more.")
-                    if (base / before).exists():
-                        raise FixError(f"Cannot undo: {before} is taken by another file now.")
+                stamps = dict(zip((b for _, b in change.files), change.stamps))
+                problems = [
+                    p for now, before in back if (p := _undo_problem(base, now, before, stamps.get(now)))
+                ]
+                if problems:  # all or nothing: a file that cannot be verified is never moved
+                    raise FixError("Cannot undo; nothing was moved: " + "; ".join(problems) + ".")
                 self._append({"id": change.id, "state": "undoing"})
                 moved = self._move_pairs(base, back)
                 if len(moved) < len(back):
