@@ -144,6 +144,26 @@ def ftgui_train():
 
 
 @pytest.fixture
+def tmpfs(tmp_path):
+    """A small tmpfs mounted under tmp_path (another file system); skipped without the right."""
+    mounts: list[Path] = []
+
+    def mount(path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], capture_output=True
+        )
+        if done.returncode != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        mounts.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounts):
+        subprocess.run(["umount", str(path)], check=False)
+
+
+@pytest.fixture
 def ftgui_train_args():
     return train_args
 

@@ -169,3 +169,33 @@ def test_undo_moves_nothing_when_a_moved_file_was_changed_by_hand(data):
     with pytest.raises(FixError, match=r"nothing was moved: square/circle_0001.jpg was changed or replaced"):
         fixes.undo()
     assert snapshot(data) == before
+
+
+@pytest.mark.slow
+def test_a_dataset_on_a_read_only_mount_trains_exports_and_refuses_a_move_plainly(tmp_path, tmpfs, capsys):
+    """A dataset on another file system, seen read-only through a bind mount (as a shared or
+    network folder often is): training reads it, the bundle goes elsewhere, a move says why not."""
+    from ftgui.cli import train_main
+    from ftgui.core.bundle.predict import Predictor
+
+    make_example_dataset(tmpfs(tmp_path / "disk") / "shapes", per_class=8, size=32, seed=2)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    for options in (["--bind"], ["-o", "remount,bind,ro"]):
+        done = subprocess.run(
+            ["mount", *options, str(tmp_path / "disk" / "shapes"), str(ro)], capture_output=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"bind mounts need root: {done.stderr.decode().strip()}")
+    try:
+        before = snapshot(ro)
+        out = tmp_path / "out"
+        args = [str(ro), "--out", str(out), "--weights", "none", "--image-size", "32", "--epochs", "1"]
+        assert train_main(args) == 0, capsys.readouterr().err
+        assert Predictor.load(out).classes == ["circle", "square", "stripes", "triangle"]
+        with pytest.raises(FixError, match=r"is on a read-only file system; nothing was moved"):
+            Fixes().move(ro, ["circle/circle_0000.jpg"], "square")
+        Fixes().exclude(ro, ["circle/circle_0000.jpg"])  # in ftgui's data folder: works
+        assert snapshot(ro) == before
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)

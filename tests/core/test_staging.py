@@ -106,26 +106,6 @@ def test_a_stage_that_still_holds_a_users_folder_is_never_deleted(tmp_path):
     assert (stage / "notes" / "a.txt").read_text() == "mine"
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    """A small tmpfs mounted under tmp_path (another file system); skipped without the right."""
-    mounts: list[Path] = []
-
-    def mount(path: Path) -> Path:
-        path.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], capture_output=True
-        )
-        if done.returncode != 0:
-            pytest.skip("mounting a tmpfs needs root")
-        mounts.append(path)
-        return path
-
-    yield mount
-    for path in reversed(mounts):
-        subprocess.run(["umount", str(path)], check=False)
-
-
 def test_out_on_another_file_system_a_symlink_to_one_or_holding_a_mount_point(tmp_path, tmpfs):
     # OUT is itself a mount point.
     out = tmpfs(tmp_path / "mounted")

@@ -103,6 +103,13 @@ def _stamps(value: Any, n: int) -> tuple[tuple[int, int], ...]:
     return ()
 
 
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return False
+
+
 def _stamp(path: Path) -> tuple[int, int]:
     st = path.stat()
     return st.st_size, st.st_mtime_ns
@@ -279,6 +286,10 @@ class Fixes:
             pairs.append((rel, here + name))
         if not pairs:
             raise FixError(f"The chosen images are in {to_class} already.")
+        for folder in sorted({(base / p).parent for pair in pairs for p in pair}):
+            if not os.access(folder, os.W_OK):
+                why = "on a read-only file system" if _read_only(folder) else "not writable"
+                raise FixError(f"{folder} is {why}; nothing was moved (Exclude works on any folder).")
         with self._lock:
             change = self._begin("move", str(base), pairs, [_stamp(base / a) for a, _ in pairs])
             moved = self._move_pairs(base, pairs)
