@@ -109,7 +109,7 @@ def _leftovers(*folders: Path) -> list[str]:
         for f in folders
         if f.exists()
         for p in f.rglob("*")
-        if ".partial" in p.name or p.name.endswith(".lock")
+        if ".partial" in p.name or p.name.endswith((".lock", ".tmp"))
     )
 
 
@@ -321,7 +321,51 @@ def fixes_scenario(work: Path, action: str):
     return prepare, write, undo_all, check
 
 
+def row_store_scenario(work: Path, fresh: bool = False):
+    """A disk row store (the frozen-layer cache, the pixel cache) records more rows over a
+    finished earlier pass: its rows written in place, then its record of which rows are valid."""
+    import numpy as np
+    import torch
+
+    from ftgui.core.data.stores import RowStore
+
+    template = work / "template"
+    template.mkdir()
+    rows = torch.arange(8 * 3, dtype=torch.float32).reshape(8, 3)
+    if not fresh:  # else the first pass makes the file
+        first = RowStore(8, (3,), "disk", template / "f.npy")
+        first.put([0, 1, 2], rows[:3])
+        first.finish()
+        first.close()
+
+    def prepare(case: Path) -> Path:
+        shutil.copytree(template, case)
+        return case
+
+    def write(case: Path) -> None:
+        store = RowStore.reopen(case / "f.npy", 8, (3,)) or RowStore(8, (3,), "disk", case / "f.npy")
+        missing = [i for i in range(8) if not store.valid[i]]
+        if missing:
+            store.put(missing, rows[missing])
+        store.finish()
+
+    def check(case: Path, after_next_run: bool) -> list[str]:
+        store = RowStore.reopen(case / "f.npy", 8, (3,))
+        valid = [] if store is None else np.flatnonzero(store.valid).tolist()
+        if store is not None and valid and not torch.equal(store.get(valid), rows[valid]):
+            return ["rows marked valid hold other values"]
+        if after_next_run and valid != list(range(8)):
+            return [f"after the next run rows {valid} are valid, not all 8"]
+        if after_next_run and _leftovers(case):
+            return [f"left behind: {', '.join(_leftovers(case))}"]
+        return []  # before the next run: no store (rebuilt) or the old or new rows, all true
+
+    return prepare, write, write, check
+
+
 SCENARIOS = {
+    "row-store": row_store_scenario,
+    "row-store-new": lambda work: row_store_scenario(work, fresh=True),
     "checkpoint": checkpoint_scenario,
     "fixes-move": lambda work: fixes_scenario(work, "move"),
     "fixes-exclude": lambda work: fixes_scenario(work, "exclude"),

@@ -158,7 +158,11 @@ def test_ftgui_export_into_an_existing_bundle_keeps_everything_else(trained, ima
     meta = read_metadata(out)
     assert meta["weights_sha256"] == sha and set(meta["exports"]["formats"]) == {"onnx", "torchscript"}
     card = (out / "MODEL_CARD.md").read_text()
-    assert card.count("## Deployment formats") == 1 and "`model.torchscript.pt`" in card and "`model.onnx`" in card
+    assert (
+        card.count("## Deployment formats") == 1
+        and "`model.torchscript.pt`" in card
+        and "`model.onnx`" in card
+    )
     assert card.startswith(before["MODEL_CARD.md"].decode().split("## Deployment formats")[0])
 
     # The dataset moved: one line that says what to pass, and nothing changes.
@@ -188,5 +192,7 @@ def test_unknown_and_missing_formats_are_refused_before_anything_is_written(ever
     assert "--runtime tensorrt: use one of torch, onnx" in capsys.readouterr().err
     if sys.platform != "darwin":
         assert predict_main([str(out), str(out / "model.json"), "--runtime", "coreml"]) == 2
-        assert "--runtime coreml (the Core ML runtime runs only on macOS): use one of" in capsys.readouterr().err
+        assert (
+            "--runtime coreml (the Core ML runtime runs only on macOS): use one of" in capsys.readouterr().err
+        )
     assert sorted(p.name for p in out.iterdir()) == before

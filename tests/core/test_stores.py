@@ -164,3 +164,44 @@ def test_two_writers_of_one_store_share_its_file(tmp_path):
     assert again.valid.nonzero()[0].tolist() == [5, 6, 7, 8, 9]
     assert torch.equal(again.get([0, 9]), torch.tensor([[1.0, 1.0], [2.0, 2.0]]))
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_every_damaged_or_foreign_store_file_is_rebuilt_never_used(tmp_path):
+    """A fuzz of a finished store's two files: each damaged form is refused (None: the run
+    rebuilds the cache), never a traceback and never rows that do not match."""
+    import json
+
+    path = tmp_path / "p.npy"
+    store = RowStore(6, (2, 2), "disk", path, np.float32)
+    store.put([0, 1, 2, 3, 4, 5], _rows(6, (2, 2)))
+    store.finish()
+    store.close()
+    meta_path, good_meta, good_npy = (
+        path.with_suffix(".json"),
+        path.with_suffix(".json").read_text(),
+        path.read_bytes(),
+    )
+    meta = json.loads(good_meta)
+    metas = [
+        "null", "[]", "5", '"text"', "{}", good_meta[: len(good_meta) // 2], "\x00" * 10,
+        json.dumps({**meta, "count": "6"}), json.dumps({**meta, "count": None}),
+        json.dumps({**meta, "shape": "2,2"}), json.dumps({**meta, "shape": None}),
+        json.dumps({**meta, "dtype": 4}), json.dumps({**meta, "valid": 7}), json.dumps({**meta, "valid": "!!!"}),
+        json.dumps({**meta, "valid": ""}), json.dumps({k: v for k, v in meta.items() if k != "valid"}),
+    ]  # fmt: skip
+    for text in metas:
+        meta_path.write_text(text)
+        assert RowStore.reopen(path, 6, (2, 2), np.float32) is None, text
+    meta_path.write_text(good_meta)
+    rng = np.random.default_rng(0)
+    npys = [
+        b"", good_npy[:5], good_npy[:-4], good_npy + b"\x00" * 16, b"\x93NUMPY" + bytes(rng.integers(0, 256, 200, dtype=np.uint8)),
+        np.lib.format.magic(1, 0) + good_npy[8:].replace(b"<f4", b"<f8", 1),
+        np.lib.format.magic(1, 0) + good_npy[8:].replace(b"(6, 2, 2)", b"(6, 4, 1)", 1),
+        good_npy.replace(b"False", b"True ", 1),
+    ]  # fmt: skip
+    for data in npys:
+        path.write_bytes(data)
+        assert RowStore.reopen(path, 6, (2, 2), np.float32) is None, data[:60]
+    path.write_bytes(good_npy)
+    assert RowStore.reopen(path, 6, (2, 2), np.float32) is not None  # the intact pair still opens

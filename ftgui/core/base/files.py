@@ -47,8 +47,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(target)
-    fh, tmp = _locked_partial(target, mode)
+    remove_stale_partials(target)
+    fh, tmp = locked_partial(target, mode)
     try:
         with fh:
             yield fh
@@ -65,7 +65,7 @@ STALE_AFTER_S = 120  # a temporary file this long untouched belongs to a process
 _MKSTEMP_TOKEN = re.compile(r"[A-Za-z0-9_]{8}")  # the random part tempfile.mkstemp chooses
 
 
-def _locked_partial(target: Path, mode: str) -> tuple[IO[Any], str]:
+def locked_partial(target: Path, mode: str) -> tuple[IO[Any], str]:
     """A new temporary file beside ``target``, locked by this process while it writes it, so a
     cleaner can tell it from one a killed writer left (taken again if a cleaner removed it
     between its creation and the lock)."""
@@ -81,7 +81,7 @@ def _locked_partial(target: Path, mode: str) -> tuple[IO[Any], str]:
         fh.close()
 
 
-def _remove_stale_partials(target: Path) -> None:
+def remove_stale_partials(target: Path) -> None:
     """Temporary files of ``target`` that a killed writer left: unlocked ones (a live writer holds
     the lock on its own; where locks are not available, one untouched for two minutes)."""
     import time

@@ -257,7 +257,11 @@ def _finish_replacing(stage: Path, out: Path) -> None:
     """Carry out (or finish) the renames of a stage's commit record; model.json last."""
     try:
         record = json.loads((stage / COMMIT).read_text(encoding="utf-8"))
-        remove = [n for n in record["remove"] if isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..")]
+        remove = [
+            n
+            for n in record["remove"]
+            if isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..")
+        ]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise StagingError(f"The commit record in {stage} cannot be read ({exc}); it was kept.") from None
     for name in remove:

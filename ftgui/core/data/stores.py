@@ -14,6 +14,7 @@ store's key, so two processes that share a file write the same bytes to a row.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from ftgui.core.base import paths
+from ftgui.core.base.files import atomic_write, locked_partial, remove_stale_partials
 
 if TYPE_CHECKING:
     from ftgui.core.data.samples import Sample
@@ -184,9 +186,8 @@ class RowStore:
         os.fsync(self._fd)
         bits = base64.b64encode(np.packbits(self.valid).tobytes()).decode("ascii")
         meta = {"count": self.count, "shape": list(self.shape), "dtype": self.dtype.str, "valid": bits}
-        tmp = self.meta_path.with_name(f".{self.meta_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, self.meta_path)
+        text = json.dumps(meta).encode("ascii")
+        atomic_write(self.meta_path, lambda fh: fh.write(text))  # a killed writer's file is removed next time
         self._dirty = False
 
     def close(self) -> None:
@@ -203,7 +204,10 @@ class RowStore:
             meta = json.loads(path.with_suffix(".json").read_text())
             dt = np.dtype(dtype)
             if (
-                meta.get("count") != count
+                not isinstance(meta, dict)
+                or not isinstance(meta.get("valid"), str)
+                or not isinstance(meta.get("shape"), list)
+                or meta.get("count") != count
                 or tuple(meta.get("shape", ())) != tuple(shape)
                 or meta.get("dtype") != dt.str
             ):
@@ -215,7 +219,7 @@ class RowStore:
             store = cls(count, shape, "disk", path, dt)
             store.valid = valid.astype(bool)
             return store
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, binascii.Error):
             return None
 
 
@@ -257,12 +261,14 @@ def _open_file(path: Path, count: int, shape: tuple[int, ...], dtype: np.dtype[A
     place, which fails if another process made one meanwhile: then both use that one (a file
     replaced under a writer would leave its rows in a file nobody reads)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(path)  # a killed writer's full-size (sparse) file, or its link to ``path``
     for _ in range(3):
         found = _header(path)
         if found is not None and found[1:] == ((count, *shape), dtype):
             return found[0]
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as f:
+        f, name = locked_partial(path, "wb")
+        tmp = Path(name)
+        with f:
             header = {
                 "descr": np.lib.format.dtype_to_descr(dtype),
                 "fortran_order": False,
