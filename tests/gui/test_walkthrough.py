@@ -80,7 +80,7 @@ def test_try_forgets_the_old_models_results_when_another_model_opens(
     window.export_box.close()
     images = [str(p) for p in sorted((image_folder / "circle").iterdir())[:2]]
     assert window.try_panel.try_images(images)
-    qtbot.waitUntil(lambda: len(window.try_panel.rows) == 2, timeout=30_000)
+    qtbot.waitUntil(lambda: len(window.try_panel.rows) == 2 and not window.busy, timeout=30_000)
     assert window.open_bundle(str(tmp_path / "m"))
     qtbot.waitUntil(lambda: not window.busy, timeout=30_000)
     assert isinstance(window.try_panel.predictor, Predictor)
