@@ -65,20 +65,26 @@ STALE_AFTER_S = 120  # a temporary file this long untouched belongs to a process
 _MKSTEMP_TOKEN = re.compile(r"[A-Za-z0-9_]{8}")  # the random part tempfile.mkstemp chooses
 
 
-def locked_partial(target: Path, mode: str) -> tuple[IO[Any], str]:
-    """A new temporary file beside ``target``, locked by this process while it writes it, so a
-    cleaner can tell it from one a killed writer left (taken again if a cleaner removed it
-    between its creation and the lock)."""
+def new_locked_file(folder: Path, prefix: str, suffix: str, mode: str) -> tuple[IO[Any], str]:
+    """A new file (mkstemp) in ``folder``, locked by this process, so a cleaner can tell it from
+    one a killed process left. Taken again if a cleaner removed it between its creation and the
+    lock (the name then no longer leads to this file)."""
     while True:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL, dir=target.parent)
-        fh = os.fdopen(fd, mode)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        fh = os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
         try:
-            if try_lock(fh) and os.stat(tmp).st_ino == os.fstat(fd).st_ino:
-                os.chmod(tmp, normal_file_mode())  # mkstemp creates 0600 files
-                return fh, tmp
+            if try_lock(fh) and os.stat(name).st_ino == os.fstat(fd).st_ino:
+                return fh, name
         except FileNotFoundError:
             pass
         fh.close()
+
+
+def locked_partial(target: Path, mode: str) -> tuple[IO[Any], str]:
+    """A new temporary file beside ``target``, locked while this process writes it."""
+    fh, tmp = new_locked_file(target.parent, f".{target.name}.", PARTIAL, mode)
+    os.chmod(tmp, normal_file_mode())  # mkstemp creates 0600 files
+    return fh, tmp
 
 
 def remove_stale_partials(target: Path) -> None:

@@ -21,13 +21,11 @@ import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
 
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.base.files import PARTIAL, DestinationError, try_lock
+from ftgui.core.base.files import PARTIAL, DestinationError, new_locked_file, try_lock
 
 STAGE = "ftgui-stage-"
 COMMIT = "ftgui-commit.json"  # in a stage whose files are being renamed into OUT one by one
@@ -135,7 +133,7 @@ def remove_stale_stages(out: Path) -> None:
 def _remove_orphan_locks(out: Path, paired: set[str]) -> None:
     """Lock files with no stage: a writer killed before making its stage, or after removing it.
     Each is removed while locked by this process, so a live writer never loses its own (a writer
-    that finds its file gone after locking it takes another, see ``_new_lock``)."""
+    that finds its file gone after locking it takes another: ``new_locked_file``)."""
     for folder, inside in ((out.parent, False), (out, True)):
         prefix = _stage_prefix(out, inside)
         with contextlib.suppress(OSError):
@@ -149,20 +147,6 @@ def _remove_orphan_locks(out: Path, paired: set[str]) -> None:
                 with contextlib.suppress(OSError), open(entry, encoding="utf-8") as fh:
                     if try_lock(fh):
                         entry.unlink()
-
-
-def _new_lock(folder: Path, prefix: str) -> tuple[IO[str], str]:
-    """A new lock file for a stage, locked by this process (taken again if a cleaner removed it
-    between its creation and the lock)."""
-    while True:
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".lock", dir=folder)
-        lock = os.fdopen(fd, "w", encoding="utf-8")
-        try:
-            if try_lock(lock) and os.stat(name).st_ino == os.fstat(fd).st_ino:
-                return lock, name
-        except FileNotFoundError:
-            pass
-        lock.close()
 
 
 def _put_back_and_remove(stage: Path, out: Path) -> None:
@@ -300,7 +284,7 @@ def staged_folder(out: str | os.PathLike[str], replaced: Iterable[str]) -> Itera
     remove_stale_stages(target)
     inside = _inside(target)
     folder = target if inside else target.parent
-    lock, lock_name = _new_lock(folder, _stage_prefix(target, inside))  # before the stage exists
+    lock, lock_name = new_locked_file(folder, _stage_prefix(target, inside), ".lock", "w")  # before the stage
     try:
         stage = Path(lock_name[: -len(".lock")] + PARTIAL)
         # A private (0700) folder at first, like mkdtemp's; then the mode of the folder it replaces.
