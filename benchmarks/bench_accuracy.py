@@ -24,7 +24,6 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 import torchvision.models as tvm
 from PIL import Image
 from torch import nn
+from workfolder import add_keep_option, work_folder
 
 STRATEGIES = ("head", "last-1", "last-2", "full", "gradual")
 SWEEP = {
@@ -413,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--setting", action="append", choices=list(SETTINGS), help="run only these settings")
     p.add_argument("--strategy", action="append", choices=STRATEGIES, help="run only these strategies")
     p.add_argument("--work", help="keep the generated folders and pretrained weights here (reused)")
+    add_keep_option(p)
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
     import importlib.util
@@ -423,9 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.setting or (known[:1] if args.quick else known)
     strategies = tuple(args.strategy or STRATEGIES)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="ftgui-bench-accuracy-") as tmp:
-        work = Path(args.work) if args.work else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_folder("bench-accuracy", args.keep, args.work) as work:
         for name in names:
             rows += run_setting(SETTINGS[name], work, not (args.quick or args.no_sweep), strategies)
     print()

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 from PIL import Image
 from torchvision import transforms
+from workfolder import add_keep_option, work_folder
 
 from ftgui.core.bundle.export import export_bundle
 from ftgui.core.bundle.predict import Predictor
@@ -55,10 +54,10 @@ def plain_loop(predictor: Predictor, paths: list[str], batch: int = 64) -> list[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="160 photos")
+    add_keep_option(parser)
     args = parser.parse_args()
     n = 160 if args.quick else 400
-    with tempfile.TemporaryDirectory(prefix="ftgui-bench-classify-") as tmp:
-        work = Path(tmp)
+    with work_folder("bench-classify", args.keep) as work:
         data = make_example_dataset(work / "shapes", per_class=10, size=64, seed=1)
         cfg = TrainConfig(
             data_dir=str(data), weights="none", image_size=224, epochs=1, freeze=FreezePlan.parse("head")

@@ -15,9 +15,10 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from workfolder import add_keep_option, work_folder
 
 from ftgui.core.data.example import make_example_dataset
 
@@ -27,11 +28,11 @@ CANDIDATES = ("head", "last-1", "full")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 epochs, 30 images per class")
+    add_keep_option(parser)
     args = parser.parse_args()
     epochs, per_class, size = (2, 30, 64) if args.quick else (5, 60, 64)
     bin_dir = Path(sys.executable).parent
-    with tempfile.TemporaryDirectory(prefix="ftgui-bench-compare-") as tmp:
-        work = Path(tmp)
+    with work_folder("bench-compare", args.keep) as work:
         data = make_example_dataset(work / "shapes", per_class=per_class, size=96, seed=3)
         common = ["--weights", "none", "--image-size", str(size), "--epochs", str(epochs), "--seed", "0"]
 

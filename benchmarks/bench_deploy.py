@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torchvision.models as tvm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_accuracy import plain_loader, preprocess, pretrain, train_from_scratch, write_digits  # noqa: E402
+from workfolder import add_keep_option, work_folder  # noqa: E402
 
 SIZE = 64
 STANDIN_FILES = {"mobilenet_v3_large": "mobilenet_v3_large-5c1a4163.pth"}
@@ -147,10 +147,10 @@ def goal_verdict(rows: list[tuple]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="ResNet18 only, fewer pretraining epochs")
+    add_keep_option(parser)
     args = parser.parse_args(argv)
     archs = ["resnet18"] if args.quick else ["resnet18", "mobilenet_v3_large"]
-    with tempfile.TemporaryDirectory(prefix="ftgui-bench-deploy-") as tmp:
-        work = Path(tmp)
+    with work_folder("bench-deploy", args.keep) as work:
         os.environ["TORCH_HOME"] = str(work / "torch")
         write_digits(work / "pre", (0, 1, 2, 3, 4), SIZE, None)
         write_digits(work / "task", (5, 6, 7, 8, 9), SIZE, None)

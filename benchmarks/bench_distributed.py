@@ -20,9 +20,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from workfolder import add_keep_option, work_folder
 
 from ftgui.core.data.example import make_example_dataset
 
@@ -69,6 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 epochs, 40 images per class")
     parser.add_argument("--gpus", action="store_true", help="1 GPU against every GPU of this machine")
+    add_keep_option(parser)
     args = parser.parse_args()
     device = "cuda" if args.gpus else "cpu"
     if args.gpus:
@@ -83,8 +85,7 @@ def main() -> int:
     epochs, per_class, size = (2, 40, 64) if args.quick else (4, 60, 128)
     if args.gpus:
         per_class, size = per_class * 10, 128
-    with tempfile.TemporaryDirectory(prefix="ftgui-bench-dist-") as tmp:
-        work = Path(tmp)
+    with work_folder("bench-distributed", args.keep) as work:
         data = make_example_dataset(work / "shapes", per_class=per_class, size=96, seed=5)
         common = [
             "--weights",

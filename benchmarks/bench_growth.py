@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workfolder import add_keep_option, work_folder
+
 LIMIT = 1.3  # most growth of a per-image cost from 10k to 100k
 CLASSES = 100
 COSTS = ("open_cold", "open_cached", "first_epoch", "later_epoch", "evaluate")
@@ -229,7 +231,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--model", default="mobilenet_v3_small")
-    parser.add_argument("--folders", default=str(Path(tempfile.gettempdir()) / "ftgui-bench-growth"))
+    parser.add_argument(
+        "--folders", help="make (or reuse) the image folders here and keep them (default: in the work folder)"
+    )
+    add_keep_option(parser)
     parser.add_argument("--no-window", action="store_true", help="leave out the window's lateness")
     parser.add_argument(
         "--cache-memory", type=int, default=None, metavar="MB",
@@ -251,11 +256,16 @@ def main() -> int:
             result = step(args.child, args.model, args.cache_memory)
         print(json.dumps(result))
         return 0
+    with work_folder("bench-growth", args.keep) as work:
+        return run(args, Path(args.folders) if args.folders else work / "folders")
+
+
+def run(args: argparse.Namespace, folders: Path) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = {}
     for n in sizes:
         t = time.perf_counter()
-        folder = make_folder(Path(args.folders) / f"{n}", n)
+        folder = make_folder(folders / f"{n}", n)
         made = time.perf_counter() - t
         with tempfile.TemporaryDirectory(prefix="ftgui-bench-cache-") as cache:
             env = {**os.environ, "XDG_CACHE_HOME": cache}  # no header or feature cache yet
@@ -296,7 +306,7 @@ def main() -> int:
             f"{1e6 * r['pixels_later'] / r['pixels_images']:10.1f}"
         )
     if not args.no_window:
-        biggest = Path(args.folders) / f"{sizes[-1]}"
+        biggest = folders / f"{sizes[-1]}"
         with tempfile.TemporaryDirectory(prefix="ftgui-bench-cache-") as cache:
             env = {**os.environ, "XDG_CACHE_HOME": cache, "QT_QPA_PLATFORM": "offscreen"}
             proc = subprocess.run(

@@ -35,6 +35,7 @@ import torchvision  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
+from workfolder import add_keep_option, work_folder
 
 from ftgui.core.base import events as ev
 from ftgui.core.data.example import draw_example
@@ -356,12 +357,15 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="smaller data and fewer epochs (under 3 minutes)"
     )
+    add_keep_option(parser)
     args = parser.parse_args()
-    quick = args.quick
+    with work_folder("bench-training", args.keep) as tmp:  # no features reused from earlier runs
+        return run(args.quick, tmp)
+
+
+def run(quick: bool, tmp: Path) -> int:
     train_n, val_n, big = (10, 3, 4) if quick else (40, 10, 12)
     epochs_head, epochs_last, epochs_full = (4, 3, 1) if quick else (10, 10, 3)
-    tmp = Path(tempfile.mkdtemp(prefix="ftgui-bench-"))
-    os.environ["XDG_CACHE_HOME"] = str(tmp / "cache")  # no features reused from earlier runs
     print(f"machine: {machine()}")
     t0 = time.perf_counter()
     data, photos = make_data(tmp, train_n, val_n, big)
@@ -495,7 +499,7 @@ def main() -> int:
     print()
     for row in [("case", "plain", "ftgui", "ratio", "notes"), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
-    print(f"\ntotal {time.perf_counter() - t0:.0f}s; data in {tmp}")
+    print(f"\ntotal {time.perf_counter() - t0:.0f}s")
     return 0
 
 

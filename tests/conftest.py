@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
@@ -19,23 +22,96 @@ from ftgui.core.models.freeze import FreezePlan
 from ftgui.core.training.config import TrainConfig
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Whatever the tests and their subprocesses put in the system's temporary folder lands in
+    one folder of pytest's own (removed with it), where ``nothing_left_in_temp`` sees it."""
+    folder = tmp_path_factory.mktemp("temp")
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = str(folder)
+    return folder
+
+
+# Written once per process, whatever it does, and never more: onnxruntime's session id (51 bytes,
+# at import) and torch's compile cache folder (empty; made when torchvision is imported).
+PER_PROCESS = {".ses", f"torchinductor_{getpass.getuser()}"}
+# torchrun's own log folders (one per launch, never removed by it): removed here, not ftgui's.
+LAUNCHERS = ("torchelastic_",)
+
+
 @pytest.fixture(autouse=True)
-def isolated_app_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def nothing_left_in_temp(private_temporary_folder: Path):
+    """A test that leaves files in the temporary folder (``mkdtemp`` never removed, a converter's
+    scratch folder) fails: on a user's machine they would pile up until the disk is full."""
+    yield
+    left = sorted(e for e in private_temporary_folder.iterdir() if e.name not in PER_PROCESS)
+    for entry in left:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    left = [e for e in left if not e.name.startswith(LAUNCHERS)]
+    if left:
+        pytest.fail(f"this test left {[e.name for e in left]} in the temporary folder")
+
+
+@pytest.fixture(autouse=True)
+def isolated_app_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Run records, window checkpoints and the example folder go to a test's own data folder, and
-    header, feature and pixel caches to its own cache folder."""
+    header, feature and pixel caches to its own cache folder (removed after the test)."""
     home = tmp_path_factory.mktemp("xdg")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
-    return home
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
-def isolated_torch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_torch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Never touch (or download into) the real hub cache."""
     home = tmp_path_factory.mktemp("torch_home")
     monkeypatch.setenv("TORCH_HOME", str(home))
     torch.hub.set_dir(str(home / "hub"))
-    return home
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory: pytest.TempPathFactory):
+    """A folder shared by one module's tests (a bundle trained once), removed after the last."""
+    folder = tmp_path_factory.mktemp("module")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder`` (links not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+@pytest.fixture(autouse=True)
+def record_written_bytes(
+    request: pytest.FixtureRequest, isolated_app_folders: Path, isolated_torch_home: Path
+):
+    """With FTGUI_TEST_BYTES=FILE, the bytes each test left at its end in its tmp_path, data and
+    cache folders and hub cache are appended to FILE (``sort -n FILE | tail`` names the largest)."""
+    record = os.environ.get("FTGUI_TEST_BYTES")
+    if not record:
+        yield
+        return
+    folders = [isolated_app_folders, isolated_torch_home]
+    if "tmp_path" in request.fixturenames:  # set up here, so torn down (removed) after this
+        folders.append(request.getfixturevalue("tmp_path"))
+    yield
+    with open(record, "a", encoding="utf-8") as fh:
+        fh.write(f"{sum(folder_bytes(f) for f in folders)}\t{request.node.nodeid}\n")
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[int, int, bytes]]:

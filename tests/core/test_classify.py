@@ -19,8 +19,8 @@ from ftgui.core.training.engine import Trainer, run_to_end
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, image_folder):
-    out = tmp_path_factory.mktemp("bundle") / "m"
+def bundle(module_tmp, image_folder):
+    out = module_tmp / "m"
     cfg = TrainConfig(
         data_dir=str(image_folder), weights="none", image_size=32, epochs=2, freeze=FreezePlan.parse("full")
     )

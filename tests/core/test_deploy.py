@@ -47,10 +47,10 @@ def trained(image_folder):
 
 
 @pytest.fixture(scope="module")
-def every_format(trained, tmp_path_factory):
+def every_format(trained, module_tmp):
     """One export with every format whose packages are here (the gate opened wide: these tests
     look at the files; the gate has its own test)."""
-    out = tmp_path_factory.mktemp("deploy") / "model"
+    out = module_tmp / "model"
     formats = [f for f in EXPORT_FORMATS if not missing_packages(f)]
     checks = export_all(trained.trained(), out, ("safetensors", *formats), max_accuracy_drop=100.0)
     return out, {c.format: c for c in checks}

@@ -53,8 +53,8 @@ TORCHSCRIPT = {
 
 
 @pytest.fixture(scope="module")
-def two_classes(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("two")
+def two_classes(module_tmp) -> Path:
+    root = module_tmp
     for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
         (root / name).mkdir()
         for i in range(4):

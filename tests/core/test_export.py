@@ -161,18 +161,18 @@ def test_split_file_read_back_old_bundles_and_damage(tmp_path, image_folder):
         Predictor.load(out).split()
 
 
-def test_the_same_weights_give_the_same_bytes_in_every_process():
+def test_the_same_weights_give_the_same_bytes_in_every_process(tmp_path):
     """safetensors writes its metadata from a hash map whose order changes per process."""
     code = (
-        "import hashlib, tempfile, torch; from pathlib import Path; from torch import nn; "
+        "import hashlib, sys, torch; from pathlib import Path; from torch import nn; "
         "from ftgui.core.bundle.export import write_weights; from safetensors.torch import load; "
         "torch.manual_seed(0); m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)); "
-        "f = Path(tempfile.mkdtemp()) / 'model.safetensors'; write_weights(m, 'resnet18', f); b = f.read_bytes(); "
+        "f = Path(sys.argv[1]) / 'model.safetensors'; write_weights(m, 'resnet18', f); b = f.read_bytes(); "
         "assert all(torch.equal(t, m.state_dict()[k]) for k, t in load(b).items()); "
         "print(hashlib.sha256(b).hexdigest())"
     )
     digests = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True).stdout
         for _ in range(8)  # with two metadata keys, 8 processes all agreeing by chance: 1 in 128
     }
     assert len(digests) == 1

@@ -25,9 +25,9 @@ NAN = float("nan")
 
 
 @pytest.fixture(scope="module")
-def valid(tmp_path_factory, image_folder):
+def valid(module_tmp, image_folder):
     """A bundle and a checkpoint of a small model (mobilenet_v3_small, head only, 32 px)."""
-    base = tmp_path_factory.mktemp("fuzz")
+    base = module_tmp
     cfg = TrainConfig(
         data_dir=str(image_folder),
         arch="mobilenet_v3_small",

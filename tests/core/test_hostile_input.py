@@ -59,10 +59,10 @@ def test_a_folder_holding_an_ftgui_bundle_is_never_a_class(tmp_path, trained_bun
 
 
 @pytest.fixture(scope="module")
-def trained_bundle(tmp_path_factory, image_folder):
+def trained_bundle(module_tmp, image_folder):
     from ftgui.core.training.config import TrainConfig
 
-    out = tmp_path_factory.mktemp("bundle") / "m"
+    out = module_tmp / "m"
     cfg = TrainConfig(data_dir=str(image_folder), weights="none", image_size=32, epochs=1, device="cpu")
     trainer = Trainer(cfg)
     run_to_end(trainer)

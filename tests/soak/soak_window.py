@@ -25,12 +25,13 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from workfolder import add_keep_option, work_folder  # noqa: E402
 
 
 def make_many_classes(root: Path, classes: int, per_class: int = 3, size: int = 32) -> Path:
@@ -324,17 +325,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report-every", type=float, default=60.0, help="seconds between report lines")
     p.add_argument("--big", type=int, default=4500, help="images of the folder checked in processes")
     p.add_argument("--cache-memory", type=int, default=0, metavar="MB", help="the caches' RAM budget")
+    add_keep_option(p)
     args = p.parse_args(argv)
 
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("ftgui-soak")
-    with tempfile.TemporaryDirectory(prefix="ftgui-soak-") as tmp:
-        os.environ["XDG_DATA_HOME"] = str(Path(tmp) / "data")
-        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
+    with work_folder("soak", args.keep) as tmp:  # run records and caches in it too
         os.environ["FTGUI_CACHE_MEMORY_MB"] = str(args.cache_memory)
-        soak = Soak(args, Path(tmp))
+        soak = Soak(args, tmp)
         return soak.run()
 
 

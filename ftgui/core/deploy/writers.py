@@ -232,6 +232,7 @@ def write_tflite_int8(
 def write_coreml(model: torch.nn.Module, example: torch.Tensor, _calib: torch.Tensor, folder: Path) -> str:
     """model.mlpackage (an ML program, FP32, batch 1 to 64), zipped into one file so that it is
     swapped in with the bundle like every other file."""
+    import shutil
     import tempfile
 
     import coremltools as ct
@@ -249,6 +250,8 @@ def write_coreml(model: torch.nn.Module, example: torch.Tensor, _calib: torch.Te
     with tempfile.TemporaryDirectory(prefix="ftgui-coreml-") as tmp:
         package = Path(tmp) / "model.mlpackage"
         converted.save(str(package))
+        if getattr(converted, "is_temp_package", False):  # else kept in the temporary folder until exit
+            shutil.rmtree(converted.package_path, ignore_errors=True)
         target = file_of("coreml", folder)
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(package.rglob("*")):
