@@ -45,6 +45,11 @@ def check_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-memory", type=int, default=None, metavar="MB", help="RAM for the feature cache")
     p.add_argument("--json", metavar="FILE", help="also write every finding to FILE as JSON")
     p.add_argument("--csv", metavar="FILE", help="also write every finding to FILE as CSV")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --json and --csv replace an existing file that ftgui did not write",
+    )
     p.add_argument("--limit", type=int, default=20, help="findings printed per kind (default 20; 0 = all)")
     p.add_argument("--version", action="version", version=f"ftgui {__version__}")
     return p
@@ -52,15 +57,20 @@ def check_parser() -> argparse.ArgumentParser:
 
 def check_main(argv: Sequence[str] | None = None) -> int:
     args = check_parser().parse_args(argv)
-    from ftgui.core.base.files import check_destination
-    from ftgui.core.insight.check import KIND_NAMES, KINDS, check_data
+    from ftgui.core.insight.check import KIND_NAMES, KINDS, Finding, check_data
     from ftgui.core.training.config import TrainConfig
 
     progress = Progress(sys.stderr)
     try:
-        for option, target in (("--json", args.json), ("--csv", args.csv)):
+        from ftgui.core.base.outputs import check_output_file, first_line, json_with_keys
+
+        signatures = {
+            "--json": (args.json, json_with_keys("root", "classes", "findings", "features_from")),
+            "--csv": (args.csv, first_line(",".join(Finding.__dataclass_fields__))),
+        }
+        for option, (target, signature) in signatures.items():
             if target:
-                check_destination(target, option, kind="file")
+                check_output_file(target, option, signature, args.overwrite, [args.data_dir])
         config = TrainConfig(
             data_dir=args.data_dir, arch=args.model, weights=args.weights, image_size=args.image_size,
             batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed,

@@ -12,10 +12,13 @@ from ftgui import __version__
 from ftgui.cli.common import Progress
 from ftgui.cli.options import positive_int
 from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.outputs import first_line
 from ftgui.core.base.text import printable as display
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Prediction, Predictor
+
+CSV_SIGNATURE = first_line("path,class_1,probability_1")  # predictions_csv's header
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -48,8 +51,20 @@ def predict_parser() -> argparse.ArgumentParser:
         help="one image: also write PNG, the picture with a heat map of where the evidence for the "
         "predicted class lies (Grad-CAM; needs the insight extra)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --csv and --cam replace an existing file that ftgui did not write (never one in a "
+        "model folder or the model's dataset)",
+    )
     p.add_argument("--version", action="version", version=f"ftgui {__version__}")
     return p
+
+
+def _dataset_of(predictor: Predictor) -> list[str]:
+    split = predictor.meta.get("split")
+    root = split.get("root") if isinstance(split, dict) else None
+    return [root] if isinstance(root, str) and root and Path(root).is_dir() else []
 
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
@@ -58,17 +73,17 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     from ftgui.core.insight.classify import find_images, predictions_csv
 
     try:
-        if args.csv:
-            from ftgui.core.base.files import check_destination
+        from ftgui.core.base.outputs import check_output_file, png_by_ftgui
 
-            check_destination(args.csv, "--csv", kind="file")
         predictor = Predictor.load(args.model_dir, device=args.device)
-        if args.runtime != "torch":
-            use_runtime(predictor, args.runtime, args.cam)
         paths = find_images(args.images)
-        for option, target in (("--csv", args.csv), ("--cam", args.cam)):
+        outputs = {"--csv": (args.csv, CSV_SIGNATURE), "--cam": (args.cam, png_by_ftgui)}
+        for option, (target, signature) in outputs.items():
             if target:
                 refuse_input_as_output(option, target, paths, args.images)
+                check_output_file(target, option, signature, args.overwrite, _dataset_of(predictor))
+        if args.runtime != "torch":
+            use_runtime(predictor, args.runtime, args.cam)
         progress = Progress(sys.stderr)
         many = len(paths) > args.batch_size
 
@@ -114,7 +129,7 @@ def use_runtime(predictor: Predictor, name: str, cam: str | None) -> None:
     """The predictor runs the exported file of ``name`` in its runtime instead of PyTorch."""
     import torch
 
-    from ftgui.core.deploy.runtimes import load_runtime, runtime_names
+    from ftgui.core.deploy.runtimes import check_exported, load_runtime, runtime_names
 
     if name not in runtime_names():
         why = " (the Core ML runtime runs only on macOS)" if name == "coreml" else ""
@@ -122,6 +137,7 @@ def use_runtime(predictor: Predictor, name: str, cam: str | None) -> None:
     if cam:
         raise FtguiError("--cam needs the PyTorch model (its gradients); leave --runtime out.")
     assert predictor.folder is not None
+    check_exported(name, predictor.folder, predictor.meta)
     runtime = load_runtime(name, predictor.folder)
     predictor.forward = lambda x: torch.from_numpy(runtime.run(x.contiguous().numpy()))
 
@@ -150,18 +166,22 @@ def refuse_input_as_output(option: str, target: str, paths: Sequence[str], given
 
 
 def _write_cam(predictor: Predictor, paths: list[str], preds: list[Prediction], target: str) -> None:
-    from ftgui.core.base.files import atomic_write, check_destination
+    from ftgui.core.base.files import atomic_write
+    from ftgui.core.base.outputs import PNG_SOFTWARE
     from ftgui.core.insight.cam import image_heat_map
 
     if len(paths) != 1:
         raise FtguiError(f"--cam draws the heat map of one image; {len(paths)} were given.")
     if preds[0].error:
         raise FtguiError(f"--cam: {preds[0].error}")
-    check_destination(target, "--cam", kind="file")
     picture, heat = image_heat_map(predictor, paths[0])
 
     def save(fh: Any) -> None:
-        picture.save(fh, format="PNG")
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text("Software", f"{PNG_SOFTWARE} {__version__}")  # so a later --cam may replace it
+        picture.save(fh, format="PNG", pnginfo=info)
 
     atomic_write(Path(target).expanduser(), save)
     sys.stderr.write(

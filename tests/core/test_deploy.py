@@ -196,3 +196,55 @@ def test_unknown_and_missing_formats_are_refused_before_anything_is_written(ever
             "--runtime coreml (the Core ML runtime runs only on macOS): use one of" in capsys.readouterr().err
         )
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_an_exported_file_runs_only_if_it_is_the_one_this_bundle_exported(
+    every_format, trained, image_folder, tmp_path, capsys
+):
+    """Another bundle's model.onnx copied in, an INT8 file renamed to the float one's name, a
+    bundle whose model.json has no SHA-256 for the format: one line each, nothing run."""
+    from ftgui.core.models.freeze import FreezePlan
+    from ftgui.core.training.config import TrainConfig
+
+    _needs("onnx")
+    _needs("onnx-int8")
+    out, _ = every_format
+    image = str(next(image_folder.rglob("*.jpg")))
+    other_config = TrainConfig(
+        data_dir=str(image_folder), arch="resnet18", weights="none", freeze=FreezePlan.parse("full"),
+        epochs=1, batch_size=16, lr=1e-3, image_size=32, val_fraction=0.25, seed=7, device="cpu",
+    )  # fmt: skip
+    other = Trainer(other_config)
+    for _ in other.run():
+        pass
+    export_all(other.trained(), tmp_path / "other", ("safetensors", "onnx"), max_accuracy_drop=100.0)
+    meta = read_metadata(out)
+    assert meta["exports"]["formats"]["onnx"]["sha256"]["model.onnx"]
+    assert meta["exports"]["formats"]["onnx"]["input_size"] == 32
+
+    def copy(name: str) -> Path:
+        bundle = tmp_path / name
+        shutil.copytree(out, bundle)
+        return bundle
+
+    foreign = copy("foreign")
+    shutil.copy(tmp_path / "other" / "model.onnx", foreign / "model.onnx")
+    renamed = copy("renamed")
+    shutil.copy(renamed / "model.int8.onnx", renamed / "model.onnx")
+    unsigned = copy("unsigned")
+    record = json.loads((unsigned / "model.json").read_text())
+    del record["exports"]["formats"]["onnx"]["sha256"]
+    (unsigned / "model.json").write_text(json.dumps(record))
+    for bundle, message in (
+        (foreign, "is not the file this model's onnx export wrote"),
+        (renamed, "is not the file this model's onnx export wrote"),
+        (unsigned, "records no SHA-256 for its onnx export"),
+    ):
+        assert predict_main([str(bundle), image, "--runtime", "onnx"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and f"ftgui-export {bundle} --format onnx" in err, err
+        assert err.count("\n") == 1
+    # Exported again, the file runs.
+    assert export_main([str(foreign), "--format", "onnx"]) == 0
+    capsys.readouterr()
+    assert predict_main([str(foreign), image, "--runtime", "onnx"]) == 0

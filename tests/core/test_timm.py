@@ -208,3 +208,72 @@ def test_the_model_list_is_kept_per_timm_version_and_read_without_importing_timm
     assert run() == [first[0], "True", "False"]  # read back: timm not imported
     kept.write_text("{not json")
     assert run()[0] == first[0] and json.loads(kept.read_text())[0].startswith("timm:")  # made again
+
+
+# ---------------------------------------------------------------- timm weights through ftgui's checks
+
+
+def _damaged(kind: str, good: Path, code_payload, tmp_path: Path) -> None:
+    data = good.read_bytes()
+    if kind == "truncated":
+        good.write_bytes(data[: len(data) // 2])
+    elif kind == "empty":
+        good.write_bytes(b"")
+    else:  # a pickle with code, named model.safetensors
+        torch.save({"x": code_payload(str(tmp_path / "pwned"))}, str(good))
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "pickle"])
+def test_a_damaged_file_in_the_hub_cache_is_one_line_naming_it_and_its_folder(
+    hf_home, tmp_path, code_payload, image_folder, capsys, kind
+):
+    from ftgui.cli import train_main
+
+    file = place_in_hub_cache(
+        hf_home, "timm/test_vit.r160_in1k", timm.create_model("test_vit.r160_in1k").state_dict()
+    )
+    _damaged(kind, file, code_payload, tmp_path)
+    folder = hf_home / "hub" / "models--timm--test_vit.r160_in1k"
+    with pytest.raises(WeightsError, match="in the Hugging Face cache are damaged") as info:
+        build_model(VIT, 4, "default", 64)
+    assert str(folder) in str(info.value)
+    code = train_main(
+        [str(image_folder), "--out", str(tmp_path / "out"), "--model", VIT, "--image-size", "32"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "in the Hugging Face cache are damaged" in err and "Traceback" not in err
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "out").exists()
+
+
+def test_another_models_weights_are_refused_from_the_cache_and_as_a_file(hf_home, tmp_path):
+    other = timm.create_model("test_convnext.r160_in1k").state_dict()
+    place_in_hub_cache(hf_home, "timm/test_vit.r160_in1k", other)  # the wrong file in the cache
+    with pytest.raises(
+        WeightsError, match="does not hold the weights of timm:test_vit.r160_in1k: .*missing keys"
+    ):
+        build_model(VIT, 4, "default", 64)
+    save_file({k: v.contiguous() for k, v in other.items()}, str(tmp_path / "convnext.safetensors"))
+    with pytest.raises(WeightsError, match="does not hold the weights of"):
+        build_model(VIT, 4, str(tmp_path / "convnext.safetensors"), 64)
+    # The right file, with another classifier: accepted (the head is replaced anyway).
+    torch.manual_seed(0)
+    own = timm.create_model("test_vit.r160_in1k", num_classes=7).state_dict()
+    save_file({k: v.contiguous() for k, v in own.items()}, str(tmp_path / "vit.safetensors"))
+    built = build_model(VIT, 4, str(tmp_path / "vit.safetensors"), 64)
+    name = next(k for k in own if k.endswith("blocks.0.attn.qkv.weight"))
+    assert torch.equal(built.model.state_dict()[name], own[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["timm:test_convnext", "timm:test_convnext.r160_in1k"])
+def test_a_timm_bundle_reads_back_with_or_without_a_pretrained_tag(tmp_path, image_folder, capsys, arch):
+    from ftgui.cli import predict_main, train_main
+
+    out = tmp_path / "m"
+    args = [str(image_folder), "--out", str(out), "--model", arch, "--weights", "none", "--image-size", "32"]
+    assert train_main([*args, "--epochs", "1"]) == 0, capsys.readouterr().err
+    image = next((image_folder / "circle").iterdir())
+    assert predict_main([str(out), str(image), "--json"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)[0]["top"]
+    assert Predictor.load(out).meta["arch"] == arch
+    assert is_known_arch(arch)

@@ -87,16 +87,20 @@ def locked_partial(target: Path, mode: str) -> tuple[IO[Any], str]:
     return fh, tmp
 
 
-def remove_stale_partials(target: Path) -> None:
+def remove_stale_partials(target: Path, every: str | None = None) -> None:
     """Temporary files of ``target`` that a killed writer left: unlocked ones (a live writer holds
-    the lock on its own; where locks are not available, one untouched for two minutes)."""
+    the lock on its own; where locks are not available, one untouched for two minutes). With
+    ``every`` (a suffix such as ``.json``), those of every such file beside ``target``: records
+    written once each under a new name, whose killed writer's temporary no later write clears."""
     import time
 
     now = time.time()
+    names = f"*{glob.escape(every)}" if every else glob.escape(target.name)
     with contextlib.suppress(OSError):
-        for entry in target.parent.glob(f".{glob.escape(target.name)}.*{PARTIAL}"):
-            token = entry.name[len(target.name) + 2 : -len(PARTIAL)]
-            if not _MKSTEMP_TOKEN.fullmatch(token) or not entry.is_file():
+        for entry in target.parent.glob(f".{names}.*{PARTIAL}"):
+            name, _, token = entry.name[1 : -len(PARTIAL)].rpartition(".")
+            mine = name.endswith(every) if every else name == target.name
+            if not mine or not _MKSTEMP_TOKEN.fullmatch(token) or not entry.is_file():
                 continue  # another file's (``model.json.bak``'s), not this one's
             with contextlib.suppress(OSError):
                 if sys.platform == "win32":  # pragma: no cover - Windows

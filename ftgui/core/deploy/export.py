@@ -19,7 +19,7 @@ from ftgui.core.bundle.card import model_card, with_deployment
 from ftgui.core.bundle.export import write_bundle_files
 from ftgui.core.bundle.format import BUNDLE_FILES, CARD_FILE, META_FILE, dumps_json, read_metadata
 from ftgui.core.bundle.trained import TrainedModel
-from ftgui.core.deploy.measure import ExportCheck, Reference, files_size, judge, measure, reference
+from ftgui.core.deploy.measure import ExportCheck, Reference, files_size, judge, measure, reference, sign
 from ftgui.core.deploy.registry import missing_format_packages, runtime_available, unknown_formats
 from ftgui.core.deploy.runtimes import load_runtime
 from ftgui.core.deploy.source import DeploySource
@@ -109,6 +109,8 @@ def _one_format(
     if check.error:
         for name in format_files(fmt):
             (stage / name).unlink(missing_ok=True)
+    else:
+        sign(check, stage, source.preprocess.crop_size, len(source.classes))
     return check
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,11 @@ class ExportCheck:
     error: str = ""  # why it was not written or not kept
     refused: bool = False  # an INT8 export the accuracy gate refused (its file is not kept)
     note: str = ""  # e.g. why it could not be run here
+    # Each kept file's SHA-256, and the input size and class count it was exported with: a
+    # runtime runs it only when they still match (not another bundle's file copied in).
+    sha256: dict[str, str] = field(default_factory=dict)
+    input_size: int = 0
+    num_classes: int = 0
 
     @property
     def kept(self) -> bool:
@@ -72,7 +77,27 @@ class ExportCheck:
             values["batch_sizes"] = tuple(values["batch_sizes"] or ())
         if values.get("max_difference") is None:
             values["max_difference"] = float("nan")
+        if not isinstance(values.get("sha256"), dict):
+            values.pop("sha256", None)
         return cls(**values)
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sign(check: ExportCheck, folder: Path, input_size: int, num_classes: int) -> None:
+    """Record what ties a kept export to its bundle (see ``check_exported``)."""
+    check.sha256 = {
+        name: file_sha256(folder / name) for name in format_files(check.format) if (folder / name).is_file()
+    }
+    check.input_size, check.num_classes = int(input_size), int(num_classes)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,9 @@ def _torchscript(path: Path) -> Runtime:
 
 
 def _coreml(path: Path) -> Runtime:  # macOS only; the zip holds model.mlpackage
+    import shutil
     import tempfile
+    import weakref
     import zipfile
 
     import coremltools as ct
@@ -129,6 +132,7 @@ def _coreml(path: Path) -> Runtime:  # macOS only; the zip holds model.mlpackage
     with zipfile.ZipFile(path) as archive:
         archive.extractall(tmp)
     model = ct.models.MLModel(str(Path(tmp) / "model.mlpackage"), compute_units=ct.ComputeUnit.CPU_ONLY)
+    weakref.finalize(model, shutil.rmtree, tmp, True)  # the unpacked copy goes with the model
 
     def run(x: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict({"image": x})["logits"], dtype=np.float32)
@@ -169,3 +173,40 @@ def runtime_names() -> list[str]:
     """What ftgui-predict --runtime accepts."""
     names = ["torch", *_LOADERS]
     return names if sys.platform == "darwin" else [n for n in names if n != "coreml"]
+
+
+def check_exported(fmt: str, folder: Path, meta: dict[str, Any]) -> None:
+    """Before a runtime runs an exported file: the file is the one this bundle's export wrote
+    (its SHA-256 as model.json recorded it), for this bundle's input size and classes. Another
+    bundle's file copied in, a file renamed to another format's name or a changed file would
+    otherwise answer with this bundle's class names."""
+    from ftgui.core.base.options import format_files
+    from ftgui.core.deploy.measure import file_sha256
+
+    exports = meta.get("exports")
+    formats = exports.get("formats") if isinstance(exports, dict) else None
+    record = formats.get(fmt) if isinstance(formats, dict) else None
+    again = f"Export it again: ftgui-export {folder} --format {fmt}"
+    first = format_files(fmt)[0]
+    digests = record.get("sha256") if isinstance(record, dict) else None
+    if not isinstance(record, dict) or not isinstance(digests, dict) or not digests:
+        raise CheckpointError(
+            f"{first} in {folder} cannot be tied to this model: model.json records no SHA-256 for "
+            f"its {fmt} export (exported by an older ftgui, or copied in). {again}."
+        )
+    for name in format_files(fmt):
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{name} is missing from {folder}. {again}.")
+        if digests.get(name) != file_sha256(path):
+            raise CheckpointError(
+                f"{name} in {folder} is not the file this model's {fmt} export wrote (its SHA-256 "
+                f"differs from model.json's: another model's file, another format's, or a changed "
+                f"one). {again}."
+            )
+    for key in ("input_size", "num_classes"):
+        if record.get(key) != meta.get(key):
+            raise CheckpointError(
+                f"{first} in {folder} was exported for {key.replace('_', ' ')} {record.get(key)!r}, "
+                f"this model has {meta.get(key)!r}. {again}."
+            )

@@ -201,16 +201,50 @@ def _timm_source(arch: str, weights: str | None, image_size: int | None) -> Mode
     return ModelSource(arch, kwargs, pre, f"timm {timm_source.hub_id(arch)} (Hugging Face hub)")
 
 
+# Tensors timm resamples to the model's size when it loads pretrained weights (positions).
+_RESAMPLED = ("pos_embed", "relative_position_bias_table")
+
+
+def check_timm_file(arch: str, file: Path, kwargs: dict[str, Any], in_cache: bool) -> None:
+    """A timm weights file goes through ftgui's checks before timm loads it, as torchvision's do:
+    a damaged, empty or pickled file is one line naming it (and the cache folder it is in), and a
+    file whose tensors are not this architecture's (the classifier aside) is refused; timm would
+    only warn and train from random weights."""
+    try:
+        state = read_state_dict(file)
+    except WeightsError as exc:
+        if not in_cache:
+            raise
+        folder = file.parent.parent.parent  # models--OWNER--NAME/snapshots/REVISION/FILE
+        raise WeightsError(
+            f"The weights of {arch} in the Hugging Face cache are damaged: {exc} ({file}). Delete the "
+            f"folder {folder} to download them again, or choose a weights file."
+        ) from None
+    pretrained_classes = int(timm_source.pretrained_cfg(arch).get("num_classes") or 0)
+    skeleton = timm_source.skeleton(arch, pretrained_classes, kwargs)
+    head = timm_source.classifier_name(skeleton) if pretrained_classes else None
+
+    def kept(name: str) -> bool:
+        return not (head and (name == head or name.startswith(head + "."))) and not name.endswith(_RESAMPLED)
+
+    expected = {k: v for k, v in skeleton.state_dict().items() if kept(k)}
+    # Every tensor the model needs, of its shape; extra tensors in the file timm leaves out.
+    problem = describe_mismatch(expected, {k: v for k, v in state.items() if k in expected})
+    if problem:
+        raise WeightsError(f"{file} does not hold the weights of {arch}: {problem}.")
+
+
 def _build_timm(source: ModelSource, num_classes: int, allow_download: bool, meta: bool) -> BuiltModel:
     arch = source.arch
     if meta:
         model = timm_source.skeleton(arch, num_classes, source.kwargs)
     elif source.file_path is not None:
+        check_timm_file(arch, source.file_path, source.kwargs, in_cache=False)
         model = timm_source.create(arch, num_classes, source.kwargs, file=source.file_path)
     elif source.description.startswith("timm "):
-        model = timm_source.create(
-            arch, num_classes, source.kwargs, file=timm_source.weights_file(arch, allow_download)
-        )
+        file = timm_source.weights_file(arch, allow_download)
+        check_timm_file(arch, file, source.kwargs, in_cache=True)
+        model = timm_source.create(arch, num_classes, source.kwargs, file=file)
     else:
         model = timm_source.create(arch, num_classes, source.kwargs)
     head = replace_head(model, num_classes)

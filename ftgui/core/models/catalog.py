@@ -3,6 +3,7 @@ timm package is installed, timm's pretrained classifiers (``timm:NAME``)."""
 
 from __future__ import annotations
 
+from ftgui.core.base.errors import ModelError
 from ftgui.core.models import registry, timm_source
 from ftgui.core.models.registry import ArchInfo
 
@@ -16,8 +17,18 @@ def check_arch(arch: str) -> None:
 
 
 def is_known_arch(arch: str) -> bool:
+    """Whether training would take ``arch``: every reader accepts what a run could write (a timm
+    architecture without a pretrained tag, ``timm:convnext_atto``, as well as listed names)."""
     if timm_source.is_timm(arch):
-        return timm_source.timm_missing() is None and arch in timm_source.list_timm()
+        if timm_source.timm_missing() is not None:
+            return False
+        if arch in timm_source.list_timm():
+            return True
+        try:
+            timm_source.check_timm(arch)
+        except ModelError:
+            return False
+        return True
     return arch in registry.list_architectures()
 
 

@@ -119,9 +119,13 @@ def unsafe_pickle_reason(exc: BaseException) -> str | None:
     return None
 
 
-def describe_mismatch(model: nn.Module, state: dict[str, torch.Tensor], limit: int = 5) -> str | None:
-    """A readable list of missing/unexpected keys and shape mismatches, or None if it fits."""
-    expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+def describe_mismatch(
+    model: nn.Module | Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], limit: int = 5
+) -> str | None:
+    """A readable list of missing/unexpected keys and shape mismatches, or None if it fits
+    (``model``: the model, or the tensors it expects)."""
+    wanted = model.state_dict() if isinstance(model, nn.Module) else model
+    expected = {k: v for k, v in wanted.items() if not k.endswith("num_batches_tracked")}
     given = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]

@@ -20,7 +20,9 @@ from typing import Any
 
 from ftgui import __version__
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.base.files import atomic_write
+from ftgui.core.base.files import DestinationError
+from ftgui.core.base.outputs import first_line, json_with_keys
+from ftgui.core.base.staging import staged_folder, write_synced
 from ftgui.core.base.text import class_names_problem
 from ftgui.core.data.samples import Sample, ScanResult, Split, split_record_problem
 from ftgui.core.training.config import TrainConfig
@@ -100,14 +102,41 @@ def write_job(
         RUN_FILE: run_script(summary, config.data_dir),
         SLURM_FILE: slurm_script(summary, config.data_dir, name, cluster),
     }
-    written = []
-    for file, text in files.items():
-        data = text.encode("utf-8")
-        path = atomic_write(out / file, lambda fh, d=data: fh.write(d))  # type: ignore[misc]
-        if file != JOB_FILE:
-            path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        written.append(path)
-    return written
+    refuse_foreign_files(out, config.data_dir)
+    # The three files are swapped in together (a kill leaves the previous job or this one).
+    with staged_folder(out, list(files)) as stage:
+        for file, text in files.items():
+            write_synced(stage / file, text.encode("utf-8"))
+            if file != JOB_FILE:
+                mode = (stage / file).stat().st_mode
+                (stage / file).chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return [out / file for file in files]
+
+
+_SIGNATURES = {
+    JOB_FILE: json_with_keys("format", "training", "classes", "split"),
+    RUN_FILE: first_line("#!/usr/bin/env bash\n# ftgui training job ("),
+    SLURM_FILE: lambda path: b"\n# ftgui training job (" in path.read_bytes()[:8192],
+}
+
+
+def refuse_foreign_files(out: Path, dataset: str) -> None:
+    """A job replaces only a job's own files: never a job.json, run.sh or slurm.sbatch of the
+    user's, and it is never written into one of the dataset's class folders."""
+    root = Path(dataset).expanduser().resolve()
+    real = out.resolve()
+    if real.is_relative_to(root) and real != root:
+        raise DestinationError(
+            f"{out} is inside the dataset {root}; a job there would become part of its images' folders. "
+            "Choose a folder outside the dataset."
+        )
+    for name, signed in _SIGNATURES.items():
+        path = out / name
+        if os.path.lexists(path) and (path.is_symlink() or not path.is_file() or not signed(path)):
+            raise DestinationError(
+                f"{out} already holds {name}, which ftgui did not write; ftgui never replaces such a "
+                "file. Choose another folder, or move that file away first."
+            )
 
 
 _USAGE = "DATA_DIR OUT_DIR"

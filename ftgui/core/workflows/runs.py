@@ -81,7 +81,7 @@ def record_run(
     ended: str = "finished",
 ) -> RunRecord:
     """Write the record of a run that completed at least one epoch; returns it."""
-    from ftgui.core.base.files import atomic_write
+    from ftgui.core.base.files import atomic_write, remove_stale_partials
     from ftgui.core.bundle.format import dumps_json
 
     if trainer.scan is None or trainer.epoch < 1:
@@ -111,6 +111,7 @@ def record_run(
     )
     target = (folder or runs_dir()) / f"{record.id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(target, every=".json")  # a killed run's record, never renamed into place
     atomic_write(target, lambda fh: fh.write(dumps_json(record.to_dict()).encode()))
     return record
 
