@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ftgui import __version__
 from ftgui.cli.common import Progress
-from ftgui.cli.options import positive_int
+from ftgui.cli.options import FOLDS, positive_int, whole
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import printable as display
 
@@ -37,7 +37,7 @@ def check_parser() -> argparse.ArgumentParser:
         help="use a model trained by ftgui (its backbone, and its split for train/validation leaks) "
         "instead of --model/--weights",
     )
-    p.add_argument("--folds", type=positive_int, default=5, help="k of the k-fold head (default 5)")
+    p.add_argument("--folds", type=FOLDS, default=5, help="k of the k-fold head (2 to 50; default 5)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="the split the leak check uses")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=32)
@@ -50,7 +50,7 @@ def check_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let --json and --csv replace an existing file that ftgui did not write",
     )
-    p.add_argument("--limit", type=int, default=20, help="findings printed per kind (default 20; 0 = all)")
+    p.add_argument("--limit", type=whole(0), default=20, help="findings printed per kind (default 20; 0 = all)")
     p.add_argument("--version", action="version", version=f"ftgui {__version__}")
     return p
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftgui.cli.common import STOP_SIGNALS, Progress, check_out, print_event
-from ftgui.cli.options import run_options
+from ftgui.cli.options import FOLDS, run_options
 from ftgui.cli.train import _check_tensorboard, _config, _record, _tensorboard_folder
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
@@ -35,12 +35,14 @@ def compare_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--backbones",
-        default="",
+        default=None,
         metavar="MODEL,MODEL",
         help="rank these models (torchvision names or timm:NAME) by a cross-validated linear probe on "
         "their frozen features, in minutes, instead of training candidates",
     )
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds for --backbones (default 5)")
+    p.add_argument(
+        "--folds", type=FOLDS, default=5, help="cross-validation folds for --backbones (2 to 50; default 5)"
+    )
     p.add_argument(
         "--lrs",
         default="",
@@ -54,7 +56,7 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
     args = compare_parser().parse_args(argv)
     progress = Progress(sys.stderr, args.quiet)
     try:
-        if args.backbones:
+        if args.backbones is not None:  # given, even empty: never a strategy comparison instead
             from ftgui.cli.backbones import bake_off_main
 
             return bake_off_main(args, progress)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ftgui import __version__
@@ -27,6 +29,41 @@ def positive_int(text: str) -> int:
     return value
 
 
+def whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``), refused at parse time."""
+    rule = f"a whole number from {low}" + (f" to {high}" if high is not None else " up")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {rule} (got {text!r})") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {rule} (got {text})")
+        return value
+
+    return parse
+
+
+def number(
+    low: float, high: float, rule: str, high_open: bool = False, low_open: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in a range (NaN and infinity refused), said as ``rule``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {rule} (got {text!r})") from None
+        below = value <= low if low_open else value < low
+        above = value >= high if high_open else value > high
+        if not math.isfinite(value) or below or above:
+            raise argparse.ArgumentTypeError(f"must be {rule} (got {text})")
+        return value
+
+    return parse
+
+
 def learning_rate(text: str) -> float | str:
     if text.strip().lower() == "auto":
         return "auto"
@@ -34,6 +71,9 @@ def learning_rate(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number or auto (got {text!r})") from None
+
+
+FOLDS = whole(2, 50)  # cross-validation folds
 
 
 def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentParser:
@@ -203,7 +243,7 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
 def accuracy_drop_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-accuracy-drop",
-        type=float,
+        type=number(0, 100, "a number of points from 0 to 100"),
         default=MAX_ACCURACY_DROP,
         metavar="POINTS",
         help="refuse an INT8 export that loses more than this many points of validation accuracy "

@@ -179,6 +179,7 @@ def test_out_checks_happen_before_the_scan(image_folder, tmp_path, capsys, ftgui
         (tmp_path / "file", "is a file; give a folder"),
         (tmp_path / "file" / "sub", "is a file, not a folder"),
         (image_folder / "circle" / "out", "inside the class folder 'circle'"),
+        (image_folder / "circle", "inside the class folder 'circle'"),  # the class folder itself
     ]
     for out, message in cases:
         assert train_main(ftgui_train_args(image_folder, out)) == 2

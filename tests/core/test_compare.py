@@ -77,8 +77,10 @@ def test_candidates_and_names():
     assert [(c.name, c.lr) for c in named] == [("head@0.001", 1e-3), ("head@0.03", 3e-2)]
     with pytest.raises(FtguiError, match="Unknown strategy 'sideways'"):
         parse_candidates("head,sideways")
+    with pytest.raises(FtguiError, match="--candidates names head twice"):
+        parse_candidates("head,HEAD")
     with pytest.raises(FtguiError, match="Candidate names must differ"):
-        Comparison(None, parse_candidates("head,head"))
+        Comparison(None, parse_candidates("head") * 2)
 
 
 def _s(name, acc, train, seconds, params=1, status="finished"):

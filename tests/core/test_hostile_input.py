@@ -293,3 +293,61 @@ def test_no_validation_images_is_said_plainly(image_folder, tmp_path, capsys, ft
     assert "0 val images" in err and "validation: " not in err
     assert "training images (no validation images" in err
     assert "done: 1 epochs, best epoch 1, no validation images (validation fraction 0)" in err
+
+
+@pytest.mark.parametrize(
+    "command, option, message",
+    [
+        (
+            "train",
+            ["--max-accuracy-drop", "nan"],
+            "--max-accuracy-drop: must be a number of points from 0 to 100",
+        ),
+        (
+            "train",
+            ["--max-accuracy-drop", "inf"],
+            "--max-accuracy-drop: must be a number of points from 0 to 100",
+        ),
+        (
+            "train",
+            ["--max-accuracy-drop", "-1"],
+            "--max-accuracy-drop: must be a number of points from 0 to 100",
+        ),
+        (
+            "export",
+            ["--format", "onnx", "--max-accuracy-drop", "nan"],
+            "--max-accuracy-drop: must be a number",
+        ),
+        ("compare", ["--folds", "0"], "--folds: must be a whole number from 2 to 50 (got 0)"),
+        ("compare", ["--folds", "1"], "--folds: must be a whole number from 2 to 50 (got 1)"),
+        ("compare", ["--folds", "-3"], "--folds: must be a whole number from 2 to 50 (got -3)"),
+        ("check", ["--folds", "1"], "--folds: must be a whole number from 2 to 50 (got 1)"),
+        ("check", ["--limit", "-1"], "--limit: must be a whole number from 0 up (got -1)"),
+        ("compare", ["--backbones", ""], "--backbones needs at least one model name"),
+        ("compare", ["--backbones", " , "], "--backbones needs at least one model name"),
+        ("compare", ["--candidates", "head,head,HEAD"], "--candidates names head twice"),
+        ("compare", ["--candidates", "full,last-1,full"], "--candidates names full twice"),
+    ],
+)
+def test_numbers_and_lists_of_every_command_are_checked_before_any_work(
+    command, option, message, tmp_path, capsys
+):
+    from ftgui.cli.check import check_main
+    from ftgui.cli.compare import compare_main
+    from ftgui.cli.export import export_main
+
+    missing = str(tmp_path / "no-such-folder")  # its message would come later: the option's is first
+    argv = {
+        "train": [missing, "--out", str(tmp_path / "o"), *option],
+        "export": [missing, *option],
+        "compare": [missing, "--out", str(tmp_path / "o"), *option],
+        "check": [missing, *option],
+    }[command]
+    main = {"train": train_main, "export": export_main, "compare": compare_main, "check": check_main}[command]
+    try:
+        rc = main(argv)
+    except SystemExit as stop:  # argparse's refusal
+        rc = stop.code
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()

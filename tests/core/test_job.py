@@ -97,10 +97,25 @@ def test_config_needs_the_jobs_files_and_refuses_damaged_jobs(image_folder, tmp_
         ({**record, "training": {**record["training"], "epochs": 0}}, "--epochs must be"),
         ({**record, "classes": ["../x", *record["classes"][1:]]}, "is a path, not a single folder name"),
         ({**record, "classes": ["/tmp/x", *record["classes"][1:]]}, "is a path, not a single folder name"),
+        (
+            {**record, "split": {**record["split"], "val": [record["split"]["train"][0]]}},
+            "in both 'split.train' and 'split.val'",
+        ),
+        (
+            {**record, "split": {**record["split"], "train": [record["split"]["train"][0]] * 2}},
+            "twice in 'split.train'",
+        ),
     ]:
         (tmp_path / "bad.json").write_text(json.dumps(broken))
         with pytest.raises(FtguiError, match=message.replace("(", r"\(")):
             read_job(tmp_path / "bad.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FtguiError, match="nested too deep"):
+        read_job(tmp_path / "deep.json")
+    code = train_main(
+        ["--config", str(tmp_path / "deep.json"), "--data", str(image_folder), "--out", str(tmp_path / "o")]
+    )
+    assert code == 2 and "Traceback" not in capsys.readouterr().err
     assert read_job(job).config.to_dict() == read_job(job / "job.json").config.to_dict()
 
 

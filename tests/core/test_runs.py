@@ -67,6 +67,10 @@ def test_records_whose_fields_have_the_wrong_type_are_skipped(image_folder, tmp_
             {"history": [1]},
             {"config": []},
             {"epochs": True},
+            {"created": "yesterday"},
+            {"history": [{"epoch": "1", "val_loss": 0.5}]},
+            {"history": [{"epoch": 1, "val_loss": "low", "val_accuracy": 0.5}]},
+            {"history": [{"epoch": 1, "val_loss": 0.5, "val_accuracy": [0.5]}]},
         ]
     ):
         (runs_dir() / f"bad{i}.json").write_text(json.dumps({**record, **change}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,6 +92,14 @@ def split_record_problem(split: Any, num_classes: int, inside_only: bool = False
         ):
             where = "relative path inside the dataset" if inside_only else "file"
             return f"'split.{part}' must list [{where}, class index] pairs"
+    seen: dict[str, str] = {}
+    for part in ("train", "val"):
+        for rel, _ in split[part]:
+            key = os.path.normpath(rel)
+            if key in seen:
+                where = f"twice in 'split.{part}'" if seen[key] == part else "in both 'split.train' and 'split.val'"
+                return f"'split' lists {rel} {where} (an image is trained or validated on once)"
+            seen[key] = part
     return None if split["train"] else "'split.train' is empty"
 
 

@@ -63,7 +63,18 @@ def output_inside_class_folder(data_dir: str | os.PathLike[str], out: str | os.P
     parts = target.relative_to(root).parts
     if parts[0] in SPLIT_DIRS and (root / parts[0]).is_dir():
         return "/".join(parts[:2])
-    return parts[0] if len(parts) > 1 and (root / parts[0]).is_dir() else None
+    top = root / parts[0]
+    if len(parts) == 1:  # the class folder itself (an earlier model's folder there is no class)
+        return parts[0] if top.is_dir() and not holds_ftgui_output(top) and _holds_images(top) else None
+    return parts[0] if top.is_dir() else None
+
+
+def _holds_images(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(is_image_name(e.name) for e in entries)
+    except OSError:
+        return False
 
 
 def _file_kind(mode: int) -> str:

@@ -44,6 +44,13 @@ def parse_candidates(text: str, lrs: Sequence[float] = ()) -> list[Candidate]:
     if not names:
         raise FtguiError("--candidates needs at least one strategy, e.g. head,last-1,full.")
     plans = [(name, FreezePlan.parse(name)) for name in names]
+    seen: dict[str, str] = {}
+    for name, plan in plans:
+        if plan.label in seen:
+            raise FtguiError(
+                f"--candidates names {plan.label} twice ({seen[plan.label]} and {name}); give each once."
+            )
+        seen[plan.label] = name
     if not lrs:
         return [Candidate(plan.label, plan) for _, plan in plans]
     return [Candidate(f"{plan.label}@{lr:g}", plan, float(lr)) for _, plan in plans for lr in lrs]

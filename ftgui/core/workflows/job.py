@@ -218,6 +218,8 @@ def read_job(path: str | os.PathLike[str]) -> Job:
         raise FtguiError(f"--config: {p} does not exist.") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise FtguiError(f"--config: {p} is not a job file written by ftgui ({exc}).") from None
+    except RecursionError:  # JSON nested thousands deep: no job ftgui writes
+        raise FtguiError(f"--config: {p} is not a job file written by ftgui (nested too deep).") from None
 
     def need(ok: bool, what: str) -> None:
         if not ok:

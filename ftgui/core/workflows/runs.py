@@ -131,12 +131,28 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_EPOCH_NUMBERS = ("epoch", "train_loss", "val_loss", "val_accuracy", "train_accuracy", "lr", "seconds")
+
+
+def _epoch_fits(h: object) -> bool:
+    """One history entry: the figures the Runs panel draws are numbers (or absent/null)."""
+    if not isinstance(h, dict) or not isinstance(h.get("epoch"), _NUMBER) or isinstance(h["epoch"], bool):
+        return False
+    return all(
+        h.get(k) is None or (isinstance(h[k], _NUMBER) and not isinstance(h[k], bool)) for k in _EPOCH_NUMBERS
+    )
+
+
 def _fits(d: dict[str, Any]) -> bool:
     for key, kinds in _FIELD_TYPES.items():
         if key in d and (not isinstance(d[key], kinds) or isinstance(d[key], bool)):
             return False
+    try:
+        _dt.datetime.fromisoformat(d.get("created", ""))
+    except (TypeError, ValueError):
+        return False
     return all(isinstance(c, str) for c in d.get("classes", [])) and all(
-        isinstance(h, dict) for h in d.get("history", [])
+        _epoch_fits(h) for h in d.get("history", [])
     )
 
 
