@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ftgui import __version__
-from ftgui.cli.common import Progress
+from ftgui.cli.common import ENVIRONMENT_FAILED, INTERRUPTED, Progress, environment_failure
 from ftgui.cli.options import FOLDS, positive_int, whole
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import printable as display
@@ -84,6 +84,12 @@ def check_main(argv: Sequence[str] | None = None) -> int:
     except FtguiError as exc:
         sys.stderr.write(f"ftgui-check: error: {display(str(exc))}\n")
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("ftgui-check: interrupted; nothing was written\n")
+        return INTERRUPTED
+    except (OSError, MemoryError) as exc:
+        sys.stderr.write(f"ftgui-check: error: {display(environment_failure(exc))}\n")
+        return ENVIRONMENT_FAILED
     for kind in KINDS:
         found = result.of_kind(kind)
         if not found:

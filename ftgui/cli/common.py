@@ -152,3 +152,23 @@ def print_exports(bundle: Path, progress: Progress) -> None:
     if isinstance(exports, dict) and exports.get("formats"):
         for text in aligned(deployment_lines(exports)):
             progress.line(display(text))
+
+
+# Exit codes every command uses: 0 done, 1 done with failures (listed), 2 bad input, 3 the
+# environment failed (a full disk, a read-only folder, too little memory), 130 Ctrl+C, 143 SIGTERM.
+ENVIRONMENT_FAILED = 3
+INTERRUPTED = 130
+
+
+def environment_failure(exc: BaseException) -> str:
+    """One line for an OSError or MemoryError met while working: what failed, where, and that
+    files already there were kept (every writer replaces files only when complete)."""
+    if isinstance(exc, MemoryError):
+        return (
+            "not enough memory to go on; nothing was written (close other programs, or use a smaller "
+            "--batch-size or --image-size)"
+        )
+    assert isinstance(exc, OSError)
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+    return f"{what}{where}; files that were already there are unchanged"

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ftgui import __version__
-from ftgui.cli.common import Progress, print_exports
+from ftgui.cli.common import (
+    ENVIRONMENT_FAILED,
+    INTERRUPTED,
+    STOP_SIGNALS,
+    Progress,
+    environment_failure,
+    print_exports,
+)
 from ftgui.cli.options import accuracy_drop_option
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.options import EXPORT_FORMATS, QUANTIZED_FORMATS
@@ -43,17 +51,44 @@ def export_parser() -> argparse.ArgumentParser:
 
 def export_main(argv: Sequence[str] | None = None) -> int:
     args = export_parser().parse_args(argv)
-    from ftgui.core.deploy.export import export_into_bundle
+    from ftgui.core.deploy.export import ExportStopped, export_into_bundle
 
     progress = Progress(sys.stderr)
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    stopped: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        name, code = STOP_SIGNALS[signal.Signals(signum)]
+        if stopped:
+            raise KeyboardInterrupt
+        stopped.append(code)  # a converter is never interrupted half-way: it stops between formats
+        progress.line(f"{name}: stopping after this format; the bundle stays as it was ({name} again to abort)")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         checks, _ = export_into_bundle(
-            args.model_dir, formats, args.max_accuracy_drop, args.data, lambda text: progress.line(text + "…")
+            args.model_dir,
+            formats,
+            args.max_accuracy_drop,
+            args.data,
+            lambda text: progress.line(text + "…"),
+            stop=lambda: bool(stopped),
         )
+    except ExportStopped as exc:
+        sys.stderr.write(f"ftgui-export: {display(str(exc))}\n")
+        return stopped[0] if stopped else INTERRUPTED
     except FtguiError as exc:
         sys.stderr.write(f"ftgui-export: error: {display(str(exc))}\n")
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"ftgui-export: aborted; {args.model_dir} is unchanged\n")
+        return INTERRUPTED
+    except (OSError, MemoryError) as exc:
+        sys.stderr.write(f"ftgui-export: error: {display(environment_failure(exc))}\n")
+        return ENVIRONMENT_FAILED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     out = Path(args.model_dir).expanduser()
     print_exports(out, Progress(sys.stdout))
     failed = [Path(c.path).name for c in checks if c.error]

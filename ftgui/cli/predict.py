@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftgui import __version__
-from ftgui.cli.common import Progress
+from ftgui.cli.common import ENVIRONMENT_FAILED, INTERRUPTED, Progress, environment_failure
 from ftgui.cli.options import positive_int
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.outputs import first_line
@@ -69,11 +69,10 @@ def _dataset_of(predictor: Predictor) -> list[str]:
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
     args = predict_parser().parse_args(argv)
-    from ftgui.core.bundle.predict import Predictor
-    from ftgui.core.insight.classify import find_images, predictions_csv
-
     try:
         from ftgui.core.base.outputs import check_output_file, png_by_ftgui
+        from ftgui.core.bundle.predict import Predictor
+        from ftgui.core.insight.classify import find_images, predictions_csv
 
         predictor = Predictor.load(args.model_dir, device=args.device)
         paths = find_images(args.images)
@@ -102,6 +101,12 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     except FtguiError as exc:
         sys.stderr.write(f"ftgui-predict: error: {display(str(exc))}\n")
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("ftgui-predict: interrupted; nothing was written\n")
+        return INTERRUPTED
+    except (OSError, MemoryError) as exc:
+        sys.stderr.write(f"ftgui-predict: error: {display(environment_failure(exc))}\n")
+        return ENVIRONMENT_FAILED
     if args.json:
         from ftgui.core.bundle.format import dumps_json
 

@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftgui.cli.common import STOP_SIGNALS, Progress, check_out, print_event, print_exports, scan_data
+from ftgui.cli.common import (
+    ENVIRONMENT_FAILED,
+    STOP_SIGNALS,
+    Progress,
+    check_out,
+    environment_failure,
+    print_event,
+    print_exports,
+    scan_data,
+)
 from ftgui.cli.options import run_options
 from ftgui.core.base import events as ev
 from ftgui.core.base import report
@@ -53,6 +62,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.write(f"ftgui-train: aborted without saving{progress.where}\n")
         code, aborted = 130, True
+    except (OSError, MemoryError) as exc:
+        progress.error("ftgui-train", environment_failure(exc))
+        code = ENVIRONMENT_FAILED
     except Exception as exc:
         from ftgui.core.compute.distributed import collective_message, is_collective_failure
 
@@ -201,6 +213,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress
     cancel = CancelToken()
     stopped_by: list[int] = []
     first_signal = [0.0]
+    exporting = [False]  # training is over: a stop leaves out the formats not begun
 
     def on_signal(signum: int, frame: object) -> None:
         name, code = STOP_SIGNALS[signal.Signals(signum)]
@@ -211,7 +224,13 @@ def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress
             raise KeyboardInterrupt
         first_signal[0] = time.monotonic()
         stopped_by.append(code)
-        progress.line(f"{name}: stopping after this batch ({name} again to abort without saving)...")
+        if exporting[0]:
+            progress.line(
+                f"{name}: no more export formats after this one; the model itself is still written "
+                f"({name} again to abort without saving)..."
+            )
+        else:
+            progress.line(f"{name}: stopping after this batch ({name} again to abort without saving)...")
         cancel.cancel()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
@@ -248,7 +267,8 @@ def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress
         final = _run(trainer, cancel, args, out_dir, progress)
         args.seconds = time.perf_counter() - started
         code = stopped_by[0] if stopped_by else 130
-        return _finish(trainer, final, args, out_dir, formats, progress, code)
+        exporting[0] = True
+        return _finish(trainer, final, args, out_dir, formats, progress, code, cancel)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -277,7 +297,13 @@ def _run(
             board(e)
         every = args.checkpoint_every
         if main and isinstance(e, ev.EpochEnded) and every and e.epoch % every == 0:
-            trainer.save_checkpoint(out_dir / "checkpoint.pt")
+            try:
+                trainer.save_checkpoint(out_dir / "checkpoint.pt")
+            except OSError as exc:  # a full disk costs this checkpoint, not the run
+                progress.line(
+                    f"warning: could not save checkpoint.pt after epoch {e.epoch} ({exc.strerror or exc}); "
+                    "training goes on, and the previous checkpoint (if any) is kept"
+                )
         final = e
     if board is not None:
         board.close()
@@ -294,6 +320,7 @@ def _finish(
     formats: tuple[str, ...],
     progress: Progress,
     cancel_code: int,
+    cancel: CancelToken,
 ) -> int:
     from ftgui.core.deploy.export import export_all
 
@@ -313,7 +340,12 @@ def _finish(
     if trainer.epoch > 0:
         extra = formats if isinstance(final, ev.Finished) else ()
         checks = export_all(
-            trainer.trained(), out_dir, ("safetensors", *extra), max_accuracy_drop=args.max_accuracy_drop
+            trainer.trained(),
+            out_dir,
+            ("safetensors", *extra),
+            max_accuracy_drop=args.max_accuracy_drop,
+            progress=progress.line if extra else None,
+            stop=lambda: cancel.cancelled,
         )
         failed_formats = [c.format for c in checks if c.error]
         if checks:
@@ -363,7 +395,7 @@ def _finish(
             f"the bundle is complete, but {' and '.join(failed_formats)} could not be exported (see above)",
         )
         return 1
-    return 0
+    return cancel_code if cancel.cancelled else 0  # stopped during the export: some formats left out
 
 
 def _record(trainer: Trainer, source: str, progress: Progress, **kwargs: Any) -> None:

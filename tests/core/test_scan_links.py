@@ -81,3 +81,37 @@ def test_an_unreadable_folder_is_named(image_folder, tmp_path):
     count, warnings = json.loads(done.stdout)
     assert count == len(scan_folder(image_folder).samples)
     assert "Could not read folder circle/locked/ (Permission denied); its images are left out." in warnings
+
+
+def test_an_image_replaced_by_a_fifo_during_a_run_is_skipped_not_a_hang(image_folder, tmp_path):
+    """The scan saw a JPEG; by the first epoch it is a FIFO: opened without blocking, refused
+    because it is not a regular file, and the run ends (a blocking open() hung past SIGTERM)."""
+    import threading
+
+    from ftgui.core.base import events as ev
+    from ftgui.core.models.freeze import FreezePlan
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.training.engine import Trainer
+
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    config = TrainConfig(
+        data_dir=str(data), weights="none", image_size=32, epochs=1, freeze=FreezePlan.parse("full")
+    )
+    trainer = Trainer(config)
+    trainer.prepare()  # the scan: every file a JPEG
+    events: list[ev.Event] = []
+    rel = trainer.scan.samples[0].path
+    victim = data / rel
+    victim.unlink()
+    os.mkfifo(victim)
+    done = threading.Thread(target=lambda: events.extend(trainer.run()), daemon=True)
+    done.start()
+    done.join(120)
+    if done.is_alive():  # release the reader so the thread ends, then fail
+        fd = os.open(victim, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        pytest.fail("the run hung opening a FIFO")
+    assert isinstance(events[-1], ev.Finished), events[-1]
+    skipped = {e.path: e.reason for e in events if isinstance(e, ev.FileSkipped)}
+    assert skipped == {rel: "not a regular file (a FIFO), never read"}, skipped

@@ -119,10 +119,54 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], obj
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` through :func:`atomic_open` (checkpoints)."""
+    """``torch.save`` through :func:`atomic_open` (checkpoints). A failed write is an OSError
+    (torch reports a full disk as a RuntimeError, "unexpected pos"); the previous file stays."""
     import torch
 
-    return atomic_write(path, lambda fh: torch.save(obj, fh))
+    target = Path(path)
+
+    def save(fh: IO[bytes]) -> None:
+        try:
+            torch.save(obj, fh)
+        except RuntimeError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, OSError):
+                raise cause from None
+            with contextlib.suppress(OSError):
+                if shutil.disk_usage(target.parent).free < (1 << 20):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from None
+            raise OSError(errno.EIO, f"could not write {target.name} ({str(exc).splitlines()[0]})") from None
+
+    return atomic_write(target, save)
+
+
+# ---------------------------------------------------------------- reading
+
+
+class NotARegularFile(OSError):
+    """A FIFO, device or socket where a file was expected (reading it would block or never end)."""
+
+
+def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
+    """``open(path, "rb")`` for a regular file only, decided on the opened file itself: a FIFO put
+    where an image was (after the scan) would block ``open()`` forever, past any Stop or SIGTERM."""
+    import stat
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)  # O_NONBLOCK: a FIFO without a writer opens at once instead of waiting
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "not a file"
+            raise NotARegularFile(f"not a regular file ({kind}), never read")  # as the scan says it
+        if flags & getattr(os, "O_NONBLOCK", 0) and sys.platform != "win32":
+            import fcntl
+
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 # ---------------------------------------------------------------- destinations
@@ -203,7 +247,16 @@ class OutputLock:
         self._fh: IO[str] | None = None
 
     def acquire(self, command: str = "") -> OutputLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return self._acquire(command)
+        except OSError as exc:
+            reason = "read-only file system" if exc.errno == errno.EROFS else (exc.strerror or str(exc))
+            raise DestinationError(
+                f"{self.out} cannot be written: {self.path.parent}: {reason}. Nothing was changed."
+            ) from None
+
+    def _acquire(self, command: str) -> OutputLock:
         while True:
             fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
             if not try_lock(fh):

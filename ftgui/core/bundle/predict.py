@@ -125,7 +125,7 @@ class Predictor:
         )
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
-        ds = ImageListDataset("", [Sample(str(p), 0) for p in paths], self.preprocess)
+        ds = ImageListDataset("", [Sample(str(p), 0) for p in paths], self.preprocess, memory_per_file=True)
         batches = [list(range(i, min(i + batch_size, len(paths)))) for i in range(0, len(paths), batch_size)]
         done = 0
         for idx, batch in zip(batches, threaded_batches(ds, batches, decode_threads())):

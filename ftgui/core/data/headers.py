@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from PIL import Image
 
 from ftgui.core.base import paths
-from ftgui.core.base.files import atomic_write
+from ftgui.core.base.files import atomic_write, open_regular
 from ftgui.core.data.shapes import shape_problem
 
 CACHE_VERSION = 3  # 2: JSON lines of LINE_FILES files each; 3: extreme aspect ratios refused
@@ -45,7 +45,7 @@ TRUNCATED = "truncated image file (it ends before the image data does)"
 
 def _jpeg_complete(path: str | os.PathLike[str]) -> bool:
     """A complete JPEG ends with the EOI marker (allowing a little padding after it)."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
         fh.seek(max(0, size - 64))
@@ -53,7 +53,7 @@ def _jpeg_complete(path: str | os.PathLike[str]) -> bool:
 
 
 def _starts_with(path: str | os.PathLike[str], magic: bytes) -> bool:
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         return fh.read(len(magic)) == magic
 
 
@@ -64,7 +64,7 @@ def check_image(path: str | os.PathLike[str]) -> str | None:
             return "empty file (0 bytes)"
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open_regular(path) as fh, Image.open(fh) as im:
                 fmt = im.format
                 size = im.size
                 im.verify()

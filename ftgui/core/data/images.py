@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ftgui.core.base.files import NotARegularFile, open_regular
 from ftgui.core.data.samples import Sample
 from ftgui.core.data.shapes import shape_problem
 from ftgui.core.data.stores import RowStore
@@ -64,7 +65,7 @@ def load_rgb(path: str | os.PathLike[str], target: int | None = None) -> Image.I
     """
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
+        with open_regular(path) as fh, Image.open(fh) as im:
             problem = shape_problem(im.width, im.height, target)  # before any pixel is decoded
             if problem:
                 raise ImageShapeError(problem)
@@ -123,6 +124,7 @@ class ImageListDataset(torch.utils.data.Dataset):
         pre: Preprocess,
         augment: bool = False,
         memo: RowStore | None = None,
+        memory_per_file: bool = False,
     ) -> None:
         self.root = root
         self.samples = list(samples)
@@ -130,6 +132,7 @@ class ImageListDataset(torch.utils.data.Dataset):
         self.normalize = Normalize(pre)
         self.decode_size = pre.resize_size
         self.memo = memo
+        self.memory_per_file = memory_per_file  # MemoryError is that image's failure, not the run's
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -142,11 +145,15 @@ class ImageListDataset(torch.utils.data.Dataset):
         try:
             cached = self.pixels(load_rgb(os.path.join(self.root, s.path), self.decode_size))
         except MemoryError:
+            if self.memory_per_file:  # classifying: the other images still get their answer
+                return None, s.label, index, "not enough memory to decode this image"
             raise  # not the file's fault: the engine reports it as out of memory
-        except ImageShapeError as exc:
+        except (ImageShapeError, NotARegularFile) as exc:
             return None, s.label, index, str(exc)
         except Exception as exc:  # one bad file must never end a run
             if "allocate memory" in str(exc).lower():
+                if self.memory_per_file:
+                    return None, s.label, index, "not enough memory to decode this image"
                 raise
             return None, s.label, index, f"{type(exc).__name__}: {exc}"
         if self.memo is not None:

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from ftgui.core.evaluation.metrics import Evaluation
 
 Progress = Callable[[str], None]
+Stop = Callable[[], bool]
+
+
+class ExportStopped(CheckpointError):
+    """The user stopped an export (Ctrl+C, SIGTERM) between two formats; nothing was swapped in."""
 
 
 def chosen_formats(formats: Iterable[str]) -> list[str]:
@@ -47,10 +52,12 @@ def write_formats(
     formats: list[str],
     max_accuracy_drop: float = MAX_ACCURACY_DROP,
     progress: Progress | None = None,
+    stop: Stop | None = None,
 ) -> tuple[list[ExportCheck], dict[str, Any]]:
     """Each format written into ``stage``, run in its runtime on the validation images and
     judged; a format that fails or is refused costs only its own files. Returns the checks and
-    the reference (the trained model in PyTorch on the same images)."""
+    the reference (the trained model in PyTorch on the same images). When ``stop()`` turns
+    true, the formats not begun are left out (a converter is never interrupted half-way)."""
     say = progress or (lambda _text: None)
     example = source.example()
     say("Reading the validation images")
@@ -59,6 +66,9 @@ def write_formats(
     calibration = source.calibration_images() if set(formats) & set(QUANTIZED_FORMATS) else example
     checks = []
     for fmt in formats:
+        if stop is not None and stop():
+            say(f"Stopped: {', '.join(formats[formats.index(fmt):])} not exported")
+            break
         say(f"Exporting {fmt}")
         checks.append(_one_format(fmt, source, stage, example, calibration, images, ref, max_accuracy_drop))
     record = {
@@ -131,8 +141,10 @@ def export_all(
     evaluation: Evaluation | None = None,
     max_accuracy_drop: float = MAX_ACCURACY_DROP,
     progress: Progress | None = None,
+    stop: Stop | None = None,
 ) -> list[ExportCheck]:
-    """The bundle, the chosen formats (each measured) and MODEL_CARD.md, swapped in together."""
+    """The bundle, the chosen formats (each measured) and MODEL_CARD.md, swapped in together;
+    formats not begun when ``stop()`` turns true are left out, the bundle is written anyway."""
     extra = chosen_formats(formats)
     out = Path(out_dir).expanduser()
     evaluation = evaluation if evaluation is not None else trained.evaluation
@@ -141,7 +153,7 @@ def export_all(
         meta = write_bundle_files(trained, stage, evaluation)
         if extra:
             checks, ref = write_formats(
-                DeploySource.from_trained(trained), stage, extra, max_accuracy_drop, progress
+                DeploySource.from_trained(trained), stage, extra, max_accuracy_drop, progress, stop
             )
             meta["exports"] = _record({}, checks, ref)
             write_synced(stage / META_FILE, dumps_json(meta).encode("utf-8"))
@@ -161,6 +173,7 @@ def export_into_bundle(
     max_accuracy_drop: float = MAX_ACCURACY_DROP,
     data: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    stop: Stop | None = None,
 ) -> tuple[list[ExportCheck], dict[str, Any]]:
     """Deployment formats for an existing bundle, written into it with the same atomic swap:
     the chosen formats' files, model.json (its ``exports``) and MODEL_CARD.md are replaced,
@@ -175,7 +188,9 @@ def export_into_bundle(
         meta = read_metadata(folder)
         replaced = [META_FILE, CARD_FILE, *(name for fmt in extra for name in format_files(fmt))]
         with staged_folder(folder, replaced) as stage:
-            checks, ref = write_formats(source, stage, extra, max_accuracy_drop, progress)
+            checks, ref = write_formats(source, stage, extra, max_accuracy_drop, progress, stop)
+            if stop is not None and stop():
+                raise ExportStopped(f"stopped; {folder} is unchanged")  # the stage is removed
             meta["exports"] = _record(meta, checks, ref)
             still_there = {
                 k: v
