@@ -205,3 +205,25 @@ def test_every_damaged_or_foreign_store_file_is_rebuilt_never_used(tmp_path):
         assert RowStore.reopen(path, 6, (2, 2), np.float32) is None, data[:60]
     path.write_bytes(good_npy)
     assert RowStore.reopen(path, 6, (2, 2), np.float32) is not None  # the intact pair still opens
+
+
+def test_a_store_file_of_the_right_shape_from_other_images_is_never_reused(tmp_path):
+    """The .npy of another store (other images, another model: other rows) copied over this one,
+    with or without its record: the shape fits, the rows do not, so it is rebuilt."""
+    import shutil
+
+    mine, theirs = tmp_path / "mine.npy", tmp_path / "theirs.npy"
+    for path, seed in ((mine, 1), (theirs, 2)):
+        store = RowStore(6, (2, 2), "disk", path, np.float32)
+        torch.manual_seed(seed)
+        store.put(list(range(6)), torch.randn(6, 2, 2))
+        store.finish()
+        store.close()
+    assert RowStore.reopen(mine, 6, (2, 2), np.float32) is not None
+    kept = mine.read_bytes()
+    shutil.copyfile(theirs, mine)  # into the same inode, as cp does
+    assert RowStore.reopen(mine, 6, (2, 2), np.float32) is None
+    shutil.copyfile(theirs.with_suffix(".json"), mine.with_suffix(".json"))  # and its record
+    assert RowStore.reopen(mine, 6, (2, 2), np.float32) is None
+    mine.write_bytes(kept)
+    assert RowStore.reopen(mine, 6, (2, 2), np.float32) is None  # the other store's record

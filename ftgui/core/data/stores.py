@@ -185,10 +185,29 @@ class RowStore:
         assert self.meta_path is not None
         os.fsync(self._fd)
         bits = base64.b64encode(np.packbits(self.valid).tobytes()).decode("ascii")
-        meta = {"count": self.count, "shape": list(self.shape), "dtype": self.dtype.str, "valid": bits}
+        meta = {
+            "count": self.count,
+            "shape": list(self.shape),
+            "dtype": self.dtype.str,
+            "valid": bits,
+            "name": self.path.name if self.path is not None else "",
+            "rows_sha256": self.fingerprint(),
+        }
         text = json.dumps(meta).encode("ascii")
         atomic_write(self.meta_path, lambda fh: fh.write(text))  # a killed writer's file is removed next time
         self._dirty = False
+
+    def fingerprint(self) -> str:
+        """A digest of up to 64 valid rows, spread over the store: rows are a pure function of the
+        store's key (its files and model), so a file of the right shape holding other images'
+        rows (copied or restored over this one) gives another digest and is never reused."""
+        rows = np.flatnonzero(self.valid)
+        if len(rows) > 64:
+            rows = rows[np.linspace(0, len(rows) - 1, 64).astype(np.int64)]
+        digest = hashlib.sha256(np.asarray(rows, np.int64).tobytes())
+        if len(rows):
+            digest.update(np.ascontiguousarray(self.get(rows.tolist()).numpy()).tobytes())
+        return digest.hexdigest()
 
     def close(self) -> None:
         if self.where == "disk":
@@ -216,8 +235,13 @@ class RowStore:
             found = _header(path)
             if len(valid) != count or found is None or found[1:] != ((count, *shape), dt):
                 return None
+            if meta.get("name") != path.name or not isinstance(meta.get("rows_sha256"), str):
+                return None  # another store's record, or one without the rows' digest
             store = cls(count, shape, "disk", path, dt)
             store.valid = valid.astype(bool)
+            if store.fingerprint() != meta["rows_sha256"]:
+                store.close()
+                return None  # rows of other images or another model: rebuilt, never used
             return store
         except (OSError, ValueError, KeyError, TypeError, binascii.Error):
             return None
