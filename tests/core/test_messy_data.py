@@ -332,3 +332,26 @@ def test_damaged_state_files_of_a_dataset_are_rebuilt_not_fatal(
         assert train_main(ftgui_train_args(data, tmp_path / "o2", "--epochs", "1", "--quiet")) == 0
         err = capsys.readouterr().err
         assert "Traceback" not in err
+
+
+def test_a_class_folder_removed_during_a_run_is_one_message_not_one_per_image(
+    tiny_config, image_folder, tmp_path
+):
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    tiny_config.data_dir, tiny_config.epochs = str(data), 2
+    trainer = Trainer(tiny_config)
+    events = []
+    for e in trainer.run():
+        events.append(e)
+        if isinstance(e, ev.RunStarted):
+            shutil.rmtree(data / "circle")  # after the scan, before any image is read
+    assert isinstance(events[-1], ev.Finished), events[-1]
+    skipped = [e for e in events if isinstance(e, ev.FileSkipped)]
+    said = [e.text for e in events if isinstance(e, ev.Message) and "circle" in e.text]
+    assert skipped == [] and said == [
+        "The folder circle/ was removed during the run: its 20 images are skipped from now on."
+    ]
+    assert sorted(p for p in trainer.skipped if p.startswith("circle/")) == sorted(
+        s.path for s in trainer.scan.samples if s.path.startswith("circle/")
+    )  # every one still listed as skipped (model.json)

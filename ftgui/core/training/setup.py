@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import CheckpointError, DataError, FtguiError
 from ftgui.core.base.events import CancelToken
+from ftgui.core.base.text import display_path
 from ftgui.core.bundle.metadata import distributed_record
 from ftgui.core.bundle.trained import TrainedModel
 from ftgui.core.compute.distributed import (
@@ -64,6 +65,7 @@ class TrainerBase:
         self.prefix: FrozenPrefix | None = None
         self._channels_last = False
         self.evaluation: Evaluation | None = None  # the latest evaluation of this model
+        self._gone_folders: set[str] = set()  # folders removed during the run (reported once each)
 
     # ------------------------------------------------------------ what the run holds
 
@@ -265,11 +267,35 @@ class TrainerBase:
         return self.state.kept_because(measure)
 
     def report_failures(self, batch: Batch, samples: Sequence[Sample]) -> Iterator[ev.Event]:
+        """A line per file that could not be read; one for a whole folder removed during the run
+        (a class folder deleted or moved away: not one warning per image)."""
         for index, reason in batch.failed:
             rel = samples[index].path
-            if rel not in self.state.skipped:
-                self.state.skipped[rel] = reason
+            if rel in self.state.skipped:
+                continue
+            self.state.skipped[rel] = reason
+            gone = self._gone_folder(rel)
+            if gone is None:
                 yield ev.FileSkipped(rel, reason)
+            elif gone not in self._gone_folders:
+                self._gone_folders.add(gone)
+                assert self.scan is not None
+                count = sum(1 for s in self.scan.samples if s.path.startswith(gone + "/"))
+                yield ev.Message(
+                    "warning",
+                    f"The folder {display_path(gone)}/ was removed during the run: its {count} images "
+                    "are skipped from now on.",
+                )
+
+    def _gone_folder(self, rel: str) -> str | None:
+        """The highest folder on the way to ``rel`` that is no longer there, if any."""
+        if self.scan is None:
+            return None
+        parts = PurePosixPath(rel).parts[:-1]
+        for i in range(1, len(parts) + 1):
+            if not os.path.isdir(os.path.join(self.scan.root, *parts[:i])):
+                return "/".join(parts[:i])
+        return None
 
     def _restore_best(self) -> None:
         if self.state.best_state is not None and self.built is not None:
