@@ -363,7 +363,149 @@ def row_store_scenario(work: Path, fresh: bool = False):
     return prepare, write, write, check
 
 
+def job_scenario(work: Path):
+    """A training job (job.json, run.sh, slurm.sbatch) written over a previous one, beside the
+    user's own file: the three files are the old job's or the new one's, never a mix."""
+    from ftgui.core.data.example import make_example_dataset
+    from ftgui.core.data.samples import split_samples
+    from ftgui.core.workflows.job import write_job
+
+    data = make_example_dataset(work / "data", per_class=6, size=32, seed=1)
+    old, new = _tiny_trainer(data, 1), _tiny_trainer(data, 2)
+    new.config.epochs = 7  # another job: other bytes in all three files
+
+    def job(trainer, out: Path) -> None:
+        write_job(out, trainer.config, trainer.scan.classes, split_samples(trainer.scan, 0.25, 0))
+
+    jobs = {}
+    for name, trainer in (("old", old), ("new", new)):
+        job(trainer, work / "probe" / name)
+        jobs[name] = _tree(work / "probe" / name)
+
+    def prepare(case: Path) -> Path:
+        shutil.copytree(work / "probe" / "old", case / "job")
+        (case / "job" / "mine.txt").write_text("the user's\n")
+        return case / "job"
+
+    def write(out: Path) -> None:
+        job(new, out)
+
+    def check(out: Path, after_next_run: bool) -> list[str]:
+        problems = []
+        files = {k: v for k, v in _tree(out).items() if k in jobs["new"]}
+        # job.json holds its creation time: compare the scripts exactly, the record by its settings
+        state = next(
+            (
+                name
+                for name, tree in jobs.items()
+                if files.keys() == tree.keys()
+                and all(files[k] == tree[k] for k in tree if k != "job.json")
+                and json.loads(files["job.json"])["training"] == json.loads(tree["job.json"])["training"]
+            ),
+            f"a mix or a damaged job: {sorted(files)}",
+        )
+        if state not in (("new",) if after_next_run else ("old", "new")):
+            problems.append(f"job: {state}")
+        if (out / "mine.txt").read_text() != "the user's\n":
+            problems.append("the user's file changed")
+        if after_next_run and _leftovers(out.parent):
+            problems.append(f"left behind: {', '.join(_leftovers(out.parent))}")
+        return problems
+
+    return prepare, write, write, check
+
+
+def run_record_scenario(work: Path):
+    """A run's record written into the runs folder beside earlier records: the earlier ones stay
+    readable, the new one is there whole or not at all, and a killed writer's temporary file is
+    removed by the next record written (each record has a name of its own)."""
+    from ftgui.core.data.example import make_example_dataset
+    from ftgui.core.workflows.runs import list_runs, record_run
+
+    data = make_example_dataset(work / "data", per_class=6, size=32, seed=1)
+    trainer = _tiny_trainer(data, 1)
+    for _ in trainer.run():
+        pass
+    template = work / "template" / "runs"
+    earlier = record_run(trainer, "ftgui-train", folder=template)
+
+    def prepare(case: Path) -> Path:
+        shutil.copytree(template, case / "runs")
+        return case / "runs"
+
+    def write(out: Path) -> None:
+        record_run(trainer, "ftgui-train", folder=out)
+
+    def check(out: Path, after_next_run: bool) -> list[str]:
+        problems = []
+        ids = [r.id for r in list_runs(folder=out)]
+        if earlier.id not in ids:
+            problems.append("the earlier record is lost or unreadable")
+        records = sorted(p.name for p in out.glob("*.json"))
+        if len(records) != len(ids):
+            problems.append(f"a record that does not read: {records} against {ids}")
+        if after_next_run and len(ids) < 2:
+            problems.append("the next run's record is missing")
+        if after_next_run and _leftovers(out):
+            problems.append(f"left behind: {', '.join(_leftovers(out))}")
+        return problems
+
+    return prepare, write, write, check
+
+
+def export_format_scenario(work: Path):
+    """ftgui-export of a deployment format (TorchScript) into a bundle beside the user's files:
+    the bundle loads before and after, and its model.json's record of the format matches the
+    file there (never a file without its record, or a record of another file)."""
+    from ftgui.core.bundle.export import export_bundle
+    from ftgui.core.data.example import make_example_dataset
+    from ftgui.core.deploy.export import export_into_bundle
+    from ftgui.core.deploy.runtimes import check_exported
+
+    data = make_example_dataset(work / "data", per_class=6, size=32, seed=1)
+    template = work / "template" / "out"
+    export_bundle(_tiny_trainer(data, 1).trained(), template)
+    _user_files(template)
+    user = {k: v for k, v in _tree(template).items() if k.split("/")[0] in ("notes", "my-readme.md")}
+
+    def prepare(case: Path) -> Path:
+        shutil.copytree(template, case / "out")
+        return case / "out"
+
+    def write(out: Path) -> None:
+        export_into_bundle(out, ["torchscript"], data=data)
+
+    def check(out: Path, after_next_run: bool) -> list[str]:
+        from ftgui.core.bundle.format import read_metadata
+
+        problems = []
+        try:
+            meta = read_metadata(out)
+        except Exception as exc:  # noqa: BLE001
+            return [f"model.json does not read: {exc}".splitlines()[0]]
+        exported = (out / "model.torchscript.pt").exists()
+        if exported or after_next_run:
+            try:
+                check_exported("torchscript", out, meta)
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"torchscript: {exc}".splitlines()[0])
+        elif "torchscript" in (meta.get("exports") or {}).get("formats", {}):
+            problems.append("model.json records a TorchScript file that is not there")
+        for rel, content in user.items():
+            if not (out / rel).exists() or (content is not None and (out / rel).read_bytes() != content):
+                if after_next_run or not any((s / rel).exists() for s in out.parent.iterdir() if s != out):
+                    problems.append(f"user's {rel}: lost or changed")
+        if after_next_run and _leftovers(out.parent):
+            problems.append(f"left behind: {', '.join(_leftovers(out.parent))}")
+        return problems
+
+    return prepare, write, write, check
+
+
 SCENARIOS = {
+    "job-files": job_scenario,
+    "run-record": run_record_scenario,
+    "export-format": export_format_scenario,
     "row-store": row_store_scenario,
     "row-store-new": lambda work: row_store_scenario(work, fresh=True),
     "checkpoint": checkpoint_scenario,

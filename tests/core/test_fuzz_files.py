@@ -252,3 +252,55 @@ def test_mutated_checkpoint_gives_exit_2_and_one_line(valid, tmp_path, capsys, i
         rc = train_main(args)
         _expect_one_line_error(rc, capsys.readouterr().err, what)
     assert not (tmp_path / "out").exists()
+
+
+def test_every_damaged_job_json_is_one_line_never_a_traceback(image_folder, tmp_path, capsys):
+    """job.json (the window's Export training job) with each field of the wrong type or range,
+    damaged JSON and deep nesting: ftgui-train --config refuses each with one line (exit 2)."""
+    from ftgui.cli import train_main
+    from ftgui.core.data.samples import split_samples
+    from ftgui.core.data.scan import scan_folder
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.workflows.job import write_job
+
+    scan = scan_folder(image_folder)
+    config = TrainConfig(data_dir=str(image_folder), weights="none", image_size=32, epochs=1)
+    write_job(tmp_path / "job", config, scan.classes, split_samples(scan, 0.25, 0))
+    record = json.loads((tmp_path / "job" / "job.json").read_text())
+    first = record["split"]["train"][0]
+    bad_values = {
+        "format": [None, "ftgui-model", 3],
+        "version": [None, 0, 99, "1", True],
+        "training": [None, [], "x", {"epochs": "many"}, {**record["training"], "lr": "fast"},
+                     {**record["training"], "batch_size": -1}, {**record["training"], "arch": 5}],
+        "classes": [None, [], ["only"], [1, 2], ["a", "a"], ["../x", "b"], "ab"],
+        "split": [None, [], "x", {"train": None, "val": []}, {"train": [[1, 0]], "val": []},
+                  {"train": [first, first], "val": []}, {"train": [first], "val": [first]},
+                  {"train": [["../../etc/passwd", 0]], "val": []}, {"train": [], "val": []}],
+        "dataset": [5, None, ["x"]],
+    }  # fmt: skip
+    cases: list[tuple[str, object]] = []
+    for key, values in bad_values.items():
+        cases.append((f"without {key}", {k: v for k, v in record.items() if k != key}))
+        cases += [(f"{key}={str(v)[:40]}", {**record, key: v}) for v in values]
+    text = json.dumps(record)
+    cases += [("null", None), ("a list", [record]), ("not JSON", "{nope"), ("empty", ""),
+              ("deep", "[" * 100_000 + "]" * 100_000)]  # fmt: skip
+    cases += [(f"truncated at {cut}", text[:cut]) for cut in range(7, len(text), max(1, len(text) // 15))]
+    refused = 0
+    for what, content in cases:
+        job = tmp_path / "bad.json"
+        job.write_text(content if isinstance(content, str) else json.dumps(content))
+        out = tmp_path / "o"
+        rc = train_main(
+            ["--config", str(job), "--data", str(image_folder), "--out", str(out), "--epochs", "1"]
+        )
+        err = capsys.readouterr().err
+        if rc == 0:  # a value ftgui accepts (the dataset's path is informational)
+            assert what.startswith(("dataset", "without dataset")), what
+            shutil.rmtree(out)
+            continue
+        refused += 1
+        assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, f"{what}: exit {rc}\n{err}"
+        assert not out.exists(), what
+    assert refused >= len(cases) - 4

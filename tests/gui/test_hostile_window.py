@@ -10,6 +10,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 
 from ftgui.gui.dialogs.export import ExportDialog
+from ftgui.gui.main_window import MainWindow
 from ftgui.gui.widgets.rows_model import cell_text
 
 
@@ -102,3 +103,37 @@ def test_export_dialog_says_how_to_get_onnx_when_it_is_missing(qtbot, window, mo
     assert dialog.onnx.isEnabled()
     dialog.onnx.setCheckState(Qt.CheckState.Checked)
     assert dialog.formats() == ("safetensors", "onnx")
+
+
+SETTING_KEYS = [
+    "window/geometry", "window/size", "window/screen", "data/last_folder", "data/val_fraction",
+    "model/arch", "model/freeze", "job/last_folder", "export/last_folder", "checkpoint/last_folder",
+    "fixes/confirmed_move", "fixes/confirmed_exclude",
+    *(f"training/{k}" for k in ("epochs", "batch_size", "lr_mode", "lr", "image_size", "augment",
+                                "early_stopping", "checkpoint_every_epoch", "tensorboard", "optimizer",
+                                "schedule", "device", "weight_decay", "val_fraction")),
+]  # fmt: skip
+SETTING_VALUES = [
+    "", "garbage", "-1", "0", "1e309", "nan", "-inf", "99999999999999999999", "true", "@Invalid()",
+    "@ByteArray(\\0\\0\\xff)", "@Size(-5 -5)", "@Size(100000 100000)", "@Rect(0 0 -1 -1)", "[1, 2]",
+    '{"unit": 5}', "null", "/no/such/folder", "\\x00", "é" * 300,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", SETTING_VALUES)
+def test_the_window_opens_whatever_its_settings_file_holds(qtbot, tmp_path, value):
+    """A settings file edited by hand, from another version or damaged: every key the window
+    reads holding the same odd value. The window opens, usable, with defaults where needed."""
+    from PySide6.QtCore import QSettings
+
+    ini = tmp_path / "ftgui.ini"
+    ini.write_text("[General]\n" + "".join(f"{key}={value}\n" for key in SETTING_KEYS), encoding="utf-8")
+    settings = QSettings(str(ini), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.start_background_init()
+    qtbot.waitUntil(lambda: w.ready, timeout=60_000)
+    assert w.isVisible() and 100 <= w.width() <= 100_000 and w.train_panel.epochs.value() >= 1
+    w.jobs.shutdown()
+    w.close()

@@ -226,7 +226,8 @@ def read_job(path: str | os.PathLike[str]) -> Job:
             raise FtguiError(f"--config: {p.name} is damaged or not an ftgui job: {what}.")
 
     need(isinstance(record, dict) and record.get("format") == JOB_FORMAT, f"'format' must be {JOB_FORMAT!r}")
-    need(record.get("version") == JOB_VERSION, f"'version' must be {JOB_VERSION}")
+    version = record.get("version")
+    need(version == JOB_VERSION and not isinstance(version, bool), f"'version' must be {JOB_VERSION}")
     training = record.get("training")
     need(isinstance(training, dict), "'training' must be an object")
     try:
