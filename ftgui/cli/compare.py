@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from ftgui.cli.common import STOP_SIGNALS, Progress, check_out, print_event
 from ftgui.cli.options import FOLDS, run_options
-from ftgui.cli.train import _check_tensorboard, _config, _record, _tensorboard_folder
+from ftgui.cli.train import _check_tensorboard, _config, _tensorboard_folder
+from ftgui.cli.train_end import record_line as _record
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.options import STRATEGY_HELP

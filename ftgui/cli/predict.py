@@ -12,13 +12,11 @@ from ftgui import __version__
 from ftgui.cli.common import ENVIRONMENT_FAILED, INTERRUPTED, Progress, environment_failure
 from ftgui.cli.options import positive_int
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.base.outputs import first_line
 from ftgui.core.base.text import printable as display
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Prediction, Predictor
 
-CSV_SIGNATURE = first_line("path,class_1,probability_1")  # predictions_csv's header
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -61,26 +59,20 @@ def predict_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _dataset_of(predictor: Predictor) -> list[str]:
-    split = predictor.meta.get("split")
-    root = split.get("root") if isinstance(split, dict) else None
-    return [root] if isinstance(root, str) and root and Path(root).is_dir() else []
-
-
 def predict_main(argv: Sequence[str] | None = None) -> int:
     args = predict_parser().parse_args(argv)
     try:
         from ftgui.core.base.outputs import check_output_file, png_by_ftgui
         from ftgui.core.bundle.predict import Predictor
-        from ftgui.core.insight.classify import find_images, predictions_csv
+        from ftgui.core.insight.classify import PREDICTIONS_CSV, find_images, predictions_csv
 
         predictor = Predictor.load(args.model_dir, device=args.device)
         paths = find_images(args.images)
-        outputs = {"--csv": (args.csv, CSV_SIGNATURE), "--cam": (args.cam, png_by_ftgui)}
+        outputs = {"--csv": (args.csv, PREDICTIONS_CSV), "--cam": (args.cam, png_by_ftgui)}
         for option, (target, signature) in outputs.items():
             if target:
                 refuse_input_as_output(option, target, paths, args.images)
-                check_output_file(target, option, signature, args.overwrite, _dataset_of(predictor))
+                check_output_file(target, option, signature, args.overwrite, predictor.datasets())
         if args.runtime != "torch":
             use_runtime(predictor, args.runtime, args.cam)
         progress = Progress(sys.stderr)

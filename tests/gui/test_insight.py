@@ -210,9 +210,20 @@ def test_classify_a_folder_filters_exports_and_copies(qtbot, window, tmp_path, d
     dialog.export_csv(str(tmp_path / "out.csv"))
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert len(rows) == 41 and sum(1 for r in rows if r["error"]) == 1
+    weights = (tmp_path / "m" / "model.safetensors").read_bytes()
+    assert not dialog.export_csv(str(tmp_path / "m" / "model.safetensors"))  # into the model: never
+    assert "an ftgui model folder" in dialog.status.text()
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == weights
+    assert not dialog.export_csv(str(image_folder / "circle" / "x.csv"))  # into its dataset's classes
+    assert "class folder of the dataset" in dialog.status.text()
+    assert not (image_folder / "circle" / "x.csv").exists()
 
     dialog.unsure_below.setValue(60)
     assert not dialog.copy_into(str(photos / "inside"))  # never into the folder being sorted
+    for inside in (tmp_path / "m" / "sorted", image_folder / "more"):  # nor a model or its dataset
+        assert dialog.copy_into(str(inside))
+        qtbot.waitUntil(lambda: not window.busy, timeout=30_000)
+        assert "Cannot copy into" in dialog.status.text() and not inside.exists()
     assert dialog.copy_into(str(tmp_path / "sorted"))
     qtbot.waitUntil(lambda: not window.busy, timeout=30_000)
     copied = [p for p in (tmp_path / "sorted").rglob("*.jpg")]

@@ -86,7 +86,9 @@ def check_output_file(
     writing it could destroy something: a file inside a model folder or a dataset, anything but a
     regular file, or an existing file that ftgui did not write (unless ``overwrite``). ``datasets``:
     image folders whose class folders an output may not enter."""
-    path = check_destination(target, what, kind="file")
+    # The folders that must not be touched first: the writability check leaves a probe's trace
+    # (the folder's modification time) where it looks.
+    path = Path(target).expanduser().absolute()
     real = path.resolve()
     holder = model_folder_of(real)
     if holder is not None:
@@ -101,6 +103,7 @@ def check_output_file(
                 f"{what} {target} is inside a class folder of the dataset {root}; writing there would "
                 "add to (or replace) its images. Choose a file elsewhere."
             )
+    check_destination(path, what, kind="file")
     if os.path.lexists(path):
         if path.is_symlink() or not path.is_file():
             raise DestinationError(f"{what} {target} exists and is not a regular file; choose another name.")

@@ -90,6 +90,12 @@ class Predictor:
         predictor.folder = Path(bundle_dir).expanduser()
         return predictor
 
+    def datasets(self) -> list[str]:
+        """The folder the model was trained on, if it is still there: outputs never go into it."""
+        split = self.meta.get("split")
+        root = split.get("root") if isinstance(split, dict) else None
+        return [root] if isinstance(root, str) and root and Path(root).is_dir() else []
+
     def split(self) -> dict[str, Any] | None:
         """The split the model was trained on (root, train and val file lists), if recorded."""
         from ftgui.core.bundle.format import read_split

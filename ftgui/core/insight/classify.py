@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.outputs import first_line
 from ftgui.core.base.text import display_path
 from ftgui.core.bundle.predict import Prediction
 from ftgui.core.data.scan import is_image_name
@@ -34,6 +35,9 @@ def find_images(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
             )
         found.extend(inside or [str(p)])  # a folder without images is listed as such
     return found
+
+
+PREDICTIONS_CSV = first_line("path,class_1,probability_1")  # a file predictions_csv wrote
 
 
 def predictions_csv(predictions: Sequence[Prediction], topk: int) -> str:
@@ -72,14 +76,23 @@ def copy_into_class_folders(
     unsure_below: float = 0.0,
     unsure: str = "unsure",
     cancel: Callable[[], bool] | None = None,
+    datasets: Sequence[str | os.PathLike[str]] = (),
 ) -> CopyReport:
     """Copy (never move) each image into ``out/<predicted class>/``, or ``out/unsure/`` when the
     model's probability is below ``unsure_below``. Nothing is overwritten: a name already taken
-    gets a new one; the originals are only read."""
+    gets a new one; the originals are only read. Never into a model folder or one of
+    ``datasets`` (the model's training images would change)."""
+    from ftgui.core.base.outputs import model_folder_of
     from ftgui.core.base.text import class_name_problem
     from ftgui.core.data.fixes import free_name
 
     root = Path(out).expanduser()
+    real = root.resolve()
+    holder = model_folder_of(real / "x")
+    inside = [d for d in datasets if real.is_relative_to(Path(d).expanduser().resolve())]
+    if holder is not None or inside:
+        where = f"the ftgui model folder {holder}" if holder is not None else f"the dataset {inside[0]}"
+        raise FtguiError(f"Cannot copy into {root}: it is inside {where}. Choose a folder elsewhere.")
     classes = {p.top[0][0] for p in predictions if p.top}
     for name in sorted(classes):  # a model's class names become folder names: never a path
         problem = class_name_problem(name)

@@ -269,14 +269,27 @@ class ClassifyFolderDialog(QDialog):
         if path:
             self.export_csv(path)
 
-    def export_csv(self, path: str) -> None:
+    def export_csv(self, path: str) -> bool:
+        """Write the predictions' CSV; the save dialog asked before replacing a file, and a file in
+        a model folder or a class folder of the model's dataset is refused all the same."""
+        from ftgui.core.base.errors import FtguiError
         from ftgui.core.base.files import atomic_write
-        from ftgui.core.insight.classify import predictions_csv
+        from ftgui.core.base.outputs import check_output_file
+        from ftgui.core.insight.classify import PREDICTIONS_CSV, predictions_csv
 
         k = max((len(p.top) for p in self.predictions), default=1)
         text = predictions_csv(self.predictions, k).encode("utf-8")
-        atomic_write(Path(path), lambda fh: fh.write(text))
+        try:
+            check_output_file(path, "The file", PREDICTIONS_CSV, True, self._datasets())
+            atomic_write(Path(path), lambda fh: fh.write(text))
+        except (FtguiError, OSError) as exc:
+            self.status.setText(f"⚠ Not written: {display_path(str(exc).splitlines()[0])}")
+            return False
         self.status.setText(f"Wrote {display_path(path)} ({len(self.predictions)} images)")
+        return True
+
+    def _datasets(self) -> list[str]:
+        return self.predictor.datasets() if self.predictor is not None else []
 
     def _on_copy_clicked(self) -> None:
         start = dialog_folder(self._beside_folder())
@@ -295,10 +308,11 @@ class ClassifyFolderDialog(QDialog):
         except ValueError:
             pass
         predictions, below = list(self.predictions), self.unsure_below.value() / 100
+        datasets = self._datasets()
         started = self.runner.start(
             "copy into class folders",
             lambda job, progress: copy_into_class_folders(
-                predictions, out, below, cancel=lambda: job.cancel.cancelled
+                predictions, out, below, cancel=lambda: job.cancel.cancelled, datasets=datasets
             ),
             on_result=self._on_copied,
             on_error=self._on_failed,
