@@ -502,7 +502,50 @@ def export_format_scenario(work: Path):
     return prepare, write, write, check
 
 
+def header_cache_scenario(work: Path):
+    """The header cache of a folder written over the previous one (after new images were
+    checked): whatever the kill left, a scan with the cache gives the same files and verdicts as
+    a scan without any cache (a damaged cache is rebuilt, never trusted)."""
+    from ftgui.core.data.example import make_example_dataset
+    from ftgui.core.data.headers import HeaderCache
+    from ftgui.core.data.scan import scan_folder
+
+    template = make_example_dataset(work / "data", per_class=6, size=32, seed=1)
+    (template / "circle" / "broken.jpg").write_bytes(b"not a picture")
+
+    def summary(data: Path, cache: bool) -> tuple:
+        result = scan_folder(data, cache=cache)
+        return sorted(s.path for s in result.samples), sorted(result.skipped)
+
+    def prepare(case: Path) -> Path:
+        shutil.copytree(template, case / "data")
+        os.environ["XDG_CACHE_HOME"] = str(case / "cache")  # this case's cache folder
+        scan_folder(case / "data")  # the previous cache
+        (case / "data" / "square" / "extra.png").write_bytes(b"also not a picture")
+        shutil.copy(template / "circle" / "circle_0000.jpg", case / "data" / "stripes" / "new.jpg")
+        return case
+
+    def write(case: Path) -> None:
+        os.environ["XDG_CACHE_HOME"] = str(case / "cache")
+        scan_folder(case / "data")  # checks the two new files, saves the cache
+
+    def check(case: Path, after_next_run: bool) -> list[str]:
+        os.environ["XDG_CACHE_HOME"] = str(case / "cache")
+        problems = []
+        truth = summary(case / "data", cache=False)
+        if summary(case / "data", cache=True) != truth:
+            problems.append("a scan with the cache differs from one without")
+        if after_next_run and not HeaderCache(str(case / "data")).path.exists():
+            problems.append("no header cache after the next run")
+        if after_next_run and _leftovers(case):
+            problems.append(f"left behind: {', '.join(_leftovers(case))}")
+        return problems
+
+    return prepare, write, write, check
+
+
 SCENARIOS = {
+    "header-cache": header_cache_scenario,
     "job-files": job_scenario,
     "run-record": run_record_scenario,
     "export-format": export_format_scenario,
