@@ -139,3 +139,27 @@ def test_a_training_job_never_replaces_the_users_scripts(trained, tmp_path):
     write_job(out, config, scan.classes, split)
     write_job(out, config, scan.classes, split)  # its own files: replaced
     assert sorted(p.name for p in out.iterdir()) == ["job.json", "run.sh", "slurm.sbatch"]
+
+
+def test_an_export_never_replaces_bundle_named_files_that_are_not_ftguis(trained, tmp_path, capsys):
+    """--out holding someone's model.onnx or model.json (no ftgui model beside them) is refused
+    before training; a folder with ftgui's bundle, even one whose model.json was damaged, is
+    exported into as before."""
+    from ftgui.cli import train_main
+
+    bundle, data = trained
+    args = ["--weights", "none", "--image-size", "32", "--epochs", "1", "--quiet"]
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "model.onnx").write_bytes(b"someone's network")
+    (theirs / "model.json").write_text('{"name": "not ftgui"}')
+    assert train_main([str(data), "--out", str(theirs), *args]) == 2
+    err = capsys.readouterr().err
+    assert "already holds model.json, model.onnx, which ftgui did not write" in err, err
+    assert (theirs / "model.onnx").read_bytes() == b"someone's network"
+    ours = tmp_path / "ours"
+    shutil.copytree(bundle, ours)
+    (ours / "model.json").write_text("{damaged")
+    assert train_main([str(data), "--out", str(ours), *args]) == 0, capsys.readouterr().err
+    assert (ours / "model.json").read_text().startswith("{")
+    assert '"format": "ftgui-model"' in (ours / "model.json").read_text()

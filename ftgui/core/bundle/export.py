@@ -3,6 +3,7 @@ swapped in whole; ftgui.core.deploy.export adds the deployment formats and MODEL
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from pathlib import Path
@@ -124,9 +125,42 @@ def check_output_folder(
             "dataset: its files would be taken for images of that class. Choose a folder outside the dataset."
         )
     path = check_destination(out, what)
+    foreign = foreign_bundle_files(path)
+    if foreign:
+        raise DestinationError(
+            f"{what} {path} already holds {', '.join(foreign[:3])}, which ftgui did not write (there is no "
+            "ftgui model.json beside them); an export would replace them. Choose another folder."
+        )
     if total_params:
         check_destination(out, what, bundle_bytes_needed(total_params, trainable_params, checkpoint))
     return path
+
+
+def foreign_bundle_files(out: Path) -> list[str]:
+    """Files in ``out`` named like a bundle's (model.safetensors, model.onnx, ...) when ``out``
+    holds no ftgui model description: someone else's files that an export would replace."""
+    import json
+    import struct
+
+    present = [name for name in BUNDLE_FILES if (out / name).is_file() or (out / name).is_symlink()]
+    stages = [*out.parent.glob(f".{glob.escape(out.name)}.ftgui-stage-*"), *out.glob(".*.ftgui-stage-*")]
+    if not present or stages:
+        return []  # nothing of the kind, or an export of ftgui's that a kill left to be finished
+    try:
+        meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
+        if isinstance(meta, dict) and meta.get("format") == BUNDLE_FORMAT:
+            return []  # an earlier export of ftgui's: replaced whole, as the user asked
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        pass
+    try:  # model.json damaged or missing: ftgui's weights carry the format in their header
+        with open(out / WEIGHTS_FILE, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(min(length, 1 << 24)))
+        if isinstance(header, dict) and (header.get("__metadata__") or {}).get("format") == BUNDLE_FORMAT:
+            return []
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError, struct.error, AttributeError):
+        pass
+    return present
 
 
 def export_bundle(
