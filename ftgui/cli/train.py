@@ -265,7 +265,18 @@ def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress
         args.seconds = time.perf_counter() - started
         code = stopped_by[0] if stopped_by else 130
         exporting[0] = True
-        return finish(trainer, final, args, out_dir, formats, progress, code, cancel)
+        try:
+            return finish(trainer, final, args, out_dir, formats, progress, code, cancel)
+        except KeyboardInterrupt:
+            if not (writes and trainer.epoch):
+                raise
+            # A second Ctrl+C cut a converter short: the trained model itself is still written
+            # (a second or two), never only the checkpoint of a finished training.
+            from ftgui.core.deploy.export import export_all
+
+            export_all(trainer.trained(), out_dir, ("safetensors",))
+            progress.line(f"export aborted; the model alone (no other format) was written to {out_dir}")
+            return code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

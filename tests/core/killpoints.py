@@ -52,8 +52,12 @@ class _Counter:
             os._exit(KILLED)
 
 
+_ACTIVE: list[_Counter] = []  # the child's counter, for writers that need more calls counted
+
+
 def _install(counter: _Counter) -> None:
     """Wrap every counted call so that the counter ticks after it returns."""
+    _ACTIVE.append(counter)
 
     def counted(fn: Callable) -> Callable:
         def wrapper(*args, **kwargs):
@@ -544,7 +548,74 @@ def header_cache_scenario(work: Path):
     return prepare, write, write, check
 
 
+def tensorboard_scenario(work: Path):
+    """A run's TensorBoard log written beside an earlier run's: the earlier log stays byte for
+    byte, every event file reads (a killed writer's last record may be cut, as TensorBoard
+    allows), and the next run's log is complete."""
+    from ftgui.core.base import events as ev
+    from ftgui.core.data.example import make_example_dataset
+    from ftgui.core.workflows.tensorboard import TensorBoardLog
+
+    data = make_example_dataset(work / "data", per_class=6, size=32, seed=1)
+    config = _tiny_trainer(data, 1).config
+    run = [
+        *(ev.BatchEnded(1, b, 4, b, 1.0 / b, 1e-3, 10.0, 1.0) for b in range(1, 5)),
+        ev.EpochEnded(1, 1, 0.9, 0.5, 0.8, 0.6, (0.5, 0.7), 1e-3, 1.0, True),
+        ev.Finished(1, 1, 0.8, 0.6, False),
+    ]
+
+    def log(folder: Path) -> None:
+        board = TensorBoardLog(folder, config)
+        for e in run:
+            board(e)
+        board.close()
+
+    template = work / "template" / "board"
+    log(template / "earlier")
+    earlier = _tree(template / "earlier")
+
+    def records(path: Path) -> int:
+        from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+        return sum(1 for _ in EventFileLoader(str(path)).Load())
+
+    def prepare(case: Path) -> Path:
+        shutil.copytree(template, case / "board")
+        return case / "board"
+
+    def write(board: Path) -> None:
+        import io
+
+        if _ACTIVE:  # TensorBoard's writer opens its event file with io.open and appends records
+            real = io.open
+
+            def counted_open(file, mode="r", *args, **kwargs):
+                fh = real(file, mode, *args, **kwargs)
+                if any(c in mode for c in "wax+"):
+                    _ACTIVE[0].tick()
+                return fh
+
+            io.open = counted_open
+        log(board / "new")
+
+    def check(board: Path, after_next_run: bool) -> list[str]:
+        problems = []
+        if _tree(board / "earlier") != earlier:
+            problems.append("the earlier run's log changed")
+        files = sorted((board / "new").rglob("events.out.tfevents.*")) if (board / "new").exists() else []
+        try:
+            counts = [records(f) for f in files]
+        except Exception as exc:  # noqa: BLE001
+            return [*problems, f"an event file does not read: {exc}".splitlines()[0]]
+        if after_next_run and not any(c >= len(run) for c in counts):
+            problems.append(f"the next run's log is incomplete: {counts} records")
+        return problems
+
+    return prepare, write, write, check
+
+
 SCENARIOS = {
+    "tensorboard": tensorboard_scenario,
     "header-cache": header_cache_scenario,
     "job-files": job_scenario,
     "run-record": run_record_scenario,

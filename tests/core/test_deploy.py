@@ -222,9 +222,11 @@ def test_an_exported_file_runs_only_if_it_is_the_one_this_bundle_exported(
     assert meta["exports"]["formats"]["onnx"]["sha256"]["model.onnx"]
     assert meta["exports"]["formats"]["onnx"]["input_size"] == 32
 
-    def copy(name: str) -> Path:
+    def copy(name: str) -> Path:  # the files these cases need (not every format: 300 MB each)
         bundle = tmp_path / name
-        shutil.copytree(out, bundle)
+        bundle.mkdir()
+        for file in ("model.json", "model.safetensors", "split.json.gz", "model.onnx", "model.int8.onnx"):
+            shutil.copy(out / file, bundle / file)
         return bundle
 
     foreign = copy("foreign")

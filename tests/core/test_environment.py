@@ -64,6 +64,7 @@ def test_a_full_disk_mid_run_costs_the_checkpoint_not_the_run_and_the_export_end
     while not (out / "checkpoint.pt").is_file() and time.monotonic() < deadline:
         time.sleep(0.05)
     kept = (out / "checkpoint.pt").read_bytes()
+
     def fill() -> None:  # the disk fills up while the run goes on, and stays full
         with open(disk / "filler", "wb") as fh:
             while proc.poll() is None:
@@ -209,3 +210,21 @@ def test_ctrl_c_while_ftgui_train_exports_leaves_out_the_formats_not_begun_and_w
     names = {p.name for p in out.iterdir()}
     assert {"model.safetensors", "model.json", "checkpoint.pt"} <= names
     assert "model.torchscript.pt" not in names  # the last format was not begun
+
+
+def test_a_second_ctrl_c_during_ftgui_train_export_still_writes_the_trained_model(image_folder, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "out"
+    cmd = [str(BIN / "ftgui-train"), str(image_folder), "--out", str(out), "--weights", "none"]
+    cmd += ["--image-size", "32", "--epochs", "1", "--export", "onnx,onnx-int8,torchscript"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _interrupt_when(proc, lambda: any(p.name.endswith(".partial") for p in tmp_path.iterdir()))
+    time.sleep(0.3)  # the first format's converter is running
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "model.json", "checkpoint.pt"} <= names, (names, err)
+    from ftgui.core.bundle.predict import Predictor
+
+    assert Predictor.load(out).classes == ["circle", "square", "stripes", "triangle"]
