@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ftgui import __version__
-from ftgui.cli.common import ENVIRONMENT_FAILED, INTERRUPTED, Progress, environment_failure
+from ftgui.cli.common import Progress, failure_exit
 from ftgui.cli.options import FOLDS, positive_int, whole
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import printable as display
@@ -50,7 +50,9 @@ def check_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let --json and --csv replace an existing file that ftgui did not write",
     )
-    p.add_argument("--limit", type=whole(0), default=20, help="findings printed per kind (default 20; 0 = all)")
+    p.add_argument(
+        "--limit", type=whole(0), default=20, help="findings printed per kind (default 20; 0 = all)"
+    )
     p.add_argument("--version", action="version", version=f"ftgui {__version__}")
     return p
 
@@ -84,12 +86,8 @@ def check_main(argv: Sequence[str] | None = None) -> int:
     except FtguiError as exc:
         sys.stderr.write(f"ftgui-check: error: {display(str(exc))}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("ftgui-check: interrupted; nothing was written\n")
-        return INTERRUPTED
-    except (OSError, MemoryError) as exc:
-        sys.stderr.write(f"ftgui-check: error: {display(environment_failure(exc))}\n")
-        return ENVIRONMENT_FAILED
+    except (KeyboardInterrupt, OSError, MemoryError) as exc:
+        return failure_exit("ftgui-check", exc)
     for kind in KINDS:
         found = result.of_kind(kind)
         if not found:

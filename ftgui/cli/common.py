@@ -172,3 +172,15 @@ def environment_failure(exc: BaseException) -> str:
     what = exc.strerror or str(exc) or type(exc).__name__
     where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
     return f"{what}{where}; files that were already there are unchanged"
+
+
+def failure_exit(prog: str, exc: BaseException) -> int:
+    """The one line and exit code of a command ended by Ctrl+C or by the machine (a full disk,
+    a read-only folder, too little memory) before it wrote anything."""
+    import sys
+
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write(f"{prog}: interrupted; nothing was written\n")
+        return INTERRUPTED
+    sys.stderr.write(f"{prog}: error: {display(environment_failure(exc))}\n")
+    return ENVIRONMENT_FAILED

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftgui import __version__
-from ftgui.cli.common import ENVIRONMENT_FAILED, INTERRUPTED, Progress, environment_failure
+from ftgui.cli.common import Progress, failure_exit
 from ftgui.cli.options import positive_int
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import printable as display
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Prediction, Predictor
-
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -93,12 +92,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     except FtguiError as exc:
         sys.stderr.write(f"ftgui-predict: error: {display(str(exc))}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("ftgui-predict: interrupted; nothing was written\n")
-        return INTERRUPTED
-    except (OSError, MemoryError) as exc:
-        sys.stderr.write(f"ftgui-predict: error: {display(environment_failure(exc))}\n")
-        return ENVIRONMENT_FAILED
+    except (KeyboardInterrupt, OSError, MemoryError) as exc:
+        return failure_exit("ftgui-predict", exc)
     if args.json:
         from ftgui.core.bundle.format import dumps_json
 

@@ -31,16 +31,19 @@ def _needs(fmt: str) -> None:
         pytest.skip(f"{fmt} needs {', '.join(missing)} (the extra is not installed)")
 
 
-@pytest.fixture(scope="module")
-def trained(image_folder):
+def _config(image_folder, epochs: int, seed: int):
     from ftgui.core.models.freeze import FreezePlan
     from ftgui.core.training.config import TrainConfig
 
-    config = TrainConfig(
+    return TrainConfig(
         data_dir=str(image_folder), arch="resnet18", weights="none", freeze=FreezePlan.parse("full"),
-        epochs=2, batch_size=16, lr=1e-3, image_size=32, val_fraction=0.25, seed=0, device="cpu",
+        epochs=epochs, batch_size=16, lr=1e-3, image_size=32, val_fraction=0.25, seed=seed, device="cpu",
     )  # fmt: skip
-    trainer = Trainer(config)
+
+
+@pytest.fixture(scope="module")
+def trained(image_folder):
+    trainer = Trainer(_config(image_folder, epochs=2, seed=0))
     for _ in trainer.run():
         pass
     return trainer
@@ -203,18 +206,11 @@ def test_an_exported_file_runs_only_if_it_is_the_one_this_bundle_exported(
 ):
     """Another bundle's model.onnx copied in, an INT8 file renamed to the float one's name, a
     bundle whose model.json has no SHA-256 for the format: one line each, nothing run."""
-    from ftgui.core.models.freeze import FreezePlan
-    from ftgui.core.training.config import TrainConfig
-
     _needs("onnx")
     _needs("onnx-int8")
     out, _ = every_format
     image = str(next(image_folder.rglob("*.jpg")))
-    other_config = TrainConfig(
-        data_dir=str(image_folder), arch="resnet18", weights="none", freeze=FreezePlan.parse("full"),
-        epochs=1, batch_size=16, lr=1e-3, image_size=32, val_fraction=0.25, seed=7, device="cpu",
-    )  # fmt: skip
-    other = Trainer(other_config)
+    other = Trainer(_config(image_folder, epochs=1, seed=7))
     for _ in other.run():
         pass
     export_all(other.trained(), tmp_path / "other", ("safetensors", "onnx"), max_accuracy_drop=100.0)
