@@ -122,6 +122,11 @@ def test_an_image_too_big_for_the_memory_left_is_reported_and_the_others_classif
     assert "not enough memory to decode this image" in answers[1]["error"]
 
 
+def _staging(folder: Path) -> bool:
+    """An export's staging folder is there (not the output check's short-lived probe file)."""
+    return any(".ftgui-stage-" in p.name for p in folder.iterdir())
+
+
 def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not ready() and time.monotonic() < deadline and proc.poll() is None:
@@ -135,7 +140,7 @@ def test_ctrl_c_during_ftgui_export_stops_between_formats_and_keeps_the_bundle(i
     before = _files(tmp_path / "m")
     cmd = [str(BIN / "ftgui-export"), str(tmp_path / "m"), "--format", "onnx,onnx-int8,torchscript"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _interrupt_when(proc, lambda: any(p.name.endswith(".partial") for p in tmp_path.iterdir()))
+    _interrupt_when(proc, lambda: _staging(tmp_path))
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "stopping after this format" in err, err
@@ -205,7 +210,7 @@ def test_ctrl_c_while_ftgui_train_exports_still_writes_the_trained_model(image_f
     cmd = [str(BIN / "ftgui-train"), str(image_folder), "--out", str(out), "--weights", "none"]
     cmd += ["--image-size", "32", "--epochs", "1", "--export", "onnx,onnx-int8,torchscript"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _interrupt_when(proc, lambda: any(p.name.endswith(".partial") for p in tmp_path.iterdir()))
+    _interrupt_when(proc, lambda: _staging(tmp_path))
     if twice:
         time.sleep(0.3)  # the first format's converter is running
         proc.send_signal(signal.SIGINT)
