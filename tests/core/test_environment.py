@@ -174,7 +174,7 @@ def test_ctrl_c_during_ftgui_predict_and_check_is_one_line(tmp_path):
             "--csv",
             str(tmp_path / "out.csv"),
             "--batch-size",
-            "4",
+            "1",  # one image per forward pass: still busy when the signal comes
         ],
         "ftgui-check": [
             str(data),
