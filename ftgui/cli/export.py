@@ -9,14 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ftgui import __version__
-from ftgui.cli.common import (
-    ENVIRONMENT_FAILED,
-    INTERRUPTED,
-    STOP_SIGNALS,
-    Progress,
-    environment_failure,
-    print_exports,
-)
+from ftgui.cli.common import INTERRUPTED, STOP_SIGNALS, Progress, failure_exit, print_exports
 from ftgui.cli.options import accuracy_drop_option
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.options import EXPORT_FORMATS, QUANTIZED_FORMATS
@@ -62,7 +55,9 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         if stopped:
             raise KeyboardInterrupt
         stopped.append(code)  # a converter is never interrupted half-way: it stops between formats
-        progress.line(f"{name}: stopping after this format; the bundle stays as it was ({name} again to abort)")
+        progress.line(
+            f"{name}: stopping after this format; the bundle stays as it was ({name} again to abort)"
+        )
 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
@@ -84,8 +79,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"ftgui-export: aborted; {args.model_dir} is unchanged\n")
         return INTERRUPTED
     except (OSError, MemoryError) as exc:
-        sys.stderr.write(f"ftgui-export: error: {display(environment_failure(exc))}\n")
-        return ENVIRONMENT_FAILED
+        return failure_exit("ftgui-export", exc)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -35,6 +35,12 @@ def first_line(prefix: str) -> Signature:
     return lambda path: _head(path).lstrip(b"\xef\xbb\xbf").startswith(want)
 
 
+def contains(marker: str) -> Signature:
+    """A text output whose first 8 KB hold ``marker`` (a script's comment line)."""
+    want = marker.encode("utf-8")
+    return lambda path: want in _head(path, 8192)
+
+
 def json_with_keys(*keys: str) -> Signature:
     """A JSON object holding all of ``keys`` (a report ftgui wrote)."""
 
@@ -67,8 +73,8 @@ def png_by_ftgui(path: Path) -> bool:
 
 
 def model_folder_of(path: Path) -> Path | None:
-    """The ftgui model, run or job folder that holds ``path`` (at any depth), if any."""
-    for folder in path.parents:
+    """The ftgui model, run or job folder that is ``path`` or holds it (at any depth), if any."""
+    for folder in (path, *path.parents):
         for files in _MODEL_FOLDER_FILES:
             if all((folder / f).is_file() for f in files):
                 return folder

@@ -140,7 +140,8 @@ def foreign_bundle_files(out: Path) -> list[str]:
     """Files in ``out`` named like a bundle's (model.safetensors, model.onnx, ...) when ``out``
     holds no ftgui model description: someone else's files that an export would replace."""
     import json
-    import struct
+
+    from safetensors import safe_open
 
     present = [name for name in BUNDLE_FILES if (out / name).is_file() or (out / name).is_symlink()]
     stages = [*out.parent.glob(f".{glob.escape(out.name)}.ftgui-stage-*"), *out.glob(".*.ftgui-stage-*")]
@@ -153,12 +154,10 @@ def foreign_bundle_files(out: Path) -> list[str]:
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         pass
     try:  # model.json damaged or missing: ftgui's weights carry the format in their header
-        with open(out / WEIGHTS_FILE, "rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(min(length, 1 << 24)))
-        if isinstance(header, dict) and (header.get("__metadata__") or {}).get("format") == BUNDLE_FORMAT:
-            return []
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError, struct.error, AttributeError):
+        with safe_open(str(out / WEIGHTS_FILE), "np") as weights:
+            if (weights.metadata() or {}).get("format") == BUNDLE_FORMAT:
+                return []
+    except Exception:  # safetensors' own error for a file that is not one: not ftgui's
         pass
     return present
 

@@ -144,17 +144,13 @@ class ImageListDataset(torch.utils.data.Dataset):
             return self.normalize(cached), s.label, index, None
         try:
             cached = self.pixels(load_rgb(os.path.join(self.root, s.path), self.decode_size))
-        except MemoryError:
-            if self.memory_per_file:  # classifying: the other images still get their answer
-                return None, s.label, index, "not enough memory to decode this image"
-            raise  # not the file's fault: the engine reports it as out of memory
         except (ImageShapeError, NotARegularFile) as exc:
             return None, s.label, index, str(exc)
-        except Exception as exc:  # one bad file must never end a run
-            if "allocate memory" in str(exc).lower():
-                if self.memory_per_file:
-                    return None, s.label, index, "not enough memory to decode this image"
-                raise
+        except Exception as exc:  # one bad file must never end a run (MemoryError is an Exception)
+            if isinstance(exc, MemoryError) or "allocate memory" in str(exc).lower():
+                if not self.memory_per_file:
+                    raise  # not the file's fault: the engine reports it as out of memory
+                return None, s.label, index, "not enough memory to decode this image"  # the others go on
             return None, s.label, index, f"{type(exc).__name__}: {exc}"
         if self.memo is not None:
             with contextlib.suppress(OSError):  # a full disk costs the memo, never the run

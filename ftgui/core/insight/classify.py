@@ -88,7 +88,7 @@ def copy_into_class_folders(
 
     root = Path(out).expanduser()
     real = root.resolve()
-    holder = model_folder_of(real / "x")
+    holder = model_folder_of(real)
     inside = [d for d in datasets if real.is_relative_to(Path(d).expanduser().resolve())]
     if holder is not None or inside:
         where = f"the ftgui model folder {holder}" if holder is not None else f"the dataset {inside[0]}"

@@ -20,9 +20,7 @@ def is_known_arch(arch: str) -> bool:
     """Whether training would take ``arch``: every reader accepts what a run could write (a timm
     architecture without a pretrained tag, ``timm:convnext_atto``, as well as listed names)."""
     if timm_source.is_timm(arch):
-        if timm_source.timm_missing() is not None:
-            return False
-        if arch in timm_source.list_timm():
+        if arch in timm_source.list_timm():  # without importing timm (empty when it is missing)
             return True
         try:
             timm_source.check_timm(arch)

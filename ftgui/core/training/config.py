@@ -156,9 +156,9 @@ def validate_config(cfg: TrainConfig) -> None:
         "a whole number of MB, 0 or more",
         cfg.cache_memory_mb,
     )
-    for option, text in (("--model", cfg.arch), ("--weights", cfg.weights), ("--device", cfg.device)):
-        need(text is None or isinstance(text, str), option, "a name", text)
     need(isinstance(cfg.arch, str) and bool(cfg.arch), "--model", "a model's name", cfg.arch)
+    for option, text in (("--weights", cfg.weights), ("--device", cfg.device)):
+        need(text is None or isinstance(text, str), option, "a name", text)
     need(cfg.optimizer in OPTIMIZERS, "--optimizer", f"one of {', '.join(OPTIMIZERS)}", cfg.optimizer)
     need(cfg.schedule in SCHEDULES, "--schedule", f"one of {', '.join(SCHEDULES)}", cfg.schedule)
     need(cfg.cache in CACHE_MODES, "--cache", " or ".join(CACHE_MODES), cfg.cache)

@@ -21,7 +21,7 @@ from typing import Any
 from ftgui import __version__
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.files import DestinationError
-from ftgui.core.base.outputs import first_line, json_with_keys
+from ftgui.core.base.outputs import contains, first_line, json_with_keys
 from ftgui.core.base.staging import staged_folder, write_synced
 from ftgui.core.base.text import class_names_problem
 from ftgui.core.data.samples import Sample, ScanResult, Split, split_record_problem
@@ -116,7 +116,7 @@ def write_job(
 _SIGNATURES = {
     JOB_FILE: json_with_keys("format", "training", "classes", "split"),
     RUN_FILE: first_line("#!/usr/bin/env bash\n# ftgui training job ("),
-    SLURM_FILE: lambda path: b"\n# ftgui training job (" in path.read_bytes()[:8192],
+    SLURM_FILE: contains("\n# ftgui training job ("),
 }
 
 
