@@ -213,6 +213,7 @@ def test_classify_a_folder_filters_exports_and_copies(qtbot, window, tmp_path, d
     weights = (tmp_path / "m" / "model.safetensors").read_bytes()
     assert not dialog.export_csv(str(tmp_path / "m" / "model.safetensors"))  # into the model: never
     assert "an ftgui model folder" in dialog.status.text()
+    assert dialog.status.minimumSizeHint().width() <= dialog.width()  # a long message wraps, never widens it
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == weights
     assert not dialog.export_csv(str(image_folder / "circle" / "x.csv"))  # into its dataset's classes
     assert "class folder of the dataset" in dialog.status.text()

@@ -61,6 +61,7 @@ class ClassifyFolderDialog(QDialog):
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.status = QLabel("")
+        self.status.setWordWrap(True)  # a long refusal wraps; it never widens the dialog off the screen
         self.class_filter = QComboBox()
         self.class_filter.setToolTip("Show the images predicted as one class")
         self.min_confidence = QDoubleSpinBox()
