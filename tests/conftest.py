@@ -11,6 +11,9 @@ import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+# auto precision means fp32 here, with no timing trial: a test's numbers must not depend on how
+# fast bf16 was at that moment. The tests of the choice itself (test_precision.py) unset it.
+os.environ.setdefault("FTGUI_PRECISION", "fp32")
 
 from pathlib import Path  # noqa: E402
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ftgui import __version__
 from ftgui.cli.common import Progress, failure_exit
-from ftgui.cli.options import FOLDS, positive_int, whole
+from ftgui.cli.options import FOLDS, positive_int, precision_option, whole
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import printable as display
 
@@ -42,6 +42,7 @@ def check_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--device", default="auto", help="cpu | cuda | mps | auto (default)")
+    precision_option(p)
     p.add_argument("--cache-memory", type=int, default=None, metavar="MB", help="RAM for the feature cache")
     p.add_argument("--json", metavar="FILE", help="also write every finding to FILE as JSON")
     p.add_argument("--csv", metavar="FILE", help="also write every finding to FILE as CSV")
@@ -76,7 +77,7 @@ def check_main(argv: Sequence[str] | None = None) -> int:
         config = TrainConfig(
             data_dir=args.data_dir, arch=args.model, weights=args.weights, image_size=args.image_size,
             batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed,
-            device=args.device, cache_memory_mb=args.cache_memory,
+            device=args.device, cache_memory_mb=args.cache_memory, precision=args.precision,
         )  # fmt: skip
         config.validate()
         result = check_data(config, bundle=args.bundle, folds=args.folds, note=progress.line)

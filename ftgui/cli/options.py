@@ -14,6 +14,7 @@ from ftgui.core.base.options import (
     EXPORT_FORMATS,
     MAX_ACCURACY_DROP,
     OPTIMIZERS,
+    PRECISIONS,
     SCHEDULES,
     STRATEGY_HELP,
 )
@@ -158,6 +159,7 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help=f"{' | '.join(DEVICES)} or cuda:N (default: auto)")
+    precision_option(p)
     p.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
@@ -238,6 +240,16 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
     p.add_argument("--version", action="version", version=f"ftgui {__version__}")
 
     return p
+
+
+def precision_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        default="auto",
+        help="auto: bf16 mixed precision where this processor computes bf16 natively and a short "
+        "trial finds it faster (on CUDA: the GPU's mixed precision); fp32; or bf16 (default auto)",
+    )
 
 
 def accuracy_drop_option(p: argparse.ArgumentParser) -> None:

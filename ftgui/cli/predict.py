@@ -35,6 +35,14 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (default 64)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
     p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="fp32 (default), or bf16 mixed precision: about twice as fast on processors with native "
+        "bf16 (AVX-512 BF16, AMX) or a GPU; the top class can differ from fp32's on a few images "
+        "whose top two are nearly tied",
+    )
+    p.add_argument(
         "--runtime",
         default="torch",
         metavar="RUNTIME",
@@ -66,6 +74,14 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         from ftgui.core.insight.classify import PREDICTIONS_CSV, find_images, predictions_csv
 
         predictor = Predictor.load(args.model_dir, device=args.device)
+        if args.precision != "fp32":
+            if args.runtime != "torch":
+                raise FtguiError(
+                    "--precision bf16 applies to --runtime torch (the exported formats run as exported)."
+                )
+            note = predictor.use_precision(args.precision)
+            if "emulated" in note:
+                sys.stderr.write(f"ftgui-predict: warning: {note}\n")
         paths = find_images(args.images)
         outputs = {"--csv": (args.csv, PREDICTIONS_CSV), "--cam": (args.cam, png_by_ftgui)}
         for option, (target, signature) in outputs.items():

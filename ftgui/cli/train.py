@@ -116,6 +116,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig | None:
         cfg.data_dir = str(data)
         if args.device != "auto":
             cfg.device = args.device
+        if args.precision != "auto":
+            cfg.precision = args.precision
         cfg.sync_bn = cfg.sync_bn or args.sync_bn
         return cfg
     args.job = None
@@ -157,6 +159,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         num_workers=args.num_workers,
         cache=args.cache,
         cache_memory_mb=args.cache_memory,
+        precision=args.precision,
     )
 
 

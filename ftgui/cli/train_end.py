@@ -58,7 +58,9 @@ def finish(
         if checks:
             print_exports(out_dir, progress)
         seconds = getattr(args, "seconds", None)
-        record_line(trainer, "ftgui-train", progress, bundle=out_dir, seconds=seconds, ended=how_it_ended(final))
+        record_line(
+            trainer, "ftgui-train", progress, bundle=out_dir, seconds=seconds, ended=how_it_ended(final)
+        )
     kept = f"the model of epoch {trainer.best_epoch or trainer.epoch}"
     if isinstance(final, ev.Failed):
         progress.error("ftgui-train", final.message.splitlines()[0])

@@ -172,7 +172,9 @@ def test_the_same_weights_give_the_same_bytes_in_every_process(tmp_path):
         "print(hashlib.sha256(b).hexdigest())"
     )
     digests = {
-        subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+        ).stdout
         for _ in range(8)  # with two metadata keys, 8 processes all agreeing by chance: 1 in 128
     }
     assert len(digests) == 1

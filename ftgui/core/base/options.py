@@ -22,6 +22,12 @@ SCHEDULES: dict[str, str] = {
     "constant": "Constant",
 }
 CACHE_MODES = ("auto", "off")
+# auto: bf16 mixed precision where the processor computes it natively and a trial finds it faster.
+PRECISIONS: dict[str, str] = {
+    "auto": "Auto",
+    "fp32": "fp32",
+    "bf16": "bf16 (mixed)",
+}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Export formats besides model.safetensors (always written): key -> (file, the window's label).

@@ -46,6 +46,11 @@ def model_card(meta: dict[str, Any], evaluation: Evaluation | None = None) -> st
         f"- Optimizer: {cfg['optimizer']}, learning rate {cfg['lr']:g}, schedule {cfg['schedule']}, "
         f"batch size {cfg['batch_size']}, weight decay {cfg['weight_decay']:g}",
         f"- Augmentation: {'random resized crops and flips' if cfg['augment'] else 'none'}; seed {cfg['seed']}",
+        *(
+            [f"- Precision: {cfg['precision_note']} (the weights are fp32)"]
+            if cfg.get("precision_note")
+            else []
+        ),
         "",
         "## Results",
     ]

@@ -15,6 +15,7 @@ from torch import nn
 from ftgui.core.base.errors import CheckpointError
 from ftgui.core.base.events import CancelToken
 from ftgui.core.bundle.format import META_FILE, WEIGHTS_FILE, non_finite, read_metadata
+from ftgui.core.compute.precision import FP32, Precision, choose_precision
 from ftgui.core.data.images import (
     ImageListDataset,
     build_transform,
@@ -53,6 +54,13 @@ class Predictor:
         # Another runtime in place of the PyTorch model (an exported format of the bundle):
         # preprocessed images on the CPU in, logits out.
         self.forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.precision: Precision = FP32  # of the PyTorch model's forward pass
+
+    def use_precision(self, requested: str) -> str:
+        """Run the PyTorch model in ``requested`` (fp32 or bf16); returns what it chose and why."""
+        device = next(self.model.parameters()).device
+        self.precision = choose_precision(requested, device, True, lambda: None)
+        return self.precision.note
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike[str], device: str = "cpu") -> Predictor:
@@ -104,7 +112,7 @@ class Predictor:
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         device = next(self.model.parameters()).device
-        with torch.inference_mode():
+        with torch.inference_mode(), self.precision.autocast("infer"):
             return self.model(images.to(device)).float().cpu()
 
     def load_images(self, paths: Sequence[str | os.PathLike[str]]) -> torch.Tensor:
@@ -142,7 +150,8 @@ class Predictor:
                 x = batch.images if self.forward is not None else batch.images.to(device)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with torch.inference_mode():
+                mixed = self.precision if self.forward is None else FP32  # other runtimes: as exported
+                with torch.inference_mode(), mixed.autocast("infer"):
                     logits = self.forward(x) if self.forward is not None else self.model(x)
                     probs = torch.softmax(logits.float(), dim=1).cpu()
                 values, best = probs.topk(k, dim=1)

@@ -97,7 +97,11 @@ def split_record_problem(split: Any, num_classes: int, inside_only: bool = False
         for rel, _ in split[part]:
             key = os.path.normpath(rel)
             if key in seen:
-                where = f"twice in 'split.{part}'" if seen[key] == part else "in both 'split.train' and 'split.val'"
+                where = (
+                    f"twice in 'split.{part}'"
+                    if seen[key] == part
+                    else "in both 'split.train' and 'split.val'"
+                )
                 return f"'split' lists {rel} {where} (an image is trained or validated on once)"
             seen[key] = part
     return None if split["train"] else "'split.train' is empty"

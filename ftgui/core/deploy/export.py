@@ -67,7 +67,7 @@ def write_formats(
     checks = []
     for fmt in formats:
         if stop is not None and stop():
-            say(f"Stopped: {', '.join(formats[formats.index(fmt):])} not exported")
+            say(f"Stopped: {', '.join(formats[formats.index(fmt) :])} not exported")
             break
         say(f"Exporting {fmt}")
         checks.append(_one_format(fmt, source, stage, example, calibration, images, ref, max_accuracy_drop))

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ftgui.core.compute.distributed import SINGLE, World
+from ftgui.core.compute.precision import FP32, Precision
 from ftgui.core.data.images import Batch, ImageListDataset, decode_threads, threaded_batches
 from ftgui.core.data.samples import Sample
 from ftgui.core.evaluation.metrics import Evaluation, outcomes, summarise_outcomes
 from ftgui.core.models import Preprocess
-
-if TYPE_CHECKING:
-    pass
 
 
 def evaluate_model(
@@ -28,6 +25,7 @@ def evaluate_model(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     world: World = SINGLE,
+    precision: Precision = FP32,
 ) -> Evaluation | None:
     """Run ``model`` (eval mode) over ``samples``; unreadable files are left out. None if cancelled.
 
@@ -35,7 +33,7 @@ def evaluate_model(
     other ranks return None): the report is exactly that of one process over every sample."""
     mine = world.shard(list(range(len(samples))))
     local = evaluate_outcomes(
-        model, preprocess, root, [samples[i] for i in mine], batch_size, progress, cancelled
+        model, preprocess, root, [samples[i] for i in mine], batch_size, progress, cancelled, precision
     )
     if local is None:
         return None
@@ -59,6 +57,7 @@ def evaluate_outcomes(
     batch_size: int,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    precision: Precision = FP32,
 ) -> tuple[list[int], torch.Tensor] | None:
     """Positions of the readable ``samples`` and their :func:`outcomes` (CPU); None if cancelled.
     Streams: each batch's logits are reduced to three numbers per image at once."""
@@ -69,8 +68,9 @@ def evaluate_outcomes(
     model.eval()
     try:
         return _stream_outcomes(
-            threaded_batches(ds, batches, decode_threads()), model, device, len(samples), progress, cancelled
-        )
+            threaded_batches(ds, batches, decode_threads()), model, device, len(samples), progress, cancelled,
+            precision,
+        )  # fmt: skip
     finally:
         model.train(was_training)
 
@@ -82,13 +82,14 @@ def _stream_outcomes(
     total: int,
     progress: Callable[[int, int], None] | None,
     cancelled: Callable[[], bool] | None,
+    precision: Precision = FP32,
 ) -> tuple[list[int], torch.Tensor] | None:
-    """Each batch's logits reduced to :func:`outcomes` at once; (positions kept, outcomes), or
-    None if cancelled."""
+    """Each batch's logits (under ``precision.infer``) reduced to :func:`outcomes` at once;
+    (positions kept, outcomes), or None if cancelled."""
     kept: list[int] = []
     outputs: list[torch.Tensor] = []
     done = 0
-    with torch.inference_mode():
+    with torch.inference_mode(), precision.autocast("infer"):
         for batch in batches:
             if cancelled and cancelled():
                 return None

@@ -121,6 +121,8 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "optimizer": (str,),
     "schedule": (str,),
     "cache": (str,),
+    "precision": (str,),
+    "precision_note": (str,),
 }
 
 
@@ -339,6 +341,7 @@ def requested_record(config: TrainConfig) -> dict[str, Any]:
     """A configuration as asked for, comparable between runs (the dataset by its real path)."""
     d = config.to_dict()
     d.pop("lr_note", None)
+    d.pop("precision_note", None)
     d["data_dir"] = os.path.realpath(d["data_dir"]) if d.get("data_dir") else ""
     return d
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ftgui.core.base.errors import FtguiError, ModelError
-from ftgui.core.base.options import CACHE_MODES, OPTIMIZERS, SCHEDULES
+from ftgui.core.base.options import CACHE_MODES, OPTIMIZERS, PRECISIONS, SCHEDULES
 from ftgui.core.models import arch_info, is_local_weights, model_source
 from ftgui.core.models.freeze import FreezePlan
 
@@ -41,6 +41,10 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs; 0 = off
     num_workers: int = 0
     amp: bool = True  # mixed precision when on CUDA
+    # auto | fp32 | bf16: auto takes bf16 mixed precision where this processor (or GPU) computes it
+    # natively and a trial shows it faster (compute/precision.py); ``precision_note`` says what ran.
+    precision: str = "auto"
+    precision_note: str = ""
     cache: str = "auto"  # frozen-prefix and decoded-image caches: auto | off
     cache_memory_mb: int | None = None  # RAM budget for caches; None = a quarter of free RAM
     channels_last: bool | None = None  # None: on for convolutional networks
@@ -162,6 +166,7 @@ def validate_config(cfg: TrainConfig) -> None:
     need(cfg.optimizer in OPTIMIZERS, "--optimizer", f"one of {', '.join(OPTIMIZERS)}", cfg.optimizer)
     need(cfg.schedule in SCHEDULES, "--schedule", f"one of {', '.join(SCHEDULES)}", cfg.schedule)
     need(cfg.cache in CACHE_MODES, "--cache", " or ".join(CACHE_MODES), cfg.cache)
+    need(cfg.precision in PRECISIONS, "--precision", ", ".join(PRECISIONS), cfg.precision)
     if cfg.image_size is not None:
         need(_whole(cfg.image_size), "--image-size", "a whole number of pixels", cfg.image_size)
         arch_info(cfg.arch)  # refuses an unknown architecture

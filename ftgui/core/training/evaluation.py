@@ -44,6 +44,7 @@ def evaluate_trainer(
         progress=progress,
         cancelled=cancelled,
         world=trainer.world,
+        precision=trainer.precision,
     )
     if result is not None and not trainer.split.val:
         result.split = "training"
@@ -62,7 +63,7 @@ def _outcomes_from_cache(
     try:
         return _stream_outcomes(
             trainer.batches(train=False), trainer.forward, trainer.device, len(trainer.split.val),
-            progress, cancelled,
+            progress, cancelled, trainer.precision,
         )  # fmt: skip
     finally:
         if was_training:

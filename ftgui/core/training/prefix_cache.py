@@ -17,6 +17,7 @@ from torch import nn
 
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
+from ftgui.core.compute.precision import FP32, Precision
 from ftgui.core.data.images import Batch
 from ftgui.core.data.samples import Sample
 from ftgui.core.data.stores import RowStore, cache_key, choose_storage, files_digest, folder
@@ -64,6 +65,9 @@ class FrozenPrefix:
         self.device = device
         self._active: _Active | None = None
         self._decided: tuple[str, ...] | None = None  # the freeze state ensure() last judged
+        # The frozen layers run under precision.infer; their output is stored in fp32 (bf16
+        # values widened exactly), and the trainable layers take it under precision.train.
+        self.precision: Precision = FP32
         # Finished stores by cache key, shared between runs of one process (a comparison's
         # candidates with the same frozen prefix); the key covers everything the features
         # depend on, so a store is only ever reused for identical features.
@@ -130,6 +134,7 @@ class FrozenPrefix:
                 "kwargs": self.built.model_kwargs,
                 "torch": torch.__version__,
                 "device": self.device.type,
+                "precision": str(self.precision.infer or "fp32"),
             }
         )
         # One file per machine under torchrun (a shared cache folder must not get two writers).
@@ -189,7 +194,10 @@ class FrozenPrefix:
             if cancel.cancelled:
                 return None
             yield from report(batch, samples)
-            values = capture(model, plan, batch.images.to(self.device)) if batch.images.numel() else None
+            values = None
+            if batch.images.numel():
+                with self.precision.autocast("infer"):
+                    values = capture(model, plan, batch.images.to(self.device)).float()
             rows, got = batch.indices.tolist(), values
             if world.active:
                 where_in = {i: p for p, i in enumerate(idx)}

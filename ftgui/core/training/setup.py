@@ -20,10 +20,8 @@ from ftgui.core.base.events import CancelToken
 from ftgui.core.base.text import display_path
 from ftgui.core.bundle.metadata import distributed_record
 from ftgui.core.bundle.trained import TrainedModel
-from ftgui.core.compute.distributed import (
-    SINGLE,
-    World,
-)
+from ftgui.core.compute.distributed import SINGLE, World
+from ftgui.core.compute.precision import FP32, Precision, RunShape, choose_precision
 from ftgui.core.data.images import Batch
 from ftgui.core.data.samples import Sample, ScanResult, Split, split_samples
 from ftgui.core.data.scan import scan_folder
@@ -64,6 +62,7 @@ class TrainerBase:
         self.source: BatchSource | None = None
         self.prefix: FrozenPrefix | None = None
         self._channels_last = False
+        self.precision: Precision = FP32  # what computes in bf16 (prepare() decides)
         self.evaluation: Evaluation | None = None  # the latest evaluation of this model
         self._gone_folders: set[str] = set()  # folders removed during the run (reported once each)
 
@@ -159,7 +158,21 @@ class TrainerBase:
         )
         self.prefix = FrozenPrefix(self.source, built, device)
         self._prepare_world()
+        self._choose_precision()
         self._wrap()
+
+    def _choose_precision(self) -> None:
+        """fp32 or bf16 for training and for the frozen layers (``compute/precision.py``); under
+        torchrun every process computes as the first one chose."""
+        cfg, built, prefix = self.config, self.built, self.prefix
+        assert built is not None and prefix is not None
+        run = RunShape(
+            built.arch, built.preprocess.crop_size, cfg.batch_size, cfg.strategy, self._channels_last
+        )
+        chosen = choose_precision(cfg.precision, self.device, cfg.amp, lambda: run.trial(built.model))
+        self.precision = self.world.broadcast(chosen)  # every rank computes alike: rank 0's choice
+        cfg.precision_note = self.precision.note
+        prefix.precision = self.precision
 
     def _prepare_world(self) -> None:
         """Refuse what several processes cannot do, before any slow work; SyncBatchNorm."""
@@ -245,9 +258,9 @@ class TrainerBase:
         assert self.optimizer is not None
         if self.world.active:
             return DistributedStep(
-                self._ddp_forward, self.optimizer, self.device, self.config.amp, self.world, self._no_images
+                self._ddp_forward, self.optimizer, self.device, self.precision, self.world, self._no_images
             )
-        return TrainStep(self.forward, self.optimizer, self.device, self.config.amp)
+        return TrainStep(self.forward, self.optimizer, self.device, self.precision)
 
     def _ddp_forward(self, x: torch.Tensor) -> Any:
         assert self.ddp is not None

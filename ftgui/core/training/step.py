@@ -1,6 +1,6 @@
 """One optimisation step, shared by training and the learning-rate range test.
 
-Forward (mixed precision on CUDA), cross-entropy with the auxiliary classifiers' losses at 0.3
+Forward (under the run's mixed precision: see ``compute/precision.py``), cross-entropy (in fp32) with the auxiliary classifiers' losses at 0.3
 (GoogLeNet, Inception), a check that the loss is a finite number, backward, optimizer step.
 ``DistributedStep`` is the same step on one shard of a batch under DistributedDataParallel.
 """
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ftgui.core.base.errors import TrainingError
+from ftgui.core.compute.precision import FP32, Precision
 
 if TYPE_CHECKING:
     from ftgui.core.compute.distributed import World
@@ -76,14 +77,14 @@ class TrainStep:
         forward: Callable[[torch.Tensor], Any],
         optimizer: torch.optim.Optimizer,
         device: torch.device,
-        amp: bool = True,
+        precision: Precision = FP32,
     ) -> None:
         self.forward = forward
         self.optimizer = optimizer
         self.device = device
-        self.use_amp = amp and device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        self.precision = precision  # parameters, gradients, optimizer state and loss stay fp32
+        fp16 = device.type == "cuda" and precision.train == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
         """One step. Raises :class:`NonFiniteLoss` (before any weight changes) on NaN/inf."""
@@ -92,12 +93,13 @@ class TrainStep:
             x = x.pin_memory()
         x = x.to(self.device, non_blocking=True)
         y = labels.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+        with self.precision.autocast("train"):
             main, aux = split_logits(self.forward(x))
-            loss = F.cross_entropy(main, y)
-            full = loss + sum(
-                (AUX_LOSS_WEIGHT * F.cross_entropy(a, y) for a in aux), torch.zeros((), device=x.device)
-            )
+        main, aux = main.float(), [a.float() for a in aux]
+        loss = F.cross_entropy(main, y)
+        full = loss + sum(
+            (AUX_LOSS_WEIGHT * F.cross_entropy(a, y) for a in aux), torch.zeros((), device=x.device)
+        )
         if not torch.isfinite(full):
             raise NonFiniteLoss(float(full.item()))
         self.optimizer.zero_grad(set_to_none=True)
@@ -124,11 +126,11 @@ class DistributedStep(TrainStep):
         forward: Callable[[torch.Tensor], Any],
         optimizer: torch.optim.Optimizer,
         device: torch.device,
-        amp: bool,
+        precision: Precision,
         world: World,
         empty: Callable[[], torch.Tensor],
     ) -> None:
-        super().__init__(forward, optimizer, device, amp)
+        super().__init__(forward, optimizer, device, precision)
         self.world = world
         self.empty = empty
 
@@ -136,13 +138,14 @@ class DistributedStep(TrainStep):
         x = images if images.numel() else self.empty()
         x = x.to(self.device, non_blocking=True)
         y = labels.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+        with self.precision.autocast("train"):
             main, aux = split_logits(self.forward(x))
-            loss = F.cross_entropy(main, y, reduction="sum")
-            full = loss + sum(
-                (AUX_LOSS_WEIGHT * F.cross_entropy(a, y, reduction="sum") for a in aux),
-                torch.zeros((), device=x.device),
-            )
+        main, aux = main.float(), [a.float() for a in aux]
+        loss = F.cross_entropy(main, y, reduction="sum")
+        full = loss + sum(
+            (AUX_LOSS_WEIGHT * F.cross_entropy(a, y, reduction="sum") for a in aux),
+            torch.zeros((), device=x.device),
+        )
         correct = (main.detach().argmax(1) == y).sum()
         local = torch.stack([loss.detach().float(), full.detach().float(), correct.float()])
         local = torch.cat([local, torch.tensor([float(y.numel())], device=local.device)])

@@ -152,7 +152,7 @@ class Comparison:
         self.summaries = {c.name: CandidateSummary(c.name, c.plan.label) for c in candidates}
 
     def config_for(self, candidate: Candidate) -> TrainConfig:
-        return replace(self.base, freeze=candidate.plan, lr=candidate.lr, lr_note="")
+        return replace(self.base, freeze=candidate.plan, lr=candidate.lr, lr_note="", precision_note="")
 
     def run(self, cancel: ev.CancelToken | None = None, scan: ScanResult | None = None) -> Iterator[ev.Event]:
         from ftgui.core.models.layers import count_params

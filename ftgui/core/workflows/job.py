@@ -66,7 +66,8 @@ class Job:
 
 def job_record(config: TrainConfig, classes: list[str], split: Split) -> dict[str, Any]:
     training = config.to_dict()
-    training.pop("lr_note", None)  # the run says why it uses its rate
+    training.pop("lr_note", None)  # the run says why it uses its rate (and its precision)
+    training.pop("precision_note", None)
     return {
         "format": JOB_FORMAT,
         "version": JOB_VERSION,
