@@ -331,7 +331,8 @@ def run_tutorial(data: Path, strategy: str, setting: Setting, seed: int = 0) -> 
 # ---------------------------------------------------------------- the table
 
 
-def run_setting(setting: Setting, work: Path, sweep: bool, strategies: tuple[str, ...]) -> list[Row]:
+def prepare_setting(setting: Setting, work: Path) -> Path:
+    """The setting's task folder, with its stand-in pretrained weights where the caches look."""
     slug = "".join(c if c.isalnum() else "_" for c in setting.name)
     torch_home = work / f"torch-{slug}"
     pre_data = write_digits(work / f"pre-{slug}", setting.pretrain_digits, setting.size, None)
@@ -351,6 +352,11 @@ def run_setting(setting: Setting, work: Path, sweep: bool, strategies: tuple[str
         f"[{setting.name}] pretrained on digits {setting.pretrain_digits} in {time.perf_counter() - t0:.0f}s",
         flush=True,
     )
+    return data
+
+
+def run_setting(setting: Setting, work: Path, sweep: bool, strategies: tuple[str, ...]) -> list[Row]:
+    data = prepare_setting(setting, work)
     rows = []
     for strategy in strategies:
         t0 = time.perf_counter()
@@ -393,6 +399,68 @@ def print_table(rows: list[Row]) -> bool:
     return ok
 
 
+@dataclass
+class PrecisionRow:
+    """One setting and strategy at ftgui's defaults, fp32 and bf16, one accuracy per seed."""
+
+    setting: str
+    strategy: str
+    fp32: list[float]
+    bf16: list[float]
+
+    def verdict(self) -> tuple[float, bool]:
+        """bf16's mean minus fp32's, in points, and whether that is within 1 point or within
+        the range fp32's own seeds span."""
+        diff = 100 * (float(np.mean(self.bf16)) - float(np.mean(self.fp32)))
+        spread = 100 * (max(self.fp32) - min(self.fp32))
+        return diff, abs(diff) <= max(1.0, spread)
+
+
+def precision_rows(
+    setting: Setting, work: Path, strategies: tuple[str, ...], seeds: int
+) -> list[PrecisionRow]:
+    """ftgui's defaults in fp32 and in bf16 over ``seeds`` seeds (split and initialisation)."""
+    data = prepare_setting(setting, work)
+    rows = []
+    for strategy in strategies:
+        t0 = time.perf_counter()
+        runs = {
+            precision: [
+                run_ftgui(data, strategy, setting, precision=precision, seed=s)[0] for s in range(seeds)
+            ]
+            for precision in ("fp32", "bf16")
+        }
+        rows.append(PrecisionRow(setting.name, strategy, runs["fp32"], runs["bf16"]))
+        print(
+            f"[{setting.name}] {strategy} fp32 and bf16 x {seeds} seeds: {time.perf_counter() - t0:.0f}s",
+            flush=True,
+        )
+    return rows
+
+
+def print_precision_table(rows: list[PrecisionRow]) -> bool:
+    """fp32 against bf16 per row (mean ± half the range over seeds); True when bf16 keeps the
+    accuracy everywhere (within 1 point of fp32's mean, or within fp32's own seed range)."""
+
+    def cell(values: list[float]) -> str:
+        return f"{100 * float(np.mean(values)):5.1f}% ± {50 * (max(values) - min(values)):4.1f}"
+
+    head = (
+        f"{'setting':<26} {'strategy':<8} {'fp32':>14} {'bf16':>14} {'bf16 - fp32':>11}  seeds: fp32 / bf16"
+    )
+    print(head)
+    print("-" * len(head))
+    ok = True
+    for r in rows:
+        diff, good = r.verdict()
+        ok &= good
+        each = " ".join(f"{100 * a:.1f}/{100 * b:.1f}" for a, b in zip(r.fp32, r.bf16))
+        print(
+            f"{r.setting:<26} {r.strategy:<8} {cell(r.fp32):>14} {cell(r.bf16):>14} {diff:+10.1f}  {'OK ' if good else 'MISS'} {each}"
+        )
+    return ok
+
+
 SETTINGS = {
     "digits 0-4 -> 5-9, 32 px": Setting("digits 0-4 -> 5-9, 32 px", (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)),
     "digits 5-9 -> 0-4, 32 px": Setting("digits 5-9 -> 0-4, 32 px", (5, 6, 7, 8, 9), (0, 1, 2, 3, 4)),
@@ -412,6 +480,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-sweep", action="store_true", help="skip the learning-rate sweep")
     p.add_argument("--setting", action="append", choices=list(SETTINGS), help="run only these settings")
     p.add_argument("--strategy", action="append", choices=STRATEGIES, help="run only these strategies")
+    p.add_argument(
+        "--precision",
+        action="store_true",
+        help="instead of the recipe table: ftgui's defaults in fp32 and in bf16 over --seeds seeds",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="seeds per precision row (default 3)")
     p.add_argument("--work", help="keep the generated folders and pretrained weights here (reused)")
     add_keep_option(p)
     args = p.parse_args(argv)
@@ -424,6 +498,23 @@ def main(argv: list[str] | None = None) -> int:
     names = args.setting or (known[:1] if args.quick else known)
     strategies = tuple(args.strategy or STRATEGIES)
     rows: list[Row] = []
+    if args.precision:
+        from ftgui.core.compute.precision import native_bf16, processor_name
+
+        print(
+            f"processor: {processor_name()}; native bf16: {native_bf16() or 'none'}; torch {torch.__version__}"
+        )
+        found: list[PrecisionRow] = []
+        with work_folder("bench-accuracy", args.keep, args.work) as work:
+            for name in names:
+                found += precision_rows(SETTINGS[name], work, strategies, args.seeds)
+        print()
+        ok = print_precision_table(found)
+        print(
+            "\ngoal: bf16 within 1 point of fp32 (or within fp32's seed range) in every row:",
+            "met" if ok else "NOT met",
+        )
+        return 0
     with work_folder("bench-accuracy", args.keep, args.work) as work:
         for name in names:
             rows += run_setting(SETTINGS[name], work, not (args.quick or args.no_sweep), strategies)

@@ -7,7 +7,10 @@ Prints wall times and ratios (plain / ftgui) for:
 1. head only, ResNet18, 224 px; 2. last block (layer4) + head; 3. full fine-tuning;
 4. decoding + resizing 12 MP JPEGs; 5. GUI-thread timer delays while training (offscreen);
 6. time from starting ftgui to the window being shown; with timm installed, 7. head only on
-a timm ViT-S/16 and 8. filling the model picker with timm's list.
+a timm ViT-S/16 and 8. filling the model picker with timm's list; then the precision rows
+(``precision_rows.py``): the same ftgui run in fp32 and in bf16 for ResNet18 (full), ConvNeXt-T
+(last-1), a ViT-B/16 head-only cache fill and MobileNet v3 (full), with the share of the
+processor's peak each reaches and what ``--precision auto`` chose.
 """
 
 from __future__ import annotations
@@ -429,11 +432,11 @@ def run(quick: bool, tmp: Path) -> int:
     )
     if importlib.util.find_spec("timm") is not None:
         vit = "timm:vit_small_patch16_224.augreg_in21k_ft_in1k"
-        # The PyTorch fine-tuning tutorial's 25 epochs, on a smaller folder (a ViT-S forward pass
-        # is 6 images/s on 2 cores). The cache costs one plain epoch's forward passes, so the ratio
-        # is bounded by the number of epochs: at 10 it cannot reach 10x.
+        # The tutorial's 10 epochs, on a smaller folder (a ViT-S forward pass is 6 images/s on 2
+        # cores in fp32). The cache costs one plain epoch's forward passes, so in fp32 the ratio is
+        # bounded by the number of epochs; filled in bf16 (auto, where native) it can pass 10x.
         vit_data, _ = make_data(tmp / "vit", 10, 3, 0)
-        vit_epochs = 8 if quick else 25
+        vit_epochs = 8 if quick else 10
         print(f"\ntimm ({vit[5:]}, 22M parameters, 224 px, 40 train + 12 val; accuracy plain / ftgui):")
         compare(
             f"7. timm ViT head only, {vit_epochs} epochs",
@@ -452,6 +455,11 @@ def run(quick: bool, tmp: Path) -> int:
             )
         )
         print(f"  model picker filled with timm's list in {picker:.2f}s", flush=True)
+
+    from precision_rows import precision_rows
+
+    print(f"\nprecision (the same ftgui run in fp32 and in bf16, 224 px, {4 * (train_n + val_n)} images):")
+    precision_table = precision_rows(data, 4 * (train_n + val_n), lambda line: print(line, flush=True))
 
     print("\ndecoding + resizing 12 MP JPEGs to 224 px (one process):")
     ps, n, _ = timed(lambda: decode_plain(photos))
@@ -499,6 +507,9 @@ def run(quick: bool, tmp: Path) -> int:
     print()
     for row in [("case", "plain", "ftgui", "ratio", "notes"), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    print("\nprecision rows (fp32 | bf16 | bf16 speed-up | share of peak | what auto chose):")
+    for row in precision_table:
+        print("  " + " | ".join(row))
     print(f"\ntotal {time.perf_counter() - t0:.0f}s")
     return 0
 

@@ -118,7 +118,7 @@ def check_out(args: argparse.Namespace, out_dir: Path, arch: str) -> None:
         params = arch_info(arch).num_params or 0
     except FtguiError:
         params = 0
-    check_output_folder(out_dir, args.data_dir, params, params, args.checkpoint_every > 0)
+    check_output_folder(out_dir, args.data_dir, params, params, args.checkpoint_every != 0)
 
 
 def aligned(lines: list[str]) -> list[str]:

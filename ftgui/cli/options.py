@@ -65,6 +65,20 @@ def number(
     return parse
 
 
+AUTO_CHECKPOINT_MINUTES = 5
+
+
+def checkpoint_every(text: str) -> int | None:
+    """--checkpoint-every: ``auto`` (None) or a whole number of epochs (0 or more: checked with
+    the other numbers, before the scan)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be auto or a whole number of epochs (got {text!r})") from None
+
+
 def learning_rate(text: str) -> float | str:
     if text.strip().lower() == "auto":
         return "auto"
@@ -202,10 +216,12 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
     if train:
         p.add_argument(
             "--checkpoint-every",
-            type=int,
-            default=1,
+            type=checkpoint_every,
+            default=None,
             metavar="E",
-            help="save OUT_DIR/checkpoint.pt every E epochs (0 = never; default 1)",
+            help="save OUT_DIR/checkpoint.pt every E epochs (0 = never); default auto: after an epoch "
+            f"that ends {AUTO_CHECKPOINT_MINUTES} or more minutes after the last save (a short run "
+            "writes none, a crash never costs more than that)",
         )
     if train:
         p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")

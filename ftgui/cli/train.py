@@ -20,7 +20,7 @@ from ftgui.cli.common import (
     print_event,
     scan_data,
 )
-from ftgui.cli.options import run_options
+from ftgui.cli.options import AUTO_CHECKPOINT_MINUTES, run_options
 from ftgui.cli.train_end import find_lr_report, finish
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
@@ -190,8 +190,10 @@ def _train(args: argparse.Namespace, cfg: TrainConfig | None, progress: Progress
     if missing:
         raise FtguiError(f"--export {args.export}: {missing}")
     _check_tensorboard(args)
-    if args.checkpoint_every < 0:
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise FtguiError(f"--checkpoint-every must be 0 (never) or more (got {args.checkpoint_every}).")
+    if args.checkpoint_every is None and (args.config or world.active):
+        args.checkpoint_every = 1  # a job, or a torchrun restart, resumes from the last epoch's
     resume = args.resume
     if not resume and cfg is not None and world.active and not args.find_lr:
         # A torchrun restart (or a requeued job) finds its own checkpoint in OUT and resumes.
@@ -302,14 +304,22 @@ def _run(
     folder = _tensorboard_folder(args, out_dir) if main else None
     board = TensorBoardLog(folder, trainer.config) if folder else None
     final: ev.Event | None = None
+    every, saved = args.checkpoint_every, time.monotonic()
+    args.checkpoint_written = False
     for e in trainer.run(cancel):
         print_event(e, progress)
         if board is not None:
             board(e)
-        every = args.checkpoint_every
-        if main and isinstance(e, ev.EpochEnded) and every and e.epoch % every == 0:
+        due = (
+            time.monotonic() - saved >= 60 * AUTO_CHECKPOINT_MINUTES
+            if every is None
+            else bool(every) and isinstance(e, ev.EpochEnded) and e.epoch % every == 0
+        )
+        if main and isinstance(e, ev.EpochEnded) and due:
+            saved = time.monotonic()
             try:
                 trainer.save_checkpoint(out_dir / "checkpoint.pt")
+                args.checkpoint_written = True
             except OSError as exc:  # a full disk costs this checkpoint, not the run
                 progress.line(
                     f"warning: could not save checkpoint.pt after epoch {e.epoch} ({exc.strerror or exc}); "

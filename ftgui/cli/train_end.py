@@ -69,7 +69,7 @@ def finish(
         return 1
     if isinstance(final, ev.Cancelled):
         if trainer.epoch:
-            ckpt = " and checkpoint.pt" if args.checkpoint_every else ""
+            ckpt = " and checkpoint.pt" if getattr(args, "checkpoint_written", False) else ""
             progress.line(f"stopped after {trainer.epoch} epoch(s); {kept}{ckpt} written to {out_dir}")
         else:
             progress.line("stopped before the first epoch ended; nothing was written")

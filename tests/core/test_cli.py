@@ -26,7 +26,7 @@ def test_train_then_predict_with_the_installed_commands(image_folder, tmp_path, 
     assert run.returncode == 0, run.stderr
     assert "Epoch 2/2" in run.stderr and "done: 2 epochs" in run.stderr
     assert (out / "model.safetensors").is_file() and (out / "model.json").is_file()
-    assert (out / "checkpoint.pt").is_file()
+    assert not (out / "checkpoint.pt").exists()  # a run of seconds writes none unless asked
     meta = json.loads((out / "model.json").read_text())
     assert meta["training"]["epochs"] == 2 and meta["training"]["strategy"] == "full"
     image = image_folder / "circle" / "circle_0003.jpg"
@@ -92,7 +92,7 @@ def test_predict_errors(capsys, tmp_path):
 def test_resume_from_the_cli(capsys, image_folder, tmp_path, ftgui_train_args):
     out = tmp_path / "m"
     base = ftgui_train_args(image_folder, out, "--batch-size", "32")
-    assert train_main([*base, "--epochs", "1"]) == 0
+    assert train_main([*base, "--epochs", "1", "--checkpoint-every", "1"]) == 0
     assert train_main([*base, "--epochs", "2", "--resume", str(out / "checkpoint.pt")]) == 0
     err = capsys.readouterr().err
     assert "resuming from" in err and "after epoch 1" in err and "Epoch 2/2" in err
@@ -134,3 +134,24 @@ def test_predict_never_writes_its_outputs_over_an_input(tiny_config, tmp_path, c
     assert "a folder being classified" in capsys.readouterr().err
     assert photo.read_bytes() == before and sorted(p.name for p in photos.iterdir()) == ["victim.jpg"]
     assert predict_main([str(tmp_path / "m"), str(photo), "--csv", str(tmp_path / "out.csv")]) == 0
+
+
+def test_checkpoints_by_default_only_when_minutes_of_work_are_at_stake(
+    image_folder, tmp_path, ftgui_train_args, monkeypatch
+):
+    """auto: a checkpoint after an epoch that ends AUTO_CHECKPOINT_MINUTES after the last save;
+    a run of seconds pays for none, and --checkpoint-every asks for them explicitly."""
+    import ftgui.cli.train as train
+
+    out = tmp_path / "m"
+    base = ftgui_train_args(image_folder, out, "--batch-size", "32", "--epochs", "1")
+    assert train_main(base) == 0
+    assert not (out / "checkpoint.pt").exists()
+    monkeypatch.setattr(train, "AUTO_CHECKPOINT_MINUTES", 0)  # every epoch ends "minutes" later
+    assert train_main(base) == 0
+    assert (out / "checkpoint.pt").is_file()
+    (out / "checkpoint.pt").unlink()
+    assert train_main([*base, "--checkpoint-every", "0"]) == 0
+    assert not (out / "checkpoint.pt").exists()
+    with pytest.raises(SystemExit):
+        train_main([*base, "--checkpoint-every", "often"])
