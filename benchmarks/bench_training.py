@@ -461,6 +461,13 @@ def run(quick: bool, tmp: Path) -> int:
     print(f"\nprecision (the same ftgui run in fp32 and in bf16, 224 px, {4 * (train_n + val_n)} images):")
     precision_table = precision_rows(data, 4 * (train_n + val_n), lambda line: print(line, flush=True))
 
+    from bench_accuracy import write_digits
+    from whole_process import whole_process_rows
+
+    digits = write_digits(tmp / "digits", (5, 6, 7, 8, 9), 32, None)
+    print("\nwhole process, ftgui-train at its defaults against the tutorial's script (digits, 32 px):")
+    rows += whole_process_rows(digits, tmp, 5, lambda line: print(line, flush=True))
+
     print("\ndecoding + resizing 12 MP JPEGs to 224 px (one process):")
     ps, n, _ = timed(lambda: decode_plain(photos))
     fs, n2, _ = timed(lambda: decode_ftgui(photos))

@@ -235,3 +235,29 @@ def test_evaluation_on_cached_features_equals_evaluation_on_the_images(tiny_conf
     decoded.clear()
     evaluate_trainer(trainer)
     assert len(decoded) == 20
+
+
+@pytest.mark.parametrize("strategy", ["full", "head"])  # images through the model; cached features
+def test_the_report_after_training_is_the_kept_epochs_own_validation_pass(tiny_config, strategy):
+    tiny_config.freeze = FreezePlan.parse(strategy)
+    tiny_config.epochs = 2
+    trainer = Trainer(tiny_config)
+    run_to_end(trainer)
+    kept = trainer.kept_outcomes
+    assert kept is not None and len(kept.positions) == len(trainer.split.val)
+    reused = evaluate_trainer(trainer)
+    trainer.kept_outcomes = None
+    fresh = evaluate_trainer(trainer)
+    assert reused.confusion == fresh.confusion and reused.predictions == fresh.predictions
+    assert reused.loss == pytest.approx(fresh.loss, rel=1e-5)
+    assert reused.requested == fresh.requested and reused.count == fresh.count
+    # Outcomes are used only while the model holds the weights they came from.
+    changed = type(kept)(kept.positions, torch.zeros_like(kept.rows), kept.digest)  # all "class 0"
+    trainer.kept_outcomes = changed
+    assert evaluate_trainer(trainer).predictions == [(p, t, 0) for p, t, _ in fresh.predictions]
+    with torch.no_grad():
+        next(p for p in trainer.model.parameters() if p.requires_grad).add_(0.5)
+    perturbed = evaluate_trainer(trainer)  # the digest differs: a real evaluation
+    trainer.kept_outcomes = None
+    assert perturbed.predictions == evaluate_trainer(trainer).predictions
+    assert perturbed.loss == pytest.approx(evaluate_trainer(trainer).loss, rel=1e-6)

@@ -32,11 +32,13 @@ from ftgui.core.compute.distributed import (
     collective_message,
     is_collective_failure,
 )
+from ftgui.core.evaluation.metrics import outcomes
 from ftgui.core.models.layers import count_params, trainable_names
 from ftgui.core.training.checkpoint import read_checkpoint
 from ftgui.core.training.config import TrainConfig
 from ftgui.core.training.optim import group_parameters, lr_factor, set_lr
 from ftgui.core.training.setup import TrainerBase
+from ftgui.core.training.state import KeptOutcomes, weights_digest
 from ftgui.core.training.step import (
     Clock,
     NonFiniteLoss,
@@ -52,12 +54,18 @@ __all__ = ["CancelToken", "TrainConfig", "Trainer", "run_to_end"]
 class Trainer(TrainerBase):
     """A fine-tuning run. ``prepare()`` scans data and builds the model; ``run()`` trains."""
 
+    # The kept epoch's validation outcomes, recorded during its validation pass: the report at
+    # the end is built from them instead of running the validation images again.
+    kept_outcomes: KeptOutcomes | None = None
+    _last_outcomes: tuple[list[int], torch.Tensor] | None = None
+
     # ------------------------------------------------------------ running
 
     def run(self, cancel: CancelToken | None = None) -> Iterator[ev.Event]:
         """Train to ``config.epochs``, yielding events. Ends with Finished, Cancelled or Failed."""
         # Under torchrun every rank stops at the same batch, whichever was asked to.
         stop = AgreedStop(cancel or CancelToken(), self.world)
+        self.kept_outcomes = None
         try:
             if not self.prepared:
                 self.prepare()
@@ -98,6 +106,7 @@ class Trainer(TrainerBase):
         else:  # each rank its own stream (augmentation, dropout); rank 0's is one process's
             torch.manual_seed(cfg.seed + 1 + self.world.rank)
         clock = Clock(cfg.epochs * batches, st.step)
+        best_outcomes: tuple[list[int], torch.Tensor] | None = None
         step = self.train_step()
         stopped_early = False
         while st.epoch < cfg.epochs and not cancel.cancelled:
@@ -150,6 +159,8 @@ class Trainer(TrainerBase):
             self._check_finite(val.loss)
             yield from self._gather_skipped()
             is_best = st.end_epoch(val.loss if val.loss is not None else tally.loss, self.model)
+            if is_best:
+                best_outcomes = self._last_outcomes
             if self.world.active:
                 st.rank_rng_states = self.world.gather(st.rng_state)
             record = ev.EpochEnded(
@@ -169,6 +180,8 @@ class Trainer(TrainerBase):
         if cancel.cancelled:
             yield ev.Cancelled(st.epoch)
             return
+        if best_outcomes is not None and st.best_epoch is not None:
+            self.kept_outcomes = KeptOutcomes(best_outcomes[0], best_outcomes[1], weights_digest(self.model))
         if st.best_epoch is not None and st.best_epoch != st.epoch:
             yield ev.Message("info", f"Kept the weights of {self.kept_because()}.")
         yield ev.Finished(st.epoch, st.best_epoch, st.best_val_loss, st.best_val_accuracy(), stopped_early)
@@ -228,8 +241,11 @@ class Trainer(TrainerBase):
         """The validation pass: loss, accuracy, per class (an empty tally without validation images)."""
         assert self.scan is not None and self.split is not None
         tally = Tally(len(self.scan.classes))
+        self._last_outcomes = None
         if not self.split.val:
             return tally
+        kept: list[int] = []
+        rows: list[torch.Tensor] = []
         self.set_eval_mode()
         with torch.inference_mode(), self.precision.autocast("infer"):
             for batch in self.batches(train=False):
@@ -239,6 +255,10 @@ class Trainer(TrainerBase):
                 if batch.images.numel():
                     logits = split_logits(self.forward(batch.images.to(self.device)))[0].float()
                     tally.add_logits(logits, batch.labels.to(self.device))
+                    rows.append(outcomes(logits.cpu(), batch.labels))
+                    kept.extend(batch.indices.tolist())
+        if not self.world.active and rows:  # the report of the kept epoch needs no second pass
+            self._last_outcomes = (kept, torch.cat(rows))
         tally = tally.reduced(self.world)  # the whole validation set's numbers, on every rank
         if tally.seen == 0:
             self._check_root()

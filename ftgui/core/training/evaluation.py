@@ -9,6 +9,7 @@ import torch
 
 from ftgui.core.evaluation.metrics import Evaluation, summarise_outcomes
 from ftgui.core.evaluation.stream import _stream_outcomes, evaluate_model
+from ftgui.core.training.state import weights_digest
 
 if TYPE_CHECKING:
     from ftgui.core.training.engine import Trainer
@@ -21,9 +22,19 @@ def evaluate_trainer(
 ) -> Evaluation | None:
     """Evaluate a trainer's current model on its validation split (under torchrun: together,
     the result on rank 0). With the frozen layers' output cached, only the trainable layers run
-    on it (no image is decoded again); else the whole model runs on the images."""
+    on it (no image is decoded again); else the whole model runs on the images. Right after a
+    run, the kept epoch's own validation pass is the evaluation (nothing runs again)."""
     assert trainer.split is not None and trainer.scan is not None
     samples = trainer.split.val or trainer.split.train
+    kept = trainer.kept_outcomes
+    if kept is not None and trainer.split.val and weights_digest(trainer.model) == kept.digest:
+        reused = summarise_outcomes(
+            trainer.classes, trainer.scan.root, [samples[i] for i in kept.positions], kept.rows
+        )
+        reused.requested = len(samples)
+        if progress:
+            progress(len(samples), len(samples))
+        return reused
     prefix = trainer.prefix
     if trainer.split.val and not trainer.world.active and prefix is not None and prefix.matches_model():
         local = _outcomes_from_cache(trainer, progress, cancelled)

@@ -68,7 +68,7 @@ def make_optimizer(
     if not groups:
         raise ModelError("Nothing to train: every layer is frozen. Unfreeze at least the head.")
     name = name.lower()
-    kinds: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
+    kinds: dict[str, tuple[Any, dict[str, Any]]] = {
         "adam": (torch.optim.Adam, {}),
         "adamw": (torch.optim.AdamW, {}),
         "sgd": (torch.optim.SGD, {"momentum": momentum, "nesterov": True}),
@@ -79,10 +79,12 @@ def make_optimizer(
     # The fused kernels update every tensor in one pass: on a CPU an Adam step over ResNet18 takes
     # 13 ms instead of 177 (per-tensor loops), a third of a 32-px batch's time. Devices without
     # them (or parameters they do not take) get the default implementation.
+    made: torch.optim.Optimizer
     try:
-        return kind(groups, lr=lr, fused=True, **options)
+        made = kind(groups, lr=lr, fused=True, **options)
     except (RuntimeError, TypeError, ValueError):
-        return kind(groups, lr=lr, **options)
+        made = kind(groups, lr=lr, **options)
+    return made
 
 
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:

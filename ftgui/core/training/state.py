@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 
 @dataclass
@@ -55,3 +56,19 @@ class TrainerState:
             return None
         value = self.history[self.best_epoch - 1].get("val_accuracy")
         return float(value) if isinstance(value, (int, float)) else None
+
+
+@dataclass(frozen=True)
+class KeptOutcomes:
+    """The validation outcomes of the epoch whose weights a trainer kept, and a digest of
+    those weights (outcomes are reused only while the model still holds them)."""
+
+    positions: list[int]
+    rows: torch.Tensor
+    digest: list[float]
+
+
+def weights_digest(model: nn.Module) -> list[float]:
+    """A cheap summary of every floating-point tensor of the model (parameters and statistics)."""
+    with torch.no_grad():
+        return [float(t.double().sum()) for t in model.state_dict().values() if t.is_floating_point()]
