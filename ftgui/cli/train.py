@@ -315,15 +315,18 @@ def _run(
             if every is None
             else bool(every) and isinstance(e, ev.EpochEnded) and e.epoch % every == 0
         )
-        if main and isinstance(e, ev.EpochEnded) and due:
+        # auto also keeps a stopped run's epochs (Ctrl+C, a scheduler's SIGTERM): it can resume.
+        stopped = every is None and isinstance(e, ev.Cancelled) and trainer.epoch > 0
+        if main and ((isinstance(e, ev.EpochEnded) and due) or stopped):
             saved = time.monotonic()
             try:
                 trainer.save_checkpoint(out_dir / "checkpoint.pt")
                 args.checkpoint_written = True
             except OSError as exc:  # a full disk costs this checkpoint, not the run
+                going_on = "" if stopped else "training goes on, and "
                 progress.line(
-                    f"warning: could not save checkpoint.pt after epoch {e.epoch} ({exc.strerror or exc}); "
-                    "training goes on, and the previous checkpoint (if any) is kept"
+                    f"warning: could not save checkpoint.pt after epoch {trainer.epoch} "
+                    f"({exc.strerror or exc}); {going_on}the previous checkpoint (if any) is kept"
                 )
         final = e
     if board is not None:

@@ -283,7 +283,8 @@ def test_files_deleted_during_a_run_the_final_line_and_the_report_agree(
     thread = threading.Thread(target=delete_after_the_first_epoch)
     thread.start()
     try:
-        code = train_main(ftgui_train_args(data, out, "--epochs", "2", "--strategy", "full", "--lr", "1e-4"))
+        args = ftgui_train_args(data, out, "--epochs", "2", "--strategy", "full", "--lr", "1e-4")
+        code = train_main([*args, "--checkpoint-every", "1"])  # the checkpoint marks epoch 1's end
     finally:
         done.set()
         thread.join()

@@ -213,6 +213,7 @@ def test_settings_persist_between_runs(qtbot, settings, image_folder):
     with qtbot.waitSignal(first.data_panel.verified, timeout=30_000):
         first.data_panel.load_folder(str(image_folder))
     first.train_panel.epochs.setValue(7)
+    first.train_panel.precision.setCurrentIndex(first.train_panel.precision.findData("fp32"))
     first.train_panel.set_lr_mode("set", 0.0005)
     first.model_panel.set_arch("mobilenet_v3_small")
     first.resize(1100, 650)
@@ -225,6 +226,7 @@ def test_settings_persist_between_runs(qtbot, settings, image_folder):
     assert second.data_panel.scan.root == str(image_folder)
     qtbot.waitUntil(lambda: second.ready, timeout=60_000)
     assert second.train_panel.epochs.value() == 7
+    assert second.train_panel.config_fields()["precision"] == "fp32"  # what a run gets
     assert second.train_panel.lr_mode_key == "set" and second.train_panel.lr.isEnabled()
     assert second.train_panel.lr.value() == pytest.approx(0.0005)
     assert second.model_panel.arch == "mobilenet_v3_small"

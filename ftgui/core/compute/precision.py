@@ -121,6 +121,9 @@ class Trial:
     model: nn.Module
     example: torch.Tensor
     key: str
+    # Head only: a step is the frozen layers' forward pass and a head's (on cached features, the
+    # head alone), so the inference trial decides both and no training steps are timed.
+    train_as_infer: bool = False
 
 
 def choose_precision(
@@ -198,8 +201,8 @@ def measured_gains(trial: Trial) -> dict[str, float]:
 
 def time_trial(trial: Trial, steps: int = TRIAL_STEPS) -> dict[str, float]:
     """Time ``steps`` training steps (forward, fp32 loss, backward of what trains) and
-    ``steps`` inference passes of a copy of the model, in fp32 and in bf16; the first step
-    warms up, the fastest of the others counts. Returns bf16's speed-up for each."""
+    ``steps`` inference passes of a copy of the model, in fp32 and in bf16 by turns; the first
+    of each warms up, the fastest of the others counts. Returns bf16's speed-up for each."""
     model = copy.deepcopy(trial.model)
     x = trial.example[:TRIAL_BATCH]
     target = torch.zeros(len(x), dtype=torch.long)
@@ -219,11 +222,19 @@ def time_trial(trial: Trial, steps: int = TRIAL_STEPS) -> dict[str, float]:
         return time.perf_counter() - t0
 
     gains = {"train": 1.0, "infer": 1.0}
-    for part, train in (("train", True), ("infer", False)):
-        if train and not any(p.requires_grad for p in model.parameters()):
+    for part, train in (("infer", False), ("train", True)):
+        if train and (trial.train_as_infer or not any(p.requires_grad for p in model.parameters())):
+            gains["train"] = gains["infer"] if trial.train_as_infer else 1.0
             continue
         model.train(train)
-        times = {d: [once(train, d) for _ in range(steps)][1:] or [1.0] for d in (None, torch.bfloat16)}
+        # fp32 and bf16 take turns, so a burst of other work on the machine slows both alike;
+        # the first round warms up, the fastest of the others counts.
+        times: dict[torch.dtype | None, list[float]] = {None: [], torch.bfloat16: []}
+        for round_ in range(steps):
+            for dtype in (None, torch.bfloat16):
+                took = once(train, dtype)
+                if round_ or steps == 1:
+                    times[dtype].append(took)
         gains[part] = round(min(times[None]) / max(min(times[torch.bfloat16]), 1e-9), 3)
     return gains
 
@@ -247,7 +258,7 @@ class RunShape:
             x = x.contiguous(memory_format=torch.channels_last)
         layout = "nhwc" if self.channels_last else "nchw"
         key = f"{self.arch}|{self.size}px|batch {min(self.batch, TRIAL_BATCH)}|{self.strategy}|{layout}"
-        return Trial(model, x, key)
+        return Trial(model, x, key, train_as_infer=self.strategy == "head")
 
 
 def env_precision() -> str | None:

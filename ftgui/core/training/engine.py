@@ -180,7 +180,8 @@ class Trainer(TrainerBase):
         if cancel.cancelled:
             yield ev.Cancelled(st.epoch)
             return
-        if best_outcomes is not None and st.best_epoch is not None:
+        # Only when the kept epoch was the last: files may have gone since an earlier one's pass.
+        if best_outcomes is not None and st.best_epoch is not None and st.best_epoch == st.epoch:
             self.kept_outcomes = KeptOutcomes(best_outcomes[0], best_outcomes[1], weights_digest(self.model))
         if st.best_epoch is not None and st.best_epoch != st.epoch:
             yield ev.Message("info", f"Kept the weights of {self.kept_because()}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,12 @@ def evaluate_trainer(
     assert trainer.split is not None and trainer.scan is not None
     samples = trainer.split.val or trainer.split.train
     kept = trainer.kept_outcomes
-    if kept is not None and trainer.split.val and weights_digest(trainer.model) == kept.digest:
+    if (
+        kept is not None
+        and trainer.split.val
+        and weights_digest(trainer.model) == kept.digest
+        and all(os.path.isfile(os.path.join(trainer.scan.root, samples[i].path)) for i in kept.positions)
+    ):  # the same weights, and no file gone since (a file deleted during the run is reported)
         reused = summarise_outcomes(
             trainer.classes, trainer.scan.root, [samples[i] for i in kept.positions], kept.rows
         )
