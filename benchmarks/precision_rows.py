@@ -87,7 +87,9 @@ ROWS: list[tuple[str, str, str, int, float | None, bool]] = [
 ]
 
 
-def precision_rows(data: Path, images: int, report: Callable[[str], None]) -> list[tuple[str, ...]]:
+def precision_rows(
+    data: Path, train_images: int, val_images: int, report: Callable[[str], None]
+) -> list[tuple[str, ...]]:
     """One row per model: fp32 and bf16 seconds, bf16's speed-up, share of the peak, and what
     auto chose (its trial remembered in the work folder's cache, as on a user's machine)."""
     peak = peak_flops()
@@ -98,7 +100,11 @@ def precision_rows(data: Path, images: int, report: Callable[[str], None]) -> li
     )
     rows = []
     for name, arch, strategy, epochs, goal, forward_only in ROWS:
-        work = flops_per_image(arch, strategy, 224, forward_only) * images * epochs
+        # Training images take a step (or, cached, one forward pass), validation images a
+        # forward pass each epoch; the end-of-run report reuses the last epoch's.
+        step = flops_per_image(arch, strategy, 224, forward_only)
+        forward = flops_per_image(arch, strategy, 224, True)
+        work = (step * train_images + forward * val_images) * epochs
         seconds: dict[str, float] = {}
         for precision in ("fp32", "bf16"):
             seconds[precision], _ = ftgui_seconds(data, arch, strategy, epochs, precision)

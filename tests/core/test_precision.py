@@ -225,3 +225,23 @@ def test_the_command_lines_take_precision(image_folder: Path, tmp_path: Path, ca
         train_main([*args[:-1], "fp16"])
     assert refused.value.code == 2
     assert "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+def test_a_job_carries_its_precision(image_folder: Path, tmp_path: Path):
+    from ftgui.core.data.samples import split_samples
+    from ftgui.core.data.scan import scan_folder
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.workflows.job import read_job, write_job
+
+    scan = scan_folder(image_folder)
+    config = TrainConfig(data_dir=str(image_folder), weights="none", image_size=32, precision="bf16")
+    config.precision_note = "bf16 (asked for)"  # what this machine chose; the job's machine decides again
+    write_job(tmp_path / "job", config, scan.classes, split_samples(scan, 0.25, 0))
+    training = json.loads((tmp_path / "job" / "job.json").read_text())["training"]
+    assert training["precision"] == "bf16" and "precision_note" not in training
+    assert read_job(tmp_path / "job" / "job.json").config.precision == "bf16"
+    training["precision"] = "fp16"
+    record = json.loads((tmp_path / "job" / "job.json").read_text())
+    (tmp_path / "job" / "job.json").write_text(json.dumps({**record, "training": training}))
+    with pytest.raises(FtguiError, match="precision"):
+        read_job(tmp_path / "job" / "job.json")

@@ -35,7 +35,7 @@ from ftgui.core.base.files import atomic_write
 from ftgui.core.base.paths import cache_dir
 
 MIN_GAIN = 1.1  # bf16 must be at least this much faster in the trial to be chosen
-TRIAL_BATCH = 16  # at most this many images per trial step (the per-image time is what counts)
+TRIAL_BATCH = 8  # at most this many images per trial step (the per-image time is what counts)
 TRIAL_STEPS = 3  # one warm-up step, then the faster of two timed ones
 
 
