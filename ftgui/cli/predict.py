@@ -79,9 +79,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
                 raise FtguiError(
                     "--precision bf16 applies to --runtime torch (the exported formats run as exported)."
                 )
-            note = predictor.use_precision(args.precision)
-            if "emulated" in note:
-                sys.stderr.write(f"ftgui-predict: warning: {note}\n")
+            predictor.use_precision(args.precision)
+            if predictor.precision.slower:
+                sys.stderr.write(f"ftgui-predict: warning: {predictor.precision.note}\n")
         paths = find_images(args.images)
         outputs = {"--csv": (args.csv, PREDICTIONS_CSV), "--cam": (args.cam, png_by_ftgui)}
         for option, (target, signature) in outputs.items():

@@ -73,7 +73,7 @@ def test_without_native_bf16_auto_is_fp32_and_bf16_warns(monkeypatch: pytest.Mon
     assert (auto.train, auto.infer) == (None, None)
     assert auto.note == "fp32: this processor has no native bf16"
     asked = choose_precision("bf16", CPU, True, _small_trial)
-    assert asked.train == torch.bfloat16 and "emulated and likely slower" in asked.note
+    assert asked.train == torch.bfloat16 and "emulated and likely slower" in asked.note and asked.slower
 
 
 def test_auto_keeps_bf16_only_where_the_trial_found_it_faster(measured: list[str]):
@@ -152,7 +152,10 @@ def test_config_refuses_an_unknown_precision(tiny_config):
         tiny_config.validate()
 
 
-def test_a_bf16_run_records_it_and_its_export_agrees_with_fp32_inference(tiny_config, tmp_path: Path):
+def test_a_bf16_run_records_it_and_its_export_agrees_with_fp32_inference(
+    tiny_config, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setattr(pr, "native_bf16", lambda: "AVX-512 BF16")  # the note as on such a processor
     from ftgui.core.bundle.predict import Predictor
     from ftgui.core.deploy.export import export_all
 
@@ -206,7 +209,8 @@ def test_features_cached_in_bf16_are_not_reused_for_fp32(tiny_config):
     assert said == {"bf16": ["Cached", "Reused"], "fp32": ["Cached"]}
 
 
-def test_the_command_lines_take_precision(image_folder: Path, tmp_path: Path, capsys):
+def test_the_command_lines_take_precision(image_folder: Path, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setattr(pr, "native_bf16", lambda: "AVX-512 BF16")  # the note as on such a processor
     from ftgui.cli.predict import predict_main
     from ftgui.cli.train import train_main
 
@@ -219,6 +223,9 @@ def test_the_command_lines_take_precision(image_folder: Path, tmp_path: Path, ca
     image = str(next(image_folder.rglob("*.jpg")))
     assert predict_main([str(out), image, "--precision", "bf16", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)
+    monkeypatch.setattr(pr, "native_bf16", lambda: None)
+    assert predict_main([str(out), image, "--precision", "bf16", "--json"]) == 0
+    assert "warning: bf16 (asked for; this processor has no native bf16" in capsys.readouterr().err
     assert predict_main([str(out), image, "--precision", "bf16", "--runtime", "onnx"]) == 2
     assert "--precision bf16 applies to --runtime torch" in capsys.readouterr().err
     with pytest.raises(SystemExit) as refused:

@@ -81,6 +81,7 @@ class Precision:
     infer: torch.dtype | None = None
     note: str = "fp32"
     device_type: str = "cpu"
+    slower: bool = False  # bf16 asked for where it is emulated: said as a warning
 
     def autocast(self, part: str = "train") -> contextlib.AbstractContextManager[None]:
         """``torch.autocast`` for ``part`` ("train" or "infer"); does nothing for fp32."""
@@ -153,7 +154,7 @@ def choose_cpu_precision(requested: str, trial: Callable[[], Trial | None]) -> P
             if native
             else "; this processor has no native bf16, so it is emulated and likely slower than fp32"
         )
-        return Precision(torch.bfloat16, torch.bfloat16, f"bf16 (asked for{warn})")
+        return Precision(torch.bfloat16, torch.bfloat16, f"bf16 (asked for{warn})", slower=not native)
     if not native:
         return Precision(note="fp32: this processor has no native bf16")
     made = trial()

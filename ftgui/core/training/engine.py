@@ -95,7 +95,7 @@ class Trainer(TrainerBase):
         batches = math.ceil(len(self.split.train) / cfg.batch_size)
         if cfg.lr_note and st.epoch == 0:
             yield ev.Message("info", f"Learning rate: {cfg.lr_note}.")
-        yield ev.Message("info", f"Precision: {self.precision.note}.")
+        yield ev.Message("warning" if self.precision.slower else "info", f"Precision: {self.precision.note}.")
         yield ev.RunStarted(
             tuple(self.scan.classes), len(self.split.train), len(self.split.val), str(self.device),
             trainable, total, cfg.epochs, st.epoch, batches,
