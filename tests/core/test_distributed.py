@@ -53,7 +53,8 @@ def same_history(a: list[dict], b: list[dict]) -> None:
 
 
 # 80 images, a quarter for validation: 60 train images in batches of 15, shards of 8 and 7.
-OPTIONS = ("--epochs", "2", "--batch-size", "15", "--val-fraction", "0.25")
+# A checkpoint every epoch, as torchrun runs save by default: both folders hold the same files.
+OPTIONS = ("--epochs", "2", "--batch-size", "15", "--val-fraction", "0.25", "--checkpoint-every", "1")
 
 
 @pytest.mark.slow
