@@ -252,3 +252,18 @@ def test_a_job_carries_its_precision(image_folder: Path, tmp_path: Path):
     (tmp_path / "job" / "job.json").write_text(json.dumps({**record, "training": training}))
     with pytest.raises(FtguiError, match="precision"):
         read_job(tmp_path / "job" / "job.json")
+
+
+def test_a_trial_that_cannot_run_leaves_the_run_in_fp32(measured: list[str]):
+    class Fails(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("this layer cannot run in bf16\nsecond line")
+
+    chosen = choose_precision("auto", CPU, True, lambda: RunShape("odd", 8, 1, "full", False).trial(Fails()))
+    assert (chosen.train, chosen.infer) == (None, None)
+    assert chosen.note == "fp32: the bf16 trial could not run (this layer cannot run in bf16)"
+    assert RunShape("odd", 8, 1, "full", False).trial(Fails()).example.shape[0] == 2  # BatchNorm needs 2

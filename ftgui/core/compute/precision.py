@@ -160,7 +160,11 @@ def choose_cpu_precision(requested: str, trial: Callable[[], Trial | None]) -> P
     made = trial()
     if made is None:
         return Precision(note="fp32: nothing to measure bf16 on")
-    gains = measured_gains(made)
+    try:
+        gains = measured_gains(made)
+    except Exception as exc:  # the run itself must not fail for want of a measurement
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        return Precision(note=f"fp32: the bf16 trial could not run ({first})")
     parts = {p: torch.bfloat16 if gains[p] >= MIN_GAIN else None for p in ("train", "infer")}
     said = {p: _verdict(p, gains[p]) for p in ("train", "infer")}
     where = f"{native} here, measured in a {TRIAL_STEPS}-step trial"
@@ -254,11 +258,13 @@ class RunShape:
     def trial(self, model: nn.Module) -> Trial:
         """A trial of ``model`` (on its device) on random images of this shape."""
         device = next(model.parameters()).device
-        x = torch.randn(min(self.batch, TRIAL_BATCH), 3, self.size, self.size, device=device)
+        # Two images at least: BatchNorm cannot train on one.
+        n = max(2, min(self.batch, TRIAL_BATCH))
+        x = torch.randn(n, 3, self.size, self.size, device=device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         layout = "nhwc" if self.channels_last else "nchw"
-        key = f"{self.arch}|{self.size}px|batch {min(self.batch, TRIAL_BATCH)}|{self.strategy}|{layout}"
+        key = f"{self.arch}|{self.size}px|batch {n}|{self.strategy}|{layout}"
         return Trial(model, x, key, train_as_infer=self.strategy == "head")
 
 
