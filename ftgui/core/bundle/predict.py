@@ -56,11 +56,11 @@ class Predictor:
         self.forward: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.precision: Precision = FP32  # of the PyTorch model's forward pass
 
-    def use_precision(self, requested: str) -> str:
-        """Run the PyTorch model in ``requested`` (fp32 or bf16); returns what it chose and why."""
+    def use_precision(self, requested: str) -> None:
+        """Run the PyTorch model in ``requested`` (fp32 or bf16); ``precision.note`` says what
+        that means on this processor."""
         device = next(self.model.parameters()).device
         self.precision = choose_precision(requested, device, True, lambda: None)
-        return self.precision.note
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike[str], device: str = "cpu") -> Predictor:

@@ -209,7 +209,7 @@ def time_trial(trial: Trial, steps: int = TRIAL_STEPS) -> dict[str, float]:
     ``steps`` inference passes of a copy of the model, in fp32 and in bf16 by turns; the first
     of each warms up, the fastest of the others counts. Returns bf16's speed-up for each."""
     model = copy.deepcopy(trial.model)
-    x = trial.example[:TRIAL_BATCH]
+    x = trial.example
     target = torch.zeros(len(x), dtype=torch.long)
 
     def once(train: bool, dtype: torch.dtype | None) -> float:

@@ -197,7 +197,7 @@ class FrozenPrefix:
             values = None
             if batch.images.numel():
                 with self.precision.autocast("infer"):
-                    values = capture(model, plan, batch.images.to(self.device)).float()
+                    values = capture(model, plan, batch.images.to(self.device))  # fp32 (widened)
             rows, got = batch.indices.tolist(), values
             if world.active:
                 where_in = {i: p for p, i in enumerate(idx)}
