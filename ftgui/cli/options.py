@@ -139,6 +139,13 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
         )
     if train:
         p.add_argument(
+            "--keep-bn-stats",
+            action="store_true",
+            help="keep the pretrained BatchNorm statistics (default: set them to the training images' "
+            "once before the first epoch, one forward pass; --freeze-bn keeps them too)",
+        )
+    if train:
+        p.add_argument(
             "--freeze-bn",
             action="store_true",
             help="freeze every BatchNorm layer, in training blocks too (pretrained statistics; the "

@@ -136,7 +136,8 @@ def test_frozen_prefix_builds_no_autograd_graph_with_augmentation(tiny_config):
 
     def record(name):
         def hook(module, args, output):
-            seen.setdefault(name, output.requires_grad)
+            if torch.is_grad_enabled():  # training steps (not the BatchNorm statistics' pass)
+                seen.setdefault(name, output.requires_grad)
 
         return hook
 
@@ -173,8 +174,10 @@ def test_the_cache_fill_reports_its_own_progress_and_costs_the_eta_nothing(tiny_
     events = list(trainer.run())
     kinds = [type(e).__name__ for e in events]
     first_batch = kinds.index("BatchEnded")
-    filling = [e for e in events[:first_batch] if isinstance(e, ev.Preparing)]
-    assert filling and all(e.what == "caching" for e in filling)
+    steps = [e for e in events[:first_batch] if isinstance(e, ev.Preparing)]
+    assert {e.what for e in steps} == {"adapting", "caching"}  # BatchNorm statistics, then the cache
+    filling = [e for e in steps if e.what == "caching"]
+    assert steps[-len(filling) :] == filling
     assert [e.done for e in filling] == sorted(e.done for e in filling)
     assert filling[-1].done == filling[-1].total == len(trainer.split.train) + len(trainer.split.val)
     assert not any(isinstance(e, ev.Preparing) for e in events[first_batch:])  # once, not per epoch

@@ -48,7 +48,9 @@ class Preparing(Event):
     """A step before (or between) epochs that takes a while: the frozen layers' output being
     computed once for the cache. ``done`` of ``total`` images."""
 
-    what: str  # "caching" (the frozen-layer cache of the training and validation images)
+    # "caching" (the frozen-layer cache of the training and validation images) or "adapting"
+    # (BatchNorm statistics set to the training images', training/norm_stats.py)
+    what: str
     done: int
     total: int
 

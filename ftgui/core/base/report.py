@@ -21,7 +21,9 @@ def batch_status(e: ev.BatchEnded) -> str:
 
 def preparing(e: ev.Preparing) -> str:
     """What a step before the epochs is doing, in a few words."""
-    return {"caching": "caching frozen layers"}.get(e.what, e.what)
+    return {"caching": "caching frozen layers", "adapting": "adapting BatchNorm statistics"}.get(
+        e.what, e.what
+    )
 
 
 def describe(e: ev.Event) -> tuple[str, str] | None:

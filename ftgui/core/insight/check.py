@@ -174,6 +174,7 @@ def frozen_features(
             predictor.preprocess, f"bundle {sha}", dict(meta.get("model_kwargs", {})),
         )  # fmt: skip
         cfg.arch = arch
+        cfg.adapt_bn = False  # the trained model's own statistics (adapted when it was trained)
         described = f"the trained model in {bundle} ({arch})"
     split = _split_for(scan, cfg, recorded)
     trainer = Trainer(cfg)
@@ -181,7 +182,7 @@ def frozen_features(
     for e in trainer.ensure_cache(cancel):
         if isinstance(e, ev.Message):
             note(e.text)
-        elif isinstance(e, ev.Preparing) and progress:
+        elif isinstance(e, ev.Preparing) and progress and e.what == "caching":
             progress(e.done, e.total)
     if cancel.cancelled:
         raise FtguiError("Check data was stopped.")

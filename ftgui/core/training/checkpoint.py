@@ -117,6 +117,7 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "augment": (bool,),
     "amp": (bool,),
     "sync_bn": (bool,),
+    "adapt_bn": (bool,),
     "channels_last": (bool, type(None)),
     "optimizer": (str,),
     "schedule": (str,),

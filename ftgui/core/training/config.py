@@ -49,6 +49,9 @@ class TrainConfig:
     cache_memory_mb: int | None = None  # RAM budget for caches; None = a quarter of free RAM
     channels_last: bool | None = None  # None: on for convolutional networks
     sync_bn: bool = False  # under torchrun on GPUs: BatchNorm statistics over all processes' shards
+    # BatchNorm statistics set to the training images' before the first epoch (norm_stats.py); off:
+    # the pretrained ones are kept (as --freeze-bn also asks).
+    adapt_bn: bool = True
 
     def validate(self) -> None:
         """Refuse a number out of range before any slow work, naming the option and its range."""
@@ -70,6 +73,7 @@ class TrainConfig:
         """A configuration a record holds (earlier versions' strategy fields included)."""
         known = {f.name for f in fields(cls)} - {"freeze"}
         kw: dict[str, Any] = {k: v for k, v in d.items() if k in known}
+        kw.setdefault("adapt_bn", False)  # earlier versions kept the pretrained BatchNorm statistics
         plan = d.get("freeze")
         kw["freeze"] = FreezePlan.from_dict(plan) if plan is not None else FreezePlan.from_legacy(d)
         return cls(**kw)

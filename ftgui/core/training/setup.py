@@ -33,14 +33,12 @@ from ftgui.core.training.batches import BatchSource
 from ftgui.core.training.checkpoint import checkpoint_record, requested_record
 from ftgui.core.training.config import TrainConfig
 from ftgui.core.training.lr_finder import LRFinderResult, RangeTestRun, range_test
+from ftgui.core.training.norm_stats import adapt_run
 from ftgui.core.training.optim import group_parameters, make_optimizer
 from ftgui.core.training.prefix_cache import FrozenPrefix
 from ftgui.core.training.recipe import default_lr, resolve_lr
 from ftgui.core.training.state import TrainerState
-from ftgui.core.training.step import (
-    DistributedStep,
-    TrainStep,
-)
+from ftgui.core.training.step import DistributedStep, TrainerForward, TrainStep
 
 
 class TrainerBase:
@@ -65,6 +63,7 @@ class TrainerBase:
         self.precision: Precision = FP32  # what computes in bf16 (prepare() decides)
         self.evaluation: Evaluation | None = None  # the latest evaluation of this model
         self._gone_folders: set[str] = set()  # folders removed during the run (reported once each)
+        self.norms_adapted = False  # BatchNorm statistics set to the training images' (ensure_cache)
 
     # ------------------------------------------------------------ what the run holds
 
@@ -207,7 +206,7 @@ class TrainerBase:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        self.ddp = DistributedDataParallel(_TrainerForward(self.model, self.forward), device_ids=ids)
+        self.ddp = DistributedDataParallel(TrainerForward(self.model, self.forward), device_ids=ids)
 
     def units(self) -> list[list[str]]:
         """The head, then the blocks from the last to the first (discriminative learning rates)."""
@@ -250,8 +249,14 @@ class TrainerBase:
             self.prefix.eval_mode()
 
     def ensure_cache(self, cancel: CancelToken) -> Iterator[ev.Event]:
-        """Build (or reuse) the frozen-prefix cache for the current freeze state, if it helps."""
-        assert self.prefix is not None
+        """Adapt the BatchNorm statistics to the training images (once, before the first step;
+        norm_stats.py), then build (or reuse) the frozen-prefix cache for the freeze state."""
+        assert self.prefix is not None and self.source is not None and self.split is not None
+        cfg = self.config
+        if self.state.step == 0 and not self.norms_adapted and cfg.adapt_bn and not cfg.freeze.freeze_bn:
+            self.norms_adapted = yield from adapt_run(
+                self.model, self.source, self.split, self._channels_last, cancel, self.precision, self.world
+            )
         yield from self.prefix.ensure(cancel, self.report_failures)
 
     def train_step(self) -> TrainStep:
@@ -383,16 +388,3 @@ class TrainerBase:
             skipped=dict(self.skipped),
             evaluation=self.evaluation,
         )
-
-
-class _TrainerForward(nn.Module):
-    """The trainer's forward as a module for DistributedDataParallel: it holds the whole model
-    (so DDP sees every trainable parameter) and calls the cached suffix or the whole model."""
-
-    def __init__(self, model: nn.Module, forward: Callable[[torch.Tensor], Any]) -> None:
-        super().__init__()
-        self.model = model
-        self._forward = forward
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return self._forward(x)

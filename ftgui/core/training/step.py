@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ftgui.core.base.errors import TrainingError
 from ftgui.core.compute.precision import FP32, Precision
@@ -236,3 +237,16 @@ class Clock:
         done = step - self.start_step
         spent = max(self._now() - self.t0 - self.excluded, 0.0)
         return spent / done * max(self.total - step, 0) if done else 0.0
+
+
+class TrainerForward(nn.Module):
+    """The trainer's forward as a module for DistributedDataParallel: it holds the whole model
+    (so DDP sees every trainable parameter) and calls the cached suffix or the whole model."""
+
+    def __init__(self, model: nn.Module, forward: Callable[[torch.Tensor], Any]) -> None:
+        super().__init__()
+        self.model = model
+        self._forward = forward
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self._forward(x)

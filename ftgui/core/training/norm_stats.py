@@ -1,0 +1,162 @@
+"""BatchNorm statistics adapted to the user's images before training ("AdaBN").
+
+A pretrained network's BatchNorm layers normalise with the mean and variance of the images it was
+trained on (ImageNet's, for torchvision's and timm's weights). Frozen layers keep them, so on
+images unlike those (microscopy, drawings, scans, another camera) every frozen layer normalises
+with numbers that do not fit, and the new head learns from distorted features. fastai trains the
+BatchNorm layers of the frozen body for this reason (``train_bn``), which runs the whole body
+forwards and backwards at every step: the frozen-layer cache is then impossible.
+
+Adapting the statistics costs one forward pass over the training images, once, before the
+cache is filled: each BatchNorm layer's running mean and variance become those of its input over
+the training images, the layers before it normalising with batch statistics as in training (Li
+et al., "Revisiting Batch Normalization for Practical Domain Adaptation", 2016). No weight changes.
+``benchmarks/bench_accuracy.py`` measured what it gives (the README's strategies section).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ftgui.core.base import events as ev
+from ftgui.core.compute.distributed import SINGLE, World
+from ftgui.core.compute.precision import FP32, Precision
+from ftgui.core.data.images import Batch
+from ftgui.core.data.samples import Split
+
+if TYPE_CHECKING:
+    from ftgui.core.training.batches import BatchSource
+
+_BN = nn.modules.batchnorm._BatchNorm
+
+
+def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm layers that keep running statistics (the ones adaptation changes)."""
+    return [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
+
+
+def keeps_pretrained_statistics(model: nn.Module) -> bool:
+    """Whether a BatchNorm layer is frozen (eval mode in training: its statistics never move).
+    Only then is adaptation worth its pass; trainable ones adapt as they train."""
+    return any(not any(p.requires_grad for p in m.parameters()) for m in batchnorm_layers(model))
+
+
+def adapt_batchnorm(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    forward: Callable[[torch.Tensor], Any],
+    total: int,
+    cancel: ev.CancelToken,
+    precision: Precision = FP32,
+    world: World = SINGLE,
+) -> Generator[ev.Event, None, int | None]:
+    """Set every BatchNorm layer's running statistics to those of the images in ``batches``.
+
+    Yields ``Preparing("adapting", done, total)``; returns the number of layers changed (0: the
+    model has none, or no image could be read), or None when cancelled (nothing is changed then).
+    Under torchrun each rank passes its shard and the sums are added up: every rank ends with
+    the same statistics, those of the whole training set."""
+    layers = batchnorm_layers(model)
+    if not layers:
+        return 0
+    sums: dict[int, list[Any]] = {}  # per layer: sum, sum of squares (float64), values per channel
+
+    def record(mod: nn.Module, args: tuple[Any, ...]) -> None:
+        x = args[0].detach().double()
+        dims = [d for d in range(x.dim()) if d != 1]
+        s = sums.setdefault(id(mod), [0.0, 0.0, 0])
+        s[0] = s[0] + x.sum(dims)
+        s[1] = s[1] + (x * x).sum(dims)
+        s[2] += x.numel() // x.shape[1]
+
+    modes = {m: m.training for m in model.modules()}
+    momenta = {m: m.momentum for m in layers}
+    hooks = [m.register_forward_pre_hook(record) for m in layers]
+    done = 0
+    try:
+        model.eval()
+        for m in layers:
+            m.train()  # batch statistics inside the pass, as in training
+            m.momentum = 0.0  # ... without moving the running values while it runs
+        with torch.no_grad():
+            for batch in batches:
+                if cancel.cancelled:
+                    return None
+                if len(batch.images) > 1:  # (BatchNorm cannot normalise one 1x1 map with its own statistics)
+                    with precision.autocast("infer"):
+                        forward(batch.images)
+                done += len(batch.indices)
+                yield ev.Preparing("adapting", min(done, total), total)
+    finally:
+        for h in hooks:
+            h.remove()
+        for module, mode in modes.items():
+            module.training = mode
+        for layer, momentum in momenta.items():
+            layer.momentum = momentum
+    seen = [sums.get(id(m)) for m in layers]
+    flat = torch.cat(
+        [
+            torch.cat([s[0], s[1], torch.tensor([float(s[2])], dtype=torch.float64)]).cpu()
+            if s is not None
+            else torch.zeros(2 * m.num_features + 1, dtype=torch.float64)
+            for m, s in zip(layers, seen)
+        ]
+    )
+    if world.active:
+        flat = world.sum(flat)
+    changed = 0
+    at = 0
+    for m in layers:
+        c = m.num_features
+        s1, s2, n = flat[at : at + c], flat[at + c : at + 2 * c], float(flat[at + 2 * c])
+        at += 2 * c + 1
+        if n < 2:
+            continue
+        mean = s1 / n
+        var = (s2 / n - mean * mean).clamp_min(0.0) * (n / (n - 1))  # unbiased, as BatchNorm keeps it
+        assert m.running_mean is not None and m.running_var is not None
+        m.running_mean.copy_(mean.to(m.running_mean.dtype))
+        m.running_var.copy_(var.to(m.running_var.dtype))
+        changed += 1
+    return changed
+
+
+def adapt_run(
+    model: nn.Module,
+    source: BatchSource,
+    split: Split,
+    channels_last: bool,
+    cancel: ev.CancelToken,
+    precision: Precision = FP32,
+    world: World = SINGLE,
+) -> Generator[ev.Event, None, bool]:
+    """A run's adaptation (before its first step), on its training images as they are decoded
+    for training (without augmentation); ends with a line for the log. True when it is done
+    (also when the model has no BatchNorm layer: there is nothing left to do)."""
+    start = time.perf_counter()
+    if not keeps_pretrained_statistics(model):
+        return True
+
+    def whole(x: torch.Tensor) -> Any:
+        return model(x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x)
+
+    # Pixels not kept: with the frozen-layer cache next, keeping them would cost gigabytes for nothing.
+    batches = source.images(
+        train=False, samples=split.train, shard=True, merge_single=True, keep_pixels=False
+    )
+    changed = yield from adapt_batchnorm(model, batches, whole, len(split.train), cancel, precision, world)
+    if changed is None:
+        return False
+    if changed:
+        yield ev.Message(
+            "info",
+            f"BatchNorm statistics adapted to the {len(split.train)} training images ({changed} layers, "
+            f"{time.perf_counter() - start:.0f} s).",
+        )
+    return True
