@@ -47,8 +47,16 @@ def _split(data: Path, seed: int) -> Any:
 def run_fastai(data: Path, strategy: str, epochs: int, seed: int = 0) -> float:
     """fastai's recipe (above) on ftgui's split; best validation accuracy over the epochs."""
     from fastai.vision.all import (
-        CategoryBlock, DataBlock, FuncSplitter, ImageBlock, Resize, accuracy, parent_label, resnet18,
-        set_seed, vision_learner,
+        CategoryBlock,
+        DataBlock,
+        FuncSplitter,
+        ImageBlock,
+        Resize,
+        accuracy,
+        parent_label,
+        resnet18,
+        set_seed,
+        vision_learner,
     )  # fmt: skip
 
     scan, split = _split(data, seed)
@@ -95,8 +103,8 @@ def run_lightning(data: Path, strategy: str, epochs: int, seed: int = 0, size: i
         return None
     import pytorch_lightning as pl
     import torchvision.models as tvm
-    from pytorch_lightning.callbacks import BackboneFinetuning
     from bench_accuracy import plain_loader, preprocess
+    from pytorch_lightning.callbacks import BackboneFinetuning
 
     _, split = _split(data, seed)
     pl.seed_everything(seed, verbose=False)
