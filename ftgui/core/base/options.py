@@ -21,6 +21,22 @@ SCHEDULES: dict[str, str] = {
     "onecycle": "One cycle (warm-up, then decay)",
     "constant": "Constant",
 }
+# What BatchNorm layers in frozen blocks do: key -> the window's label (bench_accuracy.py measured
+# them; the README's strategies section has the table). adapt: their statistics set to the training
+# images' once before training (the frozen-layer cache stays); train: fastai's train_bn (no cache).
+BATCHNORM: dict[str, str] = {
+    "adapt": "BatchNorm: adapt statistics (fast)",
+    "train": "BatchNorm: train in frozen blocks (slower)",
+    "keep": "BatchNorm: keep pretrained statistics",
+}
+BATCHNORM_TIP = (
+    "What BatchNorm layers inside frozen blocks do.\n"
+    "Adapt: their statistics are set to your training images' once before training (one pass "
+    "over them); the frozen layers' output is still computed once and cached.\n"
+    "Train: they train at every step, as fastai does: most accurate on images unlike the "
+    "pretrained ones, but the frozen layers run at every step (no cache), several times slower.\n"
+    "Keep: the pretrained statistics (ImageNet's), as earlier versions of ftgui did."
+)
 CACHE_MODES = ("auto", "off")
 # auto: bf16 mixed precision where the processor computes it natively and a trial finds it faster.
 PRECISIONS: dict[str, str] = {

@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSignalBlocker, Signal
 from PySide6.QtGui import QStandardItem
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -24,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ftgui.core.base.options import STRATEGIES
+from ftgui.core.base.options import BATCHNORM, BATCHNORM_TIP, STRATEGIES
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.gui.jobs import JobRunner
 from ftgui.gui.settings import dialog_folder
@@ -81,10 +80,10 @@ class ModelPanel(QWidget):
         self.every_spin.setRange(1, 99)
         self.every_spin.setPrefix("every ")
         self.every_spin.setSuffix(" epoch(s)")
-        self.train_bn = QCheckBox("Train BatchNorm layers")
-        self.train_bn.setToolTip(
-            "Keep BatchNorm layers trainable (and updating statistics) inside frozen blocks"
-        )
+        self.batchnorm = QComboBox()
+        for key, label in BATCHNORM.items():
+            self.batchnorm.addItem(label, key)
+        self.batchnorm.setToolTip(BATCHNORM_TIP)
 
         self.tree = LayerTree()
         self.summary = QLabel("Trainable: –")
@@ -104,7 +103,7 @@ class ModelPanel(QWidget):
         strategy_row.addWidget(self.every_spin)
         strategy_row.addStretch(1)
         form.addRow("", strategy_row)
-        form.addRow("", self.train_bn)
+        form.addRow("", self.batchnorm)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.tree, 1)
@@ -115,7 +114,7 @@ class ModelPanel(QWidget):
         self.strategy_combo.currentIndexChanged.connect(self._on_strategy_changed)
         self.blocks_spin.valueChanged.connect(self._on_strategy_changed)
         self.every_spin.valueChanged.connect(self._on_every_changed)
-        self.train_bn.toggled.connect(self._on_strategy_changed)
+        self.batchnorm.currentIndexChanged.connect(self._on_strategy_changed)
         self.tree.toggled.connect(self._on_tree_toggled)
         self._update_strategy_widgets()
 
@@ -290,9 +289,7 @@ class ModelPanel(QWidget):
             widget.blockSignals(True)
             widget.setValue(value)
             widget.blockSignals(False)
-        self.train_bn.blockSignals(True)
-        self.train_bn.setChecked(plan.train_bn)
-        self.train_bn.blockSignals(False)
+        self.set_batchnorm("train" if plan.train_bn else self.batchnorm_key.replace("train", "adapt"))
         self._select_combo("custom" if plan.is_custom else plan.strategy)
         self.plan = plan.restricted_to(self.skeleton) if self.skeleton is not None else plan
         self._refresh_states()
@@ -318,13 +315,13 @@ class ModelPanel(QWidget):
         'Custom' keeps the current plan for editing in the tree."""
         key = self.strategy_key
         if key == "custom":
-            self.plan = replace(self.plan, train_bn=self.train_bn.isChecked())
+            self.plan = replace(self.plan, train_bn=self.batchnorm_key == "train")
         else:
             self.plan = FreezePlan(
                 key,  # type: ignore[arg-type]
                 blocks=self.blocks_spin.value(),
                 unfreeze_every=self.every_spin.value(),
-                train_bn=self.train_bn.isChecked(),
+                train_bn=self.batchnorm_key == "train",
             )
         self._update_strategy_widgets()
         if self.skeleton is not None:
@@ -391,5 +388,14 @@ class ModelPanel(QWidget):
     def item_for(self, name: str) -> QStandardItem | None:
         return self.tree.item_for(name)
 
+    @property
+    def batchnorm_key(self) -> str:
+        return str(self.batchnorm.currentData())
+
+    def set_batchnorm(self, key: str) -> None:
+        with QSignalBlocker(self.batchnorm):
+            self.batchnorm.setCurrentIndex(max(0, self.batchnorm.findData(key)))
+
     def config_fields(self) -> dict[str, Any]:
-        return {"arch": self.arch, "weights": self.weights, "freeze": self.plan}
+        adapt = self.batchnorm_key != "keep"
+        return {"arch": self.arch, "weights": self.weights, "freeze": self.plan, "adapt_bn": adapt}
