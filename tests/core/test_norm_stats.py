@@ -130,3 +130,13 @@ def test_the_record_says_whether_statistics_were_adapted():
     old = cfg.to_dict()
     del old["adapt_bn"]  # a model.json or checkpoint of an earlier version: it kept them
     assert TrainConfig.from_dict(old).adapt_bn is False
+
+
+def test_the_command_line_keeps_or_adapts(image_folder: Path):
+    from ftgui.cli.train import _config as cli_config
+    from ftgui.cli.train import train_parser
+
+    base = [str(image_folder), "--out", "unused"]
+    assert cli_config(train_parser().parse_args(base)).adapt_bn
+    kept = cli_config(train_parser().parse_args([*base, "--keep-bn-stats"]))
+    assert kept.adapt_bn is False and not kept.freeze.train_bn
