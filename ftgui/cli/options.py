@@ -139,10 +139,10 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
         )
     if train:
         p.add_argument(
-            "--keep-bn-stats",
+            "--adapt-bn",
             action="store_true",
-            help="keep the pretrained BatchNorm statistics (default: set them to the training images' "
-            "once before the first epoch, one forward pass; --freeze-bn keeps them too)",
+            help="set the BatchNorm statistics to the training images' once before the first epoch "
+            "(one forward pass; the frozen-layer cache stays): for images unlike the pretrained ones",
         )
     if train:
         p.add_argument(

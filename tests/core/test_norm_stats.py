@@ -82,6 +82,7 @@ def test_cancel_changes_nothing_and_a_model_without_batchnorm_is_left_alone():
 
 
 def _config(folder: Path, **kw) -> TrainConfig:
+    kw.setdefault("adapt_bn", True)
     return TrainConfig(
         data_dir=str(folder), arch="resnet18", weights="none", freeze=kw.pop("freeze", FreezePlan.parse("head")),
         epochs=1, batch_size=16, image_size=32, val_fraction=0.25, seed=0, device="cpu", **kw,
@@ -125,8 +126,9 @@ def test_kept_statistics_when_asked_or_with_frozen_batchnorm(image_folder: Path)
 
 
 def test_the_record_says_whether_statistics_were_adapted():
-    cfg = TrainConfig(data_dir="x")
-    assert cfg.adapt_bn and TrainConfig.from_dict(cfg.to_dict()).adapt_bn
+    cfg = TrainConfig(data_dir="x", adapt_bn=True)
+    assert not TrainConfig(data_dir="x").adapt_bn  # off unless asked for
+    assert TrainConfig.from_dict(cfg.to_dict()).adapt_bn
     old = cfg.to_dict()
     del old["adapt_bn"]  # a model.json or checkpoint of an earlier version: it kept them
     assert TrainConfig.from_dict(old).adapt_bn is False
@@ -137,6 +139,6 @@ def test_the_command_line_keeps_or_adapts(image_folder: Path):
     from ftgui.cli.train import train_parser
 
     base = [str(image_folder), "--out", "unused"]
-    assert cli_config(train_parser().parse_args(base)).adapt_bn
-    kept = cli_config(train_parser().parse_args([*base, "--keep-bn-stats"]))
-    assert kept.adapt_bn is False and not kept.freeze.train_bn
+    assert cli_config(train_parser().parse_args(base)).adapt_bn is False
+    adapted = cli_config(train_parser().parse_args([*base, "--adapt-bn"]))
+    assert adapted.adapt_bn and not adapted.freeze.train_bn

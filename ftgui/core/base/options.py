@@ -25,17 +25,18 @@ SCHEDULES: dict[str, str] = {
 # them; the README's strategies section has the table). adapt: their statistics set to the training
 # images' once before training (the frozen-layer cache stays); train: fastai's train_bn (no cache).
 BATCHNORM: dict[str, str] = {
-    "adapt": "BatchNorm: adapt statistics (fast)",
-    "train": "BatchNorm: train in frozen blocks (slower)",
     "keep": "BatchNorm: keep pretrained statistics",
+    "adapt": "BatchNorm: adapt statistics to my images",
+    "train": "BatchNorm: train in frozen blocks (slower)",
 }
 BATCHNORM_TIP = (
     "What BatchNorm layers inside frozen blocks do.\n"
+    "Keep: the pretrained statistics (ImageNet's), the default.\n"
     "Adapt: their statistics are set to your training images' once before training (one pass "
-    "over them); the frozen layers' output is still computed once and cached.\n"
+    "over them); the frozen layers' output is still computed once and cached. Helps most on "
+    "images unlike photographs (drawings, scans, microscopy).\n"
     "Train: they train at every step, as fastai does: most accurate on images unlike the "
-    "pretrained ones, but the frozen layers run at every step (no cache), several times slower.\n"
-    "Keep: the pretrained statistics (ImageNet's), as earlier versions of ftgui did."
+    "pretrained ones, but the frozen layers run at every step (no cache), several times slower."
 )
 CACHE_MODES = ("auto", "off")
 # auto: bf16 mixed precision where the processor computes it natively and a trial finds it faster.

@@ -49,9 +49,10 @@ class TrainConfig:
     cache_memory_mb: int | None = None  # RAM budget for caches; None = a quarter of free RAM
     channels_last: bool | None = None  # None: on for convolutional networks
     sync_bn: bool = False  # under torchrun on GPUs: BatchNorm statistics over all processes' shards
-    # BatchNorm statistics set to the training images' before the first epoch (norm_stats.py); off:
-    # the pretrained ones are kept (as --freeze-bn also asks).
-    adapt_bn: bool = True
+    # BatchNorm statistics set to the training images' before the first epoch (norm_stats.py). Off by
+    # default: it helped on images far from the pretrained ones and cost a little on near ones (the
+    # README's table), so the pretrained statistics stay unless asked for.
+    adapt_bn: bool = False
 
     def validate(self) -> None:
         """Refuse a number out of range before any slow work, naming the option and its range."""

@@ -289,7 +289,7 @@ class ModelPanel(QWidget):
             widget.blockSignals(True)
             widget.setValue(value)
             widget.blockSignals(False)
-        self.set_batchnorm("train" if plan.train_bn else self.batchnorm_key.replace("train", "adapt"))
+        self.set_batchnorm("train" if plan.train_bn else self.batchnorm_key.replace("train", "keep"))
         self._select_combo("custom" if plan.is_custom else plan.strategy)
         self.plan = plan.restricted_to(self.skeleton) if self.skeleton is not None else plan
         self._refresh_states()
