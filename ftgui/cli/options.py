@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ftgui import __version__
 from ftgui.core.base.options import (
+    BN_STATS,
     CACHE_MODES,
     DEVICES,
     EXPORT_FORMATS,
@@ -139,10 +140,12 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
         )
     if train:
         p.add_argument(
-            "--adapt-bn",
-            action="store_true",
-            help="set the BatchNorm statistics to the training images' once before the first epoch "
-            "(one forward pass; the frozen-layer cache stays): for images unlike the pretrained ones",
+            "--bn-stats",
+            choices=BN_STATS,
+            default="auto",
+            help="frozen BatchNorm layers' statistics: adapt (set to the training images' before the "
+            "first epoch, one forward pass; the frozen-layer cache stays), keep (the pretrained "
+            "ones), auto (adapt when the images' differ clearly from the pretrained ones; default)",
         )
     if train:
         p.add_argument(

@@ -143,7 +143,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
             unfreeze_every=getattr(args, "unfreeze_every", 1),
             freeze_bn=getattr(args, "freeze_bn", False),
         ),
-        adapt_bn=getattr(args, "adapt_bn", False),
+        bn_stats=getattr(args, "bn_stats", "auto"),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

@@ -242,7 +242,7 @@ class MainWindow(TrainingControls):
         self.train_panel.load_settings(self.settings)
         self.model_panel.image_size = self.train_panel.image_size.value() or None
         self.model_panel.populate(setting(self.settings, "model/arch", DEFAULT_ARCH))
-        self.model_panel.set_batchnorm(str(setting(self.settings, "model/batchnorm", "keep")))
+        self.model_panel.set_batchnorm(str(setting(self.settings, "model/batchnorm", "auto")))
         self.model_panel.set_plan(self._saved_plan())
         self.train_panel.image_size.valueChanged.connect(lambda v: self.model_panel.set_image_size(v or None))
         self.train_panel.set_strategy(self.model_panel.strategy_text())

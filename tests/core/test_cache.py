@@ -169,7 +169,7 @@ def test_the_cache_fill_reports_its_own_progress_and_costs_the_eta_nothing(tiny_
     from ftgui.core.base import events as ev
     from ftgui.core.training.engine import Trainer
 
-    tiny_config.freeze, tiny_config.epochs, tiny_config.adapt_bn = FreezePlan.parse("head"), 2, True
+    tiny_config.freeze, tiny_config.epochs, tiny_config.bn_stats = FreezePlan.parse("head"), 2, "adapt"
     trainer = Trainer(tiny_config)
     events = list(trainer.run())
     kinds = [type(e).__name__ for e in events]

@@ -101,7 +101,7 @@ def _snapshot(model, prefix_filter):
 )
 def test_frozen_part_bit_identical_after_an_epoch(tiny_config, arch, strategy, frozen):
     tiny_config.arch, tiny_config.freeze = arch, FreezePlan.parse(strategy)
-    tiny_config.adapt_bn = False  # adaptation sets the statistics once, before training (test_norm_stats)
+    tiny_config.bn_stats = "keep"  # adaptation sets the statistics once, before training (test_norm_stats)
     trainer = Trainer(tiny_config)
     trainer.prepare()
     before = _snapshot(trainer.model, frozen)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
 from ftgui.core.base import events as ev
+from ftgui.core.base.errors import FtguiError
 from ftgui.core.data.images import Batch
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.core.training.config import TrainConfig
@@ -82,7 +84,7 @@ def test_cancel_changes_nothing_and_a_model_without_batchnorm_is_left_alone():
 
 
 def _config(folder: Path, **kw) -> TrainConfig:
-    kw.setdefault("adapt_bn", True)
+    kw.setdefault("bn_stats", "adapt")
     return TrainConfig(
         data_dir=str(folder), arch="resnet18", weights="none", freeze=kw.pop("freeze", FreezePlan.parse("head")),
         epochs=1, batch_size=16, image_size=32, val_fraction=0.25, seed=0, device="cpu", **kw,
@@ -113,7 +115,7 @@ def test_a_head_only_run_adapts_once_and_says_so(image_folder: Path):
 
 def test_kept_statistics_when_asked_or_with_frozen_batchnorm(image_folder: Path):
     for cfg in (
-        _config(image_folder, adapt_bn=False),
+        _config(image_folder, bn_stats="keep"),
         _config(image_folder, freeze=FreezePlan.parse("last-1", freeze_bn=True)),
     ):
         trainer = Trainer(cfg)
@@ -126,12 +128,14 @@ def test_kept_statistics_when_asked_or_with_frozen_batchnorm(image_folder: Path)
 
 
 def test_the_record_says_whether_statistics_were_adapted():
-    cfg = TrainConfig(data_dir="x", adapt_bn=True)
-    assert not TrainConfig(data_dir="x").adapt_bn  # off unless asked for
-    assert TrainConfig.from_dict(cfg.to_dict()).adapt_bn
+    cfg = TrainConfig(data_dir="x", bn_stats="adapt")
+    assert TrainConfig(data_dir="x").bn_stats == "auto"
+    assert TrainConfig.from_dict(cfg.to_dict()).bn_stats == "adapt"
     old = cfg.to_dict()
-    del old["adapt_bn"]  # a model.json or checkpoint of an earlier version: it kept them
-    assert TrainConfig.from_dict(old).adapt_bn is False
+    del old["bn_stats"]  # a model.json or checkpoint of an earlier version: it kept them
+    assert TrainConfig.from_dict(old).bn_stats == "keep"
+    with pytest.raises(FtguiError, match="--bn-stats"):
+        TrainConfig(data_dir="x", bn_stats="sometimes").validate()
 
 
 def test_the_command_line_keeps_or_adapts(image_folder: Path):
@@ -139,6 +143,30 @@ def test_the_command_line_keeps_or_adapts(image_folder: Path):
     from ftgui.cli.train import train_parser
 
     base = [str(image_folder), "--out", "unused"]
-    assert cli_config(train_parser().parse_args(base)).adapt_bn is False
-    adapted = cli_config(train_parser().parse_args([*base, "--adapt-bn"]))
-    assert adapted.adapt_bn and not adapted.freeze.train_bn
+    assert cli_config(train_parser().parse_args(base)).bn_stats == "auto"
+    adapted = cli_config(train_parser().parse_args([*base, "--bn-stats", "adapt"]))
+    assert adapted.bn_stats == "adapt" and not adapted.freeze.train_bn
+
+
+def _said(events: list[ev.Event], words: str) -> list[str]:
+    return [e.text for e in events if isinstance(e, ev.Message) and words in e.text]
+
+
+def test_auto_adapts_only_when_the_images_differ_from_the_pretrained_statistics(
+    image_folder: Path, tiny_model
+):
+    fresh = Trainer(_config(image_folder, bn_stats="auto"))
+    fresh.prepare(built=tiny_model())  # untrained BatchNorm: mean 0, variance 1, far from any images'
+    events = list(fresh.run())
+    assert isinstance(events[-1], ev.Finished)
+    assert _said(events, "they differ from the pretrained ones (first layer: mean")
+    # A network whose statistics already are these images' keeps them, and says why.
+    again = tiny_model()
+    again.model.load_state_dict(fresh.model.state_dict())
+    before = copy.deepcopy(again.model.state_dict())
+    trainer = Trainer(_config(image_folder, bn_stats="auto"))
+    trainer.prepare(built=again)
+    events = list(trainer.run())
+    assert _said(events, "BatchNorm statistics kept: the training images' are close to the pretrained ones")
+    assert not _said(events, "adapted")
+    assert all(torch.equal(v, before[k]) for k, v in trainer.model.state_dict().items() if "running" in k)

@@ -217,7 +217,7 @@ def test_settings_persist_between_runs(qtbot, settings, image_folder):
     first.train_panel.precision.setCurrentIndex(first.train_panel.precision.findData("fp32"))
     first.train_panel.set_lr_mode("set", 0.0005)
     first.model_panel.set_arch("mobilenet_v3_small")
-    assert first.model_panel.config_fields()["adapt_bn"] is False  # the default: pretrained statistics
+    assert first.model_panel.config_fields()["bn_stats"] == "auto"  # the default
     first.model_panel.batchnorm.setCurrentIndex(first.model_panel.batchnorm.findData("adapt"))
     first.resize(1100, 650)
     assert first.close()
@@ -233,9 +233,9 @@ def test_settings_persist_between_runs(qtbot, settings, image_folder):
     assert second.train_panel.lr_mode_key == "set" and second.train_panel.lr.isEnabled()
     assert second.train_panel.lr.value() == pytest.approx(0.0005)
     assert second.model_panel.arch == "mobilenet_v3_small"
-    assert second.model_panel.config_fields()["adapt_bn"] is True  # "adapt statistics" kept
+    assert second.model_panel.config_fields()["bn_stats"] == "adapt"  # kept between runs
     second.model_panel.batchnorm.setCurrentIndex(second.model_panel.batchnorm.findData("train"))
-    assert second.model_panel.plan.train_bn and second.model_panel.config_fields()["adapt_bn"]
+    assert second.model_panel.plan.train_bn and second.model_panel.config_fields()["bn_stats"] == "auto"
     assert second.size().height() == 650  # offscreen screens are narrow; height is kept
     first.deleteLater()
 

@@ -25,16 +25,20 @@ SCHEDULES: dict[str, str] = {
 # them; the README's strategies section has the table). adapt: their statistics set to the training
 # images' once before training (the frozen-layer cache stays); train: fastai's train_bn (no cache).
 BATCHNORM: dict[str, str] = {
-    "keep": "BatchNorm: keep pretrained statistics",
-    "adapt": "BatchNorm: adapt statistics to my images",
-    "train": "BatchNorm: train in frozen blocks (slower)",
+    "auto": "BatchNorm: auto (adapt if needed)",
+    "adapt": "BatchNorm: adapt to my images",
+    "keep": "BatchNorm: keep pretrained",
+    "train": "BatchNorm: train (slower)",
 }
+BN_STATS = ("auto", "adapt", "keep")  # --bn-stats (train: --train-bn)
 BATCHNORM_TIP = (
     "What BatchNorm layers inside frozen blocks do.\n"
-    "Keep: the pretrained statistics (ImageNet's), the default.\n"
+    "Auto (default): adapt when your images' statistics differ clearly from the pretrained "
+    "ones (drawings, scans, microscopy), else keep them; the log says which and why.\n"
     "Adapt: their statistics are set to your training images' once before training (one pass "
     "over them); the frozen layers' output is still computed once and cached. Helps most on "
-    "images unlike photographs (drawings, scans, microscopy).\n"
+    "images unlike photographs.\n"
+    "Keep: the pretrained statistics (ImageNet's).\n"
     "Train: they train at every step, as fastai does: most accurate on images unlike the "
     "pretrained ones, but the frozen layers run at every step (no cache), several times slower."
 )

@@ -174,7 +174,7 @@ def frozen_features(
             predictor.preprocess, f"bundle {sha}", dict(meta.get("model_kwargs", {})),
         )  # fmt: skip
         cfg.arch = arch
-        cfg.adapt_bn = False  # the trained model's own statistics (adapted when it was trained)
+        cfg.bn_stats = "keep"  # the trained model's own statistics (adapted when it was trained)
         described = f"the trained model in {bundle} ({arch})"
     split = _split_for(scan, cfg, recorded)
     trainer = Trainer(cfg)

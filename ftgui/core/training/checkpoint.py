@@ -117,7 +117,7 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "augment": (bool,),
     "amp": (bool,),
     "sync_bn": (bool,),
-    "adapt_bn": (bool,),
+    "bn_stats": (str,),
     "channels_last": (bool, type(None)),
     "optimizer": (str,),
     "schedule": (str,),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ftgui.core.base.errors import FtguiError, ModelError
-from ftgui.core.base.options import CACHE_MODES, OPTIMIZERS, PRECISIONS, SCHEDULES
+from ftgui.core.base.options import BN_STATS, CACHE_MODES, OPTIMIZERS, PRECISIONS, SCHEDULES
 from ftgui.core.models import arch_info, is_local_weights, model_source
 from ftgui.core.models.freeze import FreezePlan
 
@@ -49,10 +49,10 @@ class TrainConfig:
     cache_memory_mb: int | None = None  # RAM budget for caches; None = a quarter of free RAM
     channels_last: bool | None = None  # None: on for convolutional networks
     sync_bn: bool = False  # under torchrun on GPUs: BatchNorm statistics over all processes' shards
-    # BatchNorm statistics set to the training images' before the first epoch (norm_stats.py). Off by
-    # default: it helped on images far from the pretrained ones and cost a little on near ones (the
-    # README's table), so the pretrained statistics stay unless asked for.
-    adapt_bn: bool = False
+    # Frozen BatchNorm layers' statistics (norm_stats.py): adapt (set to the training images' before the
+    # first epoch), keep (the pretrained ones) or auto (adapt only when the images' statistics are far
+    # from the pretrained ones: it gained there and lost a little elsewhere, the README's table).
+    bn_stats: str = "auto"
 
     def validate(self) -> None:
         """Refuse a number out of range before any slow work, naming the option and its range."""
@@ -74,7 +74,7 @@ class TrainConfig:
         """A configuration a record holds (earlier versions' strategy fields included)."""
         known = {f.name for f in fields(cls)} - {"freeze"}
         kw: dict[str, Any] = {k: v for k, v in d.items() if k in known}
-        kw.setdefault("adapt_bn", False)  # earlier versions kept the pretrained BatchNorm statistics
+        kw.setdefault("bn_stats", "keep")  # earlier versions kept the pretrained BatchNorm statistics
         plan = d.get("freeze")
         kw["freeze"] = FreezePlan.from_dict(plan) if plan is not None else FreezePlan.from_legacy(d)
         return cls(**kw)
@@ -169,6 +169,7 @@ def validate_config(cfg: TrainConfig) -> None:
     for option, text in (("--weights", cfg.weights), ("--device", cfg.device)):
         need(text is None or isinstance(text, str), option, "a name", text)
     need(cfg.optimizer in OPTIMIZERS, "--optimizer", f"one of {', '.join(OPTIMIZERS)}", cfg.optimizer)
+    need(cfg.bn_stats in BN_STATS, "--bn-stats", f"one of {', '.join(BN_STATS)}", cfg.bn_stats)
     need(cfg.schedule in SCHEDULES, "--schedule", f"one of {', '.join(SCHEDULES)}", cfg.schedule)
     need(cfg.cache in CACHE_MODES, "--cache", " or ".join(CACHE_MODES), cfg.cache)
     need(cfg.precision in PRECISIONS, "--precision", ", ".join(PRECISIONS), cfg.precision)

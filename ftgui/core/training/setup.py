@@ -253,10 +253,11 @@ class TrainerBase:
         norm_stats.py), then build (or reuse) the frozen-prefix cache for the freeze state."""
         assert self.prefix is not None and self.source is not None and self.split is not None
         cfg = self.config
-        if self.state.step == 0 and not self.norms_adapted and cfg.adapt_bn and not cfg.freeze.freeze_bn:
+        if self.state.step == 0 and not self.norms_adapted and not cfg.freeze.freeze_bn:
             self.norms_adapted = yield from adapt_run(
-                self.model, self.source, self.split, self._channels_last, cancel, self.precision, self.world
-            )
+                self.model, self.source, self.split, self._channels_last, cfg.bn_stats, cancel,
+                self.precision, self.world,
+            )  # fmt: skip
         yield from self.prefix.ensure(cancel, self.report_failures)
 
     def train_step(self) -> TrainStep:

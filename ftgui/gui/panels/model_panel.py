@@ -289,7 +289,7 @@ class ModelPanel(QWidget):
             widget.blockSignals(True)
             widget.setValue(value)
             widget.blockSignals(False)
-        self.set_batchnorm("train" if plan.train_bn else self.batchnorm_key.replace("train", "keep"))
+        self.set_batchnorm("train" if plan.train_bn else self.batchnorm_key.replace("train", "auto"))
         self._select_combo("custom" if plan.is_custom else plan.strategy)
         self.plan = plan.restricted_to(self.skeleton) if self.skeleton is not None else plan
         self._refresh_states()
@@ -388,14 +388,12 @@ class ModelPanel(QWidget):
     def item_for(self, name: str) -> QStandardItem | None:
         return self.tree.item_for(name)
 
-    @property
-    def batchnorm_key(self) -> str:
-        return str(self.batchnorm.currentData())
+    batchnorm_key = property(lambda self: str(self.batchnorm.currentData()))
 
     def set_batchnorm(self, key: str) -> None:
         with QSignalBlocker(self.batchnorm):
             self.batchnorm.setCurrentIndex(max(0, self.batchnorm.findData(key)))
 
     def config_fields(self) -> dict[str, Any]:
-        adapt = self.batchnorm_key != "keep"
-        return {"arch": self.arch, "weights": self.weights, "freeze": self.plan, "adapt_bn": adapt}
+        stats = self.batchnorm_key if self.batchnorm_key != "train" else "auto"
+        return {"arch": self.arch, "weights": self.weights, "freeze": self.plan, "bn_stats": stats}
