@@ -76,6 +76,7 @@ class Row:
     default_lr: str
     tutorial: float
     sweep: dict[float, float] = field(default_factory=dict)
+    before: float | None = None  # --before: ftgui with the pretrained BatchNorm statistics kept
     fastai: float | None = None  # reference columns, where installed (reference_recipes.py)
     lightning: float | None = None
     held_out: bool = False
@@ -395,8 +396,9 @@ def prepare_setting(setting: Setting, work: Path) -> Path:
 
 
 def run_setting(
-    setting: Setting, work: Path, sweep: bool, strategies: tuple[str, ...], references: bool = True
-) -> list[Row]:
+    setting: Setting, work: Path, sweep: bool, strategies: tuple[str, ...], references: bool = True,
+    before: bool = False,
+) -> list[Row]:  # fmt: skip
     import reference_recipes as ref
 
     data = prepare_setting(setting, work)
@@ -407,6 +409,8 @@ def run_setting(
         default_acc, used = run_ftgui(data, strategy, setting)
         tutorial_acc = run_tutorial(data, strategy, setting)
         row = Row(setting.name, strategy, default_acc, used, tutorial_acc, held_out=setting.held_out)
+        if before:
+            row.before = run_ftgui(data, strategy, setting, bn_stats="keep")[0]
         if have.get("fastai"):
             row.fastai = ref.run_fastai(data, strategy, setting.epochs)
         if have.get("lightning"):
@@ -426,8 +430,11 @@ def _pct(value: float | None, width: int) -> str:
 def print_table(rows: list[Row]) -> bool:
     """The table; True when every row meets the goal (held-out rows marked, judged alike)."""
     refs = any(r.fastai is not None for r in rows), any(r.lightning is not None for r in rows)
+    was = any(r.before is not None for r in rows)
     head = (
-        f"{'setting':<30} {'strategy':<8} {'ftgui':>7} {'tutorial':>9}"
+        f"{'setting':<30} {'strategy':<8} {'ftgui':>7}"
+        + (f" {'before':>7}" if was else "")
+        + f" {'tutorial':>9}"
         + (f" {'fastai':>7}" if refs[0] else "")
         + (f" {'Lightn.':>7}" if refs[1] else "")
         + f" {'sweep best':>17} {'vs best other':>13} {'vs sweep':>9}  default learning rate"
@@ -445,7 +452,9 @@ def print_table(rows: list[Row]) -> bool:
         sweep_text = f"{100 * best_acc:5.1f}% @ {best_lr:.0e}" if r.sweep else "-"
         name = r.setting + (" *" if r.held_out else "")
         print(
-            f"{name:<30} {r.strategy:<8} {_pct(r.defaults, 7)} {_pct(r.tutorial, 9)}"
+            f"{name:<30} {r.strategy:<8} {_pct(r.defaults, 7)}"
+            + (f" {_pct(r.before, 7)}" if was else "")
+            + f" {_pct(r.tutorial, 9)}"
             + (f" {_pct(r.fastai, 7)}" if refs[0] else "")
             + (f" {_pct(r.lightning, 7)}" if refs[1] else "")
             + f" {sweep_text:>17} {vs_o:+12.1f}  {vs_s:+8.1f}  {'OK ' if good else 'MISS'} {r.default_lr}"
@@ -558,9 +567,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead of the recipe table: ftgui's defaults in fp32 and in bf16 over --seeds seeds",
     )
-    p.add_argument("--seeds", type=int, default=3, help="seeds per precision row (default 3)")
+    p.add_argument(
+        "--decide",
+        action="store_true",
+        help="instead of the recipe table: the BatchNorm candidates (keep, adapt, train) for head, "
+        "last-1 and last-2 over --seeds seeds, and the defaults selection.py picks from them",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="seeds per precision or --decide row (default 3)")
     p.add_argument("--work", help="keep the generated folders and pretrained weights here (reused)")
     p.add_argument("--no-references", action="store_true", help="leave out fastai and Lightning")
+    p.add_argument(
+        "--before",
+        action="store_true",
+        help="add ftgui with the pretrained BatchNorm statistics kept (--bn-stats keep)",
+    )
     add_keep_option(p)
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
@@ -578,6 +598,13 @@ def main(argv: list[str] | None = None) -> int:
     names = args.setting or (known[:1] if args.quick else known)
     strategies = tuple(args.strategy or STRATEGIES)
     rows: list[Row] = []
+    if args.decide:
+        import decide
+
+        chosen = [SETTINGS[n] for n in (args.setting or SETTINGS) if SETTINGS[n].arch == "resnet18"]
+        with work_folder("bench-accuracy", args.keep, args.work) as work:
+            decide.decide(chosen, work, args.seeds)
+        return 0
     if args.precision:
         from ftgui.core.compute.precision import native_bf16, processor_name
 
@@ -598,8 +625,9 @@ def main(argv: list[str] | None = None) -> int:
     with work_folder("bench-accuracy", args.keep, args.work) as work:
         for name in names:
             rows += run_setting(
-                SETTINGS[name], work, not (args.quick or args.no_sweep), strategies, not args.no_references
-            )
+                SETTINGS[name], work, not (args.quick or args.no_sweep), strategies, not args.no_references,
+                args.before,
+            )  # fmt: skip
     print()
     ok = print_table(rows)
     print(

@@ -84,6 +84,12 @@ def run_fastai(data: Path, strategy: str, epochs: int, seed: int = 0) -> float:
 
     learn = vision_learner(dls, resnet18, metrics=accuracy, splitter=three_groups if last else None)
     learn.model.float()
+    with learn.no_bar(), learn.no_logging():
+        _fastai_recipe(learn, strategy, epochs, last)
+    return max(float(v[2]) for v in learn.recorder.values)
+
+
+def _fastai_recipe(learn: Any, strategy: str, epochs: int, last: int) -> None:
     if strategy == "head":
         learn.freeze()
         learn.fit_one_cycle(epochs, 2e-3)
@@ -94,7 +100,6 @@ def run_fastai(data: Path, strategy: str, epochs: int, seed: int = 0) -> float:
         learn.fit_one_cycle(epochs - 1, slice(1e-3 / 100, 1e-3), pct_start=0.3, div=5.0)
     else:
         learn.fine_tune(epochs - 1, freeze_epochs=1)
-    return max(float(v[2]) for v in learn.recorder.values)
 
 
 def run_lightning(data: Path, strategy: str, epochs: int, seed: int = 0, size: int = 224) -> float | None:
