@@ -573,6 +573,11 @@ def main(argv: list[str] | None = None) -> int:
         help="instead of the recipe table: the BatchNorm candidates (keep, adapt, train) for head, "
         "last-1 and last-2 over --seeds seeds, and the defaults selection.py picks from them",
     )
+    p.add_argument(
+        "--head-form",
+        action="store_true",
+        help="fastai's head-only recipe with its own head and with a linear one",
+    )
     p.add_argument("--seeds", type=int, default=3, help="seeds per precision or --decide row (default 3)")
     p.add_argument("--work", help="keep the generated folders and pretrained weights here (reused)")
     p.add_argument("--no-references", action="store_true", help="leave out fastai and Lightning")
@@ -598,6 +603,22 @@ def main(argv: list[str] | None = None) -> int:
     names = args.setting or (known[:1] if args.quick else known)
     strategies = tuple(args.strategy or STRATEGIES)
     rows: list[Row] = []
+    if args.head_form:
+        import reference_recipes as ref
+
+        print(f"fastai's head-only recipe, {', '.join(names)}: its own head against one linear layer")
+        with work_folder("bench-accuracy", args.keep, args.work) as work:
+            for name in names:
+                setting = SETTINGS[name]
+                data = prepare_setting(setting, work)
+                accs = [
+                    ref.run_fastai(data, "head", setting.epochs, linear_head=lin) for lin in (False, True)
+                ]
+                print(
+                    f"{name:<32} fastai head {100 * accs[0]:5.1f}%   linear head {100 * accs[1]:5.1f}%",
+                    flush=True,
+                )
+        return 0
     if args.decide:
         import decide
 

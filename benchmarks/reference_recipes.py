@@ -44,8 +44,10 @@ def _split(data: Path, seed: int) -> Any:
     return scan, split_samples(scan, 0.2, seed)
 
 
-def run_fastai(data: Path, strategy: str, epochs: int, seed: int = 0) -> float:
-    """fastai's recipe (above) on ftgui's split; best validation accuracy over the epochs."""
+def run_fastai(data: Path, strategy: str, epochs: int, seed: int = 0, linear_head: bool = False) -> float:
+    """fastai's recipe (above) on ftgui's split; best validation accuracy over the epochs.
+    ``linear_head``: the same recipe with ftgui's head (average pooling, one linear layer) in
+    place of fastai's, to tell the head's part from the rest of the recipe."""
     from fastai.vision.all import (
         CategoryBlock,
         DataBlock,
@@ -82,7 +84,14 @@ def run_fastai(data: Path, strategy: str, epochs: int, seed: int = 0) -> float:
         late = [p for c in list(body.children())[cut:] for p in c.parameters()]
         return [early, late, list(head.parameters())]
 
-    learn = vision_learner(dls, resnet18, metrics=accuracy, splitter=three_groups if last else None)
+    head = (
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, len(scan.classes)))
+        if linear_head
+        else None
+    )
+    learn = vision_learner(
+        dls, resnet18, metrics=accuracy, splitter=three_groups if last else None, custom_head=head
+    )
     learn.model.float()
     with learn.no_bar(), learn.no_logging():
         _fastai_recipe(learn, strategy, epochs, last)

@@ -158,11 +158,14 @@ def adapt_run(
     mode: str,
     cancel: ev.CancelToken,
     precision: Precision = FP32,
-    world: World = SINGLE,
 ) -> Generator[ev.Event, None, bool]:
     """A run's BatchNorm statistics before its first step (``mode`` adapt, keep or auto), from
     its training images as they are decoded for training (without augmentation); ends with a
-    line for the log. True when it is settled (also when nothing was to do)."""
+    line for the log. True when it is settled (also when nothing was to do).
+
+    Under torchrun every process passes all the training images in the same batches as one
+    process would (not its shard): inside the pass the layers normalise with batch statistics,
+    so shards would give other statistics, and a run on two processes other weights than on one."""
     start = time.perf_counter()
     layers = batchnorm_layers(model)
     if mode == "keep" or not keeps_pretrained_statistics(model):
@@ -180,9 +183,9 @@ def adapt_run(
     def over(samples: Sequence[Sample]) -> Generator[ev.Event, None, int | None]:
         # Pixels not kept: with the frozen-layer cache next, keeping them costs gigabytes for nothing.
         batches = source.images(
-            train=False, samples=samples, shard=True, merge_single=True, keep_pixels=False
+            train=False, samples=samples, shard=False, merge_single=True, keep_pixels=False
         )
-        return (yield from adapt_batchnorm(model, batches, whole, len(samples), cancel, precision, world))
+        return (yield from adapt_batchnorm(model, batches, whole, len(samples), cancel, precision))
 
     samples: Sequence[Sample] = split.train
     if mode == "auto" and len(samples) > AUTO_PROBE:

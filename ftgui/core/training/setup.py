@@ -255,9 +255,8 @@ class TrainerBase:
         cfg = self.config
         if self.state.step == 0 and not self.norms_adapted and not cfg.freeze.freeze_bn:
             self.norms_adapted = yield from adapt_run(
-                self.model, self.source, self.split, self._channels_last, cfg.bn_stats, cancel,
-                self.precision, self.world,
-            )  # fmt: skip
+                self.model, self.source, self.split, self._channels_last, cfg.bn_stats, cancel, self.precision
+            )
         yield from self.prefix.ensure(cancel, self.report_failures)
 
     def train_step(self) -> TrainStep:
