@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ftgui-installed
 
-.PHONY: run test test-archs test-fast lint bench bench-accuracy bench-deploy bench-compare bench-distributed bench-classify bench-growth clean
+.PHONY: run test test-archs test-fast lint bench bench-accuracy bench-reference bench-deploy bench-compare bench-distributed bench-classify bench-growth clean
 
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
@@ -39,6 +39,15 @@ bench: $(STAMP)
 bench-accuracy: $(STAMP)
 	$(BIN)/python benchmarks/bench_accuracy.py $(ARGS)
 
+# The accuracy benchmark with fastai's and Lightning's recipes as reference columns: they go in
+# .venv-ref, layered on .venv (its torch and ftgui are used as they are, nothing changes there).
+REF := .venv-ref
+bench-reference: $(STAMP)
+	test -x $(REF)/bin/python || $(PYTHON) -m venv $(REF)
+	$(REF)/bin/python -c "import site, sys; open(site.getsitepackages()[0] + '/ftgui-main-venv.pth', 'w').write('import site; site.addsitedir(%r)\n' % sys.argv[1])" "$$($(BIN)/python -c 'import site; print(site.getsitepackages()[0])')"
+	$(REF)/bin/pip install -q "fastai>=2.8,<3" "pytorch-lightning>=2.4,<3"
+	$(REF)/bin/python benchmarks/bench_accuracy.py $(ARGS)
+
 # Every export format of ResNet18 and MobileNet v3 on the digits task: accuracy change, ms per
 # image at batch 1 and 32, size, against PyTorch fp32 (about 10 minutes).
 bench-deploy: $(STAMP)
@@ -62,4 +71,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(REF) build *.egg-info .pytest_cache
