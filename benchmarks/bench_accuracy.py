@@ -91,9 +91,10 @@ class Row:
 
 
 def write_digits(
-    root: Path, digits: tuple[int, ...], size: int, per_class: int | None, seed: int = 0
+    root: Path, digits: tuple[int, ...], size: int, per_class: int | None, seed: int = 0, jpeg: bool = False
 ) -> Path:
-    """Digits as PNG files, one folder per digit (8 x 8 scans scaled up smoothly)."""
+    """Digits as PNG files (``jpeg``: RGB JPEGs, quality 90), one folder per digit (8 x 8 scans
+    scaled up smoothly)."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
@@ -106,7 +107,11 @@ def write_digits(
             idx = rng.choice(idx, size=min(per_class, len(idx)), replace=False)
         for i in idx:
             pixels = (data.images[i] * (255.0 / 16.0)).astype(np.uint8)
-            Image.fromarray(pixels, "L").resize((size, size), Image.BICUBIC).save(folder / f"{i:04d}.png")
+            im = Image.fromarray(pixels, "L").resize((size, size), Image.BICUBIC)
+            if jpeg:
+                im.convert("RGB").save(folder / f"{i:04d}.jpg", quality=90)
+            else:
+                im.save(folder / f"{i:04d}.png")
     return root
 
 
@@ -361,7 +366,7 @@ def write_task(setting: Setting, folder: Path) -> Path:
     if setting.data == "textures":
         return photo_data.write_crops(folder, photo_data.TEXTURES, setting.counts, setting.size)
     if setting.data == "digits-jpeg":
-        return photo_data.write_digits_jpeg(folder, setting.task_digits, setting.counts[0], setting.size)
+        return write_digits(folder, setting.task_digits, setting.size, setting.counts[0], jpeg=True)
     return write_digits(folder, setting.task_digits, setting.size, setting.per_class)
 
 

@@ -10,7 +10,8 @@ Lightning all load it as they would load the real ImageNet weights.
 The tasks never share a photograph with the stand-in:
 - shapes: the speed benchmark's folder (drawn shapes on noisy backgrounds, JPEG);
 - textures: crops of five real surfaces (brick, grass, gravel, the moon, coins), JPEG;
-- digits at 224 px: scikit-learn's real handwritten scans, scaled up, JPEG (the held-out check).
+- digits at 224 px: scikit-learn's real handwritten scans, scaled up, JPEG (the held-out check;
+  bench_accuracy.write_digits).
 """
 
 from __future__ import annotations
@@ -91,25 +92,6 @@ def write_crops(
     return write_classes(
         root, dict(zip(names, counts)), lambda n, r: random_crop(photos[n], r, size, area), seed
     )
-
-
-def write_digits_jpeg(
-    root: Path, digits: tuple[int, ...], per_class: int, size: int = 224, seed: int = 0
-) -> Path:
-    """Real handwritten scans (8 x 8) scaled up to ``size`` px, as JPEG."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    rng = np.random.default_rng(seed)
-    for d in digits:
-        folder = root / str(d)
-        folder.mkdir(parents=True, exist_ok=True)
-        idx = np.flatnonzero(data.target == d)
-        for i in rng.choice(idx, size=min(per_class, len(idx)), replace=False):
-            pixels = (data.images[i] * (255.0 / 16.0)).astype(np.uint8)
-            im = Image.fromarray(pixels, "L").resize((size, size), Image.BICUBIC).convert("RGB")
-            im.save(folder / f"{i:04d}.jpg", quality=90)
-    return root
 
 
 def write_pretraining(root: Path, per_class: int = 48, size: int = 224, seed: int = 1) -> Path:
