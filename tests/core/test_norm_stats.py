@@ -87,7 +87,7 @@ def _config(folder: Path, **kw) -> TrainConfig:
     kw.setdefault("bn_stats", "adapt")
     return TrainConfig(
         data_dir=str(folder), arch="resnet18", weights="none", freeze=kw.pop("freeze", FreezePlan.parse("head")),
-        epochs=1, batch_size=16, image_size=32, val_fraction=0.25, seed=0, device="cpu", **kw,
+        epochs=1, batch_size=16, image_size=32, seed=0, device="cpu", **{"val_fraction": 0.25, **kw},
     )  # fmt: skip
 
 
@@ -170,3 +170,13 @@ def test_auto_adapts_only_when_the_images_differ_from_the_pretrained_statistics(
     assert _said(events, "BatchNorm statistics kept: the training images' are close to the pretrained ones")
     assert not _said(events, "adapted")
     assert all(torch.equal(v, before[k]) for k, v in trainer.model.state_dict().items() if "running" in k)
+
+
+def test_too_few_images_keep_the_statistics(image_folder: Path):
+    trainer = Trainer(_config(image_folder, val_fraction=0.9))  # 8 training images
+    trainer.prepare()
+    initial = _frozen_stats(trainer).clone()
+    events = list(trainer.run())
+    assert isinstance(events[-1], ev.Finished)
+    assert _said(events, f"BatchNorm statistics kept: {len(trainer.split.train)} training images are too few")
+    assert torch.equal(_frozen_stats(trainer), initial)
