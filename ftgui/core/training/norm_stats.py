@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from ftgui.core.base import events as ev
-from ftgui.core.compute.distributed import SINGLE, World
 from ftgui.core.compute.precision import FP32, Precision
 from ftgui.core.data.images import Batch
 from ftgui.core.data.samples import Sample, Split
@@ -54,14 +53,11 @@ def adapt_batchnorm(
     total: int,
     cancel: ev.CancelToken,
     precision: Precision = FP32,
-    world: World = SINGLE,
 ) -> Generator[ev.Event, None, int | None]:
     """Set every BatchNorm layer's running statistics to those of the images in ``batches``.
 
     Yields ``Preparing("adapting", done, total)``; returns the number of layers changed (0: the
-    model has none, or no image could be read), or None when cancelled (nothing is changed then).
-    Under torchrun each rank passes its shard and the sums are added up: every rank ends with
-    the same statistics, those of the whole training set."""
+    model has none, or no image could be read), or None when cancelled (nothing is changed then)."""
     layers = batchnorm_layers(model)
     if not layers:
         return 0
@@ -100,25 +96,12 @@ def adapt_batchnorm(
             module.training = mode
         for layer, momentum in momenta.items():
             layer.momentum = momentum
-    seen = [sums.get(id(m)) for m in layers]
-    flat = torch.cat(
-        [
-            torch.cat([s[0], s[1], torch.tensor([float(s[2])], dtype=torch.float64)]).cpu()
-            if s is not None
-            else torch.zeros(2 * m.num_features + 1, dtype=torch.float64)
-            for m, s in zip(layers, seen)
-        ]
-    )
-    if world.active:
-        flat = world.sum(flat)
     changed = 0
-    at = 0
     for m in layers:
-        c = m.num_features
-        s1, s2, n = flat[at : at + c], flat[at + c : at + 2 * c], float(flat[at + 2 * c])
-        at += 2 * c + 1
-        if n < 2:
+        got = sums.get(id(m))
+        if got is None or got[2] < 2:
             continue
+        s1, s2, n = got
         mean = s1 / n
         var = (s2 / n - mean * mean).clamp_min(0.0) * (n / (n - 1))  # unbiased, as BatchNorm keeps it
         assert m.running_mean is not None and m.running_var is not None
