@@ -60,6 +60,8 @@ class MainWindow(TrainingControls):
         self.ready = False
         self.last_error_box: QMessageBox | None = None
         self.export_box: QMessageBox | None = None  # the last export's confirmation
+        self.export_progress = None  # the last export's progress, and the question before
+        self.replace_box = None  # another model's bundle is replaced
         self._example_fallback = None  # (example folder, settings before, settings set)
         self.lr_dialog: LRFinderDialog | None = None
         self._eval_prefers_trainer = True

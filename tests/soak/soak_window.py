@@ -195,7 +195,8 @@ class Soak:
         elif self.step == "finish-small":
             if not w.busy:
                 self._evaluated(w)
-                w.export_to(str(self.workdir / f"export-{self.cycles % 3}"))
+                # Each cycle's run replaces an older run's export: the answer "Replace it" gives.
+                w.export_to(str(self.workdir / f"export-{self.cycles % 3}"), replace_other=True)
                 self.exports += 1
                 self.step = "check"
         elif self.step == "check":

@@ -43,6 +43,7 @@ def bundle_metadata(trained: TrainedModel) -> dict[str, Any]:
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_id": trained.run_id,
         "arch": built.arch,
         "num_classes": built.num_classes,
         "classes": list(scan.classes),

@@ -34,6 +34,7 @@ class TrainedModel:
     history: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # relative path -> reason
     evaluation: Evaluation | None = None  # the latest evaluation of this model, if any
+    run_id: str = ""  # the training run (TrainerState.run_id): tells another run's export apart
 
     @property
     def model(self) -> nn.Module:

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 Stop = Callable[[], bool]
+# Called with (format, None) as a format begins and (format, its check) when it is done.
+Watch = Callable[[str, "ExportCheck | None"], None]
 
 
 class ExportStopped(CheckpointError):
@@ -53,6 +55,7 @@ def write_formats(
     max_accuracy_drop: float = MAX_ACCURACY_DROP,
     progress: Progress | None = None,
     stop: Stop | None = None,
+    watch: Watch | None = None,
 ) -> tuple[list[ExportCheck], dict[str, Any]]:
     """Each format written into ``stage``, run in its runtime on the validation images and
     judged; a format that fails or is refused costs only its own files. Returns the checks and
@@ -70,7 +73,11 @@ def write_formats(
             say(f"Stopped: {', '.join(formats[formats.index(fmt) :])} not exported")
             break
         say(f"Exporting {fmt}")
+        if watch is not None:
+            watch(fmt, None)
         checks.append(_one_format(fmt, source, stage, example, calibration, images, ref, max_accuracy_drop))
+        if watch is not None:
+            watch(fmt, checks[-1])
     record = {
         "images": which,
         "accuracy": ref.accuracy,
@@ -142,9 +149,12 @@ def export_all(
     max_accuracy_drop: float = MAX_ACCURACY_DROP,
     progress: Progress | None = None,
     stop: Stop | None = None,
+    watch: Watch | None = None,
+    discard_on_stop: bool = False,
 ) -> list[ExportCheck]:
     """The bundle, the chosen formats (each measured) and MODEL_CARD.md, swapped in together;
-    formats not begun when ``stop()`` turns true are left out, the bundle is written anyway."""
+    formats not begun when ``stop()`` turns true are left out, the bundle is written anyway
+    (``discard_on_stop``: nothing is written, the folder stays as it was: the window's Cancel)."""
     extra = chosen_formats(formats)
     out = Path(out_dir).expanduser()
     evaluation = evaluation if evaluation is not None else trained.evaluation
@@ -153,10 +163,12 @@ def export_all(
         meta = write_bundle_files(trained, stage, evaluation)
         if extra:
             checks, ref = write_formats(
-                DeploySource.from_trained(trained), stage, extra, max_accuracy_drop, progress, stop
+                DeploySource.from_trained(trained), stage, extra, max_accuracy_drop, progress, stop, watch
             )
             meta["exports"] = _record({}, checks, ref)
             write_synced(stage / META_FILE, dumps_json(meta).encode("utf-8"))
+        if discard_on_stop and stop is not None and stop():
+            raise ExportStopped(f"cancelled; {out} is as it was")  # the stage is removed
         text = model_card(meta, evaluation)
         write_synced(stage / CARD_FILE, display_path(text).encode("utf-8"))
     return _moved(checks, out)

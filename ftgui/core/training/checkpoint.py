@@ -20,7 +20,7 @@ from ftgui.core.data.samples import ScanResult, Split, split_record_problem
 from ftgui.core.models import BuiltModel, Preprocess, describe_mismatch, load_state, rebuild_for_inference
 from ftgui.core.models.layers import set_trainable_exactly, trainable_names
 from ftgui.core.training.config import TrainConfig
-from ftgui.core.training.state import TrainerState
+from ftgui.core.training.state import TrainerState, new_run_id
 
 CHECKPOINT_FORMAT = "ftgui-checkpoint"
 CHECKPOINT_VERSION = 2  # 2: the config holds a ``freeze`` plan; 1 (still read): strategy fields
@@ -62,6 +62,7 @@ def checkpoint_record(
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "history": state.history,
+        "run_id": state.run_id,
         "best_epoch": state.best_epoch,
         "best_val_loss": state.best_val_loss,
         "best_state": {k: v.cpu() for k, v in state.best_state.items()} if state.best_state else None,
@@ -215,15 +216,10 @@ def validate_checkpoint(state: dict[str, Any], name: str) -> None:
         best_epoch is None or (_whole(best_epoch, 1) and best_epoch <= state["epoch"]),
         "'best_epoch' is out of range",
     )
-    need(
-        best_loss is None
-        or (
-            isinstance(best_loss, (int, float))
-            and not isinstance(best_loss, bool)
-            and math.isfinite(best_loss)
-        ),
-        "'best_val_loss' must be a finite number",
+    finite = (
+        isinstance(best_loss, (int, float)) and not isinstance(best_loss, bool) and math.isfinite(best_loss)
     )
+    need(best_loss is None or finite, "'best_val_loss' must be a finite number")
     need(state.get("best_state") is None or _tensors(state["best_state"]), "'best_state' must hold tensors")
     rng = state.get("rng_state")
     need(
@@ -325,6 +321,7 @@ def _restored(
         skipped={p: r for p, r in state["skipped"]},
         rng_state=state["rng_state"],
         rank_rng_states=state.get("rank_rng_states"),
+        run_id=str(state.get("run_id") or new_run_id()),  # older checkpoints have none
     )
     return Restored(
         cfg,

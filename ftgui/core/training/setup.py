@@ -387,4 +387,5 @@ class TrainerBase:
             history=list(self.history),
             skipped=dict(self.skipped),
             evaluation=self.evaluation,
+            run_id=self.state.run_id,
         )

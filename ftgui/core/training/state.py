@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+
+
+def new_run_id() -> str:
+    """What tells one training run from another (kept by its checkpoints and its exports)."""
+    return uuid.uuid4().hex
 
 
 @dataclass
@@ -22,6 +28,7 @@ class TrainerState:
     rng_state: torch.Tensor | None = None  # torch's RNG after the last epoch (augmentation, dropout)
     stale: int = 0  # epochs since the best one (early stopping)
     rank_rng_states: list[torch.Tensor] | None = None  # under torchrun: every rank's RNG, by rank
+    run_id: str = field(default_factory=new_run_id)  # the same across resumes of one run
 
     def rank_rng_state(self, rank: int, size: int) -> torch.Tensor | None:
         """The RNG state a rank resumes with: its own, when the job has the same size (one

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ftgui.core.base.files import OutputLock
     from ftgui.core.bundle.predict import Predictor
     from ftgui.core.data.samples import ScanResult
+    from ftgui.core.deploy.export import Watch
     from ftgui.core.deploy.measure import ExportCheck
     from ftgui.core.training.config import TrainConfig
     from ftgui.core.training.engine import Trainer
@@ -184,15 +185,22 @@ class Session:
             return None
         return Predictor(t.model, list(t.classes), t.preprocess, {"arch": t.built.arch})
 
-    def export(self, folder: str, formats: tuple[str, ...], lock: OutputLock) -> list[ExportCheck]:
-        """The bundle, MODEL_CARD.md and the chosen formats (each checked), under ``lock``."""
+    def export(
+        self, folder: str, formats: tuple[str, ...], lock: OutputLock, watch: Watch | None = None
+    ) -> list[ExportCheck]:
+        """The bundle, MODEL_CARD.md and the chosen formats (each checked), under ``lock``;
+        Stop (the job's cancel) leaves the folder as it was."""
         from ftgui.core.deploy.export import export_all
 
         trainer = self.trainer
         if trainer is None:
             raise FtguiError("There is no trained model to export.")
         try:
-            checks = export_all(trainer.trained(), folder, formats)
+            cancel = self.job.cancel if self.job is not None else None
+            stop = (lambda: cancel.cancelled) if cancel is not None else None
+            checks = export_all(
+                trainer.trained(), folder, formats, stop=stop, watch=watch, discard_on_stop=True
+            )
         finally:
             lock.release()
         self._exported = (trainer, trainer.epoch, folder)

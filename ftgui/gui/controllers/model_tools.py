@@ -15,8 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from ftgui.core.base.text import display_path
-from ftgui.gui.controllers.window_base import WindowBase
-from ftgui.gui.dialogs.export import ExportDialog, default_export_folder
+from ftgui.gui.controllers.export_controls import ExportControls
 from ftgui.gui.dialogs.lr_finder import LRFinderDialog
 from ftgui.gui.jobs import Progress
 from ftgui.gui.settings import dialog_folder, setting
@@ -24,7 +23,6 @@ from ftgui.gui.widgets.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Predictor
-    from ftgui.core.deploy.measure import ExportCheck
     from ftgui.core.evaluation.metrics import Evaluation
     from ftgui.core.training.engine import Trainer
     from ftgui.core.training.lr_finder import LRFinderResult
@@ -35,7 +33,7 @@ if TYPE_CHECKING:
     EvaluationResult = tuple[Evaluation, dict[str, bytes]] | None
 
 
-class ModelTools(WindowBase):
+class ModelTools(ExportControls):
     """The window's model tools and messages; ``MainWindow`` extends it and builds what it uses."""
 
     @property
@@ -72,95 +70,6 @@ class ModelTools(WindowBase):
             self.last_error_box.deleteLater()  # one box kept, not one per message for hours
         self.last_error_box = box
         self.log_message("error", f"{title}: {text}")
-
-    # ------------------------------------------------------------ export and checkpoints
-
-    def _on_export_triggered(self) -> None:
-        last = setting(self.settings, "export/last_folder", "")
-        root = self.trainer.scan.root if self.trainer and self.trainer.scan else None
-        dialog = ExportDialog(default_export_folder(str(last) if last else None, root), self)
-        if dialog.exec() == ExportDialog.DialogCode.Accepted and dialog.folder.text().strip():
-            self.export_to(dialog.folder.text().strip(), dialog.formats())
-
-    def export_to(self, folder: str, formats: tuple[str, ...] = ("safetensors",)) -> bool:
-        """Write the bundle, MODEL_CARD.md and the chosen formats in the background, each checked
-        after writing. False (with a message) when the folder or the packages rule it out."""
-        from ftgui.core.base.errors import FtguiError
-
-        if self.busy:
-            return False
-        try:
-            lock = self.session.check_export(folder, formats)
-        except FtguiError as exc:
-            self.show_error("Cannot export there", str(exc))
-            return False
-        self.statusBar().showMessage(f"Exporting to {folder}…")
-        started = self.jobs.start(
-            "export",
-            lambda job, progress: self.session.export(folder, formats, lock),
-            on_result=lambda checks: self._on_exported(folder, checks),
-            on_error=lambda message: self.show_error("Export failed", message),
-        )
-        if not started:
-            lock.release()
-        return started
-
-    def _on_exported(self, folder: str, checks: list[ExportCheck]) -> None:
-        self.settings.setValue("export/last_folder", folder)
-        self.log_message("info", f"Exported model.safetensors, model.json and MODEL_CARD.md to {folder}")
-        failed = [c for c in checks if c.error and not c.refused]
-        refused = [c for c in checks if c.refused]
-        for c in failed:
-            self.log_message(
-                "error", f"{Path(c.path).name} was not written: the {c.format} export failed: {c.error}"
-            )
-        for c in refused:
-            self.log_message("warning", f"{Path(c.path).name} was not kept: {c.error}")
-        if failed:
-            self.show_error(
-                "Export incomplete",
-                "The model was exported, but "
-                + "; ".join(f"the {c.format} export failed: {c.error}" for c in failed)
-                + "".join(f"; {Path(c.path).name} was not kept: {c.error}" for c in refused)
-                + ".",
-            )
-        for c in checks:
-            if c.error:
-                continue
-            self.log_message("info", f"Wrote {Path(c.path).name}: {export_summary(c)}")
-        self.statusBar().showMessage(f"Exported to {folder}", 8000)
-        if self._eval_prefers_trainer:
-            self._use_trainer_for_try()  # "exported to FOLDER" in Try and Classify (same model)
-        if not failed:
-            self._confirm_export(folder, checks)
-
-    def _confirm_export(self, folder: str, checks: list[ExportCheck]) -> None:
-        """A confirmation that says what was written, with Open folder (not modal: the window
-        stays usable behind it)."""
-        from PySide6.QtCore import QUrl
-        from PySide6.QtGui import QDesktopServices
-
-        kept = [c for c in checks if not c.error]
-        refused = [c for c in checks if c.refused]
-        files = ["model.safetensors", "model.json", "MODEL_CARD.md", *(Path(c.path).name for c in kept)]
-        box = QMessageBox(
-            QMessageBox.Icon.Warning if refused else QMessageBox.Icon.Information,
-            "Model exported",
-            f"Exported to {display_path(folder)}:\n" + ", ".join(files),
-            QMessageBox.StandardButton.Ok,
-            self,
-        )
-        if kept or refused:
-            box.setInformativeText(export_table_html(kept, refused))
-            # Room for the table's rows on one line each (QMessageBox wraps its labels narrow).
-            box.setStyleSheet("QLabel#qt_msgbox_informativelabel { min-width: 600px; }")
-        open_button = box.addButton("Open folder", QMessageBox.ButtonRole.ActionRole)
-        open_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder)))
-        box.setWindowModality(Qt.WindowModality.NonModal)
-        box.show()
-        if self.export_box is not None:
-            self.export_box.deleteLater()
-        self.export_box = box
 
     # ------------------------------------------------------------ evaluation, try, learning rate
 
@@ -307,52 +216,3 @@ class ModelTools(WindowBase):
             from ftgui.gui.widgets.rate_box import format_rate
 
             self.log_message("info", f"Learning rate set to {format_rate(self.train_panel.lr.value())}")
-
-
-def export_table_html(kept: list[ExportCheck], refused: list[ExportCheck]) -> str:
-    """The confirmation's table: one row per format kept (how it compares with the model in its
-    runtime), then one per INT8 format the accuracy gate refused, with its reason."""
-    from html import escape
-
-    from ftgui.core.bundle.card import size_text
-
-    def cell(text: str, align: str = "right") -> str:
-        return f"<td align='{align}' nowrap>{escape(text).replace(' ', '&nbsp;')}</td>"
-
-    columns = (
-        ("file", "left"),
-        ("agreement", "right"),
-        ("accuracy", "right"),
-        ("ms&nbsp;per&nbsp;image", "right"),
-    )
-    head = "".join(f"<th align='{a}' nowrap>{h}</th>" for h, a in (*columns, ("size", "right")))
-    rows = []
-    for c in kept:
-        name, size = cell(Path(c.path).name, "left"), cell(size_text(c.size_bytes) if c.size_bytes else "")
-        if c.note:  # written, not run here (Core ML off macOS)
-            rows.append(f"<tr>{name}<td colspan='3'>{escape(c.note)}</td>{size}</tr>")
-            continue
-        change = c.accuracy_change
-        agreement = cell(f"{100 * (c.agreement or 0):.1f}%")
-        accuracy = cell("" if change is None else f"{change:+.1f} pt")
-        latency = cell(f"{c.latency_ms:.2f}" if c.latency_ms else "")
-        rows.append(f"<tr>{name}{agreement}{accuracy}{latency}{size}</tr>")
-    for c in refused:
-        reason = escape(c.error.removeprefix("refused: "))
-        rows.append(
-            f"<tr>{cell(Path(c.path).name, 'left')}<td colspan='4' style='color:#b35900'>not kept: {reason}</td></tr>"
-        )
-    return f"<table cellspacing='0' cellpadding='3'><tr>{head}</tr>{''.join(rows)}</table>"
-
-
-def export_summary(c: ExportCheck) -> str:
-    """One line of what an export format gave in its runtime (the card has the whole table)."""
-    if c.note:
-        return f"written ({c.converter}); {c.note}"
-    change = c.accuracy_change
-    return (
-        f"{c.runtime}, {100 * (c.agreement or 0):.1f}% top-1 agreement, largest logit difference "
-        f"{c.max_difference:.1e}"
-        + ("" if change is None else f", accuracy {change:+.1f} points")
-        + (f", {c.latency_ms:.2f} ms per image" if c.latency_ms else "")
-    )

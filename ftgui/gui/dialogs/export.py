@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -30,7 +31,13 @@ def format_missing(fmt: str) -> str | None:
 class ExportDialog(QDialog):
     """Where to export, and which formats besides safetensors + JSON."""
 
-    def __init__(self, folder: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        folder: str,
+        parent: QWidget | None = None,
+        ticked: Iterable[str] = (),
+        estimate: Callable[[tuple[str, ...]], float] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export model")
         self.folder = QLineEdit(folder)
@@ -51,6 +58,11 @@ class ExportDialog(QDialog):
                 if hint not in hints:
                     hints.append(hint)
         self.install_hints = hints
+        for key in ticked:  # the formats ticked last time, where they can still be written
+            if key in self.format_boxes and self.format_boxes[key].isEnabled():
+                self.format_boxes[key].setChecked(True)
+        self.estimate = estimate
+        self.estimate_label = QLabel()
         note = QLabel(
             "Always written: model.safetensors, model.json and MODEL_CARD.md, swapped in together. Each "
             "extra format is run in its own runtime on the validation images and compared with the model; "
@@ -71,7 +83,11 @@ class ExportDialog(QDialog):
         for box in self.format_boxes.values():
             layout.addWidget(box)
         layout.addWidget(note)
+        layout.addWidget(self.estimate_label)
         layout.addWidget(buttons)
+        for box in self.format_boxes.values():
+            box.toggled.connect(self._update_estimate)
+        self._update_estimate()
         browse.clicked.connect(self._on_browse_clicked)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -81,6 +97,16 @@ class ExportDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Export model to folder", self.folder.text())
         if folder:
             self.folder.setText(folder)
+
+    def _update_estimate(self) -> None:
+        from ftgui.gui.dialogs.export_progress import duration_text
+
+        if self.estimate is None:
+            self.estimate_label.hide()
+            return
+        self.estimate_label.setText(
+            f"Takes about {duration_text(self.estimate(self.formats()))} on this computer."
+        )
 
     def formats(self) -> tuple[str, ...]:
         chosen = ["safetensors"]
