@@ -62,6 +62,7 @@ class MainWindow(TrainingControls):
         self.export_box: QMessageBox | None = None  # the last export's confirmation
         self.export_progress = None  # the last export's progress, and the question before
         self.replace_box = None  # another model's bundle is replaced
+        self.checkpoint_box: QMessageBox | None = None  # a checkpoint of another folder was loaded
         self._example_fallback = None  # (example folder, settings before, settings set)
         self.lr_dialog: LRFinderDialog | None = None
         self._eval_prefers_trainer = True

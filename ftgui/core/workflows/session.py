@@ -170,6 +170,19 @@ class Session:
         self.trainer, self.resuming = trainer, True
         return trainer
 
+    def resume_mismatch(self, scan: ScanResult | None) -> str | None:
+        """Why the checkpoint loaded for resuming cannot train the folder ``scan`` shows (another
+        folder, other classes), or None when it can (or nothing is being resumed)."""
+        t = self.trainer
+        if not self.resuming or t is None or t.scan is None or scan is None:
+            return None
+        mine = f"{t.scan.root} ({len(t.scan.classes)} classes: {', '.join(t.scan.classes[:6])})"
+        if os.path.realpath(scan.root) != os.path.realpath(t.scan.root):
+            return f"The checkpoint belongs to {mine}, not to the open folder {scan.root}."
+        if list(scan.classes) != list(t.scan.classes):
+            return f"The checkpoint was trained on {mine}; the folder now has {', '.join(scan.classes[:6])}."
+        return None
+
     def open_bundle(self, folder: str | os.PathLike[str]) -> Predictor:
         from ftgui.core.bundle.predict import Predictor
 

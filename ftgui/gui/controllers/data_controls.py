@@ -31,7 +31,8 @@ class DataControls(ModelTools):
         self.statusBar().showMessage(
             f"Opened: {len(scan.samples):,} images in {len(scan.classes)} classes", 5000
         )
-        self.session.resuming = False
+        if self.session.resume_mismatch(scan) is not None:
+            self.session.resuming = False  # another folder: Start trains it afresh
         self._undo_example_fallback(scan.root)
         self.try_panel.start_folder = scan.root
         if self.classify_dialog is not None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFileDialog,
+    QMessageBox,
 )
 
 from ftgui.core.base import report
@@ -98,6 +100,10 @@ class TrainingControls(CompareControls):
             return
         if not self.ready:
             self.show_error("Not ready yet", "PyTorch is still loading; try again in a moment.")
+            return
+        mismatch = self.session.resume_mismatch(self.data_panel.scan)
+        if mismatch is not None:  # the folder shown changed under the checkpoint's run
+            self.show_error("Checkpoint of another folder", mismatch)
             return
         if self.session.resuming and self.trainer is not None:
             trainer = self.trainer
@@ -299,3 +305,38 @@ class TrainingControls(CompareControls):
             f"({root}); press Start to continue training",
         )
         self._update_actions()
+        mismatch = self.session.resume_mismatch(self.data_panel.scan)
+        if mismatch is not None:
+            self._ask_checkpoint_folder(trainer, mismatch)
+
+    def _ask_checkpoint_folder(self, trainer: Trainer, mismatch: str) -> None:
+        """The checkpoint is of another folder than the one shown: open its folder, or leave the
+        checkpoint (the window never trains data other than what it shows)."""
+        root = trainer.scan.root if trainer.scan else ""
+        there = Path(root).is_dir()
+        box = QMessageBox(QMessageBox.Icon.Question, "Checkpoint of another folder", display_path(mismatch),
+                          QMessageBox.StandardButton.Cancel, self)  # fmt: skip
+        open_button = box.addButton("Open its folder", QMessageBox.ButtonRole.AcceptRole)
+        open_button.setEnabled(there)
+        box.setInformativeText(
+            "Open its folder to continue that run, or Cancel to leave the checkpoint and train the "
+            "open folder afresh." + ("" if there else f" {display_path(root)} is not there any more.")
+        )
+        if there:
+            box.setDefaultButton(open_button)
+
+        def answered() -> None:
+            if box.clickedButton() is open_button:
+                self.data_panel.load_folder(root)  # the run resumes once its folder is shown
+                return
+            self.session.trainer, self.session.resuming = None, False
+            self.plot.clear()
+            self.log_message("info", "Left the checkpoint; Start trains the open folder afresh.")
+            self._update_actions()
+
+        box.finished.connect(lambda _: answered())
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        if self.checkpoint_box is not None:
+            self.checkpoint_box.deleteLater()
+        self.checkpoint_box = box
+        box.open()

@@ -59,6 +59,7 @@ class WindowBase(QMainWindow):
     # dialogs, file changes, the comparison running or done
     last_error_box: QMessageBox | None
     export_box: QMessageBox | None
+    checkpoint_box: QMessageBox | None
     _example_fallback: tuple[str, tuple[str, object, int, int], tuple[str, object, int, int]] | None
     lr_dialog: LRFinderDialog | None
     check_dialog: CheckDataDialog | None
