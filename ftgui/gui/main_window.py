@@ -41,7 +41,7 @@ from ftgui.gui.panels.runs_panel import RunsPanel
 from ftgui.gui.panels.train_panel import TrainPanel
 from ftgui.gui.panels.try_panel import TryPanel
 from ftgui.gui.resources import app_icon
-from ftgui.gui.settings import setting, window_size
+from ftgui.gui.settings import remembered_weights, setting, window_size
 from ftgui.gui.widgets.drop_zone import folder_from_mime
 from ftgui.gui.widgets.plot import TrainingPlot
 
@@ -138,6 +138,7 @@ class MainWindow(TrainingControls):
         self.data_panel.logged.connect(self.log_message)
         self.model_panel.error_raised.connect(self.show_error)
         self.model_panel.changed.connect(self._on_model_panel_changed)
+        self.model_panel.weights_status.state_changed.connect(lambda _: self._update_actions())
         self.train_panel.start_requested.connect(self.start_training)
         self.train_panel.stop_requested.connect(self.stop_training)
         self.train_panel.find_lr_requested.connect(self.find_learning_rate)
@@ -244,6 +245,7 @@ class MainWindow(TrainingControls):
         self.train_panel.set_devices(available_devices())
         self.train_panel.load_settings(self.settings)
         self.model_panel.image_size = self.train_panel.image_size.value() or None
+        self.model_panel.remembered = remembered_weights(setting(self.settings, "model/weights", ""))
         self.model_panel.populate(setting(self.settings, "model/arch", DEFAULT_ARCH))
         self.model_panel.set_batchnorm(str(setting(self.settings, "model/batchnorm", "auto")))
         self.model_panel.set_plan(self._saved_plan())
@@ -308,6 +310,7 @@ class MainWindow(TrainingControls):
             import json
 
             s.setValue("model/arch", self.model_panel.arch)
+            s.setValue("model/weights", json.dumps(self.model_panel.remembered))
             s.setValue("model/freeze", json.dumps(self.model_panel.plan.to_dict()))
             s.setValue("model/batchnorm", self.model_panel.batchnorm_key)
             self.train_panel.save_settings(s)

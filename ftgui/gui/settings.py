@@ -32,6 +32,19 @@ def setting(settings: QSettings, key: str, default: T) -> T:
     return value if isinstance(value, kind) else default
 
 
+def remembered_weights(saved: str) -> dict[str, str]:
+    """The weights chosen last for each model (``model/weights``, JSON), {} when unreadable."""
+    import json
+
+    try:
+        value = json.loads(saved) if saved else {}
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
 DEFAULT_WINDOW = QSize(1280, 800)
 
 
@@ -53,3 +66,21 @@ def window_size(saved: object, saved_screen: object, screen: QSize) -> QSize | N
         if smaller and filled and (saved.width() < fit.width() or saved.height() < fit.height()):
             return QSize(max(saved.width(), fit.width()), max(saved.height(), fit.height()))
     return None
+
+
+# The engine's messages name ftgui-train's options; the window names its own controls instead.
+WINDOW_WORDS = (
+    ("(--weights PATH)", "(Weights: From file…)"),
+    ("(--weights none)", "(Weights: none)"),
+    ("use --weights none or a file", "choose Weights: none or From file…"),
+    ("use --weights default, none or a file", "choose its default weights, none or From file…"),
+    ("use --weights none", "choose Weights: none"),
+    ("use --device cpu or auto", "choose Device: cpu or auto"),
+)
+
+
+def window_words(text: str) -> str:
+    """``text`` with the command line's option names replaced by the window's controls."""
+    for cli, window in WINDOW_WORDS:
+        text = text.replace(cli, window)
+    return text

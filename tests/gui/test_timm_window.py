@@ -43,3 +43,51 @@ def test_a_timm_model_is_picked_trained_head_only_and_evaluated(qtbot, window, i
     log = window.log.toPlainText()
     assert "Finished 1 epochs" in log and "Cached the frozen layers' output" in log
     assert window.trainer.built.arch == VIT
+
+
+def test_start_waits_for_weights_that_can_be_had_and_each_model_keeps_its_choice(
+    qtbot, settings, image_folder, offline_hub
+):
+    from ftgui.gui.controllers.training_controls import WEIGHTS_UNREACHABLE
+    from ftgui.gui.main_window import MainWindow
+
+    first = MainWindow(settings=settings)
+    qtbot.addWidget(first)
+    first.show()
+    first.start_background_init()
+    qtbot.waitUntil(lambda: first.ready, timeout=60_000)
+    with qtbot.waitSignal(first.data_panel.verified, timeout=30_000):
+        first.data_panel.load_folder(str(image_folder))
+    panel, start = first.model_panel, first.train_panel.start_button
+    panel.set_arch(VIT)  # its pretrained weights: not cached, and the hub is off
+    qtbot.waitUntil(lambda: panel.weights_state == "offline", timeout=10_000)
+    assert not start.isEnabled() and start.toolTip() == WEIGHTS_UNREACHABLE
+    assert not first.compare_panel.start_button.isEnabled()
+    panel.set_weights("none")
+    assert panel.weights_state == "none" and start.isEnabled()
+    panel.set_arch("resnet18")
+    panel.set_arch(VIT)  # back to the ViT: still "none", not its unreachable default
+    assert panel.weights == "none" and start.isEnabled() and start.toolTip() == "Start training (Ctrl+Enter)"
+    assert first.close()
+
+    second = MainWindow(settings=settings)  # and after a restart
+    qtbot.addWidget(second)
+    second.show()
+    second.start_background_init()
+    qtbot.waitUntil(lambda: second.ready, timeout=60_000)
+    assert second.model_panel.arch == VIT and second.model_panel.weights == "none"
+    assert second.close()
+
+
+def test_the_window_speaks_of_its_controls_not_of_command_line_options():
+    from ftgui.core.base.errors import WeightsError
+    from ftgui.core.models import resolve_weights
+    from ftgui.core.models.weights import load_pretrained
+    from ftgui.gui.settings import window_words
+
+    with pytest.raises(WeightsError) as caught:  # the hub cache is empty in tests
+        load_pretrained("resnet18", resolve_weights("resnet18", "default"), allow_download=False)
+    engine = str(caught.value)
+    assert "(--weights none)" in engine
+    said = window_words(engine)
+    assert "--" not in said and "(Weights: From file…)" in said and "(Weights: none)" in said

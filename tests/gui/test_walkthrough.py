@@ -96,6 +96,7 @@ def test_keyboard_start_stop_and_tab_order(qtbot, window, image_folder):
     assert train.stop_button.shortcut().toString() == "Ctrl+."
     with qtbot.waitSignal(window.data_panel.verified, timeout=60_000):
         window.data_panel.load_folder(str(image_folder))
+    window.model_panel.set_weights("none")  # the default weights are out of reach in tests
     assert train.start_button.isEnabled()
     table = window.data_panel.classes.view
     assert not table.tabKeyNavigation()  # Tab leaves the table: one stop, not one per cell

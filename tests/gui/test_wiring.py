@@ -50,6 +50,7 @@ class ScriptedTrainer:
 def _start_scripted(qtbot, window, image_folder, drop, **kw):
     with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         assert drop(qtbot, window, image_folder)
+    window.model_panel.set_weights("none")  # Start waits while the default weights are out of reach
     scripted = ScriptedTrainer(window.build_config(), **kw)
     window.session.new_trainer = lambda config: scripted  # the one seam: which trainer runs
     qtbot.mouseClick(window.train_panel.start_button, Qt.MouseButton.LeftButton)
@@ -97,6 +98,7 @@ def test_a_failed_run_shows_its_first_paragraph_and_logs_all(qtbot, window, imag
 def test_the_cache_fill_is_its_own_step_on_the_progress_bar(qtbot, window, image_folder, drop):
     with qtbot.waitSignal(window.data_panel.verified, timeout=30_000):
         assert drop(qtbot, window, image_folder)
+    window.model_panel.set_weights("none")
     filled = threading.Event()
 
     class Filling(ScriptedTrainer):

@@ -18,7 +18,7 @@ from ftgui.core.base.text import display_path
 from ftgui.gui.controllers.export_controls import ExportControls
 from ftgui.gui.dialogs.lr_finder import LRFinderDialog
 from ftgui.gui.jobs import Progress
-from ftgui.gui.settings import dialog_folder, setting
+from ftgui.gui.settings import dialog_folder, setting, window_words
 from ftgui.gui.widgets.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
@@ -61,8 +61,9 @@ class ModelTools(ExportControls):
         self.log.appendPlainText(f"{stamp}  {prefix}{display_path(text)}")
 
     def show_error(self, title: str, text: str) -> None:
-        """A window-modal message box that does not block the event loop."""
-        text = display_path(text)
+        """A window-modal message box that does not block the event loop (in the window's words:
+        its controls, not the command line's options)."""
+        text = window_words(display_path(text))
         box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, self)
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()

@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     from ftgui.core.workflows.job import ClusterSettings
 
 
+START_TIP = "Start training (Ctrl+Enter)"
+WEIGHTS_UNREACHABLE = (
+    "The chosen weights are not on this computer and cannot be downloaded now (see the line under "
+    "Weights): choose “none (random initialisation)” or a weights file, or put the file in its cache."
+)
+
+
 class TrainingControls(CompareControls):
     """Training and checkpoints; ``MainWindow`` builds the panels and actions they use."""
 
@@ -100,6 +107,9 @@ class TrainingControls(CompareControls):
             return
         if not self.ready:
             self.show_error("Not ready yet", "PyTorch is still loading; try again in a moment.")
+            return
+        if self.model_panel.weights_state == "offline" and not self.session.resuming:
+            self.show_error("Weights out of reach", WEIGHTS_UNREACHABLE)  # Start is greyed; Ctrl+Enter too
             return
         mismatch = self.session.resume_mismatch(self.data_panel.scan)
         if mismatch is not None:  # the folder shown changed under the checkpoint's run
@@ -232,8 +242,14 @@ class TrainingControls(CompareControls):
         self.classify_action.setEnabled(self.ready)
         self.example_action.setEnabled(idle)
         has_data = self.data_panel.scan is not None or self.session.resuming
-        self.train_panel.start_button.setEnabled(idle and self.ready and has_data)
-        self.compare_panel.start_button.setEnabled(idle and self.ready)
+        # Weights known to be out of reach: Start would only fail (a timm model after the hub's
+        # retries), so it waits, with the reason, for "none" or a file to be chosen.
+        unreachable = self.model_panel.weights_state == "offline"
+        start = self.train_panel.start_button
+        start.setEnabled(idle and self.ready and has_data and (self.session.resuming or not unreachable))
+        start.setToolTip(WEIGHTS_UNREACHABLE if unreachable and not self.session.resuming else START_TIP)
+        self.compare_panel.start_button.setEnabled(idle and self.ready and not unreachable)
+        self.compare_panel.start_button.setToolTip(WEIGHTS_UNREACHABLE if unreachable else "")
         self.train_panel.find_lr_button.setEnabled(idle and self.ready and self.data_panel.scan is not None)
         has_model = (self.trainer is not None and self.trainer.epoch >= 1) or self.bundle is not None
         self.eval_panel.evaluate_button.setEnabled(idle and has_model)

@@ -1,9 +1,8 @@
 """Model panel: architecture and weights pickers, freeze strategy, and the layer tree.
 
-The tree shows a skeleton of the chosen architecture (built on the meta device: no memory,
-no weights) with the dataset's class count; its checkboxes edit which layers will train.
-The engine applies the same choice to the real model when training starts.
-"""
+The tree shows a skeleton of the chosen architecture (built on the meta device: no memory, no
+weights) with the dataset's class count; its checkboxes edit which layers will train (the
+engine applies the same choice to the real model when training starts)."""
 
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ from ftgui.gui.jobs import JobRunner
 from ftgui.gui.settings import dialog_folder
 from ftgui.gui.widgets.layer_tree import LayerTree
 from ftgui.gui.widgets.model_choices import fill_model_choices, model_note, searchable
-from ftgui.gui.widgets.weights_status import NONE_WEIGHTS, WeightsStatus
+from ftgui.gui.widgets.weights_status import NONE_WEIGHTS, WeightsStatus, start_index
 
 if TYPE_CHECKING:
     from torch import nn
@@ -56,6 +55,7 @@ class ModelPanel(QWidget):
         self.plan = FreezePlan()
         self.image_size: int | None = None
         self._weights_file: str | None = None
+        self.remembered: dict[str, str] = {}  # the weights last chosen for each model (not files)
         self._skeletons: dict[tuple[str, int, str, int | None], nn.Module] = {}
 
         self.arch_combo = QComboBox()
@@ -184,8 +184,9 @@ class ModelPanel(QWidget):
             self.weights_combo.addItem(label, name)
         self.weights_combo.addItem("none (random initialisation)", NONE_WEIGHTS)
         self.weights_combo.addItem("From file…", FROM_FILE)
-        default = self.weights_combo.findData(info.default_weights) if info.default_weights else -1
-        self.weights_combo.setCurrentIndex(max(default, 0))
+        self.weights_combo.setCurrentIndex(
+            start_index(self.weights_combo, info, self.remembered.get(self.arch))
+        )
         self.weights_combo.blockSignals(False)
         self._weights_file = None
         self._check_availability()
@@ -217,7 +218,7 @@ class ModelPanel(QWidget):
                 self.use_weights_file(path)
                 return
             self.weights_combo.setCurrentIndex(0)
-        self._weights_file = None
+        self._weights_file, self.remembered[self.arch] = None, self.weights
         self._check_availability()
         self._rebuild()
 
@@ -241,7 +242,7 @@ class ModelPanel(QWidget):
     def _on_weights_file_checked(self, path: str, size: int | None, built: BuiltModel) -> None:
         self._weights_file = path
         self.weights_combo.setItemText(self.weights_combo.currentIndex(), f"File: {path.rsplit('/', 1)[-1]}")
-        self.weights_status.setText(f"Local file: {path}")
+        self.weights_status.show_file(path)
         self._skeletons = {(built.arch, built.num_classes, path, size): built.model}
         self._rebuild()
 
