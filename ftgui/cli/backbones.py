@@ -25,7 +25,7 @@ def backbone_table(results: Sequence[BackboneResult]) -> str:
             continue
         rows.append(
             (
-                r.arch, f"{r.accuracy:.1%}", f"{r.images:,}", f"{r.feature_dim:,}", f"{r.latency_ms:.1f}",
+                r.name, f"{r.accuracy:.1%}", f"{r.images:,}", f"{r.feature_dim:,}", f"{r.latency_ms:.1f}",
                 f"{(r.params or 0) / 1e6:.1f}M", r.licence or "-", f"{r.seconds:.1f}s",
             )
         )  # fmt: skip

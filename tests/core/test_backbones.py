@@ -30,7 +30,8 @@ def test_backbones_are_ranked_by_a_cross_validated_linear_probe(tiny_config):
     assert by["resnet18"].images == 80 and all(0 <= r.accuracy <= 1 for r in ranked)
     assert all(r.latency_ms > 0 and r.params > 0 for r in ranked)
     assert by[VIT].licence == "apache-2.0"
-    assert pick(results).startswith(f"Use {ranked[0].arch}:") or "within a point" in pick(results)
+    assert all(r.random_weights for r in ranked) == (tiny_config.weights == "none")
+    assert pick(results).startswith(f"Use {ranked[0].name}:") or "within a point" in pick(results)
 
 
 def test_the_pick_prefers_the_faster_of_two_within_a_point():
@@ -39,8 +40,22 @@ def test_the_pick_prefers_the_faster_of_two_within_a_point():
     worse = BackboneResult("tiny", 0.70, 100, 192, 3.0, 5_000_000, "mit", 2.0)
     assert pick([slow, fast, worse]).startswith("Use small: 90.0%, within a point of big (90.5%)")
     assert (
-        pick([fast, worse]) == "Use small: 90.0% cross-validated linear-probe accuracy, 20.0% ahead of tiny."
+        pick([fast, worse])
+        == "Use small: 90.0% cross-validated linear-probe accuracy, 20.0 points ahead of tiny."
     )
+
+
+def test_a_ranking_of_random_weights_says_so():
+    from dataclasses import replace
+
+    fast = BackboneResult("small", 0.90, 100, 384, 12.0, 22_000_000, "mit", 4.0, random_weights=True)
+    worse = replace(fast, arch="tiny", accuracy=0.7)
+    line = pick([fast, worse])
+    assert (
+        line.startswith("Use small (random weights): 90.0% cross-validated") and "20.0 points ahead" in line
+    )
+    assert "These are random weights (none chosen)" in line and "choose pretrained weights" in line
+    assert "random" not in pick([replace(fast, random_weights=False), worse])
 
 
 @pytest.mark.slow

@@ -139,10 +139,13 @@ def test_rank_backbones_then_use_the_pick(qtbot, window, image_folder, drop):
     assert archs[-1] == "timm:no_such.x" and table.item(2, 1).text() == "failed"
     assert set(archs[:2]) == {"resnet18", "timm:test_vit.r160_in1k"}
     assert table.item(0, 0).font().bold() and panel.backbone_pick.text().startswith(
-        f"<b>Backbones:</b> Use {archs[0]}"
+        f"<b>Backbones:</b> Use {archs[0]} (random weights)"
     )
+    assert table.item(0, 0).text() == f"{archs[0]} (random weights)"
+    assert "These are random weights" in panel.backbone_pick.text()
     log = window.log.toPlainText()
     assert "[timm:test_vit.r160_in1k] linear probe" in log and "[timm:no_such.x] Unknown timm model" in log
     table.selectRow(1)
     qtbot.mouseClick(panel.use_backbone_button, Qt.MouseButton.LeftButton)
     assert window.model_panel.arch == archs[1] and panel.rank_button.isEnabled()
+    assert window.model_panel.weights == "none"  # as ranked: not pretrained weights out of reach

@@ -232,3 +232,37 @@ def test_classify_a_folder_filters_exports_and_copies(qtbot, window, tmp_path, d
     unsure = sum(1 for p in dialog.predictions if p.top and p.top[0][1] < 0.6)
     assert len(list((tmp_path / "sorted" / "unsure").glob("*.jpg")) if unsure else []) == unsure
     assert _snapshot(photos) == originals  # copies only: the photos are untouched
+
+
+@pytest.mark.slow
+def test_check_data_says_when_its_features_are_random_and_uses_the_model_just_trained(
+    qtbot, window, tmp_path, drop
+):
+    data = make_example_dataset(tmp_path / "shapes", per_class=30, size=64, seed=3)
+    _open(qtbot, window, data, drop, size=32)
+    dialog = window.open_check_data()  # nothing trained yet: a random backbone's features
+    qtbot.waitUntil(lambda: dialog.report is not None and not window.busy, timeout=120_000)
+    assert dialog.report.random_features and dialog.report.features_from.startswith("resnet18 without")
+    assert dialog.random_warning.isVisible() and "random weights" in dialog.random_warning.text()
+    assert not dialog.use_trained_button.isVisible()  # nothing to offer yet
+
+    _train(qtbot, window, epochs=1)
+    from ftgui.core.models.layers import trainable_names
+
+    weights = {k: v.clone() for k, v in window.trainer.model.state_dict().items()}
+    trainable = trainable_names(window.trainer.model)
+    assert dialog.start()  # weights "none": the model just trained makes the features
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
+    report = dialog.report
+    assert report.features_from == "the model just trained (resnet18, 1 epoch)"
+    assert not report.random_features and not dialog.random_warning.isVisible()
+
+    assert dialog.start(use_trained=False)  # asked for the backbone: said, and the other offered
+    qtbot.waitUntil(lambda: not window.busy and dialog.report is not report, timeout=120_000)
+    assert dialog.report.random_features and dialog.use_trained_button.isVisible()
+    dialog.use_trained_button.click()
+    qtbot.waitUntil(lambda: not window.busy and not dialog.report.random_features, timeout=120_000)
+    assert dialog.report.features_from.startswith("the model just trained")
+    model = window.trainer.model  # the checks used a copy: the window's model is as it was
+    assert trainable_names(model) == trainable
+    assert all(v.equal(weights[k]) for k, v in model.state_dict().items())

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from ftgui.core.insight.folds import Progress, out_of_fold_probabilities
 from ftgui.core.models.build import BuiltModel
 from ftgui.core.models.freeze import FreezePlan
 from ftgui.core.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from ftgui.core.bundle.trained import TrainedModel
 
 INSTALL = "pip install 'ftgui[insight]'  (cleanlab)"
 KINDS = ("leak", "label", "duplicate", "outlier", "imbalance")
@@ -89,6 +92,7 @@ class DataCheck:
     folds: int
     seconds: float
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    random_features: bool = False  # made by a backbone with random weights: the scores say little
 
     def of_kind(self, kind: str) -> list[Finding]:
         return [f for f in self.findings if f.kind == kind]
@@ -145,12 +149,19 @@ class FrozenFeatures:
     parts: list[str]  # "train" | "val", per row
     described: str  # what made the features
     built: BuiltModel | None = None  # the model whose frozen layers made them
+    random: bool = False  # a backbone with random weights made them
 
 
 def frozen_features(
-    config: TrainConfig, bundle: str | None, cancel: ev.CancelToken, note: Note, progress: Progress | None
+    config: TrainConfig,
+    bundle: str | None,
+    cancel: ev.CancelToken,
+    note: Note,
+    progress: Progress | None,
+    trained: TrainedModel | None = None,
 ) -> FrozenFeatures:
-    """The frozen backbone's features of every readable image, from the frozen-prefix cache."""
+    """The frozen backbone's features of every readable image, from the frozen-prefix cache:
+    the configured model's, an exported ``bundle``'s, or the model just ``trained`` (a copy)."""  # fmt: skip
     from ftgui.core.models import BuiltModel, classifier_names
     from ftgui.core.training.engine import Trainer
 
@@ -176,6 +187,16 @@ def frozen_features(
         cfg.arch = arch
         cfg.bn_stats = "keep"  # the trained model's own statistics (adapted when it was trained)
         described = f"the trained model in {bundle} ({arch})"
+    elif trained is not None:
+        import copy
+
+        model = copy.deepcopy(trained.model).cpu()  # the window's model keeps its own state
+        built = BuiltModel(model, trained.built.arch, len(trained.classes), classifier_names(model),
+                           trained.preprocess, "the model just trained", dict(trained.built.model_kwargs))  # fmt: skip
+        recorded = trained.split.to_dict() if trained.split is not None else None
+        cfg.arch, cfg.bn_stats = trained.built.arch, "keep"
+        n = trained.epochs_completed
+        described = f"the model just trained ({trained.built.arch}, {n} epoch{'s' if n != 1 else ''})"
     split = _split_for(scan, cfg, recorded)
     trainer = Trainer(cfg)
     trainer.prepare(scan=scan, built=built, split=split)
@@ -210,8 +231,9 @@ def frozen_features(
     skipped = sorted(trainer.skipped.items())
     scan.skipped = [*scan.skipped, *(s for s in skipped if s not in scan.skipped)]
     feats = np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)
+    random = bundle is None and trained is None and weights == "none"
     return FrozenFeatures(
-        scan, feats, np.asarray(labels, dtype=np.int64), paths, parts, described, trainer.built
+        scan, feats, np.asarray(labels, dtype=np.int64), paths, parts, described, trainer.built, random
     )
 
 
@@ -231,8 +253,10 @@ def check_data(
     cancel: ev.CancelToken | None = None,
     note: Note | None = None,
     progress: Progress | None = None,
+    trained: TrainedModel | None = None,
 ) -> DataCheck:
-    """Check ``config.data_dir`` (see the module's docstring); raises FtguiError on bad input."""
+    """Check ``config.data_dir`` (see the module's docstring); raises FtguiError on bad input.
+    Features come from ``bundle`` or ``trained`` where given, else from the configured model."""
     missing = cleanlab_missing()
     if missing:
         raise FtguiError(missing)
@@ -241,7 +265,9 @@ def check_data(
     note = note or (lambda _text: None)
     # One bar for the three steps, each its share of the time: the features (computed once,
     # then cached), the k heads, then cleanlab's search (100 % only when the check is done).
-    got = frozen_features(config, str(bundle) if bundle else None, cancel, note, _share(progress, 0, 60))
+    got = frozen_features(
+        config, str(bundle) if bundle else None, cancel, note, _share(progress, 0, 60), trained
+    )
     scan, feats, labels, paths, parts = got.scan, got.rows, got.labels, got.paths, got.parts
     n = len(labels)
     counts = np.bincount(labels, minlength=len(scan.classes)) if n else np.zeros(len(scan.classes), int)
@@ -279,6 +305,7 @@ def check_data(
         folds=k,
         seconds=time.perf_counter() - started,
         skipped=list(scan.skipped),
+        random_features=got.random,
     )
 
 

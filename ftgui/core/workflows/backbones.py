@@ -39,6 +39,12 @@ class BackboneResult:
     seconds: float  # features and cross-validation together
     weights: str = ""
     error: str = ""
+    random_weights: bool = False  # no pretrained weights: the probe ranks random features
+
+    @property
+    def name(self) -> str:
+        """The backbone as the ranking names it: with "(random weights)" when it had none."""
+        return f"{self.arch} (random weights)" if self.random_weights else self.arch
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +128,7 @@ def measure_backbone(
         params = sum(p.numel() for p in built.model.parameters())
         result = BackboneResult(
             arch, accuracy, len(feats.labels), int(feats.rows.shape[1]), ms, params, arch_info(arch).licence,
-            time.perf_counter() - started, built.weights_source,
+            time.perf_counter() - started, built.weights_source, random_weights=feats.random,
         )  # fmt: skip
     except FtguiError as exc:
         result = BackboneResult(
@@ -145,11 +151,22 @@ def pick(results: Sequence[BackboneResult]) -> str:
     assert best.accuracy is not None
     close = [r for r in ranked if r.accuracy is not None and best.accuracy - r.accuracy <= CLOSE]
     fastest = min(close, key=lambda r: r.latency_ms or float("inf"))
+    caveat = (
+        " These are random weights (none chosen): the ranking says how well random features of "
+        "each architecture separate the classes, not how a pretrained one would start; choose "
+        "pretrained weights to rank those."
+        if best.random_weights
+        else ""
+    )
     if fastest is not best:
         return (
-            f"Use {fastest.arch}: {fastest.accuracy:.1%}, within a point of {best.arch} ({best.accuracy:.1%}) "
-            f"and faster ({fastest.latency_ms:.0f} ms against {best.latency_ms:.0f} ms per image)."
+            f"Use {fastest.name}: {fastest.accuracy:.1%}, within a point of {best.arch} ({best.accuracy:.1%}) "
+            f"and faster ({fastest.latency_ms:.0f} ms against {best.latency_ms:.0f} ms per image).{caveat}"
         )
     runner_up = ranked[1].accuracy if len(ranked) > 1 else None
-    second = f", {best.accuracy - runner_up:.1%} ahead of {ranked[1].arch}" if runner_up is not None else ""
-    return f"Use {best.arch}: {best.accuracy:.1%} cross-validated linear-probe accuracy{second}."
+    second = (
+        f", {100 * (best.accuracy - runner_up):.1f} points ahead of {ranked[1].arch}"
+        if runner_up is not None
+        else ""
+    )
+    return f"Use {best.name}: {best.accuracy:.1%} cross-validated linear-probe accuracy{second}.{caveat}"

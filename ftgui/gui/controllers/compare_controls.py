@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 class CompareControls(DataControls):
     """Comparisons and past runs; ``MainWindow`` builds the panels they render into."""
 
+    _ranked_weights: str | None = None  # the weights the last backbone ranking used
+
     # ------------------------------------------------------------ comparing freeze layouts
 
     def start_comparison(self) -> bool:
@@ -77,6 +79,7 @@ class CompareControls(DataControls):
             )
             return False
         base = self.build_config()
+        self._ranked_weights = base.weights or "none"  # what "Use this backbone" keeps
         self.compare_panel.set_running(True)
         self.log_message(
             "info", f"Ranking backbones {', '.join(names)} by a linear probe on their frozen features"
@@ -113,8 +116,14 @@ class CompareControls(DataControls):
         if self.busy:
             return
         self.model_panel.set_arch(arch)
-        if self.model_panel.arch == arch:
-            self.log_message("info", f"Using backbone {arch}; Start or Compare trains it")
+        if self.model_panel.arch != arch:
+            return
+        if self._ranked_weights == "none":  # ranked with random weights: trained so, not with unreachable ones
+            self.model_panel.set_weights("none")
+        weights = (
+            "random weights" if self.model_panel.weights == "none" else f"{self.model_panel.weights} weights"
+        )
+        self.log_message("info", f"Using backbone {arch} ({weights}); Start or Compare trains it")
 
     def _on_comparison_event(self, e: CandidateEvent | ComparisonFinished | Message) -> None:
         from ftgui.core.base import events as ev

@@ -15,6 +15,7 @@ from ftgui.gui.dialogs.classify_folder import ClassifyFolderDialog
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Predictor
+    from ftgui.core.bundle.trained import TrainedModel
     from ftgui.core.data.samples import ScanResult
 
 
@@ -112,13 +113,25 @@ class DataControls(ModelTools):
     def open_check_data(self) -> CheckDataDialog:
         """The Check data window (one per main window); checks the open dataset when shown."""
         if self.check_dialog is None:
-            self.check_dialog = CheckDataDialog(self.jobs, self.file_fixes, self.build_config, self)
+            self.check_dialog = CheckDataDialog(
+                self.jobs, self.file_fixes, self.build_config, self, self._trained_on_open_folder
+            )
         dialog = self.check_dialog
         dialog.show()
         dialog.raise_()
         if dialog.report is None and self.data_panel.scan is not None and not self.busy:
             dialog.start()
         return dialog
+
+    def _trained_on_open_folder(self) -> TrainedModel | None:
+        """The model just trained, when it was trained on the folder the window shows."""
+        t, scan = self.trainer, self.data_panel.scan
+        if t is None or t.epoch < 1 or t.built is None or t.scan is None or scan is None or self.training:
+            return None
+        same = Path(t.scan.root).resolve() == Path(scan.root).resolve() and list(t.scan.classes) == list(
+            scan.classes
+        )
+        return t.trained() if same else None
 
     def open_classify_folder(self) -> ClassifyFolderDialog:
         if self.classify_dialog is None:

@@ -32,8 +32,15 @@ from ftgui.gui.jobs import JobRunner
 from ftgui.gui.widgets.thumbs import thumbnail_png
 
 if TYPE_CHECKING:
+    from ftgui.core.bundle.trained import TrainedModel
     from ftgui.core.insight.check import DataCheck, Finding
     from ftgui.core.training.config import TrainConfig
+
+RANDOM_WARNING = (
+    "⚠ <b>These features come from {arch} with random weights</b> (no pretrained weights are "
+    "chosen): the scores below say little about the labels. Check with the model just trained, "
+    "or choose pretrained weights."
+)
 
 THUMB = 64
 MAX_THUMBS = 400  # thumbnails made for the first findings; the rest show the file name only
@@ -41,12 +48,13 @@ COLUMNS = ["", "Problem", "Image", "In class", "Model says", "Score", "Why"]
 
 
 def check_with_thumbnails(
-    config: TrainConfig, bundle: str | None, job: Any, progress: Callable[..., None]
-) -> tuple[DataCheck, dict[str, bytes]]:
+    config: TrainConfig, bundle: str | None, job: Any, progress: Callable[..., None],
+    trained: TrainedModel | None = None,
+) -> tuple[DataCheck, dict[str, bytes]]:  # fmt: skip
     """The check (off the GUI thread) and thumbnails of its first findings."""
     from ftgui.core.insight.check import check_data
 
-    result = check_data(config, bundle=bundle, cancel=job.cancel, progress=progress)
+    result = check_data(config, bundle=bundle, cancel=job.cancel, progress=progress, trained=trained)
     thumbs: dict[str, bytes] = {}
     for f in result.findings[:MAX_THUMBS]:
         if f.kind != "imbalance":
@@ -61,12 +69,13 @@ class CheckDataDialog(QDialog):
 
     def __init__(
         self, runner: JobRunner, fixes: FileFixes, config_source: Callable[[], TrainConfig],
-        parent: QWidget | None = None,
+        parent: QWidget | None = None, trained_source: Callable[[], TrainedModel | None] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(parent)
         self.runner = runner
         self.fixes = fixes
         self.config_source = config_source
+        self.trained_source = trained_source or (lambda: None)  # the model just trained, if any
         self.report: DataCheck | None = None
         self.rows: list[Finding] = []  # the table's rows, in order
         self.setWindowTitle("Check data")
@@ -102,6 +111,12 @@ class CheckDataDialog(QDialog):
         self.open_button = QPushButton("Show in folder")
         self.features_label = QLabel("")
         self.features_label.setStyleSheet("color: #666;")
+        self.random_warning = QLabel()
+        self.random_warning.setWordWrap(True)
+        self.random_warning.setStyleSheet("color: #b35900;")
+        self.random_warning.setVisible(False)
+        self.use_trained_button = QPushButton("Check with the model just trained")
+        self.use_trained_button.setVisible(False)
 
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
@@ -113,12 +128,17 @@ class CheckDataDialog(QDialog):
         actions.addWidget(self.features_label, 1)
         for b in (self.move_suggested_button, self.move_button, self.exclude_button, self.open_button):
             actions.addWidget(b)
+        warning = QHBoxLayout()
+        warning.addWidget(self.random_warning, 1)
+        warning.addWidget(self.use_trained_button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addLayout(warning)
         layout.addWidget(self.table, 1)
         layout.addLayout(actions)
 
-        self.run_button.clicked.connect(self.start)
+        self.run_button.clicked.connect(lambda: self.start())
+        self.use_trained_button.clicked.connect(lambda: self.start(use_trained=True))
         self.stop_button.clicked.connect(self.runner.stop)
         self.kind.currentIndexChanged.connect(self._fill)
         self.table.itemSelectionChanged.connect(self._update_buttons)
@@ -134,16 +154,22 @@ class CheckDataDialog(QDialog):
 
     # ------------------------------------------------------------ running
 
-    def start(self) -> bool:
-        """Check the window's dataset with its model settings, in the background."""
+    def start(self, use_trained: bool | None = None) -> bool:
+        """Check the window's dataset in the background: with the features of the model just
+        trained (``use_trained``; by default when the chosen weights are random and there is
+        one), else with the model settings' backbone."""
         try:
             config = self.config_source()
         except AssertionError:
             self.summary.setText("Open a dataset first.")
             return False
+        trained = self.trained_source()
+        if use_trained is None:
+            use_trained = (config.weights or "none") == "none"
+        trained = trained if use_trained else None
         started = self.runner.start(
             "check data",
-            lambda job, progress: check_with_thumbnails(config, None, job, progress),
+            lambda job, progress: check_with_thumbnails(config, None, job, progress, trained),
             on_result=lambda result: self.show_result(*result),
             on_error=self._on_failed,
             on_done=self._on_done,
@@ -151,10 +177,13 @@ class CheckDataDialog(QDialog):
         if not started:
             self.summary.setText("Busy: check again when the current job has finished.")
             return False
+        model = f"the model just trained ({trained.built.arch})" if trained else config.arch
         self.summary.setText(
-            f"Checking {display_path(config.data_dir)} with {config.arch}: computing the features "
+            f"Checking {display_path(config.data_dir)} with {model}: computing the features "
             "(cached for next time), then training the head 5 times…"
         )
+        self.random_warning.setVisible(False)
+        self.use_trained_button.setVisible(False)
         self.progress.setVisible(True)
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
@@ -182,6 +211,11 @@ class CheckDataDialog(QDialog):
         self._thumbs = thumbs
         self.summary.setText(f"<b>{display_path(result.summary())}</b>")
         self.features_label.setText(f"Features: {display_path(result.features_from)}")
+        if result.random_features:  # said above the list, not only in the grey line below it
+            arch = result.features_from.split(" ", 1)[0]
+            self.random_warning.setText(RANDOM_WARNING.format(arch=display_path(arch)))
+        self.random_warning.setVisible(result.random_features)
+        self.use_trained_button.setVisible(result.random_features and self.trained_source() is not None)
         self.kind.blockSignals(True)
         self.kind.clear()
         self.kind.addItem(f"All problems ({len(result.findings)})", "")

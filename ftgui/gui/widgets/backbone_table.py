@@ -45,7 +45,7 @@ class BackboneTable(QTableWidget):
         bold.setBold(True)
         for row, r in enumerate(results):
             cells = [
-                QTableWidgetItem(r.arch),
+                QTableWidgetItem(r.name),
                 QTableWidgetItem("failed" if r.accuracy is None else f"{r.accuracy:.1%}"),
                 QTableWidgetItem("" if r.latency_ms is None else f"{r.latency_ms:.1f}"),
                 QTableWidgetItem("" if r.params is None else f"{r.params / 1e6:.1f} M"),
