@@ -120,7 +120,7 @@ def _with_an_outlier_channel(src: Path, dst: Path) -> None:
 
 
 def test_the_gate_refuses_an_int8_export_that_loses_accuracy_and_keeps_the_float_one(
-    every_format, tmp_path, capsys
+    every_format, image_folder, tmp_path, capsys
 ):
     _needs("onnx-int8")
     out, checks = every_format
@@ -140,6 +140,12 @@ def test_the_gate_refuses_an_int8_export_that_loses_accuracy_and_keeps_the_float
     assert not (bad / "model.int8.onnx").exists()  # refused: not left for anyone to deploy
     assert (bad / "model.onnx").is_file() and kept["max_difference"] <= 1e-3 and not kept["error"]
     assert (bad / "notes.txt").read_text() == "mine"
+    # ftgui-predict on that runtime says why the file is not there, and how to keep it anyway.
+    image = sorted(image_folder.rglob("*.jpg"))[0]
+    assert predict_main([str(bad), str(image), "--runtime", "onnx-int8"]) == 2
+    said = capsys.readouterr().err
+    assert "model.int8.onnx was not kept when this model was exported: refused: accuracy" in said
+    assert "--max-accuracy-drop POINTS" in said and "export it first" not in said
     # Allowed to lose everything, the same file is kept.
     assert export_main([str(bad), "--format", "onnx-int8", "--max-accuracy-drop", "100"]) == 0
     assert (bad / "model.int8.onnx").is_file()

@@ -126,3 +126,15 @@ def test_the_dialog_keeps_the_ticked_formats_and_says_how_long_they_take(qtbot, 
     dialog.format_boxes["torchscript"].setChecked(True)
     assert asked[-1] == ("safetensors", "onnx", "torchscript")
     assert dialog.estimate_label.text() == "Takes about 2 min on this computer."
+    assert (
+        dialog.gate_note.text() == "<i>No validation images: INT8 files are compared with the model only.</i>"
+    )
+
+
+def test_the_dialog_offers_the_accuracy_limit_and_says_what_one_image_weighs(qtbot, tmp_path):
+    dialog = ExportDialog(str(tmp_path / "m"), None, (), None, val_images=32, max_drop=1.0)
+    qtbot.addWidget(dialog)
+    assert dialog.max_drop.value() == 1.0
+    assert "one image is 3.1 points, more than the limit" in dialog.gate_note.text()
+    dialog.max_drop.setValue(5.0)
+    assert dialog.gate_note.text() == "<i>With 32 validation images one image is 3.1 points.</i>"

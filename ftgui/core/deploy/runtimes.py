@@ -188,6 +188,15 @@ def check_exported(fmt: str, folder: Path, meta: dict[str, Any]) -> None:
     record = formats.get(fmt) if isinstance(formats, dict) else None
     again = f"Export it again: ftgui-export {folder} --format {fmt}"
     first = format_files(fmt)[0]
+    error = record.get("error") if isinstance(record, dict) else None
+    if isinstance(error, str) and error:  # refused by the accuracy gate, or failed, at export
+        reason = error.strip().splitlines()[0]
+        if record.get("refused"):  # type: ignore[union-attr]
+            raise CheckpointError(
+                f"{first} was not kept when this model was exported: {reason}. To keep it anyway, "
+                f"allow a larger loss: ftgui-export {folder} --format {fmt} --max-accuracy-drop POINTS."
+            )
+        raise CheckpointError(f"{first} was not written when this model was exported: {reason}. {again}.")
     digests = record.get("sha256") if isinstance(record, dict) else None
     if not isinstance(record, dict) or not isinstance(digests, dict) or not digests:
         raise CheckpointError(

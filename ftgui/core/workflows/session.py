@@ -199,7 +199,12 @@ class Session:
         return Predictor(t.model, list(t.classes), t.preprocess, {"arch": t.built.arch})
 
     def export(
-        self, folder: str, formats: tuple[str, ...], lock: OutputLock, watch: Watch | None = None
+        self,
+        folder: str,
+        formats: tuple[str, ...],
+        lock: OutputLock,
+        watch: Watch | None = None,
+        max_drop: float | None = None,
     ) -> list[ExportCheck]:
         """The bundle, MODEL_CARD.md and the chosen formats (each checked), under ``lock``;
         Stop (the job's cancel) leaves the folder as it was."""

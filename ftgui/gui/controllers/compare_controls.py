@@ -118,7 +118,9 @@ class CompareControls(DataControls):
         self.model_panel.set_arch(arch)
         if self.model_panel.arch != arch:
             return
-        if self._ranked_weights == "none":  # ranked with random weights: trained so, not with unreachable ones
+        if (
+            self._ranked_weights == "none"
+        ):  # ranked with random weights: trained so, not with unreachable ones
             self.model_panel.set_weights("none")
         weights = (
             "random weights" if self.model_panel.weights == "none" else f"{self.model_panel.weights} weights"

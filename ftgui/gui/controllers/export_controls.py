@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from ftgui.core.base.options import MAX_ACCURACY_DROP
 from ftgui.core.base.text import display_path
 from ftgui.gui.controllers.window_base import WindowBase
 from ftgui.gui.dialogs.export import ExportDialog, default_export_folder
@@ -55,13 +56,22 @@ class ExportControls(WindowBase):
         if trained is not None and other_bundle(folder, trained) is not None:  # type: ignore[arg-type]
             folder = str(free_folder(folder))  # a new run's export goes to a new folder by default
         ticked = [f for f in setting(self.settings, "export/formats", "").split(",") if f]
-        dialog = ExportDialog(folder, self, ticked, self.export_estimate)
+        split = self.session.trainer.split if self.session.trainer else None
+        dialog = ExportDialog(
+            folder, self, ticked, self.export_estimate, len(split.val) if split else 0,
+            setting(self.settings, "export/max_drop", MAX_ACCURACY_DROP),
+        )  # fmt: skip
         if dialog.exec() == ExportDialog.DialogCode.Accepted and dialog.folder.text().strip():
             self.settings.setValue("export/formats", ",".join(dialog.formats()[1:]))
-            self.export_to(dialog.folder.text().strip(), dialog.formats())
+            self.settings.setValue("export/max_drop", dialog.max_drop.value())
+            self.export_to(dialog.folder.text().strip(), dialog.formats(), max_drop=dialog.max_drop.value())
 
     def export_to(
-        self, folder: str, formats: tuple[str, ...] = ("safetensors",), replace_other: bool = False
+        self,
+        folder: str,
+        formats: tuple[str, ...] = ("safetensors",),
+        replace_other: bool = False,
+        max_drop: float = MAX_ACCURACY_DROP,
     ) -> bool:
         """Write the bundle, MODEL_CARD.md and the chosen formats in the background, each checked
         after writing. False (with a message) when the folder or the packages rule it out, or
@@ -75,7 +85,7 @@ class ExportControls(WindowBase):
         trained = self._trained_here()
         other = other_bundle(folder, trained) if trained is not None and not replace_other else None  # type: ignore[arg-type]
         if other is not None:
-            self._ask_replace(other, formats)
+            self._ask_replace(other, formats, max_drop)
             return False
         try:
             lock = self.session.check_export(folder, formats)
@@ -90,7 +100,7 @@ class ExportControls(WindowBase):
         self.export_progress = dialog
         started = self.jobs.start(
             "export",
-            lambda job, progress: self.session.export(folder, formats, lock, dialog.changed.emit),
+            lambda job, progress: self.session.export(folder, formats, lock, dialog.changed.emit, max_drop),
             on_result=lambda checks: self._on_exported(folder, checks),
             on_error=lambda message: self._on_export_failed(folder, message),
             on_done=dialog.finish,
@@ -102,7 +112,7 @@ class ExportControls(WindowBase):
         dialog.show()
         return True
 
-    def _ask_replace(self, other: OtherBundle, formats: tuple[str, ...]) -> None:
+    def _ask_replace(self, other: OtherBundle, formats: tuple[str, ...], max_drop: float) -> None:
         """Replace another model's bundle, export to a new folder instead, or cancel."""
         from ftgui.core.bundle.replace import free_folder
 
@@ -126,10 +136,10 @@ class ExportControls(WindowBase):
         def answered() -> None:
             clicked = box.clickedButton()
             if clicked is new_button:
-                self.export_to(str(instead), formats)
+                self.export_to(str(instead), formats, max_drop=max_drop)
             elif clicked is replace_button:
                 self.log_message("warning", f"Replacing {other.describe()}")
-                self.export_to(str(other.folder), formats, replace_other=True)
+                self.export_to(str(other.folder), formats, replace_other=True, max_drop=max_drop)
 
         box.finished.connect(lambda _: answered())
         if self.replace_box is not None:

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -37,6 +38,8 @@ class ExportDialog(QDialog):
         parent: QWidget | None = None,
         ticked: Iterable[str] = (),
         estimate: Callable[[tuple[str, ...]], float] | None = None,
+        val_images: int = 0,
+        max_drop: float = MAX_ACCURACY_DROP,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export model")
@@ -63,10 +66,20 @@ class ExportDialog(QDialog):
                 self.format_boxes[key].setChecked(True)
         self.estimate = estimate
         self.estimate_label = QLabel()
+        self.val_images = val_images
+        self.max_drop = QDoubleSpinBox()
+        self.max_drop.setRange(0.0, 100.0)
+        self.max_drop.setDecimals(1)
+        self.max_drop.setSingleStep(0.5)
+        self.max_drop.setSuffix(" points")
+        self.max_drop.setValue(max_drop)
+        self.max_drop.setToolTip("ftgui-export --max-accuracy-drop: an INT8 file that loses more is not kept")
+        self.gate_note = QLabel()
+        self.gate_note.setWordWrap(True)
         note = QLabel(
             "Always written: model.safetensors, model.json and MODEL_CARD.md, swapped in together. Each "
             "extra format is run in its own runtime on the validation images and compared with the model; "
-            f"an INT8 format that loses more than {MAX_ACCURACY_DROP:g} accuracy point is refused."
+            "an INT8 format that loses more accuracy than the limit below is not kept."
             + "".join(f"<br><i>To enable the greyed formats: {h}</i>" for h in hints)
         )
         note.setWordWrap(True)
@@ -83,11 +96,19 @@ class ExportDialog(QDialog):
         for box in self.format_boxes.values():
             layout.addWidget(box)
         layout.addWidget(note)
+        gate = QHBoxLayout()
+        gate.addWidget(QLabel("INT8 formats may lose at most"))
+        gate.addWidget(self.max_drop)
+        gate.addStretch(1)
+        layout.addLayout(gate)
+        layout.addWidget(self.gate_note)
         layout.addWidget(self.estimate_label)
         layout.addWidget(buttons)
         for box in self.format_boxes.values():
             box.toggled.connect(self._update_estimate)
+        self.max_drop.valueChanged.connect(self._update_gate_note)
         self._update_estimate()
+        self._update_gate_note()
         browse.clicked.connect(self._on_browse_clicked)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -107,6 +128,24 @@ class ExportDialog(QDialog):
         self.estimate_label.setText(
             f"Takes about {duration_text(self.estimate(self.formats()))} on this computer."
         )
+
+    def _update_gate_note(self) -> None:
+        """How much the accuracy gate can tell on this many validation images."""
+        n = self.val_images
+        if n <= 0:
+            self.gate_note.setText(
+                "<i>No validation images: INT8 files are compared with the model only.</i>"
+            )
+            return
+        step = 100.0 / n
+        if step > self.max_drop.value():
+            said = (
+                f"With {n} validation images one image is {step:.1f} points, more than the limit: an INT8 "
+                "file that gets a single image wrong is not kept, and the gate says little either way."
+            )
+        else:
+            said = f"With {n} validation images one image is {step:.1f} points."
+        self.gate_note.setText(f"<i>{said}</i>")
 
     def formats(self) -> tuple[str, ...]:
         chosen = ["safetensors"]
