@@ -199,6 +199,15 @@ def test_classify_a_folder_filters_exports_and_copies(qtbot, window, tmp_path, d
     assert "40 images classified, 1 could not be read" in dialog.status.text()
     broken = [p for p in dialog.predictions if p.error]
     assert len(broken) == 1 and broken[0].path.endswith("broken.jpg")
+    row = next(r for r in range(41) if dialog.table.item(r, 1).text() == "broken.jpg")
+    cell = dialog.table.item(row, 2)
+    assert cell.text() == "⚠ not read" and cell.toolTip() == broken[0].error  # the reason, not a wide column
+    dialog.resize(1280, 760)
+    qtbot.wait(50)
+    assert dialog.table.columnWidth(2) <= 200 and dialog.table.columnWidth(1) >= 400  # names readable
+    combo = dialog.class_filter
+    assert combo.currentText() == "All classes"
+    assert combo.width() >= combo.fontMetrics().horizontalAdvance("All classes") + 20  # not cut
 
     top = next(p for p in dialog.predictions if p.top).top[0][0]
     dialog.class_filter.setCurrentIndex(dialog.class_filter.findData(top))

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ftgui.core.bundle.predict import Prediction, Predictor
     from ftgui.core.insight.classify import CopyReport
 
+CLASS_WIDTH = 180  # the predicted class's column: long names elide, the file names keep their room
 THUMB = 48
 MAX_THUMBS = 2000  # beyond this the table shows names only (a thumbnail is decoded per image)
 
@@ -64,6 +65,8 @@ class ClassifyFolderDialog(QDialog):
         self.status.setWordWrap(True)  # a long refusal wraps; it never widens the dialog off the screen
         self.class_filter = QComboBox()
         self.class_filter.setToolTip("Show the images predicted as one class")
+        self.class_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.class_filter.setMinimumContentsLength(len("All classes") + 1)
         self.min_confidence = QDoubleSpinBox()
         self.min_confidence.setRange(0, 100)
         self.min_confidence.setSuffix(" %")
@@ -78,8 +81,11 @@ class ClassifyFolderDialog(QDialog):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)  # file names keep the room
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
         self.table.setColumnWidth(0, THUMB + 8)
+        self.table.setColumnWidth(2, CLASS_WIDTH)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.csv_button = QPushButton("Export CSV…")
         self.unsure_below = QDoubleSpinBox()
         self.unsure_below.setRange(0, 100)
@@ -255,7 +261,9 @@ class ClassifyFolderDialog(QDialog):
                 name = Path(p.path).relative_to(base).as_posix()
             except ValueError:
                 name = p.path
-            cls = QTableWidgetItem(display_path(p.top[0][0]) if p.top else f"⚠ {display_path(p.error or '')}")
+            # One short word for an unreadable file; its reason in the tooltip (and the CSV).
+            cls = QTableWidgetItem(display_path(p.top[0][0]) if p.top else "⚠ not read")
+            cls.setToolTip(display_path(p.top[0][0]) if p.top else display_path(p.error or ""))
             conf = QTableWidgetItem(f"{100 * p.top[0][1]:.1f}%" if p.top else "")
             conf.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             for c, cell in enumerate((icon, QTableWidgetItem(display_path(name)), cls, conf)):
