@@ -69,6 +69,23 @@ class Progress:
         self.stream.flush()
 
 
+def bundle_missing(model_dir: str) -> str | None:
+    """Why ``model_dir`` cannot be an exported model, found before PyTorch loads (seconds), or
+    None (the full checks follow). An export interrupted while swapping its files in leaves a
+    stage beside or inside the folder, which reading the bundle finishes: not refused here."""
+    d = Path(model_dir).expanduser()
+    staged = any(d.parent.glob(f".{d.name}.ftgui-stage-*")) or (
+        d.is_dir() and any(d.glob(".*.ftgui-stage-*"))
+    )
+    if staged or (d / "model.json").is_file():
+        return None
+    if not d.exists():
+        return f"{d} does not exist: choose the folder ftgui exported."
+    if d.is_dir():
+        return f"No model.json in {d}: choose the folder ftgui exported."
+    return None  # a file: the bundle's reader says what it is
+
+
 def scan_data(data_dir: str, out: Progress) -> tuple[ScanResult, str]:
     """The folder, with progress while new or changed images' headers are checked, and a line
     on what was found (printed once the run is set up: a bad run prints only its error)."""

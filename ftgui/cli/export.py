@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ftgui import __version__
-from ftgui.cli.common import INTERRUPTED, STOP_SIGNALS, Progress, failure_exit, print_exports
+from ftgui.cli.common import INTERRUPTED, STOP_SIGNALS, Progress, bundle_missing, failure_exit, print_exports
 from ftgui.cli.options import accuracy_drop_option
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.options import EXPORT_FORMATS, QUANTIZED_FORMATS
@@ -44,6 +44,10 @@ def export_parser() -> argparse.ArgumentParser:
 
 def export_main(argv: Sequence[str] | None = None) -> int:
     args = export_parser().parse_args(argv)
+    missing = bundle_missing(args.model_dir)  # answered before PyTorch loads
+    if missing:
+        sys.stderr.write(f"ftgui-export: error: {display(missing)}\n")
+        return 2
     from ftgui.core.deploy.export import ExportStopped, export_into_bundle
 
     progress = Progress(sys.stderr)

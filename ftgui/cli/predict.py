@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftgui import __version__
-from ftgui.cli.common import Progress, failure_exit
+from ftgui.cli.common import Progress, bundle_missing, failure_exit
 from ftgui.cli.options import positive_int
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.text import printable as display
@@ -68,6 +68,10 @@ def predict_parser() -> argparse.ArgumentParser:
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
     args = predict_parser().parse_args(argv)
+    missing = bundle_missing(args.model_dir)  # answered before PyTorch loads
+    if missing:
+        sys.stderr.write(f"ftgui-predict: error: {display(missing)}\n")
+        return 2
     try:
         from ftgui.core.base.outputs import check_output_file, png_by_ftgui
         from ftgui.core.bundle.predict import Predictor

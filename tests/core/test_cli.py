@@ -155,3 +155,40 @@ def test_checkpoints_by_default_only_when_minutes_of_work_are_at_stake(
     assert not (out / "checkpoint.pt").exists()
     with pytest.raises(SystemExit):
         train_main([*base, "--checkpoint-every", "often"])
+
+
+def test_wrong_arguments_and_missing_models_are_answered_before_pytorch_loads(tmp_path):
+    """A typo costs a fraction of a second, not the seconds PyTorch takes to import."""
+    import subprocess
+    import sys
+
+    (tmp_path / "empty").mkdir()
+    script = f"""
+import sys
+from ftgui.cli.export import export_main
+from ftgui.cli.predict import predict_main
+from ftgui.cli.train import train_main
+codes = [
+    predict_main([{str(tmp_path / "nowhere")!r}, "x.png"]),
+    predict_main([{str(tmp_path / "empty")!r}, "x.png"]),
+    export_main([{str(tmp_path / "empty")!r}, "--format", "onnx"]),
+]
+for main, argv in ((train_main, ["data"]), (predict_main, ["--no-such-option"])):
+    try:
+        main(argv)
+    except SystemExit as exc:
+        codes.append(exc.code)
+print(codes, "torch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[2, 2, 2, 2, 2] False", done.stderr
+    err = done.stderr
+    assert (
+        f"ftgui-predict: error: {tmp_path / 'nowhere'} does not exist: choose the folder ftgui exported."
+        in err
+    )
+    assert (
+        f"ftgui-export: error: No model.json in {tmp_path / 'empty'}: choose the folder ftgui exported."
+        in err
+    )
+    assert "the following arguments are required: --out" in err
