@@ -102,6 +102,12 @@ class ModelTools(ExportControls):
         if not use_trainer and bundle is None:
             return
 
+        if use_trainer and trainer is not None and trainer.built is not None:
+            shown = f"{trainer.built.arch} just trained ({trainer.epoch} epoch{'s' if trainer.epoch != 1 else ''})"
+        else:
+            meta = bundle.meta if bundle is not None else {}
+            shown = f"{meta.get('arch', 'model')} exported to {bundle.folder if bundle else ''}"
+
         def work(progress: Progress, cancelled: Callable[[], bool]) -> EvaluationResult:
             if use_trainer and trainer is not None:
                 ev = evaluate_trainer(trainer, progress=progress, cancelled=cancelled)
@@ -113,9 +119,9 @@ class ModelTools(ExportControls):
             return ev, {k: v for k, v in thumbs.items() if v}
 
         self.eval_panel.set_busy(True)
-        self._run_task(work, self._on_evaluation_returned, "Evaluating…")
+        self._run_task(work, lambda result: self._on_evaluation_returned(result, shown), "Evaluating…")
 
-    def _on_evaluation_returned(self, result: EvaluationResult) -> None:
+    def _on_evaluation_returned(self, result: EvaluationResult, shown: str = "") -> None:
         if result is None:
             self.log_message("warning", "Nothing to evaluate: the validation images are not available.")
             return
@@ -124,7 +130,7 @@ class ModelTools(ExportControls):
         ev, thumbs = result
         if self._eval_prefers_trainer and self.trainer is not None:
             self.trainer.evaluation = ev
-        self.eval_panel.set_evaluation(ev, thumbs)
+        self.eval_panel.set_evaluation(ev, thumbs, shown)
         wrong = [m for m in ev.per_class if m.recall is not None and m.recall < 1.0]
         self.log_message(
             "info",
@@ -153,6 +159,9 @@ class ModelTools(ExportControls):
     def _on_bundle_opened(self, folder: str, predictor: Predictor) -> None:
         self._eval_prefers_trainer = False
         meta = predictor.meta
+        self.eval_panel.clear_results(
+            f"<b>{meta['arch']} exported to {display_path(folder)}</b><br>Press Evaluate to see where it is right and wrong."
+        )
         self.try_panel.set_predictor(
             predictor, f"{meta['arch']} from {folder} ({len(predictor.classes)} classes)"
         )

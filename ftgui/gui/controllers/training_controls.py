@@ -136,6 +136,10 @@ class TrainingControls(CompareControls):
             return
         board = self._board_folder(trainer.config.data_dir)
         self.try_panel.set_predictor(None, "training… (the Try tab works again when training ends)")
+        if not self.session.resuming:
+            self.eval_panel.clear_results(
+                f"<b>{trainer.config.arch} training…</b><br>Its results show here when it ends."
+            )
         self.jobs.start(
             "train",
             lambda job, progress: self.session.train(trainer, scan, checkpoint, job.cancel, board),

@@ -195,12 +195,8 @@ class EvaluationPanel(QWidget):
         if total <= 0:
             return
         rows = min(max(self.metrics_model.rowCount(), 3), 8)
-        table = (
-            26
-            + self.metrics.horizontalHeader().height()
-            + rows * self.metrics.verticalHeader().defaultSectionSize()
-            + 6
-        )
+        row_height = self.metrics.verticalHeader().defaultSectionSize()
+        table = 26 + self.metrics.horizontalHeader().height() + rows * row_height + 6
         gallery = 32 + self.gallery.gridSize().height() + 16
         upper = max(total - table - gallery, 160)
         self.body.setSizes([upper, table, max(total - upper - table, 0)])
@@ -215,25 +211,36 @@ class EvaluationPanel(QWidget):
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
-    def set_evaluation(self, ev: Evaluation, thumbs: dict[str, bytes] | None = None) -> None:
+    def clear_results(self, text: str) -> None:
+        """Another model is shown now: the results of the last one go (Evaluate shows its own)."""
+        self.evaluation, self._thumbs, self._heat, self._cell_paths = None, {}, {}, []
+        self.confusion.setRowCount(0)
+        self.matrix_stack.setCurrentWidget(self.confusion)
+        self.metrics_model.set_rows([])
+        for view in (self.gallery, self.cell_images):
+            view.clear()
+        self.summary.setText(text)
+
+    def set_evaluation(self, ev: Evaluation, thumbs: dict[str, bytes] | None = None, model: str = "") -> None:
         import html
 
         from ftgui.core.base.text import display_path
         from ftgui.core.evaluation.metrics import headline
 
         self.evaluation = ev
+        shown = f"<b>{html.escape(display_path(model))}</b><br>" if model else ""  # which model this is
         thumbs = thumbs or {}
         k = len(ev.classes)
         # Qt cuts a string at bytes that are not UTF-8; show such names as \xNN instead.
         names = [display_path(c) for c in ev.classes]
         if ev.accuracy is None:
-            self.summary.setText(f"<b>{html.escape(display_path(headline(ev)))}</b>")
+            self.summary.setText(f"{shown}<b>{html.escape(display_path(headline(ev)))}</b>")
         else:
             which = "Validation" if ev.split == "validation" else "Training-set (no validation images)"
             unread = f" · {ev.unreadable} unreadable" if ev.unreadable else ""
             wrong = ev.count - sum(ev.confusion[i][i] for i in range(k))
             self.summary.setText(
-                f"<b>{which} accuracy {100 * ev.accuracy:.1f}%</b> · loss {ev.loss:.4f} · {ev.count:,} images"
+                f"{shown}<b>{which} accuracy {100 * ev.accuracy:.1f}%</b> · loss {ev.loss:.4f} · {ev.count:,} images"
                 f"{unread} · {wrong:,} mistake{'' if wrong == 1 else 's'}"
             )
         self._show_confusion(ev, names)
