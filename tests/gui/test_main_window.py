@@ -506,3 +506,20 @@ def test_the_window_paints_before_its_background_work_starts(qtbot, settings, im
         qtbot.waitUntil(lambda: w.data_panel.scan is not None, timeout=30_000)
     qtbot.waitUntil(lambda: w.ready, timeout=60_000)
     w.jobs.shutdown()
+
+
+def test_small_losses_keep_their_own_numbers_and_few_batches_are_still_smoothed(qtbot):
+    from ftgui.gui.widgets.plot import TrainingPlot, ValidationCurves, smoothing_for
+
+    plot = TrainingPlot()
+    qtbot.addWidget(plot)
+    for b in range(1, 9):
+        plot.add_batch(1 + (b - 1) // 4, (b - 1) % 4 + 1, 4, 0.0004 if b % 2 else 0.0008)
+    plot.add_epoch(1, 0.0005, 0.9)
+    plot._redraw()
+    for axes in (plot.loss_plot, ValidationCurves().loss_plot):
+        left = axes.getAxis("left")
+        assert not left.autoSIPrefix and left.labelText in ("loss", "validation loss")  # no "(x0.001)"
+    assert smoothing_for(4) == 0.6 and smoothing_for(1000) == 0.95
+    assert plot.batch_smooth != plot.batch_loss  # 4 batches an epoch: a smoothed line of its own
+    assert max(plot.batch_smooth[2:]) < 0.0008 and min(plot.batch_smooth[2:]) > 0.0004

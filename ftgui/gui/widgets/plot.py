@@ -11,11 +11,21 @@ from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QVBoxLayout, QWidget  # noqa: E402
 
 MAX_SMOOTHING = 0.95  # exponential moving average of the per-batch loss
+MIN_SMOOTHING = 0.6  # with a handful of batches an epoch, still about the last two or three
 
 
 def smoothing_for(batches_per_epoch: int) -> float:
-    """Average over about a quarter of an epoch: none with a handful of batches, more with many."""
-    return min(MAX_SMOOTHING, max(0.0, 1.0 - 4.0 / max(batches_per_epoch, 1)))
+    """Average over about a quarter of an epoch, and over the last few batches at least (with 4
+    batches an epoch the smoothed line was the raw one, drawn over it, so neither showed)."""
+    return min(MAX_SMOOTHING, max(MIN_SMOOTHING, 1.0 - 4.0 / max(batches_per_epoch, 1)))
+
+
+def plain_axes(*plots: pg.PlotItem) -> None:
+    """Axes that print the numbers themselves: pyqtgraph's SI prefixes turned a loss of 0.0004
+    into "loss (x0.001)" with ticks of 200 to 900."""
+    for plot in plots:
+        for side in ("left", "bottom"):
+            plot.getAxis(side).enableAutoSIPrefix(False)
 
 
 class TrainingPlot(QWidget):
@@ -38,10 +48,9 @@ class TrainingPlot(QWidget):
             plot.setDownsampling(mode="peak")
         self.acc_plot.setLabel("bottom", "epoch")
         self.acc_plot.setYRange(0, 100)
-        for plot in (self.loss_plot, self.acc_plot):
-            plot.getAxis("bottom").enableAutoSIPrefix(False)
+        plain_axes(self.loss_plot, self.acc_plot)
         self.loss_plot.addLegend(offset=(-10, 10))
-        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 110), width=1), name="train (batch)")
+        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 130), width=1), name="train (batch)")
         self.smooth_curve = self.loss_plot.plot(
             pen=pg.mkPen((31, 119, 180), width=2), name="train (smoothed)"
         )
@@ -132,7 +141,7 @@ class ValidationCurves(pg.GraphicsLayoutWidget):
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setLabel("left", label)
             plot.setLabel("bottom", "epoch")
-            plot.getAxis("bottom").enableAutoSIPrefix(False)
+        plain_axes(self.loss_plot, self.acc_plot)
         self.acc_plot.setYRange(0, 100)
         self.legend = self.loss_plot.addLegend(offset=(-10, 10))
 
