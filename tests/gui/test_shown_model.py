@@ -17,6 +17,12 @@ def test_evaluate_names_the_model_and_forgets_another_models_results(
     out = tmp_path / "m"
     assert window.export_to(str(out))
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    from ftgui.core.workflows.runs import list_runs
+
+    (run,) = list_runs(str(image_folder), None)
+    assert run.bundle == str(out.resolve())  # recorded before the export, told of it after
+    window.runs_panel.refresh()
+    assert f"exported to {out.resolve()}" in window.runs_panel.table.item(0, 1).toolTip()
 
     assert window.open_bundle(str(out))
     qtbot.waitUntil(lambda: not window.busy and window.bundle is not None, timeout=60_000)

@@ -188,6 +188,19 @@ def list_runs(
     return sorted(records, key=lambda r: r.created, reverse=True)
 
 
+def note_export(run_id: str, bundle: str | os.PathLike[str], folder: Path | None = None) -> None:
+    """The run was exported (after it was recorded): its record says where, from now on."""
+    from ftgui.core.base.files import atomic_write
+    from ftgui.core.bundle.format import dumps_json
+
+    path = (folder or runs_dir()) / f"{run_id}.json"
+    record = _read(path) if "/" not in run_id and os.sep not in run_id else None
+    if record is None:
+        raise FtguiError(f"No recorded run {run_id!r}.")
+    data = {**record.to_dict(), "bundle": str(Path(bundle).expanduser().resolve())}
+    atomic_write(path, lambda fh: fh.write(dumps_json(data).encode()))
+
+
 def delete_run(run_id: str, folder: Path | None = None) -> None:
     """Forget a run (its record only: its bundle, if any, stays where it is)."""
     path = (folder or runs_dir()) / f"{run_id}.json"

@@ -5,8 +5,10 @@ its long operations off the GUI thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,7 @@ class Session:
     def __init__(self) -> None:
         self.trainer: Trainer | None = None  # the model trained (or being trained) in this window
         self.resuming = False  # ``trainer`` came from a checkpoint and has not run since
+        self._records: weakref.WeakKeyDictionary[Trainer, str] = weakref.WeakKeyDictionary()  # run ids
         self.bundle: Predictor | None = None  # an exported model opened from disk
         self.job: Job | None = None
         self._exported: tuple[Trainer, int, str] | None = None  # (trainer, its epoch, folder)
@@ -161,6 +164,7 @@ class Session:
             )
         except (OSError, FtguiError) as exc:
             return ev.Message("warning", f"The run could not be recorded in the runs folder: {exc}")
+        self._records[trainer] = record.id  # an export later says where it went
         return ev.Message("info", f"Recorded as run {record.id}.")
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> Trainer:
@@ -222,6 +226,11 @@ class Session:
         finally:
             lock.release()
         self._exported = (trainer, trainer.epoch, folder)
+        if trainer in self._records:  # Runs shows the run as exported, and where
+            from ftgui.core.workflows.runs import note_export
+
+            with contextlib.suppress(OSError, FtguiError):
+                note_export(self._records[trainer], folder)
         return checks
 
     def exported_to(self) -> str | None:

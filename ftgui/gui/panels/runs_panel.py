@@ -52,6 +52,7 @@ class RunsPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "timm:vit_…_in1k": both ends show
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         for col in (1, 2):  # model and layout take the room that is left
@@ -105,7 +106,8 @@ class RunsPanel(QWidget):
             for col, text in enumerate((when, r.arch, layout, epochs, acc, took, source)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(
-                    f"{stamp:%Y-%m-%d %H:%M} · {r.dataset} · {r.bundle or 'not exported'} · {r.ended}"
+                    f"{r.arch} · {stamp:%Y-%m-%d %H:%M} · {r.dataset} · "
+                    f"{'exported to ' + r.bundle if r.bundle else 'not exported'} · {r.ended}"
                 )
                 if r.ended in ("stopped", "failed"):
                     item.setForeground(QColor(140, 140, 140))  # a run that did not end on its own
