@@ -172,6 +172,16 @@ def test_heat_maps_in_try_and_the_worst_mistakes(qtbot, window, tmp_path, drop):
     panel.heat_toggle.setChecked(False)
     qtbot.waitUntil(lambda: not window.busy, timeout=10_000)
 
+    # Another model opened: Try asks it about the same images (no drop needed again).
+    from ftgui.core.bundle.export import export_bundle
+
+    export_bundle(window.trainer.trained(), tmp_path / "m")
+    first = try_panel.rows[0]
+    assert window.open_bundle(str(tmp_path / "m"))
+    qtbot.waitUntil(lambda: len(try_panel.rows) == 2 and try_panel.rows[0] is not first and not window.busy,
+                    timeout=60_000)  # fmt: skip
+    assert try_panel.predictor is window.bundle and "from " in try_panel.model_label.text()
+
 
 @pytest.mark.slow
 def test_classify_a_folder_filters_exports_and_copies(qtbot, window, tmp_path, drop, image_folder):

@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -140,12 +140,24 @@ class TryPanel(QWidget):
     def set_predictor(self, predictor: Predictor | None, description: str) -> None:
         """The model Try uses; results of another model are cleared (they would read as this
         one's), the same model under a new description (exported since) keeps them."""
+        again = predictor is not self.predictor and bool(self.rows) and predictor is not None
         if predictor is not self.predictor and self.rows:
             self._clear_rows()
             self.drop_label.setText("Another model is selected: drop images again to see what it says.")
         self.predictor = predictor
         self.model_label.setText(f"Model: {description}")
         self.choose_button.setEnabled(predictor is not None)
+        if again and predictor is not None and self._last:  # the same images, asked of the model now shown
+            self._again_when_free(predictor, 100)
+
+    def _again_when_free(self, predictor: Predictor, tries: int) -> None:
+        """Try's images once more with ``predictor``, once the job that brought it has ended."""
+        if self.predictor is not predictor or not self._last or tries <= 0:
+            return
+        if self.runner.busy:
+            QTimer.singleShot(100, lambda: self._again_when_free(predictor, tries - 1))
+            return
+        self.try_images(list(self._last))
 
     def _clear_rows(self) -> None:
         for row in self.rows:
