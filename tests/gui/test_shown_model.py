@@ -4,6 +4,7 @@ never stay on screen as if they were this one's."""
 from __future__ import annotations
 
 import pytest
+from PySide6.QtWidgets import QLabel
 
 
 @pytest.mark.slow
@@ -14,6 +15,8 @@ def test_evaluate_names_the_model_and_forgets_another_models_results(
     panel = window.eval_panel
     qtbot.waitUntil(lambda: panel.evaluation is not None and not window.busy, timeout=60_000)
     assert panel.summary.text().startswith("<b>resnet18 just trained (1 epoch)</b><br><b>Validation accuracy")
+    shown = window.findChild(QLabel, "shown_model")
+    assert shown.text() == "Model: resnet18 just trained (head, 1 epoch, not yet exported)"
     out = tmp_path / "m"
     assert window.export_to(str(out))
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
@@ -27,6 +30,8 @@ def test_evaluate_names_the_model_and_forgets_another_models_results(
     assert window.open_bundle(str(out))
     qtbot.waitUntil(lambda: not window.busy and window.bundle is not None, timeout=60_000)
     assert panel.evaluation is None and panel.metrics_model.rowCount() == 0 and panel.gallery.count() == 0
+    assert shown.text() == f"Model: resnet18 exported to {out}"
+    assert window.plot.epoch_x == [1.0]  # the opened model's own history
     assert f"resnet18 exported to {out}" in panel.summary.text() and "Press Evaluate" in panel.summary.text()
     window.run_evaluation()
     qtbot.waitUntil(lambda: panel.evaluation is not None and not window.busy, timeout=60_000)
@@ -34,4 +39,5 @@ def test_evaluate_names_the_model_and_forgets_another_models_results(
 
     window.start_training()  # a new run: the old results go at once
     assert panel.evaluation is None and "resnet18 training…" in panel.summary.text()
+    assert shown.text() == "Model: resnet18 training (head)…"
     qtbot.waitUntil(lambda: not window.busy and panel.evaluation is not None, timeout=120_000)

@@ -181,6 +181,8 @@ class CompareControls(DataControls):
         if trainer.epoch < 1:
             return
         self.session.trainer, self.session.resuming = trainer, False
+        if trainer.config.arch == self.model_panel.arch:  # the strategy box shows the run used
+            self.model_panel.set_plan(trainer.config.freeze)
         self.plot.clear()
         for record in trainer.history:
             self.plot.add_epoch(int(record["epoch"]), record.get("val_loss"), record.get("val_accuracy"))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox
 
 from ftgui.core.base.text import display_path
 from ftgui.gui.controllers.export_controls import ExportControls
@@ -159,6 +159,11 @@ class ModelTools(ExportControls):
     def _on_bundle_opened(self, folder: str, predictor: Predictor) -> None:
         self._eval_prefers_trainer = False
         meta = predictor.meta
+        self.show_model(f"{meta['arch']} exported to {folder}")
+        self.plot.clear()  # its own curves, from model.json, not the last run's
+        for record in meta.get("history") or []:
+            if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+                self.plot.add_epoch(record["epoch"], record.get("val_loss"), record.get("val_accuracy"))
         self.eval_panel.clear_results(
             f"<b>{meta['arch']} exported to {display_path(folder)}</b><br>Press Evaluate to see where it is right and wrong."
         )
@@ -169,6 +174,16 @@ class ModelTools(ExportControls):
             "info", f"Opened exported model {folder}: {meta['arch']}, classes {', '.join(predictor.classes)}"
         )
         self._update_actions()
+
+    def show_model(self, text: str) -> None:
+        """The status bar's lasting line: which model Evaluate, Try and Export use now."""
+        label = self.findChild(QLabel, "shown_model")
+        if label is None:
+            label = QLabel()
+            label.setObjectName("shown_model")
+            self.statusBar().addPermanentWidget(label)
+        label.setText(f"Model: {display_path(text)}")
+        label.setToolTip(display_path(text))
 
     def _dataset_parent(self) -> str | None:
         """The folder holding the open dataset (where file dialogs start), if one is open."""
@@ -188,7 +203,9 @@ class ModelTools(ExportControls):
         assert t is not None and t.built is not None  # a predictor exists only for a trained model
         folder = self.session.exported_to()
         where = f"exported to {folder}" if folder else "not yet exported"
-        self.try_panel.set_predictor(predictor, f"{t.built.arch} just trained ({t.epoch} epochs, {where})")
+        epochs = f"{t.epoch} epoch{'s' if t.epoch != 1 else ''}"
+        self.try_panel.set_predictor(predictor, f"{t.built.arch} just trained ({epochs}, {where})")
+        self.show_model(f"{t.built.arch} just trained ({t.config.strategy}, {epochs}, {where})")
         if self.classify_dialog is not None:
             self.classify_dialog.set_predictor(*self._current_predictor())
 

@@ -140,6 +140,7 @@ class TrainingControls(CompareControls):
             self.eval_panel.clear_results(
                 f"<b>{trainer.config.arch} training…</b><br>Its results show here when it ends."
             )
+        self.show_model(f"{trainer.config.arch} training ({trainer.config.strategy})…")
         self.jobs.start(
             "train",
             lambda job, progress: self.session.train(trainer, scan, checkpoint, job.cancel, board),

@@ -154,8 +154,8 @@ class TryPanel(QWidget):
         """Try's images once more with ``predictor``, once the job that brought it has ended."""
         if self.predictor is not predictor or not self._last or tries <= 0:
             return
-        if self.runner.busy:
-            QTimer.singleShot(100, lambda: self._again_when_free(predictor, tries - 1))
+        if self.runner.busy:  # a timer of the panel's own: it goes with the panel
+            QTimer.singleShot(100, self, lambda: self._again_when_free(predictor, tries - 1))
             return
         self.try_images(list(self._last))
 
