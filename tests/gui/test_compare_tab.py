@@ -143,6 +143,9 @@ def test_rank_backbones_then_use_the_pick(qtbot, window, image_folder, drop):
     )
     assert table.item(0, 0).text() == f"{archs[0]} (random weights)"
     assert "These are random weights" in panel.backbone_pick.text()
+    window.resize(1280, 800)
+    qtbot.wait(50)
+    assert table.viewport().height() >= 3 * table.verticalHeader().defaultSectionSize()  # every row shows
     log = window.log.toPlainText()
     assert "[timm:test_vit.r160_in1k] linear probe" in log and "[timm:no_such.x] Unknown timm model" in log
     table.selectRow(1)

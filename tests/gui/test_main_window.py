@@ -523,3 +523,10 @@ def test_small_losses_keep_their_own_numbers_and_few_batches_are_still_smoothed(
     assert smoothing_for(4) == 0.6 and smoothing_for(1000) == 0.95
     assert plot.batch_smooth != plot.batch_loss  # 4 batches an epoch: a smoothed line of its own
     assert max(plot.batch_smooth[2:]) < 0.0008 and min(plot.batch_smooth[2:]) > 0.0004
+
+
+def test_the_model_search_shows_whole_entries(qtbot, window):
+    combo = window.model_panel.arch_combo
+    widest = max(combo.fontMetrics().horizontalAdvance(combo.itemText(i)) for i in range(combo.count()))
+    assert combo.completer().popup().minimumWidth() >= widest and combo.view().minimumWidth() >= widest
+    assert widest + 40 <= 1280  # and still on the screen

@@ -63,6 +63,12 @@ class BackboneTable(QTableWidget):
                     cell.setBackground(QBrush(QColor(220, 240, 220)))
                 self.setItem(row, col, cell)
         self.resizeColumnToContents(0)
+        # Room for every row up to six (at 1280 x 800 the tab gave it two of four); more scroll.
+        rows = min(len(results), 6)
+        header = self.horizontalHeader().sizeHint().height()
+        self.setMinimumHeight(
+            header + rows * self.verticalHeader().defaultSectionSize() + 2 * self.frameWidth() + 2
+        )
         for row, r in enumerate(results):
             if r.arch == picked:
                 self.selectRow(row)

@@ -73,6 +73,15 @@ def searchable(combo: QComboBox, chosen: Callable[[int | None], None]) -> None:
         lambda text: chosen(combo.findText(text) if combo.findText(text) >= 0 else None)
     )
     combo.setCompleter(completer)
+    # The list of matches as wide as its longest entry (it took the box's width and cut the
+    # entries' sizes and accuracies), and the drop-down list likewise.
+    widest = max(
+        (combo.fontMetrics().horizontalAdvance(combo.itemText(i)) for i in range(combo.count())), default=0
+    )
+    popup = completer.popup()
+    if popup is not None:
+        popup.setMinimumWidth(widest + 40)
+    combo.view().setMinimumWidth(widest + 40)
     line = combo.lineEdit()
     if line is not None:
         line.editingFinished.connect(lambda: chosen(typed_choice(combo)))
