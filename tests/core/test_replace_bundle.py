@@ -43,6 +43,7 @@ def test_another_run_architecture_or_classes_is_another_model_and_a_re_export_is
     assert other is not None and other.why == "another training run"
     assert other.arch == "resnet18" and other.classes == trained.trained().classes
     assert "model.safetensors" in other.files and str(out) in other.describe()
+    assert other.describe().endswith(": its weights and description.")  # no deployment formats there
 
     first = second.trained()
     renamed = dataclasses.replace(

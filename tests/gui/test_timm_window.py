@@ -62,9 +62,11 @@ def test_start_waits_for_weights_that_can_be_had_and_each_model_keeps_its_choice
     panel.set_arch(VIT)  # its pretrained weights: not cached, and the hub is off
     qtbot.waitUntil(lambda: panel.weights_state == "offline", timeout=10_000)
     assert not start.isEnabled() and start.toolTip() == WEIGHTS_UNREACHABLE
+    assert first.train_panel.progress.format() == "Start waits for weights that can be had (see Weights)"
     assert not first.compare_panel.start_button.isEnabled()
     panel.set_weights("none")
     assert panel.weights_state == "none" and start.isEnabled()
+    assert first.train_panel.progress.format() == "Idle"
     panel.set_arch("resnet18")
     panel.set_arch(VIT)  # back to the ViT: still "none", not its unreachable default
     assert panel.weights == "none" and start.isEnabled() and start.toolTip() == "Start training (Ctrl+Enter)"

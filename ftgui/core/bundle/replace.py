@@ -8,8 +8,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftgui.core.bundle.format import BUNDLE_FILES, BUNDLE_FORMAT, META_FILE
+from ftgui.core.bundle.format import (
+    BUNDLE_FILES,
+    BUNDLE_FORMAT,
+    CARD_FILE,
+    EVALUATION_FILE,
+    META_FILE,
+    SPLIT_FILE,
+    WEIGHTS_FILE,
+)
 from ftgui.core.bundle.trained import TrainedModel
+
+
+CORE_FILES = (WEIGHTS_FILE, META_FILE, SPLIT_FILE, EVALUATION_FILE, CARD_FILE)  # every export writes them
 
 
 @dataclass(frozen=True)
@@ -26,10 +37,11 @@ class OtherBundle:
     def describe(self) -> str:
         shown = ", ".join(self.classes[:4]) + (", …" if len(self.classes) > 4 else "")
         when = f", exported {self.created.replace('T', ' ')[:16]}" if self.created else ""
-        extra = [f for f in self.files if not f.endswith(".json") and f != "MODEL_CARD.md"]
+        formats = [f for f in self.files if f not in CORE_FILES]
+        also = f", and {', '.join(formats)}" if formats else ""
         return (
             f"{self.folder} holds another model ({self.why}): {self.arch}, {len(self.classes)} classes "
-            f"({shown}){when}, with {', '.join(extra) or 'its description'}."
+            f"({shown}){when}: its weights and description{also}."
         )
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 
 START_TIP = "Start training (Ctrl+Enter)"
+WEIGHTS_WAIT = "Start waits for weights that can be had (see Weights)"
 WEIGHTS_UNREACHABLE = (
     "The chosen weights are not on this computer and cannot be downloaded now (see the line under "
     "Weights): choose “none (random initialisation)” or a weights file, or put the file in its cache."
@@ -252,7 +253,13 @@ class TrainingControls(CompareControls):
         unreachable = self.model_panel.weights_state == "offline"
         start = self.train_panel.start_button
         start.setEnabled(idle and self.ready and has_data and (self.session.resuming or not unreachable))
-        start.setToolTip(WEIGHTS_UNREACHABLE if unreachable and not self.session.resuming else START_TIP)
+        waiting = unreachable and not self.session.resuming
+        start.setToolTip(WEIGHTS_UNREACHABLE if waiting else START_TIP)
+        bar = self.train_panel.progress
+        if idle and waiting:
+            self.train_panel.show_idle(WEIGHTS_WAIT)  # said where Start is, not only in its tooltip
+        elif bar.format() == WEIGHTS_WAIT:
+            self.train_panel.show_idle("Idle")
         self.compare_panel.start_button.setEnabled(idle and self.ready and not unreachable)
         self.compare_panel.start_button.setToolTip(WEIGHTS_UNREACHABLE if unreachable else "")
         self.train_panel.find_lr_button.setEnabled(idle and self.ready and self.data_panel.scan is not None)
