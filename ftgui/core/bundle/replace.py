@@ -19,7 +19,6 @@ from ftgui.core.bundle.format import (
 )
 from ftgui.core.bundle.trained import TrainedModel
 
-
 CORE_FILES = (WEIGHTS_FILE, META_FILE, SPLIT_FILE, EVALUATION_FILE, CARD_FILE)  # every export writes them
 
 
