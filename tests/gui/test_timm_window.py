@@ -42,6 +42,9 @@ def test_a_timm_model_is_picked_trained_head_only_and_evaluated(qtbot, window, i
     qtbot.waitUntil(lambda: not window.busy and window.eval_panel.evaluation is not None, timeout=120_000)
     log = window.log.toPlainText()
     assert "Finished 1 epochs" in log and "Cached the frozen layers' output" in log
+    # The tree counts the model that trains: at 32 px the ViT's position table is smaller.
+    total = panel.summary.text().split(" of ")[1].split(" ")[0]
+    assert f"260 of {total} parameters trainable" in log, (total, log)
     assert window.trainer.built.arch == VIT
 
 

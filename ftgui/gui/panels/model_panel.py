@@ -343,9 +343,9 @@ class ModelPanel(QWidget):
                 self._rebuild()  # other models' layers do not depend on the input size
 
     def _tree_size(self) -> int | None:
-        from ftgui.core.models import quirks
+        from ftgui.core.models import quirks, timm_source  # a timm ViT's positions follow the size
 
-        return self.image_size if quirks(self.arch).sized else None
+        return self.image_size if quirks(self.arch).sized or timm_source.is_timm(self.arch) else None
 
     def _rebuild(self) -> None:
         """The skeleton the engine would build (same constructor arguments, same heads), then the tree."""
