@@ -78,11 +78,28 @@ def _tflite(path: Path) -> Runtime:
     shape = [int(s) for s in inp["shape"]]
     int8 = sum(1 for t in interpreter.get_tensor_details() if t["dtype"] in (np.int8, np.uint8))
 
+    exported = shape[0]
+    fixed: list[bool] = []  # set once the graph refused another batch size
+
     def run(x: np.ndarray) -> np.ndarray:
+        if fixed and len(x) != exported:  # the exported batch size, a slice at a time (padded)
+            parts = []
+            for i in range(0, len(x), exported):
+                part = x[i : i + exported]
+                pad = np.zeros((exported - len(part), *part.shape[1:]), part.dtype)
+                parts.append(run(np.concatenate([part, pad]) if len(pad) else part)[: len(part)])
+            return np.concatenate(parts)
         if shape[0] != len(x):  # LiteRT's input shape is fixed: resized for another batch size
-            shape[0] = len(x)
-            interpreter.resize_tensor_input(inp["index"], shape)
-            interpreter.allocate_tensors()
+            try:
+                interpreter.resize_tensor_input(inp["index"], [len(x), *shape[1:]])
+                interpreter.allocate_tensors()
+                shape[0] = len(x)
+            except (RuntimeError, ValueError):  # reshapes baked for one size (a ViT's tokens)
+                interpreter.resize_tensor_input(inp["index"], [exported, *shape[1:]])
+                interpreter.allocate_tensors()
+                shape[0] = exported
+                fixed.append(True)
+                return run(x)
         if inp["dtype"] != np.float32:  # a full-integer model: quantize the input as it says
             scale, zero = inp["quantization"]
             info = np.iinfo(inp["dtype"])

@@ -27,8 +27,29 @@ CALIBRATION_IMAGES = 300  # training images INT8 formats are calibrated on
 
 
 def plain_eval_copy(model: nn.Module) -> nn.Module:
+    """The copy every format is written from: float, eval mode, on the CPU, at its fixed size."""
     clone = copy.deepcopy(model).cpu().eval().float()
+    fixed_size_positions(clone)
     return clone.to(memory_format=torch.contiguous_format)
+
+
+def fixed_size_positions(model: nn.Module) -> bool:
+    """A timm ViT built for any input size resamples its position table (bicubic, antialiased)
+    at every call; LiteRT has no such op and Core ML's converter fails on it. An exported file
+    takes one size, the one the table was built for, where the resampling changes nothing: the
+    copy uses the table as it is (the same numbers; every format is still measured against the
+    trained model). True when the model was changed."""
+    patch = getattr(model, "patch_embed", None)
+    pos = getattr(model, "pos_embed", None)
+    if not getattr(model, "dynamic_img_size", False) or patch is None or not isinstance(pos, torch.Tensor):
+        return False
+    grid = getattr(patch, "grid_size", None)
+    prefix = 0 if getattr(model, "no_embed_class", False) else int(getattr(model, "num_prefix_tokens", 0))
+    if not grid or getattr(patch, "flatten", True) or pos.shape[1] != grid[0] * grid[1] + prefix:
+        return False
+    model.dynamic_img_size = False  # type: ignore[assignment]
+    patch.flatten = True  # tokens in a row (N, L, C), as the fixed-size forward expects
+    return True
 
 
 def spread(samples: list[Sample], limit: int) -> list[Sample]:
