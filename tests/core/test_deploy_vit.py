@@ -27,7 +27,7 @@ def test_the_exported_copy_of_a_vit_has_no_resampling_and_the_same_answers():
 
 
 @pytest.mark.slow
-def test_a_vit_bundle_exports_to_litert_and_core_ml(image_folder, tmp_path):
+def test_a_vit_bundle_exports_to_litert_and_core_ml(image_folder, tmp_path, capfd, caplog):
     from ftgui.core.deploy.export import export_all
     from ftgui.core.models.freeze import FreezePlan
     from ftgui.core.training.config import TrainConfig
@@ -47,3 +47,13 @@ def test_a_vit_bundle_exports_to_litert_and_core_ml(image_folder, tmp_path):
         assert not c.error, f"{c.format}: {c.error}"
         if c.format == "tflite":  # LiteRT ran every validation image (80 x 0.2), batch after batch
             assert c.images == 16 and c.agreement == 1.0 and c.max_difference <= 1e-3
+
+    if not missing_packages("onnx-int8"):  # onnxruntime logs a warning per LayerNorm: not shown
+        from ftgui.cli.export import export_main
+
+        capfd.readouterr()
+        caplog.clear()
+        export_main([str(tmp_path / "m"), "--format", "onnx-int8", "--max-accuracy-drop", "100"])
+        err = capfd.readouterr().err
+        assert "Exporting onnx-int8" in err and "WARNING" not in err, err
+        assert not [r.getMessage() for r in caplog.records if r.levelno >= 30], caplog.records
