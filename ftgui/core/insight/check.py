@@ -162,41 +162,13 @@ def frozen_features(
 ) -> FrozenFeatures:
     """The frozen backbone's features of every readable image, from the frozen-prefix cache:
     the configured model's, an exported ``bundle``'s, or the model just ``trained`` (a copy)."""  # fmt: skip
-    from ftgui.core.models import BuiltModel, classifier_names
+    from ftgui.core.insight.sources import features_source
     from ftgui.core.training.engine import Trainer
 
     cfg = check_config(config)
     scan = scan_folder(cfg.data_dir)
     weights = cfg.weights or "none"
-    built, recorded = None, None
-    described = (
-        f"{cfg.arch} without pretrained weights" if weights == "none" else f"{cfg.arch} ({weights} weights)"
-    )
-    if bundle:
-        from ftgui.core.bundle.predict import Predictor
-
-        predictor = Predictor.load(bundle)
-        meta = predictor.meta
-        recorded = predictor.split()
-        arch = str(meta["arch"])
-        sha = str(meta.get("weights_sha256", ""))[:12]
-        built = BuiltModel(
-            predictor.model, arch, len(predictor.classes), classifier_names(predictor.model),
-            predictor.preprocess, f"bundle {sha}", dict(meta.get("model_kwargs", {})),
-        )  # fmt: skip
-        cfg.arch = arch
-        cfg.bn_stats = "keep"  # the trained model's own statistics (adapted when it was trained)
-        described = f"the trained model in {bundle} ({arch})"
-    elif trained is not None:
-        import copy
-
-        model = copy.deepcopy(trained.model).cpu()  # the window's model keeps its own state
-        built = BuiltModel(model, trained.built.arch, len(trained.classes), classifier_names(model),
-                           trained.preprocess, "the model just trained", dict(trained.built.model_kwargs))  # fmt: skip
-        recorded = trained.split.to_dict() if trained.split is not None else None
-        cfg.arch, cfg.bn_stats = trained.built.arch, "keep"
-        n = trained.epochs_completed
-        described = f"the model just trained ({trained.built.arch}, {n} epoch{'s' if n != 1 else ''})"
+    built, recorded, described = features_source(cfg, bundle, trained)  # sets cfg.arch and bn_stats
     split = _split_for(scan, cfg, recorded)
     trainer = Trainer(cfg)
     trainer.prepare(scan=scan, built=built, split=split)
