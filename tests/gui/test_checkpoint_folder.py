@@ -26,6 +26,7 @@ def test_a_checkpoint_of_another_folder_asks_and_never_trains_the_old_data(
     ckpt = tmp_path / "four.pt"
     assert window.save_checkpoint_to(str(ckpt))
     qtbot.waitUntil(lambda: not window.busy, timeout=TIMEOUT)
+    assert window._checkpoint_folder() == str(tmp_path)  # the next save or load opens where this went
     five = _five_classes(image_folder, tmp_path / "five")
     with qtbot.waitSignal(window.data_panel.verified, timeout=TIMEOUT):
         window.data_panel.load_folder(str(five))

@@ -282,7 +282,6 @@ class TrainingControls(CompareControls):
             self, "Save training checkpoint", str(Path(start) / name), "ftgui checkpoint (*.pt)"
         )
         if path:
-            self.settings.setValue("checkpoint/last_folder", str(Path(path).parent))
             self.save_checkpoint_to(path)
 
     def save_checkpoint_to(self, path: str) -> bool:
@@ -295,11 +294,13 @@ class TrainingControls(CompareControls):
         return self.jobs.start(
             "save checkpoint",
             lambda job, progress: trainer.save_checkpoint(path),
-            on_result=lambda _: self.log_message(
-                "info", f"Saved training checkpoint (epoch {trainer.epoch}) to {path}"
-            ),
+            on_result=lambda _: self._on_checkpoint_saved(trainer.epoch, path),
             on_error=lambda message: self.show_error("Could not save checkpoint", message),
         )
+
+    def _on_checkpoint_saved(self, epoch: int, path: str) -> None:
+        self.settings.setValue("checkpoint/last_folder", str(Path(path).parent))  # the next opens there
+        self.log_message("info", f"Saved training checkpoint (epoch {epoch}) to {path}")
 
     def _on_load_checkpoint_triggered(self) -> None:
         start = self._checkpoint_folder()
