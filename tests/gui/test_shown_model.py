@@ -27,11 +27,13 @@ def test_evaluate_names_the_model_and_forgets_another_models_results(
     window.runs_panel.refresh()
     assert f"exported to {out.resolve()}" in window.runs_panel.table.item(0, 1).toolTip()
 
+    window.model_panel.set_arch("mobilenet_v3_small")  # the next run's choice, before opening
     assert window.open_bundle(str(out))
     qtbot.waitUntil(lambda: not window.busy and window.bundle is not None, timeout=60_000)
     assert panel.evaluation is None and panel.metrics_model.rowCount() == 0 and panel.gallery.count() == 0
     assert shown.text() == f"Model: resnet18 exported to {out}"
     assert window.plot.epoch_x == [1.0]  # the opened model's own history
+    assert window.model_panel.arch == "resnet18"  # the model box shows the opened model's
     assert f"resnet18 exported to {out}" in panel.summary.text() and "Press Evaluate" in panel.summary.text()
     window.run_evaluation()
     qtbot.waitUntil(lambda: panel.evaluation is not None and not window.busy, timeout=60_000)

@@ -160,6 +160,8 @@ class ModelTools(ExportControls):
         self._eval_prefers_trainer = False
         meta = predictor.meta
         self.show_model(f"{meta['arch']} exported to {folder}")
+        if not self.training and self.model_panel.arch != meta["arch"]:
+            self.model_panel.set_arch(str(meta["arch"]))  # the model box shows the model shown
         self.plot.clear()  # its own curves, from model.json, not the last run's
         for record in meta.get("history") or []:
             if isinstance(record, dict) and isinstance(record.get("epoch"), int):
