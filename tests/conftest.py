@@ -171,6 +171,17 @@ def tiny_config(image_folder: Path) -> TrainConfig:
     )
 
 
+@pytest.fixture
+def trained(tiny_config):
+    """A resnet18 trained one epoch from scratch on the shared image folder (full, 32 px)."""
+    from ftgui.core.training.engine import Trainer
+
+    trainer = Trainer(tiny_config)
+    for _ in trainer.run():
+        pass
+    return trainer
+
+
 class TinyNet(torch.nn.Module):
     """Two convolutional blocks and a head (about 1,000 parameters) for the engine's mechanics."""
 

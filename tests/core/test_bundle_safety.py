@@ -19,7 +19,6 @@ from ftgui.core.bundle.format import read_metadata
 from ftgui.core.bundle.predict import Predictor
 from ftgui.core.deploy import export as export_module
 from ftgui.core.deploy.export import export_all
-from ftgui.core.training.engine import Trainer
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -28,14 +27,6 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 def _leftovers(parent: Path) -> list[str]:
     return [p.name for p in parent.rglob("*") if p.name.endswith(".partial")]
-
-
-@pytest.fixture
-def trained(tiny_config):
-    trainer = Trainer(tiny_config)
-    for _ in trainer.run():
-        pass
-    return trainer
 
 
 def test_bundle_records_sha256_and_a_failed_export_leaves_the_old_bundle_untouched(

@@ -14,14 +14,6 @@ from ftgui.core.deploy.export import ExportStopped, export_all
 from ftgui.core.training.engine import Trainer
 
 
-@pytest.fixture
-def trained(tiny_config):
-    trainer = Trainer(tiny_config)
-    for _ in trainer.run():
-        pass
-    return trainer
-
-
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 

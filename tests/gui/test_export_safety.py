@@ -20,6 +20,13 @@ def _run_id(folder: Path) -> str:
     return json.loads((folder / "model.json").read_text())["run_id"]
 
 
+def _exported(qtbot, window, image_folder, out: Path, train_tiny) -> None:
+    """One epoch trained in the window, exported to ``out``."""
+    train_tiny(qtbot, window, image_folder)
+    assert window.export_to(str(out))
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+
+
 def _click(box, text: str) -> None:
     button = next(b for b in box.buttons() if b.text().startswith(text))
     button.click()
@@ -29,10 +36,8 @@ def _click(box, text: str) -> None:
 def test_another_runs_bundle_is_replaced_only_when_the_user_says_so(
     qtbot, window, image_folder, tmp_path, train_tiny
 ):
-    train_tiny(qtbot, window, image_folder)
     out = tmp_path / "m"
-    assert window.export_to(str(out))
-    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    _exported(qtbot, window, image_folder, out, train_tiny)
     first_run = _run_id(out)
     assert window.export_to(str(out))  # the same run again: no question
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
@@ -79,10 +84,8 @@ def test_another_runs_bundle_is_replaced_only_when_the_user_says_so(
 def test_export_shows_each_format_and_cancel_leaves_the_folder_as_it_was(
     qtbot, window, image_folder, tmp_path, train_tiny
 ):
-    train_tiny(qtbot, window, image_folder)
     out = tmp_path / "m"
-    assert window.export_to(str(out))
-    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    _exported(qtbot, window, image_folder, out, train_tiny)
     (out / "notes.txt").write_text("mine")
     before = _files(out)
 
