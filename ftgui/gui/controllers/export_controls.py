@@ -19,6 +19,7 @@ from ftgui.gui.settings import setting
 
 if TYPE_CHECKING:
     from ftgui.core.bundle.replace import OtherBundle
+    from ftgui.core.bundle.trained import TrainedModel
     from ftgui.core.deploy.measure import ExportCheck
 
 RATE_KEY = "export/seconds_per_mparam/"  # + format: this computer's measured export speed
@@ -30,7 +31,7 @@ class ExportControls(WindowBase):
     export_progress: ExportProgress | None
     replace_box: QMessageBox | None
 
-    def _trained_here(self) -> object | None:
+    def _trained_here(self) -> TrainedModel | None:
         """The model the window would export (TrainedModel), or None before an epoch ends."""
         t = self.session.trainer
         return t.trained() if t is not None and t.built is not None and t.epoch >= 1 else None
@@ -53,7 +54,7 @@ class ExportControls(WindowBase):
         root = self.session.trainer.scan.root if self.session.trainer and self.session.trainer.scan else None
         folder = default_export_folder(str(last) if last else None, root)
         trained = self._trained_here()
-        if trained is not None and other_bundle(folder, trained) is not None:  # type: ignore[arg-type]
+        if trained is not None and other_bundle(folder, trained) is not None:
             folder = str(free_folder(folder))  # a new run's export goes to a new folder by default
         ticked = [f for f in setting(self.settings, "export/formats", "").split(",") if f]
         split = self.session.trainer.split if self.session.trainer else None
@@ -83,7 +84,7 @@ class ExportControls(WindowBase):
         if self.busy:
             return False
         trained = self._trained_here()
-        other = other_bundle(folder, trained) if trained is not None and not replace_other else None  # type: ignore[arg-type]
+        other = other_bundle(folder, trained) if trained is not None and not replace_other else None
         if other is not None:
             self._ask_replace(other, formats, max_drop)
             return False
