@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ftgui-installed
 
-.PHONY: run test test-archs test-fast lint bench bench-accuracy bench-reference bench-deploy bench-compare bench-distributed bench-classify bench-growth clean
+.PHONY: run test test-archs test-fast lint bundle bundle-deb bundle-check bench bench-accuracy bench-reference bench-deploy bench-compare bench-distributed bench-classify bench-growth clean
 
 run: $(STAMP)
 	$(BIN)/ftgui $(ARGS)
@@ -29,9 +29,23 @@ test-fast: $(STAMP)
 	$(PYTEST) -m "not slow and not archs" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ftgui tests benchmarks
+	$(BIN)/ruff check ftgui tests benchmarks installer
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+
+# The installed application, without Python: a one-folder PyInstaller bundle in dist/ftgui (one
+# executable, and a link to it for each command-line program), a .deb of it, and a check of
+# that .deb installed and used as a user would (as root; see the README's Install section).
+bundle: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bundle]'
+	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller installer/ftgui.spec
+	du -sh dist/ftgui
+
+bundle-deb: bundle
+	$(BIN)/python installer/build_deb.py
+
+bundle-check: bundle-deb
+	$(BIN)/python installer/bundle_check.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py $(ARGS)

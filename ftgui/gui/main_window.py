@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from ftgui import __version__
 from ftgui.core.workflows.session import Session
-from ftgui.gui.controllers.training_controls import TrainingControls
+from ftgui.gui.controllers.training_controls import TORCH_BROKEN, TrainingControls
 from ftgui.gui.dialogs.check_data import CheckDataDialog
 from ftgui.gui.dialogs.classify_folder import ClassifyFolderDialog
 from ftgui.gui.dialogs.lr_finder import LRFinderDialog
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 class MainWindow(TrainingControls):
     torch_ready = Signal()
+    torch_failed = Signal(str)  # PyTorch (or torchvision) would not load: a broken installation
 
     def __init__(self, settings: QSettings | None = None, initial_folder: str | None = None) -> None:
         super().__init__()
@@ -153,6 +154,7 @@ class MainWindow(TrainingControls):
         self.runs_panel.reopen_requested.connect(self.reopen_run)
         self.try_panel.open_bundle_requested.connect(self._on_open_bundle_triggered)
         self.torch_ready.connect(self._on_torch_ready)
+        self.torch_failed.connect(lambda why: self.show_error("PyTorch would not load", TORCH_BROKEN + why))
         self.jobs.busy_changed.connect(self._on_busy_changed)
         self.jobs.progressed.connect(self.eval_panel.show_progress)
         self._restore_settings()
@@ -224,9 +226,12 @@ class MainWindow(TrainingControls):
         """Import torch off the GUI thread, so the window is up and responsive meanwhile."""
 
         def load() -> None:
-            import torch  # noqa: F401
-            import torchvision  # noqa: F401
-
+            try:
+                import torch  # noqa: F401
+                import torchvision  # noqa: F401
+            except Exception as exc:  # noqa: BLE001 (said in the window, which cannot train without them)
+                self.torch_failed.emit(f"{type(exc).__name__}: {exc}")
+                return
             from ftgui.core.base.extras import importable
 
             if importable("timm"):

@@ -34,6 +34,7 @@ from PIL import Image
 from ftgui.core.base import paths
 from ftgui.core.base.files import atomic_write, open_regular
 from ftgui.core.data.shapes import shape_problem
+from ftgui.frozen import worker_command
 
 CACHE_VERSION = 3  # 2: JSON lines of LINE_FILES files each; 3: extreme aspect ratios refused
 LINE_FILES = 4096
@@ -207,7 +208,8 @@ PROCESS_MIN = 4_000  # fewer files are checked in the calling thread: starting p
 
 
 class _Workers(Executor):
-    """Worker processes running ``python -m ftgui.core.data.headers --worker``: they import only this
+    """Worker processes running ``python -m ftgui.core.data.headers --worker`` (in the installed
+    bundle, its own executable with ``--ftgui-worker headers``): they import only this
     module (not the program that called ftgui, as multiprocessing's spawn would), and read
     chunks of paths as JSON lines, answering each with its list of reasons. Header parsing
     holds Python's GIL, so threads would not use more cores (measured: slower than one)."""
@@ -220,7 +222,7 @@ class _Workers(Executor):
         path = os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH")) if p)
         self._procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "ftgui.core.data.headers", "--worker"],
+                worker_command("headers"),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 cwd=home,
@@ -284,7 +286,7 @@ class _Workers(Executor):
                     proc.stdout.close()  # no pipe left open per opened folder
 
 
-def _worker() -> None:
+def serve_worker() -> None:
     """The worker side of :class:`_Workers`: one JSON line in, one out, until stdin closes.
     At a lower priority: the window (and a training) come first on a busy machine."""
     if hasattr(os, "nice"):
@@ -395,4 +397,4 @@ def _collect(
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
-    _worker()
+    serve_worker()

@@ -7,6 +7,7 @@ import sys
 
 from ftgui.core.base.extras import importable
 from ftgui.core.base.options import EXPORT_FORMATS
+from ftgui.frozen import is_frozen
 
 _ONNX = ("onnx", "onnxscript", "onnxruntime")
 # Python modules each format needs, and the extra that installs them.
@@ -33,6 +34,8 @@ _EXTRA = {
 
 def install_hint(fmt: str) -> str:
     extra, what = _EXTRA[fmt]
+    if is_frozen():  # the installed application: nothing can be added to it with pip
+        return f"pip install 'ftgui[{extra}]' in a Python environment (this installed ftgui leaves {what} out)"
     return f"pip install 'ftgui[{extra}]'  ({what})"
 
 

@@ -161,6 +161,14 @@ if [ -z "$train" ]; then
   echo "run.sh: ftgui-train is not on PATH; activate the environment where ftgui is installed." >&2
   exit 2
 fi
+# torchrun starts ftgui-train as a program (--no-python): a Python script or the installed
+# bundle's executable alike; the bundle brings its own torchrun, ftgui-torchrun, beside it.
+launcher="$(dirname "$(readlink -f "$train")")/ftgui-torchrun"
+[ -x "$launcher" ] || launcher="$(command -v torchrun || true)"
+if [ -z "$launcher" ]; then
+  echo "run.sh: torchrun is not on PATH; activate the environment where ftgui is installed." >&2
+  exit 2
+fi
 if [ -z "${{NPROC:-}}" ]; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     NPROC="$(nvidia-smi -L | grep -c '^GPU')"
@@ -168,8 +176,8 @@ if [ -z "${{NPROC:-}}" ]; then
     NPROC="$(nproc)"
   fi
 fi
-exec torchrun --standalone --nproc-per-node="$NPROC" --max-restarts="${{MAX_RESTARTS:-1}}" \\
-  "$train" --config "$here/{JOB_FILE}" --data "$data" --out "$out" "$@"
+exec "$launcher" --standalone --nproc-per-node="$NPROC" --max-restarts="${{MAX_RESTARTS:-1}}" \\
+  --no-python "$train" --config "$here/{JOB_FILE}" --data "$data" --out "$out" "$@"
 """
 
 
@@ -197,10 +205,13 @@ out="${{2:?usage: sbatch slurm.sbatch {_USAGE}}}"
 shift 2
 job="${{SLURM_SUBMIT_DIR:-$(pwd)}}/{JOB_FILE}"
 head_node="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
-srun --kill-on-bad-exit=1 torchrun \\
+train="$(command -v ftgui-train)"
+launcher="$(dirname "$(readlink -f "$train")")/ftgui-torchrun"  # the installed bundle's torchrun
+[ -x "$launcher" ] || launcher="$(command -v torchrun)"
+srun --kill-on-bad-exit=1 "$launcher" \\
   --nnodes="$SLURM_NNODES" --nproc-per-node={nproc} --max-restarts=1 \\
   --rdzv-id="$SLURM_JOB_ID" --rdzv-backend=c10d --rdzv-endpoint="$head_node:${{MASTER_PORT:-29500}}" \\
-  "$(command -v ftgui-train)" --config "$job" --data "$data" --out "$out" "$@"
+  --no-python "$train" --config "$job" --data "$data" --out "$out" "$@"
 """
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 
 START_TIP = "Start training (Ctrl+Enter)"
+TORCH_BROKEN = "ftgui cannot train or open models until this installation is repaired (reinstall ftgui): "
 WEIGHTS_WAIT = "Start waits for weights that can be had (see Weights)"
 WEIGHTS_UNREACHABLE = (
     "The chosen weights are not on this computer and cannot be downloaded now (see the line under "
