@@ -80,6 +80,7 @@ QT_MODULES = ["QtCore", "QtGui", "QtWidgets", "QtSvg", "QtOpenGL", "QtOpenGLWidg
 QT_EXCLUDES = [
     f"PySide6.{m}"
     for m in (
+        "QtNetwork",
         "QtQml",
         "QtQuick",
         "QtQuickWidgets",
