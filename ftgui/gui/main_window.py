@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from ftgui import __version__
 from ftgui.core.workflows.session import Session
-from ftgui.gui.controllers.training_controls import TORCH_BROKEN, TrainingControls
+from ftgui.gui.controllers.training_controls import TrainingControls
 from ftgui.gui.dialogs.check_data import CheckDataDialog
 from ftgui.gui.dialogs.classify_folder import ClassifyFolderDialog
 from ftgui.gui.dialogs.lr_finder import LRFinderDialog
@@ -154,7 +154,7 @@ class MainWindow(TrainingControls):
         self.runs_panel.reopen_requested.connect(self.reopen_run)
         self.try_panel.open_bundle_requested.connect(self._on_open_bundle_triggered)
         self.torch_ready.connect(self._on_torch_ready)
-        self.torch_failed.connect(lambda why: self.show_error("PyTorch would not load", TORCH_BROKEN + why))
+        self.torch_failed.connect(self._on_torch_failed)
         self.jobs.busy_changed.connect(self._on_busy_changed)
         self.jobs.progressed.connect(self.eval_panel.show_progress)
         self._restore_settings()

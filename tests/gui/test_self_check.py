@@ -54,3 +54,4 @@ def test_a_broken_pytorch_is_said_in_the_window_and_fails_the_check(qtbot, setti
     assert check.failed is not None and "PyTorch would not load" in check.failed, said
     assert "torchvision" in check.failed and "reinstall ftgui" in check.failed
     assert not check.window.ready and said.splitlines()[-1].startswith("self-check: FAILED")
+    assert check.window.model_panel.arch_combo.itemText(0) == "PyTorch would not load"  # not "Loading…"

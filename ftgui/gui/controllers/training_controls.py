@@ -104,6 +104,12 @@ class TrainingControls(CompareControls):
             "then open OUT_DIR with File → Open exported model…",
         )
 
+    def _on_torch_failed(self, why: str) -> None:
+        """PyTorch or torchvision would not import: a broken installation, said where it shows."""
+        self.show_error("PyTorch would not load", TORCH_BROKEN + why)
+        self.statusBar().showMessage("PyTorch would not load: ftgui cannot train (see the log)")
+        self.model_panel.arch_combo.setItemText(0, "PyTorch would not load")  # was "Loading PyTorch…"
+
     def start_training(self) -> None:
         if self.busy:
             return
