@@ -217,7 +217,11 @@ def test_ctrl_c_while_ftgui_train_exports_still_writes_the_trained_model(image_f
         proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert "no more export formats after this one; the model itself is still written" in err, err
-    assert "Traceback" not in err and proc.returncode == 130, err
+    # 130: ftgui-train's own exit. When the first Ctrl+C stopped the export before a converter
+    # began, the whole run is over within the 0.3 s, and the second Ctrl+C lands while Python
+    # exits: it ends by the signal (-2, which a shell shows as 130 too), with nothing lost.
+    done = "done: 1 epochs" in err
+    assert "Traceback" not in err and proc.returncode in ((130, -signal.SIGINT) if done else (130,)), err
     names = {p.name for p in out.iterdir()}
     assert {"model.safetensors", "model.json"} <= names, (names, err)
     assert "checkpoint.pt" not in names  # training had finished: seconds of work, no checkpoint
