@@ -75,6 +75,7 @@ COMPARE_COLUMNS = (
     ("trainable", "trainable_params", "{:,}"),
     ("best epoch", "best_epoch", "{}"),
     ("val acc", "best_val_accuracy", "{:.1%}"),
+    ("95% range", "val_range", "{}"),
     ("val loss", "best_val_loss", "{:.4f}"),
     ("train acc", "final_train_accuracy", "{:.1%}"),
     ("gap", "gap", "{:+.1%}"),

@@ -11,6 +11,7 @@ from ftgui.cli.common import Progress, print_exports
 from ftgui.core.base import events as ev
 from ftgui.core.base import report
 from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.intervals import proportion
 from ftgui.core.base.text import printable as display
 from ftgui.core.workflows.runs import how_it_ended, record_run
 
@@ -78,7 +79,7 @@ def finish(
     best = f", best epoch {final.best_epoch}" if final.best_epoch else ""
     evaluated = trainer.evaluation
     if final.best_val_accuracy is not None:
-        result = f"validation accuracy {report.pct(final.best_val_accuracy)}"
+        result = f"validation accuracy {proportion(final.best_val_accuracy, final.val_images)}"
         if (
             evaluated is not None
             and evaluated.accuracy is not None

@@ -67,6 +67,10 @@ def test_evaluation_of_a_trained_model_and_of_its_bundle(tiny_config, tmp_path):
     full = json.loads((tmp_path / "m" / "evaluation.json").read_text())
     assert full["confusion"] == ev.confusion and meta["evaluation"]["file"] == "evaluation.json"
     assert meta["evaluation"]["accuracy"] == ev.accuracy
+    # Each epoch records what its accuracy was measured on, and model.json its 95% range.
+    assert trainer.history[-1]["val_images"] == 20
+    low, high = meta["evaluation"]["accuracy_ci_low"], meta["evaluation"]["accuracy_ci_high"]
+    assert low <= ev.accuracy <= high and high - low > 0.2  # 20 images: a wide range
     again = evaluate_bundle(Predictor.load(tmp_path / "m"))
     assert again.confusion == ev.confusion
 

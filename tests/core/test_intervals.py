@@ -7,11 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from ftgui.core.evaluation.intervals import (
+from ftgui.core.base.intervals import (
     balanced_accuracy,
     bootstrap,
     corrected_resampled_t,
     describe,
+    proportion,
+    span,
     student_t_cdf,
     student_t_quantile,
     wilson,
@@ -31,8 +33,11 @@ def test_wilson_matches_published_intervals():
 
 
 def test_the_sentence_says_figure_interval_and_count():
-    assert describe(38, 45) == "84.4 % (71–92 %, 45 images)"
+    assert describe(38, 45) == "84.4% (71–92%, 45 images)"
     assert describe(1, 1).endswith("1 image)") and describe(0, 0) == "no images"
+    assert proportion(0.844, 45) == "84.4% (71–92%, 45 images)"
+    assert proportion(0.844, 45, with_count=False) == "84.4% (71–92%)"
+    assert proportion(0.844, 0) == "84.4%"  # the count unknown: no interval
 
 
 def test_student_t_against_tables():
@@ -71,3 +76,59 @@ def test_the_correction_widens_the_interval_by_its_formula():
     assert r.high - r.mean > naive
     with pytest.raises(ValueError):
         corrected_resampled_t([0.1], [0.2], 10, 5)
+
+
+def test_an_evaluation_carries_its_intervals_everywhere_it_is_written():
+    from ftgui.core.bundle.metadata import evaluation_summary
+    from ftgui.core.evaluation.metrics import Evaluation, format_report, headline, metrics_from_confusion
+
+    confusion = [[8, 2], [1, 9]]  # 17 of 20 right; recalls 0.8 and 0.9
+    ev = Evaluation(["cat", "dog"], "/data", confusion, metrics_from_confusion(confusion, ["cat", "dog"]),
+                    accuracy=0.85, loss=0.4, count=20)  # fmt: skip
+    assert ev.accuracy_interval() == wilson(17, 20)
+    cat = ev.per_class[0]
+    assert (cat.recall_ci_low, cat.recall_ci_high) == wilson(8, 10)
+    assert (cat.precision_ci_low, cat.precision_ci_high) == wilson(8, 9)
+    assert ev.balanced_accuracy() == pytest.approx(0.85)
+    low, high = ev.balanced_interval()
+    assert low < 0.85 < high and ev.balanced_interval() == (low, high)
+    d = ev.to_dict()
+    assert (d["accuracy_ci_low"], d["accuracy_ci_high"]) == wilson(17, 20) and d["ci_level"] == 0.95
+    assert d["per_class"][1]["recall_ci_low"] == wilson(9, 10)[0]
+    summary = evaluation_summary(ev)
+    assert summary["accuracy_ci_high"] == wilson(17, 20)[1] and summary["balanced_accuracy_ci_low"] == low
+    lo, hi = wilson(17, 20)
+    assert f"accuracy 85.0% ({100 * lo:.0f}–{100 * hi:.0f}%)" in headline(ev)
+    report = format_report(ev)
+    assert "95% intervals on these 20 images" in report
+    assert f"{100 * wilson(8, 10)[0]:.0f}–{100 * wilson(8, 10)[1]:.0f}%" in report
+
+
+def test_the_log_says_each_accuracy_with_its_range_and_the_level_once():
+    from ftgui.core.base import events as ev
+    from ftgui.core.base import report
+
+    started = ev.RunStarted(("a", "b"), 180, 45, "cpu", 10, 100, 5, 0, 6)
+    assert "accuracies in brackets: the range (95%) that 45 images allow" in report.describe(started)[1]
+    epoch = ev.EpochEnded(1, 5, 0.5, 0.8, 0.4, 0.844, (), 0.01, 1.0, True, 45)
+    assert report.describe(epoch)[1].endswith("val accuracy 84.4% (71–92%) (1.0s) — best so far")
+    done = ev.Finished(5, 2, 0.41, 0.844, False, 45)
+    assert (
+        report.short_status(done)
+        == "Finished · kept epoch 2 (lowest validation loss): 84.4% (71–92%, 45 images)"
+    )
+
+
+def test_the_compare_table_gives_each_candidate_its_range():
+    from ftgui.cli.compare import comparison_table
+    from ftgui.core.workflows.compare import CandidateSummary
+
+    measured = CandidateSummary("head", "head", best_val_accuracy=0.8, val_images=40, status="finished")
+    unknown = CandidateSummary("full", "full", best_val_accuracy=0.9, status="finished")  # an old record
+    low, high = wilson(32, 40)
+    assert measured.val_interval() == (low, high)
+    d = measured.to_dict()
+    assert (d["val_ci_low"], d["val_ci_high"]) == (low, high) and d["val_range"] == span(low, high)
+    assert unknown.val_interval() is None and unknown.to_dict()["val_range"] is None
+    table = comparison_table([measured, unknown])
+    assert "95% range" in table.splitlines()[0] and span(low, high) in table

@@ -86,6 +86,7 @@ class EpochEnded(Event):
     lr: float
     seconds: float
     is_best: bool
+    val_images: int = 0  # the validation images the accuracy was measured on
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Finished(Event):
     best_val_loss: float | None
     best_val_accuracy: float | None
     stopped_early: bool
+    val_images: int = 0
 
 
 @dataclass(frozen=True)

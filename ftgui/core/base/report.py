@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ftgui.core.base import events as ev
+from ftgui.core.base.intervals import proportion
 
 
 def pct(v: float | None) -> str:
@@ -33,9 +34,15 @@ def describe(e: ev.Event) -> tuple[str, str] | None:
         return "info", (
             f"Training {len(e.classes)} classes ({names}) on {e.device}: {e.num_train} train / "
             f"{e.num_val} val images, {e.trainable_params:,} of {e.total_params:,} parameters trainable"
+            + (
+                f"; accuracies in brackets: the range (95%) that {e.num_val} images allow"
+                if e.num_val
+                else ""
+            )
         )
     if isinstance(e, ev.EpochEnded):
-        val = "" if e.val_loss is None else f", val loss {e.val_loss:.4f}, val accuracy {pct(e.val_accuracy)}"
+        acc = "n/a" if e.val_accuracy is None else proportion(e.val_accuracy, e.val_images, with_count=False)
+        val = "" if e.val_loss is None else f", val loss {e.val_loss:.4f}, val accuracy {acc}"
         return "info", (
             f"Epoch {e.epoch}/{e.epochs}: train loss {e.train_loss:.4f}, train accuracy "
             f"{pct(e.train_accuracy)}{val} ({e.seconds:.1f}s){' — best so far' if e.is_best else ''}"
@@ -66,7 +73,9 @@ def kept(e: ev.Finished) -> str | None:
     reached 93.8 % in one epoch and kept another at 84.4 % said "best val acc 84.4 %")."""
     if e.best_epoch is None or e.best_val_accuracy is None:
         return None
-    return f"kept epoch {e.best_epoch} (lowest validation loss): {pct(e.best_val_accuracy)}"
+    return (
+        f"kept epoch {e.best_epoch} (lowest validation loss): {proportion(e.best_val_accuracy, e.val_images)}"
+    )
 
 
 def short_status(e: ev.Event) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ftgui.core.base.intervals import with_range
 from ftgui.core.evaluation.metrics import Evaluation, headline
 from ftgui.core.models.freeze import FreezePlan
 
@@ -63,9 +64,10 @@ def model_card(meta: dict[str, Any], evaluation: Evaluation | None = None) -> st
     if evaluation is not None:
         line = headline(evaluation)
         lines.append(f"- {line[:1].upper()}{line[1:]}")
+        lines.append(f"  (in brackets: 95% intervals, what {evaluation.count} validation images allow)")
         for m in evaluation.per_class:
-            pr = "n/a" if m.precision is None else f"{100 * m.precision:.1f}%"
-            rc = "n/a" if m.recall is None else f"{100 * m.recall:.1f}%"
+            pr = with_range(m.precision, m.precision_ci_low, m.precision_ci_high)
+            rc = with_range(m.recall, m.recall_ci_low, m.recall_ci_high)
             lines.append(f"  - {m.name}: precision {pr}, recall {rc}")
     elif best and best.get("val_accuracy") is not None:
         lines.append(f"- Validation accuracy {100 * best['val_accuracy']:.1f}%, loss {best['val_loss']:.4f}")

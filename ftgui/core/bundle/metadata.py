@@ -90,7 +90,9 @@ def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
     d = evaluation.to_dict()
     cells = evaluation.top_confusions(TOP_CONFUSIONS)
     return {
-        **{key: d[key] for key in ("split", "count", "unreadable", "accuracy", "loss")},
+        **{key: d[key] for key in ("split", "count", "unreadable", "accuracy", "accuracy_ci_low")},
+        **{key: d[key] for key in ("accuracy_ci_high", "balanced_accuracy", "balanced_accuracy_ci_low")},
+        **{key: d[key] for key in ("balanced_accuracy_ci_high", "ci_level", "loss")},
         "top_confusions": [{"true": i, "predicted": j, "count": n} for n, i, j in cells],
         "file": EVALUATION_FILE,
     }

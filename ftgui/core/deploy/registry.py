@@ -35,7 +35,9 @@ _EXTRA = {
 def install_hint(fmt: str) -> str:
     extra, what = _EXTRA[fmt]
     if is_frozen():  # the installed application: nothing can be added to it with pip
-        return f"pip install 'ftgui[{extra}]' in a Python environment (this installed ftgui leaves {what} out)"
+        return (
+            f"pip install 'ftgui[{extra}]' in a Python environment (this installed ftgui leaves {what} out)"
+        )
     return f"pip install 'ftgui[{extra}]'  ({what})"
 
 

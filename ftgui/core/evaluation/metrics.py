@@ -6,13 +6,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftgui.core.base.intervals import LEVEL, balanced_accuracy, bootstrap, span, wilson
 from ftgui.core.data.samples import Sample
 
 if TYPE_CHECKING:
     pass
+
+Interval = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,21 @@ class ClassMetrics:
     recall: float | None  # of the images of this class, the share found (the class's accuracy)
     f1: float | None
     accuracy: float  # one-vs-rest: (true positives + true negatives) / all images
+    # 95% Wilson intervals of precision (over the images predicted as the class) and recall
+    # (over the class's images); None where the figure is.
+    precision_ci_low: float | None = None
+    precision_ci_high: float | None = None
+    recall_ci_low: float | None = None
+    recall_ci_high: float | None = None
+
+    def cells(self) -> list[tuple[float | None, float | None, float | None]]:
+        """(figure, interval low, high) of precision, recall, F1 and accuracy, for a table."""
+        return [
+            (self.precision, self.precision_ci_low, self.precision_ci_high),
+            (self.recall, self.recall_ci_low, self.recall_ci_high),
+            (self.f1, None, None),
+            (self.accuracy, None, None),
+        ]
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,7 @@ class Evaluation:
     predictions: list[tuple[str, int, int]] = field(default_factory=list)  # (path, true, predicted)
     split: str = "validation"  # or "training", when there are no validation images
     requested: int | None = None  # images asked for (count + unreadable)
+    _balanced_ci: Interval | None = field(default=None, repr=False, compare=False)
 
     @property
     def unreadable(self) -> int:
@@ -61,12 +81,43 @@ class Evaluation:
         """The images behind one cell of the confusion matrix."""
         return [p for p, t, q in self.predictions if t == true and q == predicted]
 
+    @property
+    def correct(self) -> int:
+        return sum(self.confusion[i][i] for i in range(len(self.confusion)))
+
+    def accuracy_interval(self) -> Interval | None:
+        """The 95% Wilson interval of the accuracy (None without images)."""
+        return wilson(self.correct, self.count) if self.count else None
+
+    def balanced_accuracy(self) -> float | None:
+        """The mean recall over the classes that have images here."""
+        recalls = [m.recall for m in self.per_class if m.recall is not None]
+        return sum(recalls) / len(recalls) if recalls else None
+
+    def balanced_interval(self) -> Interval | None:
+        """A 95% bootstrap interval of the balanced accuracy, resampling the images (seed 0)."""
+        if not self.count:
+            return None
+        if self._balanced_ci is None:  # resampled once: the report, model.json and the card share it
+            targets, predicted = _pairs(self.confusion)
+            self._balanced_ci = bootstrap(balanced_accuracy, targets, predicted, resamples=1000)
+        return self._balanced_ci
+
     def to_dict(self) -> dict[str, Any]:
+        ci, balanced = self.accuracy_interval(), self.balanced_interval()
         return {
             "split": self.split,
             "count": self.count,
             "unreadable": self.unreadable,
             "accuracy": self.accuracy,
+            "accuracy_ci_low": ci[0] if ci else None,
+            "accuracy_ci_high": ci[1] if ci else None,
+            "balanced_accuracy": self.balanced_accuracy(),
+            "balanced_accuracy_ci_low": balanced[0] if balanced else None,
+            "balanced_accuracy_ci_high": balanced[1] if balanced else None,
+            "ci_level": LEVEL,
+            "ci_method": "Wilson score (accuracy, precision, recall); bootstrap over images, "
+            "1000 resamples, seed 0 (balanced accuracy)",
             "loss": self.loss,
             "confusion": self.confusion,
             "per_class": [asdict(m) for m in self.per_class],
@@ -76,6 +127,18 @@ class Evaluation:
 
 def _ratio(a: int, b: int) -> float | None:
     return a / b if b else None
+
+
+def _pairs(confusion: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) per image, rebuilt from the confusion matrix."""
+    cells = [(t, p, n) for t, row in enumerate(confusion) for p, n in enumerate(row) if n]
+    targets = np.concatenate([np.full(n, t) for t, _, n in cells]) if cells else np.zeros(0, int)
+    predicted = np.concatenate([np.full(n, p) for _, p, n in cells]) if cells else np.zeros(0, int)
+    return targets, predicted
+
+
+def _ci(k: int, n: int) -> Interval | tuple[None, None]:
+    return wilson(k, n) if n else (None, None)
 
 
 def metrics_from_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> list[ClassMetrics]:
@@ -96,8 +159,11 @@ def metrics_from_confusion(confusion: Sequence[Sequence[int]], classes: Sequence
             else (0.0 if precision is not None and recall is not None else None)
         )
         out.append(
-            ClassMetrics(classes[c], actual, precision, recall, f1, (tp + tn) / total if total else 0.0)
-        )
+            ClassMetrics(
+                classes[c], actual, precision, recall, f1, (tp + tn) / total if total else 0.0,
+                *_ci(tp, predicted), *_ci(tp, actual),
+            )
+        )  # fmt: skip
     return out
 
 
@@ -161,7 +227,12 @@ def headline(ev: Evaluation) -> str:
     if ev.accuracy is None:
         return f"{ev.split}: none of the {ev.unreadable} images could be read, so there is no accuracy"
     unread = f" ({ev.unreadable} could not be read)" if ev.unreadable else ""
-    return f"{where}{unread}, accuracy {100 * ev.accuracy:.1f}%, loss {ev.loss:.4f}"
+    ci, balanced, bal = ev.accuracy_interval(), ev.balanced_interval(), ev.balanced_accuracy()
+    acc = f"{100 * ev.accuracy:.1f}%" + (f" ({span(*ci)})" if ci else "")
+    bal_text = (
+        f", balanced accuracy {100 * bal:.1f}% ({span(*balanced)})" if bal is not None and balanced else ""
+    )
+    return f"{where}{unread}, accuracy {acc}{bal_text}, loss {ev.loss:.4f}"
 
 
 def format_report(ev: Evaluation) -> str:
@@ -175,11 +246,15 @@ def format_report(ev: Evaluation) -> str:
     def pct(v: float | None) -> str:
         return "   n/a" if v is None else f"{100 * v:5.1f}%"
 
-    lines.append(f"{'class':<{width}} images precision recall     F1 accuracy")
+    def rng(low: float | None, high: float | None) -> str:
+        return f"{'n/a' if low is None or high is None else span(low, high):>9}"
+
+    lines.append(f"ranges: 95% intervals on these {ev.count} images (Wilson; balanced accuracy: bootstrap)")
+    lines.append(f"{'class':<{width}} images precision     range recall     range     F1 accuracy")
     for m in ev.per_class:
         lines.append(
-            f"{m.name:<{width}} {m.support:6d}    {pct(m.precision)} {pct(m.recall)} {pct(m.f1)}   "
-            f"{pct(m.accuracy)}"
+            f"{m.name:<{width}} {m.support:6d}    {pct(m.precision)} {rng(m.precision_ci_low, m.precision_ci_high)} "
+            f"{pct(m.recall)} {rng(m.recall_ci_low, m.recall_ci_high)} {pct(m.f1)}   {pct(m.accuracy)}"
         )
     if len(ev.classes) > FULL_MATRIX_MAX_CLASSES:
         top = ev.top_confusions()

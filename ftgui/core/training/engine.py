@@ -166,7 +166,7 @@ class Trainer(TrainerBase):
             record = ev.EpochEnded(
                 st.epoch, cfg.epochs, tally.loss, tally.accuracy, val.loss, val.accuracy,
                 tuple(val.per_class()), max(g["lr"] for g in self.optimizer.param_groups),
-                time.perf_counter() - epoch_start, is_best,
+                time.perf_counter() - epoch_start, is_best, val.seen,
             )  # fmt: skip
             st.history.append(record.to_dict())
             yield record
@@ -185,7 +185,14 @@ class Trainer(TrainerBase):
             self.kept_outcomes = KeptOutcomes(best_outcomes[0], best_outcomes[1], weights_digest(self.model))
         if st.best_epoch is not None and st.best_epoch != st.epoch:
             yield ev.Message("info", f"Kept the weights of {self.kept_because()}.")
-        yield ev.Finished(st.epoch, st.best_epoch, st.best_val_loss, st.best_val_accuracy(), stopped_early)
+        yield ev.Finished(
+            st.epoch,
+            st.best_epoch,
+            st.best_val_loss,
+            st.best_val_accuracy(),
+            stopped_early,
+            st.best_val_images(),
+        )
 
     def _kept(self) -> str:
         if self.state.best_epoch is None:

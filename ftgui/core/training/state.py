@@ -58,6 +58,12 @@ class TrainerState:
             f"epoch {self.best_epoch} of {self.epoch}, the lowest {measure} ({self.best_val_loss:.4f}){later}"
         )
 
+    def best_val_images(self) -> int:
+        """The validation images the kept epoch's accuracy was measured on (0: not recorded)."""
+        if self.best_epoch is None or self.best_epoch > len(self.history):
+            return 0
+        return int(self.history[self.best_epoch - 1].get("val_images") or 0)
+
     def best_val_accuracy(self) -> float | None:
         if self.best_epoch is None or self.best_epoch > len(self.history):
             return None

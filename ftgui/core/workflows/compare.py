@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.intervals import interval_of, span
 from ftgui.core.data.scan import scan_folder
 from ftgui.core.models.freeze import NOTHING_TRAINS, FreezePlan, NothingTrains
 from ftgui.core.training.config import TrainConfig
@@ -84,9 +85,16 @@ class CandidateSummary:
     images_per_s: float = 0.0
     status: str = "not run"  # finished | stopped | failed | refused | not run
     message: str = ""
+    val_images: int = 0  # what best_val_accuracy was measured on
+
+    def val_interval(self) -> tuple[float, float] | None:
+        """The 95% Wilson interval of best_val_accuracy."""
+        return interval_of(self.best_val_accuracy, self.val_images)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        ci = self.val_interval()
+        extra = {"val_ci_low": ci[0], "val_ci_high": ci[1], "val_range": span(*ci)} if ci else {}
+        return {**asdict(self), "val_ci_low": None, "val_ci_high": None, "val_range": None, **extra}
 
 
 @dataclass(frozen=True)
@@ -211,6 +219,7 @@ class Comparison:
         summary.epochs = state.epoch
         summary.best_epoch, summary.best_val_loss = state.best_epoch, state.best_val_loss
         summary.best_val_accuracy = state.best_val_accuracy()
+        summary.val_images = state.best_val_images()
         if summary.final_train_accuracy is not None and summary.best_val_accuracy is not None:
             summary.gap = summary.final_train_accuracy - summary.best_val_accuracy
         assert trainer.split is not None

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 )
 
 from ftgui.core.base import events as ev
+from ftgui.core.base.intervals import with_range
 from ftgui.gui.widgets.backbone_table import BackboneTable
 from ftgui.gui.widgets.plot import ValidationCurves
 
@@ -51,7 +52,7 @@ TIPS = (
     "the freeze layout (candidate)",
     "trainable parameters",
     "the epoch whose weights are kept (lowest validation loss)",
-    "validation accuracy of that epoch (%)",
+    "validation accuracy of that epoch, with its 95% range on the validation images",
     "validation loss of that epoch",
     "training accuracy of the last epoch (%)",
     "train minus validation accuracy, in points: large means overfitting",
@@ -265,7 +266,10 @@ class ComparePanel(QWidget):
                 QTableWidgetItem(s.name if s.status == "finished" else f"{s.name} ({s.status})"),
                 _SortItem(_short(s.trainable_params), s.trainable_params),
                 num(s.best_epoch, "{}"),
-                num(s.best_val_accuracy, "{:.1%}"),
+                _SortItem(
+                    with_range(s.best_val_accuracy, *(s.val_interval() or (None, None))),
+                    -1e18 if s.best_val_accuracy is None else s.best_val_accuracy,
+                ),  # fmt: skip
                 num(s.best_val_loss, "{:.3f}"),
                 num(s.final_train_accuracy, "{:.1%}"),
                 num(None if s.gap is None else 100 * s.gap, "{:+.1f}"),

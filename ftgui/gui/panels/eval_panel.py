@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ftgui.core.base.intervals import with_range
 from ftgui.gui.desktop import open_file
 from ftgui.gui.widgets.rows_model import rows_table
 
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
     from ftgui.gui.file_fixes import FileFixes
 
 MISTAKE_ROLE = Qt.ItemDataRole.UserRole + 3
-
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
 def heading(text: str) -> QLabel:
@@ -239,9 +236,11 @@ class EvaluationPanel(QWidget):
             which = "Validation" if ev.split == "validation" else "Training-set (no validation images)"
             unread = f" · {ev.unreadable} unreadable" if ev.unreadable else ""
             wrong = ev.count - sum(ev.confusion[i][i] for i in range(k))
+            ci, bal, bal_ci = ev.accuracy_interval(), ev.balanced_accuracy(), ev.balanced_interval()
             self.summary.setText(
-                f"{shown}<b>{which} accuracy {100 * ev.accuracy:.1f}%</b> · loss {ev.loss:.4f} · {ev.count:,} images"
-                f"{unread} · {wrong:,} mistake{'' if wrong == 1 else 's'}"
+                f"{shown}<b>{which} accuracy {with_range(ev.accuracy, *(ci or (None, None)))}</b> · balanced accuracy "
+                f"{with_range(bal, *(bal_ci or (None, None)))} · loss {ev.loss:.4f} · {ev.count:,} images{unread} · "
+                f"{wrong:,} mistake{'' if wrong == 1 else 's'} · in brackets: 95% ranges for {ev.count:,} images"
             )
         self._show_confusion(ev, names)
         self.metrics_model.set_rows(
@@ -249,7 +248,7 @@ class EvaluationPanel(QWidget):
                 [
                     (display_path(m.name), m.name.casefold()),
                     (f"{m.support:,}", m.support),
-                    *((_pct(v), -1.0 if v is None else v) for v in (m.precision, m.recall, m.f1, m.accuracy)),
+                    *((with_range(*c), -1.0 if c[0] is None else c[0]) for c in m.cells()),
                 ]
                 for m in ev.per_class
             ]

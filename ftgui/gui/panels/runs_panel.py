@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (  # noqa: E402
     QWidget,
 )
 
+from ftgui.core.base.intervals import interval_of, with_range
 from ftgui.core.workflows.runs import RunRecord, delete_run, list_runs
 from ftgui.gui.widgets.plot import ValidationCurves
 
@@ -97,7 +98,11 @@ class RunsPanel(QWidget):
         for row, r in enumerate(self.records):
             stamp = _dt.datetime.fromisoformat(r.created).astimezone()
             when = stamp.strftime("%d %b %H:%M")
-            acc = "–" if r.best_val_accuracy is None else f"{100 * r.best_val_accuracy:.1f}%"
+            kept = r.history[r.best_epoch - 1] if r.best_epoch and r.best_epoch <= len(r.history) else {}
+            ci = interval_of(r.best_val_accuracy, int(kept.get("val_images") or 0))
+            acc = (
+                "–" if r.best_val_accuracy is None else with_range(r.best_val_accuracy, *(ci or (None, None)))
+            )
             took = "–" if r.seconds is None else f"{r.seconds:.0f}s"
             layout = r.candidate if r.candidate and r.candidate != r.strategy else r.strategy
             source = "window compare" if r.source == "window" and r.comparison else r.source

@@ -40,8 +40,8 @@ def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
 
 def bootstrap(
     statistic: Callable[[np.ndarray, np.ndarray], float],
-    targets: Sequence[int],
-    predictions: Sequence[int],
+    targets: Sequence[int] | np.ndarray,
+    predictions: Sequence[int] | np.ndarray,
     resamples: int = 2000,
     level: float = LEVEL,
     seed: int = 0,
@@ -64,16 +64,51 @@ def bootstrap(
 
 def balanced_accuracy(targets: np.ndarray, predictions: np.ndarray) -> float:
     """The mean of the per-class recalls, over the classes present in ``targets``."""
-    classes = np.unique(targets)
-    return float(np.mean([np.mean(predictions[targets == c] == c) for c in classes]))
+    k = int(max(targets.max(), predictions.max())) + 1
+    hits = np.bincount(targets[targets == predictions], minlength=k)
+    totals = np.bincount(targets, minlength=k)
+    present = totals > 0
+    return float(np.mean(hits[present] / totals[present]))
+
+
+def span(low: float, high: float) -> str:
+    """'71–92%': an interval of proportions in whole percent."""
+    return f"{100 * low:.0f}–{100 * high:.0f}%"
+
+
+def interval_of(value: float | None, n: int, level: float = LEVEL) -> tuple[float, float] | None:
+    """The Wilson interval of an accuracy measured on n images (None when either is unknown)."""
+    if value is None or n <= 0:
+        return None
+    return wilson(round(value * n), n, level)
+
+
+def with_range(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    """'84.4% (71–92%)'; the bare figure without an interval, 'n/a' without a figure."""
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.1f}%" + ("" if low is None or high is None else f" ({span(low, high)})")
 
 
 def describe(k: int, n: int, level: float = LEVEL) -> str:
-    """'84.4 % (71–92 %, 45 images)': the figure, its interval and what it was measured on."""
+    """'84.4% (71–92%, 45 images)': the figure, its interval and what it was measured on."""
     if n <= 0:
         return "no images"
-    low, high = wilson(k, n, level)
-    return f"{100 * k / n:.1f} % ({100 * low:.0f}–{100 * high:.0f} %, {n} image{'s' if n != 1 else ''})"
+    return f"{100 * k / n:.1f}% ({span(*wilson(k, n, level))}, {n} image{'s' if n != 1 else ''})"
+
+
+def proportion(value: float, n: int, with_count: bool = True, level: float = LEVEL) -> str:
+    """A measured share of n images (an accuracy) with its interval; the bare figure when n is
+    not known (0)."""
+    if n <= 0:
+        return f"{100 * value:.1f}%"
+    k = round(value * n)
+    if with_count:
+        return describe(k, n, level)
+    return f"{100 * value:.1f}% ({span(*wilson(k, n, level))})"
+
+
+LEVEL_NOTE = "ranges in brackets: 95% intervals (Wilson score) on the validation images"
 
 
 # ------------------------------------------------------------ comparisons over resampled folds
