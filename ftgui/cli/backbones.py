@@ -14,19 +14,34 @@ from ftgui.core.base.text import printable as display
 if TYPE_CHECKING:
     from ftgui.core.workflows.backbones import BackboneResult
 
-COLUMNS = ("backbone", "linear probe", "images", "features", "ms/image", "params", "licence", "time")
+COLUMNS = (
+    "backbone", "linear probe", "95% range", "vs best, points", "images", "features", "ms/image", "params",
+    "licence", "time",
+)  # fmt: skip
+
+
+VS_BEST_NOTE = (
+    "vs best: the difference from the top backbone, fold by fold over the same folds, with its 95% "
+    "interval (corrected resampled t-test); ≈: these images cannot tell the two apart"
+)
 
 
 def backbone_table(results: Sequence[BackboneResult]) -> str:
+    from ftgui.core.base.intervals import span
+    from ftgui.core.workflows.backbones import difference_text, versus_best
+
+    differences = versus_best(results)
     rows = [COLUMNS]
     for r in results:
         if r.accuracy is None:
-            rows.append((r.arch, "failed", "", "", "", "", "", f"{r.seconds:.1f}s"))
+            rows.append((r.arch, "failed", "", "", "", "", "", "", "", f"{r.seconds:.1f}s"))
             continue
+        ci = r.interval()
         rows.append(
             (
-                r.name, f"{r.accuracy:.1%}", f"{r.images:,}", f"{r.feature_dim:,}", f"{r.latency_ms:.1f}",
-                f"{(r.params or 0) / 1e6:.1f}M", r.licence or "-", f"{r.seconds:.1f}s",
+                r.name, f"{r.accuracy:.1%}", span(*ci) if ci else "-", difference_text(r.arch, differences),
+                f"{r.images:,}", f"{r.feature_dim:,}", f"{r.latency_ms:.1f}", f"{(r.params or 0) / 1e6:.1f}M",
+                r.licence or "-", f"{r.seconds:.1f}s",
             )
         )  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
@@ -51,6 +66,7 @@ def bake_off_main(args: argparse.Namespace, progress: Progress) -> int:
     )
     results = bake_off(cfg, names, folds=args.folds, note=lambda text: progress.line(display(text)))
     print(backbone_table(results))
+    print(VS_BEST_NOTE)
     print(pick(results))
     if args.out:
         out = Path(args.out).expanduser()

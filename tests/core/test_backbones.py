@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from ftgui.core.base.intervals import wilson
+
 pytest.importorskip("cleanlab")
 pytest.importorskip("timm")
 
@@ -43,6 +45,33 @@ def test_the_pick_prefers_the_faster_of_two_within_a_point():
         pick([fast, worse])
         == "Use small: 90.0% cross-validated linear-probe accuracy, 20.0 points ahead of tiny."
     )
+
+
+def test_the_ranking_marks_backbones_the_folds_cannot_tell_from_the_top_one():
+    from ftgui.cli.backbones import backbone_table
+    from ftgui.core.workflows.backbones import alike, difference_text, versus_best
+
+    top = BackboneResult("big", 0.90, 200, 768, 80.0, 86_000_000, "mit", 10.0,
+                         fold_accuracies=[0.90, 0.925, 0.875, 0.90, 0.90])  # fmt: skip
+    close = BackboneResult("small", 0.895, 200, 384, 12.0, 22_000_000, "mit", 4.0,
+                           fold_accuracies=[0.925, 0.875, 0.90, 0.875, 0.90])  # fmt: skip
+    worse = BackboneResult("tiny", 0.70, 200, 192, 3.0, 5_000_000, "mit", 2.0,
+                           fold_accuracies=[0.70, 0.725, 0.675, 0.70, 0.70])  # fmt: skip
+    old = BackboneResult("old", 0.80, 200, 192, 3.0, 5_000_000, "mit", 2.0)  # no folds recorded
+    differences = versus_best([worse, close, top, old])
+    assert differences["big"] is None and differences["old"] is None
+    assert differences["tiny"].real and differences["tiny"].high < 0
+    assert not differences["small"].real and differences["small"].low < 0 < differences["small"].high
+    assert alike([worse, close, top]) == ["small"]
+    assert difference_text("big", differences) == "best"
+    assert difference_text("small", differences).startswith("≈ −0.5 (")
+    assert difference_text("tiny", differences).startswith("−20.0 (")
+    assert difference_text("old", differences) == "–"
+    assert top.interval() == wilson(180, 200)
+    line = pick([top, worse])
+    assert "not really different" not in line
+    table = backbone_table([top, close, worse])
+    assert "95% range" in table and "≈ −0.5" in table and "best" in table
 
 
 def test_a_ranking_of_random_weights_says_so():

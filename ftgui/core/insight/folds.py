@@ -32,3 +32,16 @@ def out_of_fold_probabilities(
         if progress:
             progress(fold, folds)
     return probs
+
+
+def fold_ids(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Which fold each image is predicted in by :func:`out_of_fold_probabilities` (the same
+    stratified split for the same labels and seed, so backbones can be compared fold by fold)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(labels)
+    ids = np.zeros(len(labels), dtype=int)
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fold, (_, test) in enumerate(cv.split(np.zeros(len(labels)), labels)):
+        ids[test] = fold
+    return ids

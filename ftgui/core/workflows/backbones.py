@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,8 +19,9 @@ import torch
 
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
+from ftgui.core.base.intervals import Difference, corrected_resampled_t, interval_of
 from ftgui.core.insight.check import cleanlab_missing, frozen_features
-from ftgui.core.insight.folds import out_of_fold_probabilities
+from ftgui.core.insight.folds import fold_ids, out_of_fold_probabilities
 from ftgui.core.models import arch_info
 from ftgui.core.training.config import TrainConfig
 
@@ -40,6 +41,11 @@ class BackboneResult:
     weights: str = ""
     error: str = ""
     random_weights: bool = False  # no pretrained weights: the probe ranks random features
+    fold_accuracies: list[float] = field(default_factory=list)  # the probe's accuracy in each fold
+
+    def interval(self) -> tuple[float, float] | None:
+        """The 95% Wilson interval of the probe's accuracy over all its images."""
+        return interval_of(self.accuracy, self.images)
 
     @property
     def name(self) -> str:
@@ -121,7 +127,10 @@ def measure_backbone(
         if k < 2:
             raise FtguiError("every class needs at least 2 readable images for cross-validation")
         probs = out_of_fold_probabilities(feats.rows, feats.labels, k, cfg.seed)
-        accuracy = float((probs.argmax(1) == feats.labels).mean())
+        correct = probs.argmax(1) == feats.labels
+        accuracy = float(correct.mean())
+        ids = fold_ids(feats.labels, k, cfg.seed)
+        per_fold = [float(correct[ids == f].mean()) for f in range(k)]
         built = feats.built
         assert built is not None
         ms = latency_ms(built.model, built.preprocess.crop_size)
@@ -129,6 +138,7 @@ def measure_backbone(
         result = BackboneResult(
             arch, accuracy, len(feats.labels), int(feats.rows.shape[1]), ms, params, arch_info(arch).licence,
             time.perf_counter() - started, built.weights_source, random_weights=feats.random,
+            fold_accuracies=per_fold,
         )  # fmt: skip
     except FtguiError as exc:
         result = BackboneResult(
@@ -140,6 +150,43 @@ def measure_backbone(
         else f"{arch}: cross-validated linear probe {result.accuracy:.1%} on {result.images} images"
     )
     return result
+
+
+def versus_best(results: Sequence[BackboneResult]) -> dict[str, Difference | None]:
+    """Each ranked backbone's accuracy minus the top one's, fold by fold over the same folds
+    (the corrected resampled t-test: a 95% interval in accuracy, and whether it leaves out 0).
+    None for the top one, and where the folds differ (other images, other k)."""
+    done = ranked([r for r in results if r.accuracy is not None])
+    if not done:
+        return {}
+    best = done[0]
+    out: dict[str, Difference | None] = {best.arch: None}
+    for r in done[1:]:
+        k = len(r.fold_accuracies)
+        same = k >= 2 and k == len(best.fold_accuracies) and r.images == best.images
+        out[r.arch] = (
+            corrected_resampled_t(r.fold_accuracies, best.fold_accuracies, r.images * (k - 1) // k, r.images // k)
+            if same
+            else None
+        )
+    return out
+
+
+def difference_text(arch: str, differences: dict[str, Difference | None]) -> str:
+    """A ranking's "vs best" cell: 'best', '≈ −1.2 (−4.0 to +1.6)' where the folds cannot tell
+    the two apart, '−8.0 (−12.1 to −3.9)' where they can (points); '–' where untested."""
+    if arch not in differences:
+        return "–"
+    d = differences[arch]
+    if d is None:
+        return "best" if next(iter(differences)) == arch else "–"
+    text = f"{100 * d.mean:+.1f} ({100 * d.low:+.1f} to {100 * d.high:+.1f})".replace("-", "−")
+    return text if d.real else f"≈ {text}"
+
+
+def alike(results: Sequence[BackboneResult]) -> list[str]:
+    """The backbones after the top one that these folds cannot tell from it."""
+    return [arch for arch, d in versus_best(results).items() if d is not None and not d.real]
 
 
 def pick(results: Sequence[BackboneResult]) -> str:
@@ -169,4 +216,11 @@ def pick(results: Sequence[BackboneResult]) -> str:
         if runner_up is not None
         else ""
     )
-    return f"Use {best.name}: {best.accuracy:.1%} cross-validated linear-probe accuracy{second}.{caveat}"
+    same = alike(results)
+    tie = (
+        f" On these images {', '.join(same)} {'is' if len(same) == 1 else 'are'} not really different "
+        f"from it ({len(best.fold_accuracies)} folds, 95%)."
+        if same
+        else ""
+    )
+    return f"Use {best.name}: {best.accuracy:.1%} cross-validated linear-probe accuracy{second}.{tie}{caveat}"

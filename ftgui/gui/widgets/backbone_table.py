@@ -12,10 +12,12 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 if TYPE_CHECKING:
     from ftgui.core.workflows.backbones import BackboneResult
 
-COLUMNS = ("backbone", "probe", "ms/img", "params", "licence")
+COLUMNS = ("backbone", "probe", "vs best", "ms/img", "params", "licence")
 TIPS = (
     "the model whose frozen features were compared",
-    "cross-validated accuracy of a linear head on its frozen features",
+    "cross-validated accuracy of a linear head on its frozen features, with its 95% range",
+    "points behind the top backbone, fold by fold, with a 95% interval (corrected resampled "
+    "t-test); ≈: these images cannot tell the two apart",
     "one image through the whole model on this machine",
     "parameters",
     "licence of its pretrained weights, where the source records it",
@@ -41,12 +43,18 @@ class BackboneTable(QTableWidget):
 
     def show_results(self, results: list[BackboneResult], picked: str | None) -> None:
         self.setRowCount(len(results))
+        from ftgui.core.base.intervals import with_range
+        from ftgui.core.workflows.backbones import difference_text, versus_best
+
+        differences = versus_best(results)
         bold = QFont()
         bold.setBold(True)
         for row, r in enumerate(results):
+            ci = r.interval() or (None, None)
             cells = [
                 QTableWidgetItem(r.name),
-                QTableWidgetItem("failed" if r.accuracy is None else f"{r.accuracy:.1%}"),
+                QTableWidgetItem("failed" if r.accuracy is None else with_range(r.accuracy, *ci)),
+                QTableWidgetItem("" if r.accuracy is None else difference_text(r.arch, differences)),
                 QTableWidgetItem("" if r.latency_ms is None else f"{r.latency_ms:.1f}"),
                 QTableWidgetItem("" if r.params is None else f"{r.params / 1e6:.1f} M"),
                 QTableWidgetItem(r.licence or "–"),
@@ -56,7 +64,7 @@ class BackboneTable(QTableWidget):
                 r.error or f"{r.images:,} images, {r.feature_dim:,} features, {r.seconds:.1f} s"
             )
             for col, cell in enumerate(cells):
-                if col in (1, 2, 3):
+                if col in (1, 2, 3, 4):
                     cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if r.arch == picked:
                     cell.setFont(bold)
