@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ftgui.cli.common import STOP_SIGNALS, Progress, check_out, print_event
+from ftgui.cli.common import STOP_SIGNALS, Progress, check_out, print_event, scan_data
 from ftgui.cli.options import FOLDS, run_options
 from ftgui.cli.train import _check_tensorboard, _config, _tensorboard_folder
 from ftgui.cli.train_end import record_line as _record
@@ -19,7 +19,23 @@ from ftgui.core.base.options import STRATEGY_HELP
 from ftgui.core.base.text import printable as display
 
 if TYPE_CHECKING:
-    from ftgui.core.workflows.compare import CandidateSummary
+    from ftgui.core.data.samples import ScanResult, Split
+    from ftgui.core.training.config import TrainConfig
+    from ftgui.core.workflows.compare import CandidateSummary, ComparisonFinished
+    from ftgui.core.workflows.repeats import RepeatedOutcome
+
+
+def _repeats(text: str) -> int:
+    """--repeats: a number of folds, or 'auto' (0: chosen from the dataset's size)."""
+    if text == "auto":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number or auto (got {text!r})") from None
+    if not 1 <= value <= 50:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 50 (got {value})")
+    return value
 
 
 def compare_parser() -> argparse.ArgumentParser:
@@ -43,6 +59,15 @@ def compare_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--folds", type=FOLDS, default=5, help="cross-validation folds for --backbones (2 to 50; default 5)"
+    )
+    p.add_argument(
+        "--repeats",
+        type=_repeats,
+        default=1,
+        metavar="N|auto",
+        help="train every candidate on N stratified train/validation folds (repeated k-fold) and "
+        "report each one's mean with a 95%% interval, and whether each difference from the best is "
+        "real; 'auto': 5 below 500 images, 3 below 2,000, else 1 (default: 1, one split)",
     )
     p.add_argument(
         "--lrs",
@@ -106,7 +131,8 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     from ftgui.core.base.files import OutputLock, atomic_write
     from ftgui.core.bundle.format import dumps_json
     from ftgui.core.deploy.export import export_all
-    from ftgui.core.workflows.compare import CandidateEvent, Comparison, ComparisonFinished, parse_candidates
+    from ftgui.core.workflows.compare import CandidateEvent, ComparisonFinished, parse_candidates
+    from ftgui.core.workflows.repeats import FoldStarted, RepeatedComparison, RepeatsFinished
     from ftgui.core.workflows.tensorboard import CandidateLogs
 
     try:
@@ -120,6 +146,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     out_dir = Path(args.out).expanduser()
     args.checkpoint_every = 0
     check_out(args, out_dir, cfg.arch)
+    scan, splits = _folds(args, cfg, progress)
     cancel = CancelToken()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -144,14 +171,25 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     final: ComparisonFinished | None = None
     board_root = _tensorboard_folder(args, out_dir)
     logs: CandidateLogs | None = None
+    outcome: RepeatedOutcome | None = None
     try:
-        comparison = Comparison(cfg, candidates)
+        repeated = RepeatedComparison(cfg, candidates, scan, splits)
+        comparison = repeated.first  # the first fold's models are exported, logged and recorded
         logs = CandidateLogs(board_root, comparison.trainers) if board_root is not None else None
-        for e in comparison.run(cancel):
-            if logs is not None and isinstance(e, CandidateEvent):
+        for e in repeated.run(cancel):
+            if isinstance(e, FoldStarted):
+                if e.folds > 1:
+                    progress.line(
+                        f"=== fold {e.fold} of {e.folds}: {e.train_images} train / {e.val_images} val ==="
+                    )
+                continue
+            if isinstance(e, RepeatsFinished):
+                outcome = e.outcome if len(splits) > 1 else None
+                continue
+            if logs is not None and repeated.fold == 1 and isinstance(e, CandidateEvent):
                 logs(e.candidate, e.event)
             if isinstance(e, ComparisonFinished):
-                final = e
+                final = final or e
                 continue
             assert isinstance(e, CandidateEvent)
             if isinstance(e.event, ev.RunStarted):
@@ -159,7 +197,7 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
             print_event(e.event, progress)
             if isinstance(e.event, ev.Failed):
                 progress.line(f"{e.candidate}: {e.event.message.splitlines()[0]}")
-            if isinstance(e.event, ev.Finished):
+            if isinstance(e.event, ev.Finished) and repeated.fold == 1:
                 export_all(comparison.trainers[e.candidate].trained(), out_dir / e.candidate)
                 progress.line(f"{e.candidate}: wrote {out_dir / e.candidate}")
     finally:
@@ -188,6 +226,9 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
                 "notes": list(final.notes),
                 "training": cfg.to_dict(),
             }
+            if outcome is not None:
+                report_data |= {"recommended": outcome.recommended, "reason": outcome.reason}
+                report_data["repeats"] = outcome.to_dict(splits)
             atomic_write(out_dir / "comparison.json", lambda fh: fh.write(dumps_json(report_data).encode()))
             text = io.StringIO()
             writer = csv.DictWriter(text, fieldnames=list(records[0]))
@@ -197,6 +238,10 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
         for held in (*locks, lock):
             held.release()
     assert final is not None
+    if outcome is not None:
+        print(repeated_table(outcome))
+        print(f"recommended: {outcome.reason}")
+        return 130 if cancel.cancelled else 0
     print(comparison_table(final.summaries))
     print(f"recommended: {final.reason}" if final.recommended else f"no recommendation: {final.reason}")
     for note in final.notes:
@@ -204,3 +249,53 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     if cancel.cancelled:
         return 130
     return 0 if final.recommended else 1
+
+
+def _folds(
+    args: argparse.Namespace, cfg: TrainConfig, progress: Progress
+) -> tuple[ScanResult, list[Split | None]]:
+    """The dataset, and the splits to compare on: the configuration's own (one), or --repeats folds."""
+    from ftgui.core.workflows.repeats import default_repeats, fold_splits, folds_per_repetition
+
+    scan, opened = scan_data(cfg.data_dir, progress)
+    progress.line(opened)
+    repeats = args.repeats or default_repeats(len(scan.samples))
+    if repeats == 1:
+        return scan, [None]  # the configuration's own split, as the trainer makes it
+    splits = fold_splits(scan, repeats, cfg.val_fraction, cfg.seed)
+    k = folds_per_repetition(cfg.val_fraction)
+    progress.line(
+        f"{repeats} folds of {k}-fold partitions stratified by class ({-(-repeats // k)} repetition(s)): every "
+        f"candidate trains {repeats} times on the same folds; the first fold's models are exported"
+    )
+    return scan, list(splits)
+
+
+def repeated_table(outcome: RepeatedOutcome) -> str:
+    """Each candidate's mean over the folds, its 95% interval and its difference from the best."""
+    from ftgui.core.base.intervals import span
+    from ftgui.core.workflows.repeats import points
+
+    rows = [("candidate", "mean val acc", "95% interval", "vs best", "trainable", "time per fold")]
+    for c in outcome.candidates:
+        d = outcome.differences.get(c.name)
+        versus = (
+            "best" if c.name == outcome.best else ("-" if d is None else points(d) + ("" if d.real else " ≈"))
+        )
+        rows.append(
+            (
+                c.name, f"{100 * c.mean:.1f}%", span(*c.interval(outcome.n_train, outcome.n_val)), versus,
+                f"{c.trainable_params:,}", f"{sum(c.seconds) / max(len(c.seconds), 1):.1f}s",
+            )
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
+    folds = len(outcome.candidates[0].accuracies)
+    lines.append(
+        f"over {folds} folds of {outcome.n_val} validation images; vs best: the difference in points with "
+        "its 95% interval (corrected resampled t-test); ≈: not a real difference on this data"
+    )
+    return "\n".join(lines)

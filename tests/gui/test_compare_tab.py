@@ -14,10 +14,31 @@ def _ready(qtbot, window, image_folder, drop):
     window.train_panel.batch_size.setValue(32)
     window.train_panel.image_size.setValue(32)
     panel = window.compare_panel
+    assert panel.repeats.value() == 5  # a small folder: five folds by default
+    panel.repeats.setValue(1)  # one split here, as before folds (the fold test below sets 2)
     window.tabs.setCurrentWidget(panel)
     for key, box in panel.boxes.items():
         box.setChecked(key in ("head", "full"))
     return panel
+
+
+@pytest.mark.slow
+def test_a_comparison_over_folds_gives_means_intervals_and_a_verdict(qtbot, window, image_folder, drop):
+    panel = _ready(qtbot, window, image_folder, drop)
+    window.train_panel.epochs.setValue(1)
+    panel.repeats.setValue(2)
+    assert panel.repeats_note.text() == "2× the time of one"
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert not panel.repeats.isEnabled()
+    qtbot.waitUntil(lambda: not window.busy, timeout=180_000)
+    text = panel.recommendation.text()
+    assert text.startswith("<b>Over 2 folds</b>") and "<b>Recommended:</b> " in text
+    assert "best" in text and ("≈ not real" in text or " real" in text)
+    assert panel.recommended in ("head", "full") and panel.selected() == panel.recommended
+    log = window.log.toPlainText()
+    assert "Fold 1 of 2 took" in log and "Over the folds: " in log
+    assert len(panel.points["head"][0]) == 1  # the curves are the first fold's
+    assert {r.candidate for r in list_runs(image_folder)} == {"head", "full"}  # the first fold's runs
 
 
 @pytest.mark.slow

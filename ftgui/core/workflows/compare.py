@@ -24,7 +24,7 @@ from ftgui.core.models.freeze import NOTHING_TRAINS, FreezePlan, NothingTrains
 from ftgui.core.training.config import TrainConfig
 
 if TYPE_CHECKING:
-    from ftgui.core.data.samples import ScanResult
+    from ftgui.core.data.samples import ScanResult, Split
     from ftgui.core.data.stores import RowStore
     from ftgui.core.training.engine import Trainer
 
@@ -162,7 +162,10 @@ class Comparison:
     def config_for(self, candidate: Candidate) -> TrainConfig:
         return replace(self.base, freeze=candidate.plan, lr=candidate.lr, lr_note="", precision_note="")
 
-    def run(self, cancel: ev.CancelToken | None = None, scan: ScanResult | None = None) -> Iterator[ev.Event]:
+    def run(
+        self, cancel: ev.CancelToken | None = None, scan: ScanResult | None = None, split: Split | None = None
+    ) -> Iterator[ev.Event]:
+        """Each candidate in turn, on ``split`` (a fold of ``--repeats``) or the base's own split."""
         from ftgui.core.models.layers import count_params
         from ftgui.core.training.engine import Trainer
 
@@ -177,7 +180,7 @@ class Comparison:
             summary = self.summaries[candidate.name]
             trainer = Trainer(self.config_for(candidate), allow_download=self.allow_download)
             try:
-                trainer.prepare(scan=scan)
+                trainer.prepare(scan=scan, split=split)
             except NothingTrains:
                 summary.status, summary.message = "refused", f"{candidate.name}: {NOTHING_TRAINS}"
                 yield CandidateEvent(candidate.name, ev.Failed(summary.message, 0))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ftgui.core.training.config import TrainConfig
     from ftgui.core.training.engine import Trainer
     from ftgui.core.workflows.compare import Comparison
+    from ftgui.core.workflows.repeats import RepeatedComparison
     from ftgui.core.workflows.tensorboard import TensorBoardLog
 
 
@@ -130,24 +131,36 @@ class Session:
             yield ev.Message("info", f"TensorBoard log: {board}")
 
     def compare(
-        self, comparison: Comparison, scan: ScanResult, cancel: CancelToken, board: Path | None = None
+        self,
+        comparison: Comparison | RepeatedComparison,
+        scan: ScanResult,
+        cancel: CancelToken,
+        board: Path | None = None,
     ) -> Iterator[ev.Event]:
-        """Run a comparison; every candidate that finished an epoch is recorded as a run (and,
-        with ``board``, logged to TensorBoard in a sub-folder per candidate)."""
+        """Run a comparison (or one repeated over folds); every candidate of the first fold that
+        finished an epoch is recorded as a run (and, with ``board``, logged to TensorBoard in a
+        sub-folder per candidate)."""
         from ftgui.core.workflows.compare import CandidateEvent, ComparisonFinished
+        from ftgui.core.workflows.repeats import RepeatedComparison
         from ftgui.core.workflows.tensorboard import CandidateLogs
 
-        logs = CandidateLogs(board, comparison.trainers) if board is not None else None
-        for event in comparison.run(cancel, scan):
+        repeated = comparison if isinstance(comparison, RepeatedComparison) else None
+        first = comparison.first if isinstance(comparison, RepeatedComparison) else comparison
+        logs = CandidateLogs(board, first.trainers) if board is not None else None
+        events = repeated.run(cancel) if repeated is not None else first.run(cancel, scan)
+        for event in events:
+            if repeated is not None and repeated.fold > 1:
+                yield event  # later folds measure; the first fold's models are the ones kept
+                continue
             if logs is not None and isinstance(event, CandidateEvent):
                 logs(event.candidate, event.event)
             if isinstance(event, ComparisonFinished):
                 if logs is not None and logs.close():
                     yield ev.Message("info", f"TensorBoard logs: {board}")
                 for s in event.summaries:
-                    if s.name in comparison.trainers and s.epochs >= 1:
+                    if s.name in first.trainers and s.epochs >= 1:
                         yield self._record(
-                            comparison.trainers[s.name], s.seconds, candidate=s.name, ended=s.status
+                            first.trainers[s.name], s.seconds, candidate=s.name, ended=s.status
                         )
             yield event
 

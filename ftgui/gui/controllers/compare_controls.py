@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ftgui.core.base.events import Message
-    from ftgui.core.workflows.compare import CandidateEvent, ComparisonFinished
+    from ftgui.core.workflows.compare import CandidateEvent, Comparison, ComparisonFinished
+    from ftgui.core.workflows.repeats import RepeatedComparison
     from ftgui.core.workflows.runs import RunRecord
     from ftgui.core.workflows.session import Job
     from ftgui.gui.jobs import Progress
@@ -24,12 +25,16 @@ class CompareControls(DataControls):
     """Comparisons and past runs; ``MainWindow`` builds the panels they render into."""
 
     _ranked_weights: str | None = None  # the weights the last backbone ranking used
+    _fold = 0  # the fold of a comparison over folds now training (0: one split)
+    _fold_started = 0.0  # when the comparison started
 
     # ------------------------------------------------------------ comparing freeze layouts
 
     def start_comparison(self) -> bool:
         """Train the ticked layouts with the current settings, one after another, in the background."""
+        from ftgui.core.base.errors import FtguiError
         from ftgui.core.workflows.compare import Candidate, Comparison, parse_candidates
+        from ftgui.core.workflows.repeats import RepeatedComparison, fold_splits
 
         if self.busy or not self.ready:
             return False
@@ -49,16 +54,26 @@ class CompareControls(DataControls):
         if "current" in chosen:
             name = "current tree" if base.freeze.is_custom else f"current ({base.freeze.label})"
             candidates.append(Candidate(name, base.freeze, base.lr))
-        comparison = Comparison(base, candidates)
         scan = self.data_panel.scan
+        folds = self.compare_panel.repeats.value()
+        runner: Comparison | RepeatedComparison = Comparison(base, candidates)
+        if folds > 1:
+            try:
+                splits = fold_splits(scan, folds, base.val_fraction, base.seed)
+            except FtguiError as exc:
+                self.show_error("Cannot make the folds", str(exc))
+                return False
+            runner = RepeatedComparison(base, candidates, scan, splits)
+        comparison = runner.first if isinstance(runner, RepeatedComparison) else runner
         board = self._board_folder(scan.root, "compare")
         self.comparison = comparison
+        self._fold_started, self._fold = time.monotonic(), 0
         self.compare_panel.clear()
         self.compare_panel.set_running(True)
         self.log_message("info", f"Comparing {', '.join(c.name for c in candidates)} on {scan.root}")
         return self.jobs.start(
             "compare",
-            lambda job, progress: self.session.compare(comparison, scan, job.cancel, board),
+            lambda job, progress: self.session.compare(runner, scan, job.cancel, board),
             on_yield=self._on_comparison_event,
             on_error=lambda message: self.show_error("Comparison stopped", message),
             on_done=self._on_comparison_done,
@@ -130,10 +145,26 @@ class CompareControls(DataControls):
     def _on_comparison_event(self, e: CandidateEvent | ComparisonFinished | Message) -> None:
         from ftgui.core.base import events as ev
         from ftgui.core.workflows.compare import CandidateEvent, ComparisonFinished
+        from ftgui.core.workflows.repeats import FoldStarted, RepeatsFinished
 
         if isinstance(e, ev.Message):  # a candidate recorded as a run
             self.log_message(e.level, e.text)
             return
+        if isinstance(e, FoldStarted):
+            self._fold = e.fold
+            per_fold = (time.monotonic() - self._fold_started) / (e.fold - 1) if e.fold > 1 else None
+            remaining = None if per_fold is None else per_fold * (e.folds - e.fold + 1)
+            self.compare_panel.show_fold(e.fold, e.folds, remaining)
+            if e.fold == 2 and per_fold is not None:
+                self.log_message("info", f"Fold 1 of {e.folds} took {per_fold:.0f} s; {e.folds - 1} more follow")
+            return
+        if isinstance(e, RepeatsFinished):
+            if e.outcome is not None:
+                self.compare_panel.show_repeats(e.outcome)
+                self.log_message("info", f"Over the folds: {e.outcome.reason}")
+            return
+        if self._fold > 1:
+            return  # the panel shows the first fold's curves and table; later folds only measure
         self.compare_panel.show_event(e)
         if isinstance(e, CandidateEvent) and not isinstance(e.event, ev.BatchEnded):
             line = report.describe(e.event)

@@ -59,8 +59,12 @@ class DataControls(ModelTools):
 
     def _on_data_verified(self, scan: ScanResult) -> None:
         """Every header checked: a class whose images all turned out unusable is gone."""
+        from ftgui.core.workflows.repeats import default_repeats
+
         if self.model_panel.populated and not self.training:
             self.model_panel.set_num_classes(len(scan.classes))
+        if not self.busy:  # more folds for a small set, where one split says least
+            self.compare_panel.repeats.setValue(1 if scan.presplit else default_repeats(len(scan.samples)))
         self._update_actions()
 
     def open_example(self) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (  # noqa: E402
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -37,6 +38,7 @@ from ftgui.gui.widgets.plot import ValidationCurves
 if TYPE_CHECKING:
     from ftgui.core.workflows.backbones import BackboneResult
     from ftgui.core.workflows.compare import CandidateEvent, CandidateSummary, ComparisonFinished
+    from ftgui.core.workflows.repeats import RepeatedOutcome
 
 # Strategy texts offered as candidates (the current tree is added as "current").
 CHOICES = (
@@ -99,9 +101,22 @@ class ComparePanel(QWidget):
         self.start_button = QPushButton("Start comparison")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
+        # Folds: every layout trains on each of N stratified splits, for a mean, a 95% interval
+        # and a verdict on each difference (core/workflows/repeats.py).
+        self.repeats = QSpinBox()
+        self.repeats.setRange(1, 20)
+        self.repeats.setPrefix("Folds: ")
+        self.repeats.setToolTip(
+            "Train every layout on this many stratified train/validation splits: each gets a mean with "
+            "a 95% interval, and each difference from the best a test of whether it is real. Set from the "
+            "dataset's size when a folder opens (5 below 500 images, 3 below 2,000, else 1)."
+        )
+        self.repeats_note = QLabel("")
         buttons = QVBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.repeats)
+        buttons.addWidget(self.repeats_note)
         top = QHBoxLayout()
         top.addLayout(grid, 1)
         top.addLayout(buttons)
@@ -177,6 +192,8 @@ class ComparePanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self.use_button.clicked.connect(self._on_use_clicked)
         self.table.itemSelectionChanged.connect(self._update_use_button)
+        self.repeats.valueChanged.connect(self._note_repeats)
+        self._note_repeats()
         self.summaries: dict[str, CandidateSummary] = {}
         self.recommended: str | None = None
 
@@ -204,12 +221,46 @@ class ComparePanel(QWidget):
         if arch:
             self.use_backbone_requested.emit(arch)
 
+    def _note_repeats(self) -> None:
+        n = self.repeats.value()
+        self.repeats_note.setText("one split" if n == 1 else f"{n}× the time of one")
+
+    def show_fold(self, fold: int, folds: int, remaining_s: float | None) -> None:
+        """Which fold is training, and (from the first fold's time) how long the rest will take."""
+        left = "" if remaining_s is None else f"; about {max(1, round(remaining_s / 60))} min left"
+        self.status.setText(f"Fold {fold} of {folds}{left} (the table and curves show fold 1)")
+
+    def show_repeats(self, outcome: RepeatedOutcome) -> None:
+        """The verdict over the folds: each layout's mean and 95% interval, and its difference
+        from the best with whether it is real; the recommended one is selected."""
+        from ftgui.core.base.intervals import span
+        from ftgui.core.workflows.repeats import points
+
+        rows = []
+        for c in outcome.candidates:
+            d = outcome.differences.get(c.name)
+            versus = "best" if c.name == outcome.best else "–" if d is None else points(d)
+            verdict = "" if d is None or c.name == outcome.best else (" real" if d.real else " ≈ not real")
+            rows.append(
+                f"<tr><td>{c.name}</td><td align=right>{100 * c.mean:.1f}%</td><td align=right>"
+                f"{span(*c.interval(outcome.n_train, outcome.n_val))}</td><td>{versus}{verdict}</td></tr>"
+            )
+        folds = len(outcome.candidates[0].accuracies)
+        self.recommendation.setText(
+            f"<b>Over {folds} folds</b> ({outcome.n_val} validation images each; 95% intervals):"
+            "<table cellspacing=6><tr><th align=left>layout</th><th>mean</th><th>interval</th>"
+            f"<th align=left>vs best</th></tr>{''.join(rows)}</table><b>Recommended:</b> {outcome.reason}"
+        )
+        self.recommended = outcome.recommended
+        self.select(outcome.recommended)
+
     def set_running(self, running: bool) -> None:
         self.rank_button.setEnabled(not running)
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
         for box in self.boxes.values():
             box.setEnabled(not running)
+        self.repeats.setEnabled(not running)
         self._update_use_button()
 
     def clear(self) -> None:
