@@ -127,10 +127,11 @@ def test_ftgui_compare_writes_a_bundle_per_candidate_and_the_table(image_folder,
     assert compare_main([*args, "--candidates", "head,full"]) == 0
     printed = capsys.readouterr()
     assert printed.out.splitlines()[0].split() == [
-        "candidate", "trainable", "best", "epoch", "val", "acc", "val", "loss", "train", "acc", "gap", "time",
-        "images/s", "status",
+        "candidate", "trainable", "best", "epoch", "val", "acc", "95%", "range", "val", "loss", "train", "acc",
+        "gap", "time", "images/s", "status",
     ]  # fmt: skip
     assert "recommended: " in printed.out and "== head ==" in printed.err and "== full ==" in printed.err
+    assert "--repeats auto says whether these differences are real" in printed.out  # one split says little
     report = json.loads((out / "comparison.json").read_text())
     assert [c["name"] for c in report["candidates"]] == ["head", "full"]
     assert report["recommended"] in ("head", "full") and report["reason"].startswith(report["recommended"])

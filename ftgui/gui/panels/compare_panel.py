@@ -141,6 +141,8 @@ class ComparePanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         # Short cells (8.4 M, 99.2%, +0.8): nine equal columns fit the tab without scrolling.
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # ... but "val" with its range (97.5% (87–100%)) is read whole.
+        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setMinimumSectionSize(40)
         self.table.horizontalHeader().setSortIndicatorShown(False)  # no room for the arrow
         self.recommendation = QLabel("")
@@ -253,6 +255,7 @@ class ComparePanel(QWidget):
         )
         self.recommended = outcome.recommended
         self.select(outcome.recommended)
+        self.status.setText(f"Finished {folds} folds; the table and curves show the first fold's training")
 
     def set_running(self, running: bool) -> None:
         self.rank_button.setEnabled(not running)
