@@ -173,3 +173,26 @@ def test_rank_backbones_then_use_the_pick(qtbot, window, image_folder, drop):
     qtbot.mouseClick(panel.use_backbone_button, Qt.MouseButton.LeftButton)
     assert window.model_panel.arch == archs[1] and panel.rank_button.isEnabled()
     assert window.model_panel.weights == "none"  # as ranked: not pretrained weights out of reach
+
+
+@pytest.mark.slow
+def test_the_folds_box_says_how_long_before_it_starts(qtbot, window, image_folder, drop):
+    """With no earlier run to time it by, relative; after one comparison, in minutes and
+    seconds from this dataset's runs, for the ticked layouts, the epochs and the folds set."""
+    panel = _ready(qtbot, window, image_folder, drop)
+    window.train_panel.epochs.setValue(1)
+    assert panel.repeats_note.text() == "one split"
+    panel.repeats.setValue(3)
+    assert panel.repeats_note.text() == "3× the time of one"
+    panel.repeats.setValue(1)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
+    first = window.comparison_estimate(["head", "full"], 1)
+    runs = {r.strategy: r for r in list_runs(image_folder)}
+    assert first == pytest.approx(runs["head"].seconds + runs["full"].seconds)
+    assert panel.repeats_note.text().startswith("about ") and panel.repeats_note.text().endswith(" in all")
+    window.train_panel.epochs.setValue(4)  # four times the epochs, five folds: twenty times as long
+    panel.repeats.setValue(5)
+    assert window.comparison_estimate(["head", "full"], 5) == pytest.approx(20 * first)
+    panel.boxes["last-1"].setChecked(True)  # never run here: no estimate in seconds
+    assert panel.repeats_note.text() == "5× the time of one"

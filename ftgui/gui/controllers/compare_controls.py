@@ -142,6 +142,23 @@ class CompareControls(DataControls):
         )
         self.log_message("info", f"Using backbone {arch} ({weights}); Start or Compare trains it")
 
+    def comparison_estimate(self, chosen: list[str], folds: int) -> float | None:
+        """Seconds a comparison of ``chosen`` over ``folds`` should take here: each layout's
+        newest run on this dataset, per epoch, times the epochs set; None without such runs."""
+        from ftgui.core.workflows.runs import list_runs
+
+        scan = self.data_panel.scan
+        if scan is None or not chosen or "current" in chosen:
+            return None
+        runs = [r for r in list_runs(scan.root) if r.epochs and r.seconds]
+        total = 0.0
+        for strategy in chosen:
+            newest = next((r for r in runs if r.strategy == strategy and r.arch == self.model_panel.arch), None)
+            if newest is None:
+                return None
+            total += (newest.seconds or 0.0) / newest.epochs * self.train_panel.epochs.value()
+        return total * folds
+
     def _on_comparison_event(self, e: CandidateEvent | ComparisonFinished | Message) -> None:
         from ftgui.core.base import events as ev
         from ftgui.core.workflows.compare import CandidateEvent, ComparisonFinished
@@ -187,6 +204,7 @@ class CompareControls(DataControls):
     def _on_comparison_done(self) -> None:
         self.compare_panel.set_running(False)
         self.runs_panel.refresh()
+        self.compare_panel.refresh_estimate()  # the runs just recorded time the next one
 
     def reopen_run(self, record: RunRecord) -> None:
         """A past run: its curves on the training plot, and its exported model for Evaluate and Try."""

@@ -65,6 +65,7 @@ class DataControls(ModelTools):
             self.model_panel.set_num_classes(len(scan.classes))
         if not self.busy:  # more folds for a small set, where one split says least
             self.compare_panel.repeats.setValue(1 if scan.presplit else default_repeats(len(scan.samples)))
+            self.compare_panel.refresh_estimate()
         self._update_actions()
 
     def open_example(self) -> None:

@@ -32,10 +32,13 @@ from PySide6.QtWidgets import (  # noqa: E402
 
 from ftgui.core.base import events as ev
 from ftgui.core.base.intervals import with_range
+from ftgui.core.base.report import duration
 from ftgui.gui.widgets.backbone_table import BackboneTable
 from ftgui.gui.widgets.plot import ValidationCurves
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ftgui.core.workflows.backbones import BackboneResult
     from ftgui.core.workflows.compare import CandidateEvent, CandidateSummary, ComparisonFinished
     from ftgui.core.workflows.repeats import RepeatedOutcome
@@ -194,7 +197,11 @@ class ComparePanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self.use_button.clicked.connect(self._on_use_clicked)
         self.table.itemSelectionChanged.connect(self._update_use_button)
+        # Seconds a comparison of these layouts over N folds should take (set by the window).
+        self.estimate: Callable[[list[str], int], float | None] | None = None
         self.repeats.valueChanged.connect(self._note_repeats)
+        for box in self.boxes.values():
+            box.toggled.connect(self._note_repeats)
         self._note_repeats()
         self.summaries: dict[str, CandidateSummary] = {}
         self.recommended: str | None = None
@@ -223,9 +230,20 @@ class ComparePanel(QWidget):
         if arch:
             self.use_backbone_requested.emit(arch)
 
+    def refresh_estimate(self) -> None:
+        self._note_repeats()
+
     def _note_repeats(self) -> None:
+        """How long the comparison will take, before it starts: from this dataset's earlier runs
+        of the ticked layouts where there are some, else relative to one split."""
         n = self.repeats.value()
-        self.repeats_note.setText("one split" if n == 1 else f"{n}× the time of one")
+        seconds = self.estimate(self.chosen(), n) if self.estimate is not None else None
+        if seconds is not None:
+            self.repeats_note.setText(f"about {duration(seconds)} in all")
+            self.repeats_note.setToolTip("From this dataset's earlier runs of the ticked layouts (Runs tab)")
+        else:
+            self.repeats_note.setText("one split" if n == 1 else f"{n}× the time of one")
+            self.repeats_note.setToolTip("No earlier run of these layouts on this dataset to time it by")
 
     def show_fold(self, fold: int, folds: int, remaining_s: float | None) -> None:
         """Which fold is training, and (from the first fold's time) how long the rest will take."""
