@@ -11,7 +11,7 @@ from ftgui.cli.common import Progress, print_exports
 from ftgui.core.base import events as ev
 from ftgui.core.base import report
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.base.intervals import proportion
+from ftgui.core.base.intervals import proportion, with_range
 from ftgui.core.base.text import printable as display
 from ftgui.core.workflows.runs import how_it_ended, record_run
 
@@ -88,7 +88,8 @@ def finish(
         ):
             # Files went missing during the run: say which figure is which, not two numbers.
             result += (
-                f" at epoch {final.best_epoch}; {report.pct(evaluated.accuracy)} in the report, on the "
+                f" at epoch {final.best_epoch}; "
+                f"{with_range(evaluated.accuracy, *(evaluated.accuracy_interval() or (None, None)))} in the report, on the "
                 f"{evaluated.count} of {evaluated.requested} validation images still readable at the end"
             )
     elif trainer.split is not None and trainer.split.val:
