@@ -146,7 +146,7 @@ class MainWindow(TrainingControls):
         self.eval_panel.evaluate_requested.connect(self.run_evaluation)
         self.eval_panel.heat_maps_requested.connect(self.show_mistake_heat_maps)
         self.eval_panel.heat_maps_unwanted.connect(self.stop_heat_maps)
-        self.compare_panel.estimate = self.comparison_estimate
+        self.compare_panel.estimate_wanted.connect(self._estimate_comparison)  # a connection, not a cycle
         self.train_panel.epochs.valueChanged.connect(self.compare_panel.refresh_estimate)
         self.compare_panel.start_requested.connect(self.start_comparison)
         self.compare_panel.stop_requested.connect(self.jobs.stop)

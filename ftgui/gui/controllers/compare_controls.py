@@ -142,6 +142,10 @@ class CompareControls(DataControls):
         )
         self.log_message("info", f"Using backbone {arch} ({weights}); Start or Compare trains it")
 
+    def _estimate_comparison(self) -> None:
+        panel = self.compare_panel
+        panel.show_estimate(self.comparison_estimate(panel.chosen(), panel.repeats.value()))
+
     def comparison_estimate(self, chosen: list[str], folds: int) -> float | None:
         """Seconds a comparison of ``chosen`` over ``folds`` should take here: each layout's
         newest run on this dataset, per epoch, times the epochs set; None without such runs."""

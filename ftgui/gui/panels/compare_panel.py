@@ -37,8 +37,6 @@ from ftgui.gui.widgets.backbone_table import BackboneTable
 from ftgui.gui.widgets.plot import ValidationCurves
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ftgui.core.workflows.backbones import BackboneResult
     from ftgui.core.workflows.compare import CandidateEvent, CandidateSummary, ComparisonFinished
     from ftgui.core.workflows.repeats import RepeatedOutcome
@@ -84,6 +82,7 @@ class _SortItem(QTableWidgetItem):
 class ComparePanel(QWidget):
     start_requested = Signal()
     stop_requested = Signal()
+    estimate_wanted = Signal()  # how long would the ticked layouts over the folds take? (show_estimate)
     use_requested = Signal(str)  # candidate name
     backbones_requested = Signal()  # rank the backbones typed in the box
     use_backbone_requested = Signal(str)  # a backbone for the model panel
@@ -197,8 +196,6 @@ class ComparePanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self.use_button.clicked.connect(self._on_use_clicked)
         self.table.itemSelectionChanged.connect(self._update_use_button)
-        # Seconds a comparison of these layouts over N folds should take (set by the window).
-        self.estimate: Callable[[list[str], int], float | None] | None = None
         self.repeats.valueChanged.connect(self._note_repeats)
         for box in self.boxes.values():
             box.toggled.connect(self._note_repeats)
@@ -234,10 +231,13 @@ class ComparePanel(QWidget):
         self._note_repeats()
 
     def _note_repeats(self) -> None:
+        self.show_estimate(None)
+        self.estimate_wanted.emit()  # the window answers with show_estimate(seconds)
+
+    def show_estimate(self, seconds: float | None) -> None:
         """How long the comparison will take, before it starts: from this dataset's earlier runs
         of the ticked layouts where there are some, else relative to one split."""
         n = self.repeats.value()
-        seconds = self.estimate(self.chosen(), n) if self.estimate is not None else None
         if seconds is not None:
             self.repeats_note.setText(f"about {duration(seconds)} in all")
             self.repeats_note.setToolTip("From this dataset's earlier runs of the ticked layouts (Runs tab)")
