@@ -276,8 +276,7 @@ def _folds(
 
 def repeated_table(outcome: RepeatedOutcome) -> str:
     """Each candidate's mean over the folds, its 95% interval and its difference from the best."""
-    from ftgui.core.base.intervals import span
-    from ftgui.core.workflows.repeats import points
+    from ftgui.core.base.intervals import points, span
 
     rows = [("candidate", "mean val acc", "95% interval", "vs best", "trainable", "time per fold")]
     for c in outcome.candidates:

@@ -100,15 +100,9 @@ def describe(k: int, n: int, level: float = LEVEL) -> str:
 def proportion(value: float, n: int, with_count: bool = True, level: float = LEVEL) -> str:
     """A measured share of n images (an accuracy) with its interval; the bare figure when n is
     not known (0)."""
-    if n <= 0:
-        return f"{100 * value:.1f}%"
-    k = round(value * n)
-    if with_count:
-        return describe(k, n, level)
-    return f"{100 * value:.1f}% ({span(*wilson(k, n, level))})"
-
-
-LEVEL_NOTE = "ranges in brackets: 95% intervals (Wilson score) on the validation images"
+    if n > 0 and with_count:
+        return describe(round(value * n), n, level)
+    return with_range(value, *(interval_of(value, n, level) or (None, None)))
 
 
 # ------------------------------------------------------------ comparisons over resampled folds
@@ -183,23 +177,33 @@ class Difference:
         return self.low > 0 or self.high < 0
 
 
+def corrected_half_width(values: Sequence[float], n_train: int, n_val: int, level: float = LEVEL) -> float:
+    """Half the width of the corrected resampled t-interval of the mean of ``values``, one per
+    fold: folds that share training images are correlated, and the variance term
+    (1/J + n_val/n_train) allows for it, where the plain t-test's 1/J would be too narrow."""
+    j = len(values)
+    var = float(np.var(np.asarray(values, dtype=float), ddof=1))
+    return student_t_quantile(0.5 + level / 2, j - 1) * math.sqrt((1 / j + n_val / max(n_train, 1)) * var)
+
+
+def points(d: Difference, unit: str = " points") -> str:
+    """'+2.1 points (−1.4 to +5.6)': a difference of proportions, in points."""
+    return f"{100 * d.mean:+.1f}{unit} ({100 * d.low:+.1f} to {100 * d.high:+.1f})".replace("-", "−")
+
+
 def corrected_resampled_t(
     a: Sequence[float], b: Sequence[float], n_train: int, n_val: int, level: float = LEVEL
 ) -> Difference:
-    """Nadeau and Bengio's corrected resampled t-test of ``a - b``, one pair per fold. Folds
-    that share training images are correlated; the variance term (1/J + n_val/n_train) allows
-    for it, where the plain t-test's 1/J would find differences that are not there."""
+    """Nadeau and Bengio's corrected resampled t-test of ``a - b``, one pair per fold (see
+    :func:`corrected_half_width`)."""
     if len(a) != len(b) or len(a) < 2:
         raise ValueError("the test needs the same two or more folds for both candidates")
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     folds = len(d)
     mean = float(d.mean())
-    var = float(d.var(ddof=1))
-    scale = math.sqrt((1 / folds + n_val / n_train) * var)
-    df = folds - 1
-    if scale == 0:
+    half = corrected_half_width(d.tolist(), n_train, n_val, level)
+    if half == 0:
         return Difference(mean, mean, mean, 1.0 if mean == 0 else 0.0, folds)
-    t = mean / scale
-    p = 2 * (1 - student_t_cdf(abs(t), df))
-    half = student_t_quantile(0.5 + level / 2, df) * scale
+    scale = half / student_t_quantile(0.5 + level / 2, folds - 1)
+    p = 2 * (1 - student_t_cdf(abs(mean / scale), folds - 1))
     return Difference(mean, mean - half, mean + half, p, folds)

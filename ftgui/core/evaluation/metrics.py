@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ftgui.core.base.intervals import LEVEL, balanced_accuracy, bootstrap, span, wilson
+from ftgui.core.base.intervals import LEVEL, balanced_accuracy, bootstrap, span, wilson, with_range
 from ftgui.core.data.samples import Sample
 
 if TYPE_CHECKING:
@@ -228,10 +228,8 @@ def headline(ev: Evaluation) -> str:
         return f"{ev.split}: none of the {ev.unreadable} images could be read, so there is no accuracy"
     unread = f" ({ev.unreadable} could not be read)" if ev.unreadable else ""
     ci, balanced, bal = ev.accuracy_interval(), ev.balanced_interval(), ev.balanced_accuracy()
-    acc = f"{100 * ev.accuracy:.1f}%" + (f" ({span(*ci)})" if ci else "")
-    bal_text = (
-        f", balanced accuracy {100 * bal:.1f}% ({span(*balanced)})" if bal is not None and balanced else ""
-    )
+    acc = with_range(ev.accuracy, *(ci or (None, None)))
+    bal_text = f", balanced accuracy {with_range(bal, *balanced)}" if bal is not None and balanced else ""
     return f"{where}{unread}, accuracy {acc}{bal_text}, loss {ev.loss:.4f}"
 
 

@@ -19,7 +19,7 @@ import torch
 
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.base.intervals import Difference, corrected_resampled_t, interval_of
+from ftgui.core.base.intervals import Difference, corrected_resampled_t, interval_of, points
 from ftgui.core.insight.check import cleanlab_missing, frozen_features
 from ftgui.core.insight.folds import fold_ids, out_of_fold_probabilities
 from ftgui.core.models import arch_info
@@ -165,7 +165,9 @@ def versus_best(results: Sequence[BackboneResult]) -> dict[str, Difference | Non
         k = len(r.fold_accuracies)
         same = k >= 2 and k == len(best.fold_accuracies) and r.images == best.images
         out[r.arch] = (
-            corrected_resampled_t(r.fold_accuracies, best.fold_accuracies, r.images * (k - 1) // k, r.images // k)
+            corrected_resampled_t(
+                r.fold_accuracies, best.fold_accuracies, r.images * (k - 1) // k, r.images // k
+            )
             if same
             else None
         )
@@ -180,8 +182,7 @@ def difference_text(arch: str, differences: dict[str, Difference | None]) -> str
     d = differences[arch]
     if d is None:
         return "best" if next(iter(differences)) == arch else "–"
-    text = f"{100 * d.mean:+.1f} ({100 * d.low:+.1f} to {100 * d.high:+.1f})".replace("-", "−")
-    return text if d.real else f"≈ {text}"
+    return points(d, unit="") if d.real else f"≈ {points(d, unit='')}"
 
 
 def alike(results: Sequence[BackboneResult]) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
-from ftgui.core.base.intervals import Difference, corrected_resampled_t, student_t_quantile, wilson
+from ftgui.core.base.intervals import Difference, corrected_half_width, corrected_resampled_t, points, wilson
 from ftgui.core.data.samples import Sample, ScanResult, Split
 from ftgui.core.training.config import TrainConfig
 from ftgui.core.workflows.compare import Candidate, Comparison, ComparisonFinished
@@ -91,13 +91,10 @@ class Repeated:
 
     def interval(self, n_train: int, n_val: int) -> tuple[float, float]:
         """95%: Wilson on one fold; over several, the corrected resampled t-interval of the mean."""
-        j = len(self.accuracies)
-        if j == 1:
+        if len(self.accuracies) == 1:
             return wilson(round(self.accuracies[0] * self.val_images[0]), self.val_images[0])
-        mean = self.mean
-        var = sum((a - mean) ** 2 for a in self.accuracies) / (j - 1)
-        half = student_t_quantile(0.975, j - 1) * math.sqrt((1 / j + n_val / max(n_train, 1)) * var)
-        return max(0.0, mean - half), min(1.0, mean + half)
+        half = corrected_half_width(self.accuracies, n_train, n_val)
+        return max(0.0, self.mean - half), min(1.0, self.mean + half)
 
 
 @dataclass
@@ -112,19 +109,20 @@ class RepeatedOutcome:
 
     def to_dict(self, splits: Sequence[Split | None]) -> dict[str, Any]:
         folds = [split for split in splits if split is not None]
+        candidates = {}
+        for c in self.candidates:
+            low, high = c.interval(self.n_train, self.n_val)
+            candidates[c.name] = {
+                "accuracies": c.accuracies,
+                "mean": c.mean,
+                "ci_low": low,
+                "ci_high": high,
+                "trainable_params": c.trainable_params,
+                "seconds": c.seconds,
+            }
         return {
             "folds": [{"fold": i + 1, "val": [s.path for s in split.val]} for i, split in enumerate(folds)],
-            "candidates": {
-                c.name: {
-                    "accuracies": c.accuracies,
-                    "mean": c.mean,
-                    "ci_low": c.interval(self.n_train, self.n_val)[0],
-                    "ci_high": c.interval(self.n_train, self.n_val)[1],
-                    "trainable_params": c.trainable_params,
-                    "seconds": c.seconds,
-                }
-                for c in self.candidates
-            },
+            "candidates": candidates,
             "best": self.best,
             "differences": {
                 name: {
@@ -140,11 +138,6 @@ class RepeatedOutcome:
             "recommended": self.recommended,
             "reason": self.reason,
         }
-
-
-def points(d: Difference) -> str:
-    """'+2.1 points (−1.4 to +5.6)'."""
-    return f"{100 * d.mean:+.1f} points ({100 * d.low:+.1f} to {100 * d.high:+.1f})".replace("-", "−")
 
 
 def decide(candidates: Sequence[Repeated], n_train: int, n_val: int) -> RepeatedOutcome:

@@ -196,10 +196,10 @@ class ComparePanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self.use_button.clicked.connect(self._on_use_clicked)
         self.table.itemSelectionChanged.connect(self._update_use_button)
-        self.repeats.valueChanged.connect(self._note_repeats)
+        self.repeats.valueChanged.connect(self.refresh_estimate)
         for box in self.boxes.values():
-            box.toggled.connect(self._note_repeats)
-        self._note_repeats()
+            box.toggled.connect(self.refresh_estimate)
+        self.refresh_estimate()
         self.summaries: dict[str, CandidateSummary] = {}
         self.recommended: str | None = None
 
@@ -228,9 +228,6 @@ class ComparePanel(QWidget):
             self.use_backbone_requested.emit(arch)
 
     def refresh_estimate(self) -> None:
-        self._note_repeats()
-
-    def _note_repeats(self) -> None:
         self.show_estimate(None)
         self.estimate_wanted.emit()  # the window answers with show_estimate(seconds)
 
@@ -253,8 +250,7 @@ class ComparePanel(QWidget):
     def show_repeats(self, outcome: RepeatedOutcome) -> None:
         """The verdict over the folds: each layout's mean and 95% interval, and its difference
         from the best with whether it is real; the recommended one is selected."""
-        from ftgui.core.base.intervals import span
-        from ftgui.core.workflows.repeats import points
+        from ftgui.core.base.intervals import points, span
 
         rows = []
         for c in outcome.candidates:
