@@ -122,6 +122,9 @@ def test_drop_of_a_file_is_refused(qtbot, window, image_folder, drop):
 def test_stop_mid_epoch_returns_to_idle(qtbot, window, image_folder, drop):
     _load(qtbot, window, image_folder, drop)
     _quick_settings(window, epochs=50, batch=2)
+    # Full fine-tuning: an epoch of a cached head (32 batches of 2) can end before the window has
+    # drawn three of its points, and then the Stop comes after a complete epoch.
+    window.model_panel.set_strategy("full")
     window.start_training()
     qtbot.waitUntil(lambda: window.plot.point_count >= 3, timeout=60_000)
     qtbot.mouseClick(window.train_panel.stop_button, Qt.MouseButton.LeftButton)
