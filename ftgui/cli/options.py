@@ -111,7 +111,10 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
             "training setting and the split come from it; --data names the dataset here",
         )
     p.add_argument(
-        "--out", required=True, metavar="OUT_DIR", help="folder for model.safetensors and model.json"
+        "--out",
+        required=not train,  # ftgui-train --reproduce needs none
+        metavar="OUT_DIR",
+        help="folder for model.safetensors and model.json",
     )
     p.add_argument("--model", default="resnet18", help="torchvision architecture (default: resnet18)")
     p.add_argument(
@@ -235,6 +238,19 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
         )
     if train:
         p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")
+        p.add_argument(
+            "--deterministic",
+            action="store_true",
+            help="deterministic algorithms: with one process on the same machine, --reproduce gives "
+            "bit-identical weights",
+        )
+        p.add_argument(
+            "--reproduce",
+            metavar="BUNDLE",
+            help="train a bundle's recorded configuration again on its recorded files (refused if they or "
+            "the versions changed) and say whether the weights and validation figures match; --data "
+            "names the dataset if it moved, --out keeps the new model",
+        )
     if train:
         p.add_argument(
             "--find-lr",

@@ -42,7 +42,10 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
-    args = train_parser().parse_args(argv)
+    parser = train_parser()
+    args = parser.parse_args(argv)
+    if not args.out and not args.reproduce:
+        parser.error("the following arguments are required: --out (or --reproduce BUNDLE)")
     err = sys.stderr
     progress = Progress(err, args.quiet)
     from ftgui.core.compute.distributed import SINGLE
@@ -50,6 +53,10 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     world = SINGLE
     aborted = False
     try:
+        if args.reproduce:
+            from ftgui.cli.reproduce import reproduce_main
+
+            return reproduce_main(args, progress)
         cfg = _train_config(args)
         world = _join(args, cfg, progress)
         code = _train(args, cfg, progress, world)
@@ -124,7 +131,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig | None:
     if args.resume:
         return None
     cfg = _config(args)
-    cfg.sync_bn = args.sync_bn
+    cfg.sync_bn, cfg.deterministic = args.sync_bn, args.deterministic
     cfg.validate()
     return cfg
 

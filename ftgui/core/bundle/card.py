@@ -52,6 +52,16 @@ def model_card(meta: dict[str, Any], evaluation: Evaluation | None = None) -> st
             if cfg.get("precision_note")
             else []
         ),
+        *(
+            [
+                f"- Data: {data['files']} files, {data['bytes'] / 2**20:,.1f} MB, SHA-256 `{data['sha256'][:16]}…` "
+                f"(each file's in {data['file']}); deterministic algorithms "
+                f"{'on' if meta['reproducibility'].get('deterministic') else 'off'}. "
+                "`ftgui-train --reproduce <this folder>` trains it again and says whether it matches.",
+            ]
+            if (data := meta.get("data")) and meta.get("reproducibility")
+            else []
+        ),
         "",
         "## Results",
     ]

@@ -71,6 +71,10 @@ def bundle_metadata(trained: TrainedModel) -> dict[str, Any]:
         },
         "skipped": [[p, r] for p, r in sorted(trained.skipped.items())[:SKIPPED_LISTED]],
         "skipped_total": len(trained.skipped),
+        # The files' fingerprint (each file's size and SHA-256 are in split.json.gz), the seeds,
+        # the precision that ran, the versions and the machine: ftgui-train --reproduce.
+        "data": {**trained.data.summary(), "file": SPLIT_FILE} if trained.data else None,
+        "reproducibility": dict(trained.reproducibility),
     }
 
 
@@ -81,6 +85,7 @@ def split_record(trained: TrainedModel) -> dict[str, Any]:
         "root": scan.root,
         **(split.to_dict() if split else {"train": [], "val": []}),
         "skipped": [[p, r] for p, r in sorted(trained.skipped.items())],
+        "fingerprint": trained.data.listing() if trained.data else [],
     }
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from ftgui.core.data.fingerprint import DataFingerprint
 from ftgui.core.data.samples import ScanResult, Split
 from ftgui.core.models.build import BuiltModel
 from ftgui.core.models.preprocess import Preprocess
@@ -35,6 +36,8 @@ class TrainedModel:
     skipped: dict[str, str] = field(default_factory=dict)  # relative path -> reason
     evaluation: Evaluation | None = None  # the latest evaluation of this model, if any
     run_id: str = ""  # the training run (TrainerState.run_id): tells another run's export apart
+    data: DataFingerprint | None = None  # the files trained and validated on, hashed
+    reproducibility: dict[str, Any] = field(default_factory=dict)  # seeds, precision, versions, machine
 
     @property
     def model(self) -> nn.Module:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 import torch
 
 from ftgui.core.base.errors import FtguiError
@@ -49,3 +53,22 @@ def oom_message(exc: BaseException, batch_size: int) -> str:
     return (
         f"Out of memory during training ({first}). Try a smaller batch size (now {batch_size}) or image size."
     )
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """While on: torch's deterministic algorithms (a warning, not an error, for an operation that
+    has none), cuDNN without autotuning, cuBLAS with a fixed workspace. Restored afterwards."""
+    if not enabled:
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    benchmark = torch.backends.cudnn.benchmark
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark = benchmark

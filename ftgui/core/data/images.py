@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
 from ftgui.core.base.files import NotARegularFile, open_regular
+from ftgui.core.data.fingerprint import remember_bytes
 from ftgui.core.data.samples import Sample
 from ftgui.core.data.shapes import shape_problem
 from ftgui.core.data.stores import RowStore
@@ -58,14 +60,18 @@ class ImageShapeError(ValueError):
     """An image whose shape makes resizing it unsafe (see ``headers.shape_problem``)."""
 
 
-def load_rgb(path: str | os.PathLike[str], target: int | None = None) -> Image.Image:
+REMEMBERED_BYTES = 256 << 20  # larger files are streamed to the decoder, and hashed apart
+
+
+def load_rgb(path: str | os.PathLike[str], target: int | None = None, remember: bool = False) -> Image.Image:
     """Decode an image as RGB, EXIF orientation applied, first frame of animations.
 
     ``target``: the smallest side needed; JPEGs are decoded at reduced size when much larger.
+    ``remember``: hash the bytes read for the run's data fingerprint (``fingerprint.py``).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with open_regular(path) as fh, Image.open(fh) as im:
+        with open_regular(path) as fh, Image.open(_whole(fh) if remember else fh) as im:
             problem = shape_problem(im.width, im.height, target)  # before any pixel is decoded
             if problem:
                 raise ImageShapeError(problem)
@@ -76,6 +82,15 @@ def load_rgb(path: str | os.PathLike[str], target: int | None = None) -> Image.I
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_rgb(im)
+
+
+def _whole(fh: IO[bytes]) -> IO[bytes]:
+    """The file read whole (and its hash remembered), for the decoder to read from memory."""
+    if os.fstat(fh.fileno()).st_size > REMEMBERED_BYTES:
+        return fh
+    data = fh.read()
+    remember_bytes(fh.fileno(), data)
+    return io.BytesIO(data)
 
 
 def build_pixel_transform(pre: Preprocess, augment: bool = False) -> Callable[[Image.Image], torch.Tensor]:
@@ -125,6 +140,7 @@ class ImageListDataset(torch.utils.data.Dataset):
         augment: bool = False,
         memo: RowStore | None = None,
         memory_per_file: bool = False,
+        remember: bool = False,
     ) -> None:
         self.root = root
         self.samples = list(samples)
@@ -133,6 +149,7 @@ class ImageListDataset(torch.utils.data.Dataset):
         self.decode_size = pre.resize_size
         self.memo = memo
         self.memory_per_file = memory_per_file  # MemoryError is that image's failure, not the run's
+        self.remember = remember  # hash the files read, for the run's data fingerprint
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -143,7 +160,7 @@ class ImageListDataset(torch.utils.data.Dataset):
         if cached is not None:
             return self.normalize(cached), s.label, index, None
         try:
-            cached = self.pixels(load_rgb(os.path.join(self.root, s.path), self.decode_size))
+            cached = self.pixels(load_rgb(os.path.join(self.root, s.path), self.decode_size, self.remember))
         except (ImageShapeError, NotARegularFile) as exc:
             return None, s.label, index, str(exc)
         except Exception as exc:  # one bad file must never end a run (MemoryError is an Exception)

@@ -154,7 +154,9 @@ class BatchSource:
             memo = self.pixel_store(part)
         elif part and not augment:
             memo = self.memo.get(part)  # pixels kept earlier are still used
-        ds = ImageListDataset(self.root, list(samples), self.preprocess, augment=augment, memo=memo)
+        ds = ImageListDataset(
+            self.root, list(samples), self.preprocess, augment=augment, memo=memo, remember=part is not None
+        )
         order = self.order(train, epoch, merge_single, n=len(samples), shard=shard)
         if cfg.num_workers > 0:
             # Explicit spawn: forking a process that runs Qt or CUDA is unsafe.

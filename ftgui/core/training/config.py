@@ -53,6 +53,9 @@ class TrainConfig:
     # first epoch), keep (the pretrained ones) or auto (adapt only when the images' statistics are far
     # from the pretrained ones: it gained there and lost a little elsewhere, the README's table).
     bn_stats: str = "auto"
+    # Deterministic algorithms (torch.use_deterministic_algorithms; cuDNN without autotuning): with
+    # one process on the same machine a run repeats bit for bit (ftgui-train --reproduce).
+    deterministic: bool = False
 
     def validate(self) -> None:
         """Refuse a number out of range before any slow work, naming the option and its range."""

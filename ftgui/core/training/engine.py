@@ -24,7 +24,7 @@ import torch
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import DataError, FtguiError, TrainingError
 from ftgui.core.base.events import CancelToken
-from ftgui.core.compute.device import is_out_of_memory, oom_message
+from ftgui.core.compute.device import deterministic_algorithms, is_out_of_memory, oom_message
 from ftgui.core.compute.distributed import (
     SINGLE,
     AgreedStop,
@@ -69,7 +69,8 @@ class Trainer(TrainerBase):
         try:
             if not self.prepared:
                 self.prepare()
-            yield from self._run(stop)
+            with deterministic_algorithms(self.config.deterministic):
+                yield from self._run(stop)
         except FtguiError as exc:
             self._restore_best()
             yield ev.Failed(str(exc), self.epoch)

@@ -22,6 +22,7 @@ from ftgui.core.bundle.metadata import distributed_record
 from ftgui.core.bundle.trained import TrainedModel
 from ftgui.core.compute.distributed import SINGLE, World
 from ftgui.core.compute.precision import FP32, Precision, RunShape, choose_precision
+from ftgui.core.data.fingerprint import fingerprint
 from ftgui.core.data.images import Batch
 from ftgui.core.data.samples import Sample, ScanResult, Split, split_samples
 from ftgui.core.data.scan import scan_folder
@@ -36,6 +37,7 @@ from ftgui.core.training.lr_finder import LRFinderResult, RangeTestRun, range_te
 from ftgui.core.training.norm_stats import adapt_run
 from ftgui.core.training.optim import group_parameters, make_optimizer
 from ftgui.core.training.prefix_cache import FrozenPrefix
+from ftgui.core.training.provenance import run_record
 from ftgui.core.training.recipe import default_lr, resolve_lr
 from ftgui.core.training.state import TrainerState
 from ftgui.core.training.step import DistributedStep, TrainerForward, TrainStep
@@ -64,6 +66,8 @@ class TrainerBase:
         self.evaluation: Evaluation | None = None  # the latest evaluation of this model
         self._gone_folders: set[str] = set()  # folders removed during the run (reported once each)
         self.norms_adapted = False  # BatchNorm statistics set to the training images' (ensure_cache)
+        self.forced_precision: Precision | None = None  # a reproduction's recorded precision: no trial
+        self.split_drawn = True  # the split came from the seed (not train/ and val/, nor a record)
 
     # ------------------------------------------------------------ what the run holds
 
@@ -121,6 +125,7 @@ class TrainerBase:
         device = self.world.device(cfg.device)
         self.scan = scan or scan_folder(cfg.data_dir)
         self.split = split or split_samples(self.scan, cfg.val_fraction, cfg.seed)
+        self.split_drawn = split is None and self.scan.presplit is None
         if not self.split.train:
             raise DataError("No training images left after the split; lower the validation fraction.")
         torch.manual_seed(cfg.seed)
@@ -168,7 +173,9 @@ class TrainerBase:
         run = RunShape(
             built.arch, built.preprocess.crop_size, cfg.batch_size, cfg.strategy, self._channels_last
         )
-        chosen = choose_precision(cfg.precision, self.device, cfg.amp, lambda: run.trial(built.model))
+        chosen = self.forced_precision or choose_precision(
+            cfg.precision, self.device, cfg.amp, lambda: run.trial(built.model)
+        )
         self.precision = self.world.broadcast(chosen)  # every rank computes alike: rank 0's choice
         cfg.precision_note = self.precision.note
         prefix.precision = self.precision
@@ -388,4 +395,6 @@ class TrainerBase:
             skipped=dict(self.skipped),
             evaluation=self.evaluation,
             run_id=self.state.run_id,
+            data=fingerprint(self.scan.root, [*self.split.train, *self.split.val]) if self.split else None,
+            reproducibility=run_record(cfg, self.precision, self.world, self.device, self.split_drawn),
         )
