@@ -70,6 +70,14 @@ def compare_parser() -> argparse.ArgumentParser:
         "real; 'auto': 5 below 500 images, 3 below 2,000, else 1 (default: 1, one split)",
     )
     p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="with --repeats: start no fold that would end more than M minutes after the first began "
+        "(the verdict then says how many folds ran)",
+    )
+    p.add_argument(
         "--lrs",
         default="",
         metavar="LR,LR",
@@ -143,6 +151,8 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     _check_tensorboard(args)
     cfg = _config(args)
     cfg.validate()
+    if args.max_minutes is not None and not 0 < args.max_minutes < 1e7:
+        raise FtguiError(f"--max-minutes must be a positive number of minutes (got {args.max_minutes:g}).")
     out_dir = Path(args.out).expanduser()
     args.checkpoint_every = 0
     check_out(args, out_dir, cfg.arch)
@@ -173,7 +183,8 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     logs: CandidateLogs | None = None
     outcome: RepeatedOutcome | None = None
     try:
-        repeated = RepeatedComparison(cfg, candidates, scan, splits)
+        limit = args.max_minutes * 60 if args.max_minutes else None
+        repeated = RepeatedComparison(cfg, candidates, scan, splits, time_limit_s=limit)
         comparison = repeated.first  # the first fold's models are exported, logged and recorded
         logs = CandidateLogs(board_root, comparison.trainers) if board_root is not None else None
         for e in repeated.run(cancel):
@@ -185,6 +196,9 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
                 continue
             if isinstance(e, RepeatsFinished):
                 outcome = e.outcome if len(splits) > 1 else None
+                continue
+            if isinstance(e, ev.Message):
+                progress.line(f"{e.level}: {e.text}")
                 continue
             if logs is not None and repeated.fold == 1 and isinstance(e, CandidateEvent):
                 logs(e.candidate, e.event)

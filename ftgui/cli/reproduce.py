@@ -17,7 +17,9 @@ def reproduce_main(args: argparse.Namespace, progress: Progress) -> int:
     """Check, train, compare; 0 when the result matched what the record leads to expect."""
     from ftgui.core.workflows import reproduce
 
-    given = [o for o, v in (("--config", args.config), ("--resume", args.resume), ("--find-lr", args.find_lr)) if v]
+    given = [
+        o for o, v in (("--config", args.config), ("--resume", args.resume), ("--find-lr", args.find_lr)) if v
+    ]
     if given:
         raise FtguiError(f"--reproduce trains the bundle's own configuration: leave out {', '.join(given)}.")
     data = args.data_option or args.data_dir

@@ -107,3 +107,23 @@ def test_repeats_takes_a_number_or_auto(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(["data", "--out", "o", "--repeats", bad])
     assert "--repeats" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_no_fold_starts_that_would_pass_the_time_accepted(image_folder, tmp_path, capsys):
+    import json
+
+    from ftgui.cli.compare import compare_main
+
+    out = tmp_path / "cmp"
+    args = [str(image_folder), "--out", str(out), "--weights", "none", "--image-size", "32", "--epochs", "1"]
+    # 0.001 minutes: fold 1 always runs, and no other fits after it.
+    assert compare_main([*args, "--candidates", "head,last-1", "--repeats", "3", "--max-minutes", "0.001"]) == 0
+    printed = capsys.readouterr()
+    assert "Stopped after 1 of 3 folds" in printed.err and "=== fold 2 of 3" not in printed.err
+    record = json.loads((out / "comparison.json").read_text())["repeats"]
+    assert record["folds_planned"] == 3
+    assert all(len(c["accuracies"]) == 1 for c in record["candidates"].values())
+    assert "1 of 3 folds: the others would have run past the time accepted" in record["reason"]
+    assert compare_main([*args, "--repeats", "3", "--max-minutes", "0"]) == 2
+    assert "--max-minutes must be a positive number" in capsys.readouterr().err

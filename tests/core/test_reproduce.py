@@ -48,7 +48,9 @@ def test_a_file_decoded_for_training_is_hashed_from_the_bytes_read(tmp_path):
 
 
 def test_the_differences_name_missing_resized_and_changed_files():
-    before = fp.DataFingerprint.from_listing([["a.png", 10, "x"], ["b.png", 20, "y"], ["c.png", 30, "z"], ["d.png", 5, "w"]])
+    before = fp.DataFingerprint.from_listing(
+        [["a.png", 10, "x"], ["b.png", 20, "y"], ["c.png", 30, "z"], ["d.png", 5, "w"]]
+    )
     after = fp.DataFingerprint.from_listing([["a.png", 10, "x"], ["b.png", 21, "y"], ["c.png", 30, "q"]])
     assert fp.differences(before, after) == [
         "1 file missing or unreadable: d.png",

@@ -196,3 +196,14 @@ def test_the_folds_box_says_how_long_before_it_starts(qtbot, window, image_folde
     assert window.comparison_estimate(["head", "full"], 5) == pytest.approx(20 * first)
     panel.boxes["last-1"].setChecked(True)  # never run here: no estimate in seconds
     assert panel.repeats_note.text() == "5× the time of one"
+    panel.boxes["last-1"].setChecked(False)
+    window.train_panel.epochs.setValue(1)
+    panel.repeats.setValue(3)
+    shown = window.comparison_estimate(["head", "full"], 3)
+    assert shown is not None and panel.repeats_note.text().startswith("about ")
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)  # accepts the estimate shown
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
+    from ftgui.core.base.report import duration
+
+    assert f"3 folds, at most the {duration(shown)} estimated" in window.log.toPlainText()
+    assert panel.recommendation.text().startswith("<b>Over ")  # however many folds fitted

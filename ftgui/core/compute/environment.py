@@ -66,7 +66,9 @@ def machine(device: torch.device) -> dict[str, Any]:
 def machine_differences(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """Where this machine differs from a recorded one (what makes bit-identical weights unlikely)."""
     keys = ("system", "processor", "cpus", "torch_threads", "device")
-    return [f"{k} {recorded.get(k)!r} then, {now.get(k)!r} now" for k in keys if recorded.get(k) != now.get(k)]
+    return [
+        f"{k} {recorded.get(k)!r} then, {now.get(k)!r} now" for k in keys if recorded.get(k) != now.get(k)
+    ]
 
 
 def version_differences(recorded: dict[str, Any], now: dict[str, Any], uses_timm: bool) -> list[str]:

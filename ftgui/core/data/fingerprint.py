@@ -119,6 +119,8 @@ def differences(recorded: DataFingerprint, now: DataFingerprint, shown: int = 5)
         ("with changed content", changed),
     ):
         if paths:
-            listed = ", ".join(paths[:shown]) + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+            listed = ", ".join(paths[:shown]) + (
+                f" and {len(paths) - shown} more" if len(paths) > shown else ""
+            )
             out.append(f"{len(paths)} file{'s' if len(paths) != 1 else ''} {what}: {listed}")
     return out

@@ -34,13 +34,19 @@ def seeds(cfg: TrainConfig, split_drawn: bool) -> dict[str, Any]:
     }
 
 
-def run_record(cfg: TrainConfig, precision: Precision, world: World, device: torch.device, split_drawn: bool) -> dict[str, Any]:
+def run_record(
+    cfg: TrainConfig, precision: Precision, world: World, device: torch.device, split_drawn: bool
+) -> dict[str, Any]:
     """model.json's ``reproducibility``: how to repeat this run, and what it ran on."""
     return {
         "seeds": seeds(cfg, split_drawn),
         "deterministic": bool(cfg.deterministic),
         "processes": world.size if world.active else 1,
-        "precision": {"train": _name(precision.train), "infer": _name(precision.infer), "device_type": precision.device_type},
+        "precision": {
+            "train": _name(precision.train),
+            "infer": _name(precision.infer),
+            "device_type": precision.device_type,
+        },
         "versions": environment.versions(),
         "machine": environment.machine(device),
     }
@@ -49,5 +55,9 @@ def run_record(cfg: TrainConfig, precision: Precision, world: World, device: tor
 def recorded_precision(record: dict[str, Any]) -> Precision:
     """The precision a recorded run computed in (a repeat does not time a trial again)."""
     train, infer = _DTYPES.get(record.get("train", "fp32")), _DTYPES.get(record.get("infer", "fp32"))
-    label = "fp32" if train is None and infer is None else f"{record.get('train')} training, {record.get('infer')} inference"
+    label = (
+        "fp32"
+        if train is None and infer is None
+        else f"{record.get('train')} training, {record.get('infer')} inference"
+    )
     return Precision(train, infer, f"{label} (as recorded)", record.get("device_type", "cpu"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from ftgui.core.base import events as ev
 from ftgui.core.base.errors import FtguiError
 from ftgui.core.base.intervals import Difference, corrected_half_width, corrected_resampled_t, points, wilson
+from ftgui.core.base.report import duration
 from ftgui.core.data.samples import Sample, ScanResult, Split
 from ftgui.core.training.config import TrainConfig
 from ftgui.core.workflows.compare import Candidate, Comparison, ComparisonFinished
@@ -106,9 +108,11 @@ class RepeatedOutcome:
     reason: str
     n_train: int
     n_val: int
+    planned: int = 0  # folds asked for (more than were run when the accepted time ran out)
 
     def to_dict(self, splits: Sequence[Split | None]) -> dict[str, Any]:
-        folds = [split for split in splits if split is not None]
+        run = len(self.candidates[0].accuracies) if self.candidates else 0
+        folds = [split for split in splits if split is not None][:run]  # the folds that ran
         candidates = {}
         for c in self.candidates:
             low, high = c.interval(self.n_train, self.n_val)
@@ -137,6 +141,7 @@ class RepeatedOutcome:
             "test": "corrected resampled t-test (Nadeau and Bengio 2003), 95%",
             "recommended": self.recommended,
             "reason": self.reason,
+            "folds_planned": self.planned or len(folds),
         }
 
 
@@ -203,17 +208,30 @@ class RepeatedComparison:
         scan: ScanResult,
         splits: Sequence[Split | None],  # None: the base configuration's own split (one run)
         allow_download: bool = True,
+        time_limit_s: float | None = None,  # the time the user accepted: no fold starts that would pass it
     ) -> None:
         self.base, self.candidates, self.scan, self.splits = base, list(candidates), scan, list(splits)
         self.allow_download = allow_download
+        self.time_limit_s = time_limit_s
+        self.out_of_time = False  # stopped adding folds to stay within time_limit_s
         self.first = Comparison(base, candidates, allow_download)
         self.fold = 0
         self.finished: list[ComparisonFinished] = []
 
     def run(self, cancel: ev.CancelToken | None = None) -> Iterator[ev.Event]:
         cancel = cancel or ev.CancelToken()
+        started = time.monotonic()
         for fold, split in enumerate(self.splits, start=1):
             if cancel.cancelled:
+                break
+            spent = time.monotonic() - started
+            if self.time_limit_s is not None and fold > 1 and spent * fold / (fold - 1) > self.time_limit_s:
+                self.out_of_time = True
+                yield ev.Message(
+                    "warning",
+                    f"Stopped after {fold - 1} of {len(self.splits)} folds: at {duration(spent / (fold - 1))} a fold, "
+                    f"another would end past the {duration(self.time_limit_s)} accepted for this comparison.",
+                )
                 break
             self.fold = fold
             comparison = (
@@ -229,7 +247,8 @@ class RepeatedComparison:
 
     def outcome(self) -> RepeatedOutcome | None:
         splits = [s for s in self.splits if s is not None]
-        if len(self.finished) != len(self.splits) or not splits or len(splits) != len(self.splits):
+        complete = len(self.finished) == len(self.splits) or (self.out_of_time and self.finished)
+        if not complete or not splits or len(splits) != len(self.splits):
             return None
         by_name: dict[str, Repeated] = {}
         for done in self.finished:
@@ -239,4 +258,11 @@ class RepeatedComparison:
                     r.accuracies.append(s.best_val_accuracy)
                     r.seconds.append(s.seconds)
                     r.val_images.append(s.val_images)
-        return decide(list(by_name.values()), len(splits[0].train), len(splits[0].val))
+        outcome = decide(list(by_name.values()), len(splits[0].train), len(splits[0].val))
+        outcome.planned = len(self.splits)
+        if self.out_of_time:
+            done = len(self.finished)
+            outcome.reason += (
+                f" ({done} of {len(self.splits)} folds: the others would have run past the time accepted)"
+            )
+        return outcome

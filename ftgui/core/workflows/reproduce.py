@@ -56,7 +56,9 @@ class Reproduction:
         return [
             f"data: {len(self.data.files)} files ({size:,.1f} MB) under {self.scan.root}, each as recorded "
             f"(SHA-256 {self.data.digest[:12]}…)",
-            "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v and k != "python") + " as recorded",
+            "versions: "
+            + ", ".join(f"{k} {v}" for k, v in versions.items() if v and k != "python")
+            + " as recorded",
             f"run: {cfg.arch}, {cfg.strategy}, {cfg.epochs} epochs, learning rate {lr}, seed {cfg.seed}, "
             f"{self.precision.note}, deterministic algorithms {'on' if cfg.deterministic else 'off'}",
             f"expecting {self.expectation}",
@@ -75,10 +77,14 @@ def prepare(bundle_dir: str, data_dir: str | None = None) -> Reproduction:
             "record the data's fingerprint and the seeds: it cannot be reproduced. Train it again to get a "
             "bundle that can."
         )
-    changed = environment.version_differences(record["versions"], environment.versions(), is_timm(meta["arch"]))
+    changed = environment.version_differences(
+        record["versions"], environment.versions(), is_timm(meta["arch"])
+    )
     if changed:
         names = ("torch", "torchvision", "timm") if is_timm(meta["arch"]) else ("torch", "torchvision")
-        wanted = " ".join(f"{k}=={str(v).split('+')[0]}" for k, v in record["versions"].items() if k in names and v)
+        wanted = " ".join(
+            f"{k}=={str(v).split('+')[0]}" for k, v in record["versions"].items() if k in names and v
+        )
         raise FtguiError(
             "Cannot reproduce this run: the versions differ from the record (" + "; ".join(changed) + "). "
             f"Install the recorded ones (pip install {wanted}) in another environment."
@@ -118,13 +124,18 @@ def prepare(bundle_dir: str, data_dir: str | None = None) -> Reproduction:
     if identical:
         why = "bit-identical weights: one process, deterministic algorithms, the same machine"
     else:
-        reasons = (["it ran with deterministic algorithms off"] if not record.get("deterministic") else []) + (
-            [f"it ran in {record.get('processes')} processes"] if not single else []
-        ) + ([f"the machine differs ({'; '.join(machine_changes)})"] if machine_changes else [])
-        why = "a validation accuracy within the recorded one's 95% interval, not bit-identical weights: " + ", ".join(
-            reasons
+        reasons = (
+            (["it ran with deterministic algorithms off"] if not record.get("deterministic") else [])
+            + ([f"it ran in {record.get('processes')} processes"] if not single else [])
+            + ([f"the machine differs ({'; '.join(machine_changes)})"] if machine_changes else [])
         )
-    scan = ScanResult(str(root), list(meta["classes"]), [Sample(s.path, s.label) for s in [*split.train, *split.val]])
+        why = (
+            "a validation accuracy within the recorded one's 95% interval, not bit-identical weights: "
+            + ", ".join(reasons)
+        )
+    scan = ScanResult(
+        str(root), list(meta["classes"]), [Sample(s.path, s.label) for s in [*split.train, *split.val]]
+    )
     precision = recorded_precision(record.get("precision", {}))
     return Reproduction(bundle, meta, cfg, scan, split, precision, now, machine_changes, identical, why)
 
@@ -193,7 +204,9 @@ def compare(rep: Reproduction, trainer: Trainer, finished: ev.Finished) -> Repro
         low, high = wilson(round(old_acc * n), n)
         within = low <= new_acc <= high
     if identical:
-        verdict = "reproduced: bit-identical weights" + ("" if rep.expect_identical else " (more than was expected)")
+        verdict = "reproduced: bit-identical weights" + (
+            "" if rep.expect_identical else " (more than was expected)"
+        )
         matched = True
     elif rep.expect_identical:
         verdict = (
@@ -207,7 +220,9 @@ def compare(rep: Reproduction, trainer: Trainer, finished: ev.Finished) -> Repro
     else:
         verdict = "NOT reproduced: the new accuracy lies outside the recorded one's 95% range"
         matched = False
-    return Reproduced(same, len(recorded), largest, new_acc, old_acc, n, before == after, matched, verdict, lines)
+    return Reproduced(
+        same, len(recorded), largest, new_acc, old_acc, n, before == after, matched, verdict, lines
+    )
 
 
 def _kept_accuracy(meta: dict[str, Any]) -> float | None:

@@ -63,7 +63,11 @@ class CompareControls(DataControls):
             except FtguiError as exc:
                 self.show_error("Cannot make the folds", str(exc))
                 return False
-            runner = RepeatedComparison(base, candidates, scan, splits)
+            # The estimate shown beside Folds is what Start accepts: no fold starts that would pass it.
+            accepted = self.comparison_estimate(chosen, folds)
+            runner = RepeatedComparison(base, candidates, scan, splits, time_limit_s=accepted)
+            if accepted is not None:
+                self.log_message("info", f"{folds} folds, at most the {report.duration(accepted)} estimated")
         comparison = runner.first if isinstance(runner, RepeatedComparison) else runner
         board = self._board_folder(scan.root, "compare")
         self.comparison = comparison

@@ -237,7 +237,10 @@ class ComparePanel(QWidget):
         n = self.repeats.value()
         if seconds is not None:
             self.repeats_note.setText(f"about {duration(seconds)} in all")
-            self.repeats_note.setToolTip("From this dataset's earlier runs of the ticked layouts (Runs tab)")
+            self.repeats_note.setToolTip(
+                "From this dataset's earlier runs of the ticked layouts (Runs tab). Starting accepts it: "
+                "no fold starts that would end past it (the verdict then says how many folds ran)."
+            )
         else:
             self.repeats_note.setText("one split" if n == 1 else f"{n}× the time of one")
             self.repeats_note.setToolTip("No earlier run of these layouts on this dataset to time it by")
