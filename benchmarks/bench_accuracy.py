@@ -581,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--head-form",
         action="store_true",
-        help="fastai's head-only recipe with its own head and with a linear one",
+        help="ftgui's defaults with --head linear and --head concat (and fastai's head-only recipe with "
+        "its own head and with a linear one, where fastai is installed)",
     )
     p.add_argument("--seeds", type=int, default=3, help="seeds per precision or --decide row (default 3)")
     p.add_argument("--work", help="keep the generated folders and pretrained weights here (reused)")
@@ -611,18 +612,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.head_form:
         import reference_recipes as ref
 
-        print(f"fastai's head-only recipe, {', '.join(names)}: its own head against one linear layer")
+        have = ref.available() if not args.no_references else {}
+        print(
+            f"The head's form, {', '.join(names)}: ftgui's defaults with --head linear and --head concat"
+            + (" (strategies: " + ", ".join(strategies) + ")")
+            + (
+                "; fastai's head-only recipe with its own head and with one linear layer"
+                if have.get("fastai")
+                else ""
+            )
+        )
         with work_folder("bench-accuracy", args.keep, args.work) as work:
             for name in names:
                 setting = SETTINGS[name]
                 data = prepare_setting(setting, work)
-                accs = [
-                    ref.run_fastai(data, "head", setting.epochs, linear_head=lin) for lin in (False, True)
-                ]
-                print(
-                    f"{name:<32} fastai head {100 * accs[0]:5.1f}%   linear head {100 * accs[1]:5.1f}%",
-                    flush=True,
-                )
+                for strategy in strategies:
+                    ours = [run_ftgui(data, strategy, setting, head=form)[0] for form in ("linear", "concat")]
+                    line = f"{name:<32} {strategy:<8} ftgui linear {100 * ours[0]:5.1f}%   concat {100 * ours[1]:5.1f}%"
+                    if have.get("fastai") and strategy == "head":
+                        accs = [
+                            ref.run_fastai(data, "head", setting.epochs, linear_head=lin)
+                            for lin in (False, True)
+                        ]
+                        line += f"   fastai head {100 * accs[0]:5.1f}%   linear head {100 * accs[1]:5.1f}%"
+                    print(line + (" (held out)" if setting.held_out else ""), flush=True)
         return 0
     if args.decide:
         import decide

@@ -260,7 +260,9 @@ def _compare(args: argparse.Namespace, progress: Progress) -> int:
     print(f"recommended: {final.reason}" if final.recommended else f"no recommendation: {final.reason}")
     val = max((s.val_images for s in final.summaries), default=0)
     if val:
-        print(f"note: one split of {val} validation images; --repeats auto says whether these differences are real")
+        print(
+            f"note: one split of {val} validation images; --repeats auto says whether these differences are real"
+        )
     for note in final.notes:
         print(f"note: {note}")
     if cancel.cancelled:

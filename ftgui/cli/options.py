@@ -183,6 +183,14 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
         metavar="N",
         help="input size in pixels (default: the weights' own, e.g. 224)",
     )
+    p.add_argument(
+        "--head",
+        choices=("linear", "concat"),
+        default="linear",
+        help="the new classifier: linear (one layer on average pooling, default) or concat (average and max "
+        "pooling side by side, BatchNorm, one layer: fastai's; torchvision models that average-pool into "
+        "one linear classifier)",
+    )
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help=f"{' | '.join(DEVICES)} or cuda:N (default: auto)")

@@ -151,6 +151,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
             freeze_bn=getattr(args, "freeze_bn", False),
         ),
         bn_stats=getattr(args, "bn_stats", "auto"),
+        head=args.head,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

@@ -13,7 +13,9 @@ from ftgui.core.workflows.repeats import Repeated, decide, default_repeats, fold
 
 def _scan(per_class: dict[str, int]) -> ScanResult:
     classes = sorted(per_class)
-    samples = [Sample(f"{c}/{i:03d}.png", label) for label, c in enumerate(classes) for i in range(per_class[c])]
+    samples = [
+        Sample(f"{c}/{i:03d}.png", label) for label, c in enumerate(classes) for i in range(per_class[c])
+    ]
     return ScanResult("/data", classes, samples)
 
 
@@ -72,7 +74,10 @@ def test_a_real_difference_picks_the_best_and_no_real_difference_the_cheapest():
     low, high = head.interval(160, 40)
     assert low < head.mean < high
     record = out.to_dict([])
-    assert record["differences"]["head"]["real"] is False and record["candidates"]["head"]["accuracies"][0] == 0.80
+    assert (
+        record["differences"]["head"]["real"] is False
+        and record["candidates"]["head"]["accuracies"][0] == 0.80
+    )
 
 
 @pytest.mark.slow
@@ -118,7 +123,9 @@ def test_no_fold_starts_that_would_pass_the_time_accepted(image_folder, tmp_path
     out = tmp_path / "cmp"
     args = [str(image_folder), "--out", str(out), "--weights", "none", "--image-size", "32", "--epochs", "1"]
     # 0.001 minutes: fold 1 always runs, and no other fits after it.
-    assert compare_main([*args, "--candidates", "head,last-1", "--repeats", "3", "--max-minutes", "0.001"]) == 0
+    assert (
+        compare_main([*args, "--candidates", "head,last-1", "--repeats", "3", "--max-minutes", "0.001"]) == 0
+    )
     printed = capsys.readouterr()
     assert "Stopped after 1 of 3 folds" in printed.err and "=== fold 2 of 3" not in printed.err
     record = json.loads((out / "comparison.json").read_text())["repeats"]

@@ -97,6 +97,11 @@ def model_card(meta: dict[str, Any], evaluation: Evaluation | None = None) -> st
             if meta.get("model_source") == "timm"
             else "- `model.safetensors` + `model.json`: load with `torchvision.models.get_model(arch, "
             "num_classes=K, **model_kwargs)` and `load_state_dict(strict=True)`"
+            if meta.get("model_kwargs", {}).get("head", "linear") == "linear"
+            else "- `model.safetensors` + `model.json`: the concat head (`model_kwargs.head`): "
+            "`ftgui.core.models.rebuild_for_inference(arch, K, model_kwargs)` builds the model "
+            "(torchvision's, with `avgpool` pooling max and average side by side and the classifier a "
+            "BatchNorm1d then a Linear), then `load_state_dict(strict=True)`"
         ),
     ]
     return with_deployment("\n".join(lines) + "\n", meta)

@@ -131,6 +131,7 @@ MODEL_KWARGS = {
     "init_weights": bool,
     "image_size": int,
     "img_size": int,
+    "head": str,  # ftgui's head form (models/heads.py HEAD_FORMS), not torchvision's
 }
 
 
@@ -215,6 +216,8 @@ def validate_metadata(meta: Any, name: str = META_FILE) -> None:
         kind = MODEL_KWARGS.get(key)
         if kind is None:
             raise bad(f"'model_kwargs' has an argument ftgui never writes ({key!r})")
+        if kind is str and value not in ("linear", "concat"):
+            raise bad("'model_kwargs.head' must be linear or concat")
         if (kind is bool and not isinstance(value, bool)) or (kind is int and not _is_int(value)):
             raise bad(f"'model_kwargs.{key}' must be {'true or false' if kind is bool else 'a whole number'}")
         if key == "image_size" and not 8 <= value <= 4096:

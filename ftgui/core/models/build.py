@@ -11,18 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision.models as tvm
 from torch import nn
 from torchvision.models import WeightsEnum
 
 from ftgui.core.base.errors import ModelError, WeightsError
 from ftgui.core.models import timm_source
 from ftgui.core.models.catalog import arch_info, check_arch
-from ftgui.core.models.heads import find_head, head_classes, replace_head
+from ftgui.core.models.heads import HEAD_FORMS, find_head, head_classes, replace_head, set_head_form
 from ftgui.core.models.preprocess import Preprocess, preprocess_for
 from ftgui.core.models.registry import quirks
 from ftgui.core.models.sizes import size_problem
-from ftgui.core.models.skeleton import build_skeleton, construct
+from ftgui.core.models.skeleton import build_skeleton, construct, with_head
 from ftgui.core.models.weights import (
     describe_mismatch,
     is_local_weights,
@@ -129,6 +128,7 @@ def build_model(
     image_size: int | None = None,
     allow_download: bool = True,
     meta: bool = False,
+    head_form: str = "linear",
 ) -> BuiltModel:
     """Build ``arch`` with the chosen weights and a new head for ``num_classes`` classes.
 
@@ -137,7 +137,11 @@ def build_model(
     local file is still read and checked against the architecture.
     """
     source = model_source(arch, weights, image_size, check_size=not meta)
+    if head_form not in HEAD_FORMS:
+        raise ModelError(f"Unknown head {head_form!r}: choose {' or '.join(HEAD_FORMS)}.")
     if timm_source.is_timm(arch):
+        if head_form != "linear":
+            raise ModelError(f"The {head_form} head is for torchvision models; {arch} takes --head linear.")
         return _build_timm(source, num_classes, allow_download, meta)
     if meta:
         model = build_skeleton(arch, **source.kwargs)
@@ -157,7 +161,11 @@ def build_model(
         else:
             load_into(model, source.file_state, what, arch)
     head = replace_head(model, num_classes)
-    return BuiltModel(model, arch, num_classes, head, source.preprocess, source.description, source.kwargs)
+    kwargs = dict(source.kwargs)
+    if head_form != "linear":
+        set_head_form(model, head_form, num_classes)
+        kwargs["head"] = head_form  # rebuilt from model.json and checkpoints the same way
+    return BuiltModel(model, arch, num_classes, head, source.preprocess, source.description, kwargs)
 
 
 def pretrained_model_kwargs(arch: str) -> dict[str, Any]:
@@ -176,7 +184,8 @@ def rebuild_for_inference(arch: str, num_classes: int, model_kwargs: dict[str, A
     check_arch(arch)
     if timm_source.is_timm(arch):
         return timm_source.create(arch, num_classes, model_kwargs)
-    return tvm.get_model(arch, weights=None, num_classes=num_classes, **model_kwargs)
+    model = construct(arch, {**model_kwargs, "num_classes": num_classes})
+    return with_head(model, model_kwargs, num_classes)
 
 
 # ---------------------------------------------------------------- timm models

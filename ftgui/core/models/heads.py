@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ftgui.core.base.errors import ModelError
@@ -12,8 +14,88 @@ from ftgui.core.models.timm_source import classifier_name, is_timm_model
 _HEAD_CONTAINERS = ("fc", "classifier", "heads", "head")
 
 
+# The classifier's form (``--head``): what replaces the pretrained classifier.
+HEAD_FORMS = {
+    "linear": "one linear layer on the average-pooled features (every model)",
+    "concat": "average and max pooling side by side, BatchNorm, one linear layer (fastai's pooling and "
+    "normalisation; torchvision models that average-pool straight into their classifier)",
+}
+
+
+class ConcatPool2d(nn.Module):
+    """Max and average pooling over the whole map, side by side (fastai's AdaptiveConcatPool2d):
+    twice the channels, still N x C x 1 x 1, so the model's own flatten and classifier follow."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], 1)
+
+
+class NormLinear(nn.Sequential):
+    """The ``concat`` head: BatchNorm over the pooled features, then one linear layer."""
+
+    def __init__(self, in_features: int, num_classes: int, device: torch.device | None = None) -> None:
+        super().__init__(
+            nn.BatchNorm1d(in_features, device=device), nn.Linear(in_features, num_classes, device=device)
+        )
+
+    @property
+    def linear(self) -> nn.Linear:
+        layer = self[1]
+        assert isinstance(layer, nn.Linear)
+        return layer
+
+    @property
+    def in_features(self) -> int:
+        return self.linear.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.linear.out_features
+
+
+def set_head_form(model: nn.Module, form: str, num_classes: int) -> None:
+    """Give a model (its classifier already sized for ``num_classes``) the head ``form``."""
+    if form == "linear":
+        return
+    if form not in HEAD_FORMS:
+        raise ModelError(f"Unknown head {form!r}: choose {' or '.join(HEAD_FORMS)}.")
+    name = find_head(model)
+    head, pool = model.get_submodule(name), getattr(model, "avgpool", None)
+    if isinstance(pool, ConcatPool2d) and isinstance(head, NormLinear):
+        return
+    names = [n for n, _ in model.named_modules()]
+    between = [  # the modules run between the pooling and the classifier (not those that hold it)
+        n
+        for n in (
+            names[names.index("avgpool") + 1 : names.index(name)]
+            if pool is not None and name in names
+            else []
+        )
+        if not name.startswith(n + ".")
+    ]
+    fits = (
+        isinstance(pool, nn.AdaptiveAvgPool2d)
+        and pool.output_size in (1, (1, 1))
+        and isinstance(head, nn.Linear)
+        and names.index("avgpool") < names.index(name)
+        # only parameter-free modules (dropout, flatten) between the pooling and the classifier
+        and not any(any(True for _ in model.get_submodule(n).parameters()) for n in between)
+    )
+    if not fits or not isinstance(head, nn.Linear):
+        raise ModelError(
+            f"The concat head needs a model that average-pools straight into one linear classifier; "
+            f"{type(model).__name__} does not. Use --head linear."
+        )
+    model.avgpool = ConcatPool2d()
+    _set_submodule(model, name, NormLinear(2 * head.in_features, num_classes, head.weight.device))
+
+
 def find_head(model: nn.Module) -> str:
-    """Qualified name of the final classification layer (Linear, or SqueezeNet's Conv2d)."""
+    """Qualified name of the final classification layer (Linear, or SqueezeNet's Conv2d), or of
+    the ``concat`` head that holds it."""
+    for name, sub in model.named_modules():
+        if isinstance(sub, NormLinear):
+            return name
     if is_timm_model(model):
         name = classifier_name(model)  # timm says which module classifies
         if name is not None:
@@ -55,6 +137,8 @@ def classifier_names(model: nn.Module) -> list[str]:
 
 
 def _new_layer_like(old: nn.Module, num_classes: int) -> nn.Module:
+    if isinstance(old, NormLinear):
+        return NormLinear(old.in_features, num_classes, old.linear.weight.device)
     if isinstance(old, nn.Linear):
         device, dtype = old.weight.device, old.weight.dtype
         return nn.Linear(old.in_features, num_classes, bias=old.bias is not None, device=device, dtype=dtype)
@@ -100,7 +184,7 @@ def replace_head(model: nn.Module, num_classes: int) -> list[str]:
 
 def head_classes(model: nn.Module) -> int:
     layer = model.get_submodule(find_head(model))
-    if isinstance(layer, nn.Linear):
+    if isinstance(layer, (nn.Linear, NormLinear)):
         return int(layer.out_features)
     if isinstance(layer, nn.Conv2d):
         return int(layer.out_channels)

@@ -14,15 +14,22 @@ from torch import nn
 from ftgui.core.base.errors import ModelError
 from ftgui.core.models import timm_source
 from ftgui.core.models.catalog import check_arch
-from ftgui.core.models.heads import replace_head
+from ftgui.core.models.heads import head_classes, replace_head, set_head_form
 from ftgui.core.models.registry import quirks
 
 
 def construct(arch: str, kwargs: dict[str, Any]) -> nn.Module:
+    """torchvision's plain model (``kwargs`` without ftgui's own ``head``: see with_head)."""
     try:
-        return tvm.get_model(arch, weights=None, **kwargs)
+        return tvm.get_model(arch, weights=None, **{k: v for k, v in kwargs.items() if k != "head"})
     except Exception as exc:
         raise ModelError(f"Could not build {arch}: {exc}") from None
+
+
+def with_head(model: nn.Module, kwargs: dict[str, Any], num_classes: int) -> nn.Module:
+    """The model given the head form its ``kwargs`` record (``head``; linear when absent)."""
+    set_head_form(model, str(kwargs.get("head", "linear")), num_classes)
+    return model
 
 
 def build_skeleton(arch: str, num_classes: int | None = None, **kwargs: Any) -> nn.Module:
@@ -43,7 +50,7 @@ def build_skeleton(arch: str, num_classes: int | None = None, **kwargs: Any) -> 
             model = construct(arch, kwargs)
     if num_classes is not None:
         replace_head(model, num_classes)
-    return model
+    return with_head(model, kwargs, num_classes or head_classes(model))
 
 
 @contextmanager

@@ -56,6 +56,7 @@ class TrainConfig:
     # Deterministic algorithms (torch.use_deterministic_algorithms; cuDNN without autotuning): with
     # one process on the same machine a run repeats bit for bit (ftgui-train --reproduce).
     deterministic: bool = False
+    head: str = "linear"  # the new classifier's form (models/heads.py HEAD_FORMS)
 
     def validate(self) -> None:
         """Refuse a number out of range before any slow work, naming the option and its range."""
@@ -172,6 +173,7 @@ def validate_config(cfg: TrainConfig) -> None:
     for option, text in (("--weights", cfg.weights), ("--device", cfg.device)):
         need(text is None or isinstance(text, str), option, "a name", text)
     need(cfg.optimizer in OPTIMIZERS, "--optimizer", f"one of {', '.join(OPTIMIZERS)}", cfg.optimizer)
+    need(cfg.head in ("linear", "concat"), "--head", "linear or concat", cfg.head)
     need(cfg.bn_stats in BN_STATS, "--bn-stats", f"one of {', '.join(BN_STATS)}", cfg.bn_stats)
     need(cfg.schedule in SCHEDULES, "--schedule", f"one of {', '.join(SCHEDULES)}", cfg.schedule)
     need(cfg.cache in CACHE_MODES, "--cache", " or ".join(CACHE_MODES), cfg.cache)

@@ -129,9 +129,8 @@ class TrainerBase:
         if not self.split.train:
             raise DataError("No training images left after the split; lower the validation fraction.")
         torch.manual_seed(cfg.seed)
-        built = built or build_model(
-            cfg.arch, len(self.scan.classes), cfg.weights, cfg.image_size, allow_download=self.allow_download
-        )
+        k, size = len(self.scan.classes), cfg.image_size
+        built = built or build_model(cfg.arch, k, cfg.weights, size, self.allow_download, head_form=cfg.head)
         cfg.freeze.apply(built.model, 0)
         if not any(p.requires_grad for p in built.model.parameters()):
             raise NothingTrains()

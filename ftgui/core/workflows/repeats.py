@@ -261,8 +261,8 @@ class RepeatedComparison:
         outcome = decide(list(by_name.values()), len(splits[0].train), len(splits[0].val))
         outcome.planned = len(self.splits)
         if self.out_of_time:
-            done = len(self.finished)
+            ran = len(self.finished)
             outcome.reason += (
-                f" ({done} of {len(self.splits)} folds: the others would have run past the time accepted)"
+                f" ({ran} of {len(self.splits)} folds: the others would have run past the time accepted)"
             )
         return outcome

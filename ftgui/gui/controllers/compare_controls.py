@@ -161,7 +161,9 @@ class CompareControls(DataControls):
         runs = [r for r in list_runs(scan.root) if r.epochs and r.seconds]
         total = 0.0
         for strategy in chosen:
-            newest = next((r for r in runs if r.strategy == strategy and r.arch == self.model_panel.arch), None)
+            newest = next(
+                (r for r in runs if r.strategy == strategy and r.arch == self.model_panel.arch), None
+            )
             if newest is None:
                 return None
             total += (newest.seconds or 0.0) / newest.epochs * self.train_panel.epochs.value()
@@ -181,7 +183,9 @@ class CompareControls(DataControls):
             remaining = None if per_fold is None else per_fold * (e.folds - e.fold + 1)
             self.compare_panel.show_fold(e.fold, e.folds, remaining)
             if e.fold == 2 and per_fold is not None:
-                self.log_message("info", f"Fold 1 of {e.folds} took {per_fold:.0f} s; {e.folds - 1} more follow")
+                self.log_message(
+                    "info", f"Fold 1 of {e.folds} took {per_fold:.0f} s; {e.folds - 1} more follow"
+                )
             return
         if isinstance(e, RepeatsFinished):
             if e.outcome is not None:
