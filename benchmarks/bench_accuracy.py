@@ -536,6 +536,60 @@ def print_precision_table(rows: list[PrecisionRow]) -> bool:
     return ok
 
 
+def head_form_table(names: list[str], strategies: tuple[str, ...], args: argparse.Namespace) -> int:
+    """ftgui's defaults with the linear and the concat head over --seeds seeds (each seed its own
+    split), and the form selection.choose picks per strategy; with fastai installed, its head-only
+    recipe with its own head and with a linear one (seed 0)."""
+    import reference_recipes as ref
+    import selection
+
+    have = ref.available() if not args.no_references else {}
+    forms = ("linear", "concat")  # cheapest first
+    print(
+        f"The head's form over {args.seeds} seed(s) (each its own split): ftgui's defaults with --head linear / concat"
+    )
+    measured: dict[str, dict[str, dict[str, float]]] = {}
+    held = {n for n in names if SETTINGS[n].held_out}
+    with work_folder("bench-accuracy", args.keep, args.work) as work:
+        for name in names:
+            setting = SETTINGS[name]
+            data = prepare_setting(setting, work)
+            for strategy in strategies:
+                accs = {
+                    form: [
+                        run_ftgui(data, strategy, setting, head=form, seed=seed)[0]
+                        for seed in range(args.seeds)
+                    ]
+                    for form in forms
+                }
+                measured.setdefault(name, {})[strategy] = {f: sum(a) / len(a) for f, a in accs.items()}
+                cells = "   ".join(
+                    f"{f} {100 * sum(a) / len(a):5.1f}% ({' '.join(f'{100 * x:.1f}' for x in a)})"
+                    for f, a in accs.items()
+                )
+                line = f"{name + (' *' if setting.held_out else ''):<34} {strategy:<8} {cells}"
+                if have.get("fastai") and strategy == "head":
+                    fa = [
+                        ref.run_fastai(data, "head", setting.epochs, linear_head=lin) for lin in (False, True)
+                    ]
+                    line += f"   fastai: own head {100 * fa[0]:5.1f}%, linear {100 * fa[1]:5.1f}%"
+                print(line, flush=True)
+    for strategy in strategies:
+        if not any(strategy in measured[n] for n in measured if n not in held):
+            continue
+        chosen = selection.choose(measured, strategy, forms, held)
+        worst = max(selection.shortfalls(measured, strategy, chosen, [n for n in measured if n not in held]))
+        check = selection.held_out_check(measured, strategy, chosen, held)
+        said = "; ".join(f"{n}: {100 * v:.1f} below the best" for n, v in check.items())
+        print(
+            f"{strategy}: {chosen} (at most {100 * worst:.1f} points below the best form)"
+            + (f"; held out: {said}" if said else "")
+        )
+    if held:
+        print("* held out: not used to choose, reported as the check")
+    return 0
+
+
 SETTINGS = {
     "digits 0-4 -> 5-9, 32 px": Setting("digits 0-4 -> 5-9, 32 px", (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)),
     "digits 5-9 -> 0-4, 32 px": Setting("digits 5-9 -> 0-4, 32 px", (5, 6, 7, 8, 9), (0, 1, 2, 3, 4)),
@@ -610,33 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     strategies = tuple(args.strategy or STRATEGIES)
     rows: list[Row] = []
     if args.head_form:
-        import reference_recipes as ref
-
-        have = ref.available() if not args.no_references else {}
-        print(
-            f"The head's form, {', '.join(names)}: ftgui's defaults with --head linear and --head concat"
-            + (" (strategies: " + ", ".join(strategies) + ")")
-            + (
-                "; fastai's head-only recipe with its own head and with one linear layer"
-                if have.get("fastai")
-                else ""
-            )
-        )
-        with work_folder("bench-accuracy", args.keep, args.work) as work:
-            for name in names:
-                setting = SETTINGS[name]
-                data = prepare_setting(setting, work)
-                for strategy in strategies:
-                    ours = [run_ftgui(data, strategy, setting, head=form)[0] for form in ("linear", "concat")]
-                    line = f"{name:<32} {strategy:<8} ftgui linear {100 * ours[0]:5.1f}%   concat {100 * ours[1]:5.1f}%"
-                    if have.get("fastai") and strategy == "head":
-                        accs = [
-                            ref.run_fastai(data, "head", setting.epochs, linear_head=lin)
-                            for lin in (False, True)
-                        ]
-                        line += f"   fastai head {100 * accs[0]:5.1f}%   linear head {100 * accs[1]:5.1f}%"
-                    print(line + (" (held out)" if setting.held_out else ""), flush=True)
-        return 0
+        return head_form_table(names, strategies, args)
     if args.decide:
         import decide
 

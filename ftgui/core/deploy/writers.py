@@ -111,7 +111,10 @@ def write_onnx_int8(model: torch.nn.Module, example: torch.Tensor, calib: torch.
         plain, prepared = Path(tmp) / "float.onnx", Path(tmp) / "prepared.onnx"
         plain.write_bytes(_onnx_bytes(model, example))
         with _quiet():
-            quant_pre_process(str(plain), str(prepared))
+            try:
+                quant_pre_process(str(plain), str(prepared))
+            except TypeError:  # its symbolic shape inference fails on some graphs (a Concat of poolings)
+                quant_pre_process(str(plain), str(prepared), skip_symbolic_shape=True)
             quantize_static(
                 str(prepared),
                 str(Path(tmp) / "int8.onnx"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ftgui.core.base.errors import ModelError
@@ -27,7 +26,9 @@ class ConcatPool2d(nn.Module):
     twice the channels, still N x C x 1 x 1, so the model's own flatten and classifier follow."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], 1)
+        # Reductions, not adaptive pooling: every export format lowers them (LiteRT has no
+        # adaptive max pooling).
+        return torch.cat([x.amax((2, 3), keepdim=True), x.mean((2, 3), keepdim=True)], 1)
 
 
 class NormLinear(nn.Sequential):
