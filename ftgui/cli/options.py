@@ -185,11 +185,11 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
     )
     p.add_argument(
         "--head",
-        choices=("linear", "concat"),
-        default="linear",
-        help="the new classifier: linear (one layer on average pooling, default) or concat (average and max "
-        "pooling side by side, BatchNorm, one layer: fastai's; torchvision models that average-pool into "
-        "one linear classifier)",
+        choices=("auto", "linear", "concat"),
+        default="auto",
+        help="the new classifier: concat (average and max pooling side by side, BatchNorm, one layer: "
+        "fastai's; torchvision models that average-pool into one linear classifier), linear (one layer on "
+        "average pooling, as torchvision builds it) or auto (default: concat where the model takes it)",
     )
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)

@@ -15,15 +15,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QResizeEvent
-from PySide6.QtWidgets import (
-    QLabel,
-    QMessageBox,
-    QPlainTextEdit,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QLabel, QMessageBox, QPlainTextEdit, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from ftgui import __version__
 from ftgui.core.workflows.session import Session
@@ -253,10 +245,14 @@ class MainWindow(TrainingControls):
         self.train_panel.load_settings(self.settings)
         self.model_panel.image_size = self.train_panel.image_size.value() or None
         self.model_panel.remembered = remembered_weights(setting(self.settings, "model/weights", ""))
+        self.model_panel.head_form = str(self.train_panel.head.currentData())  # the tree shows that head
         self.model_panel.populate(setting(self.settings, "model/arch", DEFAULT_ARCH))
         self.model_panel.set_batchnorm(str(setting(self.settings, "model/batchnorm", "auto")))
         self.model_panel.set_plan(self._saved_plan())
         self.train_panel.image_size.valueChanged.connect(lambda v: self.model_panel.set_image_size(v or None))
+        self.train_panel.head.currentIndexChanged.connect(
+            lambda _: self.model_panel.set_head(self.train_panel.head)
+        )
         self.train_panel.set_strategy(self.model_panel.strategy_text())
         if self.data_panel.scan is not None:
             self.model_panel.set_num_classes(len(self.data_panel.scan.classes))

@@ -56,10 +56,11 @@ def test_optimizer_holds_exactly_the_trainable_parameters(tiny_config):
     assert {id(p) for p in in_opt} == {id(p) for p in model.parameters() if p.requires_grad}
     lr_of = {n: g["lr"] for g in opt.param_groups for n in g["names"]}
     wd_of = {n: g["weight_decay"] for g in opt.param_groups for n in g["names"]}
-    assert lr_of["fc.weight"] == pytest.approx(1e-3)
+    assert lr_of["fc.1.weight"] == pytest.approx(1e-3) and lr_of["fc.0.weight"] == pytest.approx(1e-3)
     assert lr_of["layer4.0.conv1.weight"] == pytest.approx(5e-4)
     assert lr_of["layer3.0.conv1.weight"] == pytest.approx(2.5e-4)
-    assert wd_of["fc.weight"] > 0 and wd_of["fc.bias"] == 0 and wd_of["layer4.0.bn1.weight"] == 0
+    assert wd_of["fc.1.weight"] > 0 and wd_of["fc.1.bias"] == 0 and wd_of["layer4.0.bn1.weight"] == 0
+    assert wd_of["fc.0.weight"] == 0  # the concat head's BatchNorm: no decay, as every norm
 
 
 def test_gradual_unfreezing_adds_parameters_and_keeps_optimizer_state(tiny_config):
@@ -72,11 +73,11 @@ def test_gradual_unfreezing_adds_parameters_and_keeps_optimizer_state(tiny_confi
     for e in trainer.run():
         events.append(e)
         if isinstance(e, ev.EpochEnded) and e.epoch == 1:
-            st = trainer.optimizer.state[trainer.model.fc.weight]
+            st = trainer.optimizer.state[trainer.model.fc.linear.weight]
             fc_state_after_epoch1 = (int(st["step"]), st["exp_avg"].clone())
     unfrozen = [e for e in events if isinstance(e, ev.BlocksUnfrozen)]
     assert len(unfrozen) == 1 and unfrozen[0].epoch == 2 and unfrozen[0].blocks == ("layer4",)
-    st = trainer.optimizer.state[trainer.model.fc.weight]
+    st = trainer.optimizer.state[trainer.model.fc.linear.weight]
     assert fc_state_after_epoch1[0] == 4 and int(st["step"]) == 8  # state continued, not reset
     assert {n.split(".")[0] for n in _trainable(trainer.model)} == {"fc", "layer4"}
     assert int(trainer.optimizer.state[trainer.model.layer4[0].conv1.weight]["step"]) == 4
@@ -87,6 +88,7 @@ def _trainable(model):
 
 
 def test_export_reloads_in_plain_torchvision_with_identical_logits(tiny_config, tmp_path):
+    tiny_config.head = "linear"  # as torchvision builds it (the concat head: test_head_form.py)
     trainer = Trainer(tiny_config)
     run_to_end(trainer)
     out = export_bundle(trainer.trained(), tmp_path / "export")
@@ -229,7 +231,7 @@ def test_aux_heads_train_googlenet(tiny_config):
     trainer = Trainer(tiny_config)
     trainer.prepare()
     names = _trainable(trainer.model)
-    assert "fc.weight" in names and any(n.startswith("aux1.") for n in names)
+    assert "fc.1.weight" in names and any(n.startswith("aux1.") for n in names)
     assert isinstance(run_to_end(trainer), ev.Finished)
 
 

@@ -77,3 +77,18 @@ def test_a_concat_head_trains_exports_and_reads_back(tmp_path, image_folder, ftg
     meta["model_kwargs"]["head"] = "mlp"
     with pytest.raises(CheckpointError, match="'model_kwargs.head' must be linear or concat"):
         validate_metadata(meta)
+
+
+@pytest.mark.parametrize(
+    ("arch", "form"),
+    [
+        ("resnet18", "concat"),
+        ("mobilenet_v3_small", "linear"),
+        ("convnext_tiny", "linear"),
+        ("timm:test_vit.r160_in1k", "linear"),
+    ],
+)
+def test_auto_takes_the_concat_head_where_the_model_takes_it(arch, form):
+    built = build_model(arch, 3, weights="none", meta=True, head_form="auto")
+    assert built.model_kwargs.get("head", "linear") == form
+    assert isinstance(built.model.get_submodule(built.head[0]), NormLinear) == (form == "concat")

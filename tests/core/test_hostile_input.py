@@ -123,12 +123,15 @@ def test_a_last_batch_of_one_image_joins_the_previous_batch_while_batchnorm_trai
     final = run_to_end(trainer, on_event=lambda e: isinstance(e, ev.BatchEnded) and sizes.append(e.batch))
     assert isinstance(final, ev.Finished), final
     assert sizes == [1, 2]  # the lone image joined the second batch (8 images)
-    # Frozen BatchNorm (head only) keeps plain batches: the last one may hold one image.
+    # Frozen BatchNorm (head only, linear head) keeps plain batches: the last one may hold one
+    # image. The concat head's own BatchNorm trains: its lone image joins the batch before.
     tiny_config.freeze = FreezePlan.parse("head")
-    trainer = Trainer(tiny_config)
-    trainer.prepare(scan=scan)
-    trainer.set_train_mode()
-    assert [len(b.labels) for b in trainer.batches(train=True)] == [7, 7, 1]
+    for head, batches in (("linear", [7, 7, 1]), ("concat", [7, 8])):
+        tiny_config.head = head
+        trainer = Trainer(tiny_config)
+        trainer.prepare(scan=scan)
+        trainer.set_train_mode()
+        assert [len(b.labels) for b in trainer.batches(train=True)] == batches, head
 
 
 # ---------------------------------------------------------------- non-finite runs
@@ -169,7 +172,7 @@ def test_a_bundle_with_nan_weights_is_refused_and_json_output_stays_valid(traine
     bad = tmp_path / "bad"
     shutil.copytree(trained_bundle, bad)
     state = load_file(str(bad / "model.safetensors"))
-    state["fc.weight"][0, 0] = float("nan")
+    state["fc.1.weight"][0, 0] = float("nan")  # the concat head's linear layer
     save_file(state, str(bad / "model.safetensors"))
     meta = json.loads((bad / "model.json").read_text())
     import hashlib

@@ -53,7 +53,8 @@ def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, dro
 
     panel = window.model_panel
     panel.set_strategy("last", blocks=1)
-    assert panel.summary.text() == "Trainable: 8,395,780 of 11,178,564 parameters (75.11%)"
+    # layer4 and the concat head (BatchNorm 1,024 x 2, linear 1,024 x 4 + 4)
+    assert panel.summary.text() == "Trainable: 8,399,876 of 11,182,660 parameters (75.12%)"
     layer3 = panel.item_for("layer3")
     assert layer3.checkState() == Qt.CheckState.Unchecked
     assert layer3.foreground().color().red() == 150  # frozen rows are dimmed
@@ -103,7 +104,11 @@ def test_drop_train_export_and_reload(qtbot, window, image_folder, tmp_path, dro
     trained = set(meta["trainable_parameter_names"])
     assert "layer3.0.conv1.weight" in trained and "layer2.1.conv1.weight" in trained
     assert "layer2.0.conv1.weight" not in trained and "layer1.0.conv1.weight" not in trained
-    plain = tvm.get_model("resnet18", num_classes=4)
+    # torchvision's resnet18 with the head model.json records (the concat head, by default)
+    from ftgui.core.models import rebuild_for_inference
+
+    plain = rebuild_for_inference("resnet18", 4, meta["model_kwargs"])
+    assert meta["model_kwargs"] == {"head": "concat"}
     plain.load_state_dict(load_file(str(out / "model.safetensors")), strict=True)
     plain.eval()
     window.trainer.model.eval()
@@ -219,6 +224,7 @@ def test_settings_persist_between_runs(qtbot, settings, image_folder):
     first.train_panel.epochs.setValue(7)
     first.train_panel.precision.setCurrentIndex(first.train_panel.precision.findData("fp32"))
     first.train_panel.set_lr_mode("set", 0.0005)
+    first.train_panel.head.setCurrentIndex(first.train_panel.head.findData("linear"))
     first.model_panel.set_arch("mobilenet_v3_small")
     assert first.model_panel.config_fields()["bn_stats"] == "auto"  # the default
     first.model_panel.batchnorm.setCurrentIndex(first.model_panel.batchnorm.findData("adapt"))
@@ -235,6 +241,7 @@ def test_settings_persist_between_runs(qtbot, settings, image_folder):
     assert second.train_panel.config_fields()["precision"] == "fp32"  # what a run gets
     assert second.train_panel.lr_mode_key == "set" and second.train_panel.lr.isEnabled()
     assert second.train_panel.lr.value() == pytest.approx(0.0005)
+    assert second.train_panel.config_fields()["head"] == "linear"
     assert second.model_panel.arch == "mobilenet_v3_small"
     assert second.model_panel.config_fields()["bn_stats"] == "adapt"  # kept between runs
     second.model_panel.batchnorm.setCurrentIndex(second.model_panel.batchnorm.findData("train"))
@@ -444,7 +451,7 @@ def test_ftgui_folder_opens_with_that_dataset(qtbot, settings, image_folder):
         w.start_background_init()
     qtbot.waitUntil(lambda: w.ready, timeout=60_000)
     assert w.windowTitle() == "ftgui — shapes"
-    assert w.model_panel.summary.text().startswith("Trainable: 2,052 of 11,178,564")  # 4 classes
+    assert w.model_panel.summary.text().startswith("Trainable: 6,148 of 11,182,660")  # concat head, 4 classes
 
 
 @pytest.mark.slow
@@ -467,7 +474,7 @@ def test_googlenet_weights_file_without_aux_heads_tree_matches_training(
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert panel.item_for("aux1") is None and panel.item_for("aux2") is None
     panel.set_strategy("head")
-    assert panel.summary.text().startswith("Trainable: 4,100 of ")  # 1024 x 4 + 4
+    assert panel.summary.text().startswith("Trainable: 12,292 of ")  # BatchNorm 2048 x 2, 2048 x 4 + 4
     panel.item_for("inception5b").setCheckState(Qt.CheckState.Checked)
     window.train_panel.epochs.setValue(1)
     window.train_panel.batch_size.setValue(16)

@@ -16,6 +16,21 @@ STRATEGY_HELP = "head, last-N (e.g. last-2), full or gradual"
 
 # key -> the window's label
 OPTIMIZERS: dict[str, str] = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD with momentum"}
+# The new classifier's form (--head; core/models/heads.py): key -> the window's label.
+HEADS: dict[str, str] = {
+    "auto": "Auto (concat where it fits)",
+    "concat": "Concat pooling + BatchNorm",
+    "linear": "Linear on average pooling",
+}
+HEAD_TIP = (
+    "The classifier ftgui puts on the pretrained network.\n"
+    "Concat (fastai's pooling and normalisation): max and average pooling side by side, BatchNorm, "
+    "one linear layer. Models that average-pool straight into one linear classifier (ResNet, "
+    "RegNet, EfficientNet, ...) take it; the bundle records it and every export format carries it.\n"
+    "Linear: one linear layer on the average-pooled features, as torchvision builds the model "
+    "(every model; the bundle loads into a plain torchvision or timm model).\n"
+    "Auto: concat where the model takes it, else linear."
+)
 SCHEDULES: dict[str, str] = {
     "cosine": "Cosine decay",
     "onecycle": "One cycle (warm-up, then decay)",

@@ -17,7 +17,14 @@ from torchvision.models import WeightsEnum
 from ftgui.core.base.errors import ModelError, WeightsError
 from ftgui.core.models import timm_source
 from ftgui.core.models.catalog import arch_info, check_arch
-from ftgui.core.models.heads import HEAD_FORMS, find_head, head_classes, replace_head, set_head_form
+from ftgui.core.models.heads import (
+    HEAD_FORMS,
+    find_head,
+    head_classes,
+    replace_head,
+    resolve_head_form,
+    set_head_form,
+)
 from ftgui.core.models.preprocess import Preprocess, preprocess_for
 from ftgui.core.models.registry import quirks
 from ftgui.core.models.sizes import size_problem
@@ -137,10 +144,10 @@ def build_model(
     local file is still read and checked against the architecture.
     """
     source = model_source(arch, weights, image_size, check_size=not meta)
-    if head_form not in HEAD_FORMS:
-        raise ModelError(f"Unknown head {head_form!r}: choose {' or '.join(HEAD_FORMS)}.")
+    if head_form not in (*HEAD_FORMS, "auto"):
+        raise ModelError(f"Unknown head {head_form!r}: choose auto, {' or '.join(HEAD_FORMS)}.")
     if timm_source.is_timm(arch):
-        if head_form != "linear":
+        if head_form == "concat":
             raise ModelError(f"The {head_form} head is for torchvision models; {arch} takes --head linear.")
         return _build_timm(source, num_classes, allow_download, meta)
     if meta:
@@ -162,6 +169,7 @@ def build_model(
             load_into(model, source.file_state, what, arch)
     head = replace_head(model, num_classes)
     kwargs = dict(source.kwargs)
+    head_form = resolve_head_form(model, head_form)
     if head_form != "linear":
         set_head_form(model, head_form, num_classes)
         kwargs["head"] = head_form  # rebuilt from model.json and checkpoints the same way

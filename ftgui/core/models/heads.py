@@ -14,7 +14,7 @@ _HEAD_CONTAINERS = ("fc", "classifier", "heads", "head")
 
 
 # The classifier's form (``--head``): what replaces the pretrained classifier.
-HEAD_FORMS = {
+HEAD_FORMS = {  # and "auto": concat where the model takes it (resolve_head_form)
     "linear": "one linear layer on the average-pooled features (every model)",
     "concat": "average and max pooling side by side, BatchNorm, one linear layer (fastai's pooling and "
     "normalisation; torchvision models that average-pool straight into their classifier)",
@@ -54,39 +54,47 @@ class NormLinear(nn.Sequential):
         return self.linear.out_features
 
 
-def set_head_form(model: nn.Module, form: str, num_classes: int) -> None:
-    """Give a model (its classifier already sized for ``num_classes``) the head ``form``."""
-    if form == "linear":
-        return
-    if form not in HEAD_FORMS:
-        raise ModelError(f"Unknown head {form!r}: choose {' or '.join(HEAD_FORMS)}.")
+def takes_concat(model: nn.Module) -> bool:
+    """Whether the model average-pools (``avgpool``) straight into one linear classifier, with
+    only parameter-free modules (dropout, flatten) between: where the concat head fits."""
     name = find_head(model)
     head, pool = model.get_submodule(name), getattr(model, "avgpool", None)
     if isinstance(pool, ConcatPool2d) and isinstance(head, NormLinear):
-        return
+        return True
+    if not (isinstance(pool, nn.AdaptiveAvgPool2d) and pool.output_size in (1, (1, 1))):
+        return False
     names = [n for n, _ in model.named_modules()]
-    between = [  # the modules run between the pooling and the classifier (not those that hold it)
-        n
-        for n in (
-            names[names.index("avgpool") + 1 : names.index(name)]
-            if pool is not None and name in names
-            else []
-        )
-        if not name.startswith(n + ".")
+    if not isinstance(head, nn.Linear) or names.index("avgpool") > names.index(name):
+        return False
+    between = [
+        n for n in names[names.index("avgpool") + 1 : names.index(name)] if not name.startswith(n + ".")
     ]
-    fits = (
-        isinstance(pool, nn.AdaptiveAvgPool2d)
-        and pool.output_size in (1, (1, 1))
-        and isinstance(head, nn.Linear)
-        and names.index("avgpool") < names.index(name)
-        # only parameter-free modules (dropout, flatten) between the pooling and the classifier
-        and not any(any(True for _ in model.get_submodule(n).parameters()) for n in between)
-    )
-    if not fits or not isinstance(head, nn.Linear):
+    return not any(any(True for _ in model.get_submodule(n).parameters()) for n in between)
+
+
+def resolve_head_form(model: nn.Module, form: str) -> str:
+    """``auto``: concat where the model takes it, else linear; any other form as it is."""
+    if form not in (*HEAD_FORMS, "auto"):
+        raise ModelError(f"Unknown head {form!r}: choose auto, {' or '.join(HEAD_FORMS)}.")
+    if form == "auto":
+        return "concat" if not is_timm_model(model) and takes_concat(model) else "linear"
+    return form
+
+
+def set_head_form(model: nn.Module, form: str, num_classes: int) -> None:
+    """Give a model (its classifier already sized for ``num_classes``) the head ``form``."""
+    if resolve_head_form(model, form) == "linear":
+        return
+    if not takes_concat(model):
         raise ModelError(
             f"The concat head needs a model that average-pools straight into one linear classifier; "
             f"{type(model).__name__} does not. Use --head linear."
         )
+    name = find_head(model)
+    head = model.get_submodule(name)
+    if isinstance(head, NormLinear):
+        return
+    assert isinstance(head, nn.Linear)
     model.avgpool = ConcatPool2d()
     _set_submodule(model, name, NormLinear(2 * head.in_features, num_classes, head.weight.device))
 

@@ -56,7 +56,9 @@ class TrainConfig:
     # Deterministic algorithms (torch.use_deterministic_algorithms; cuDNN without autotuning): with
     # one process on the same machine a run repeats bit for bit (ftgui-train --reproduce).
     deterministic: bool = False
-    head: str = "linear"  # the new classifier's form (models/heads.py HEAD_FORMS)
+    # The new classifier's form (models/heads.py): auto (concat where the model takes it, else
+    # linear), linear or concat. Earlier versions built linear heads (from_dict keeps that).
+    head: str = "auto"
 
     def validate(self) -> None:
         """Refuse a number out of range before any slow work, naming the option and its range."""
@@ -79,6 +81,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)} - {"freeze"}
         kw: dict[str, Any] = {k: v for k, v in d.items() if k in known}
         kw.setdefault("bn_stats", "keep")  # earlier versions kept the pretrained BatchNorm statistics
+        kw.setdefault("head", "linear")  # and built a linear classifier
         plan = d.get("freeze")
         kw["freeze"] = FreezePlan.from_dict(plan) if plan is not None else FreezePlan.from_legacy(d)
         return cls(**kw)
@@ -173,7 +176,7 @@ def validate_config(cfg: TrainConfig) -> None:
     for option, text in (("--weights", cfg.weights), ("--device", cfg.device)):
         need(text is None or isinstance(text, str), option, "a name", text)
     need(cfg.optimizer in OPTIMIZERS, "--optimizer", f"one of {', '.join(OPTIMIZERS)}", cfg.optimizer)
-    need(cfg.head in ("linear", "concat"), "--head", "linear or concat", cfg.head)
+    need(cfg.head in ("auto", "linear", "concat"), "--head", "auto, linear or concat", cfg.head)
     need(cfg.bn_stats in BN_STATS, "--bn-stats", f"one of {', '.join(BN_STATS)}", cfg.bn_stats)
     need(cfg.schedule in SCHEDULES, "--schedule", f"one of {', '.join(SCHEDULES)}", cfg.schedule)
     need(cfg.cache in CACHE_MODES, "--cache", " or ".join(CACHE_MODES), cfg.cache)

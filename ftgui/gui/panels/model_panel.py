@@ -27,7 +27,7 @@ from ftgui.core.models.freeze import FreezePlan
 from ftgui.gui.jobs import JobRunner
 from ftgui.gui.settings import dialog_folder
 from ftgui.gui.widgets.layer_tree import LayerTree
-from ftgui.gui.widgets.model_choices import fill_model_choices, model_note, searchable
+from ftgui.gui.widgets.model_choices import fill_model_choices, model_note, searchable, skeleton_for
 from ftgui.gui.widgets.weights_status import NONE_WEIGHTS, WeightsStatus, start_index
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ class ModelPanel(QWidget):
         self.image_size: int | None = None
         self._weights_file: str | None = None
         self.remembered: dict[str, str] = {}  # the weights last chosen for each model (not files)
-        self._skeletons: dict[tuple[str, int, str, int | None], nn.Module] = {}
+        self._skeletons: dict[tuple[str, int, str, int | None, str], nn.Module] = {}
+        self.head_form = "linear"  # the classifier the engine will build (the train panel's choice)
 
         self.arch_combo = QComboBox()
         self.arch_combo.setEditable(True)
@@ -229,12 +230,12 @@ class ModelPanel(QWidget):
 
         self.weights_combo.setCurrentIndex(self.weights_combo.findData(FROM_FILE))
         self.weights_status.setText(f"Checking {path}…")
-        arch, k, size = self.arch, self.num_classes, self._tree_size()
+        arch, k, size, head = self.arch, self.num_classes, self._tree_size(), self.head_form
         if self.runner is None:
             return False
         return self.runner.start(
             "check weights",
-            lambda job, progress: build_model(arch, k, weights=path, image_size=size, meta=True),
+            lambda job, progress: build_model(arch, k, path, size, meta=True, head_form=head),
             on_result=lambda built: self._on_weights_file_checked(path, size, built),
             on_error=lambda message: self._on_weights_file_refused(message),
         )
@@ -243,7 +244,7 @@ class ModelPanel(QWidget):
         self._weights_file = path
         self.weights_combo.setItemText(self.weights_combo.currentIndex(), f"File: {path.rsplit('/', 1)[-1]}")
         self.weights_status.show_file(path)
-        self._skeletons = {(built.arch, built.num_classes, path, size): built.model}
+        self._skeletons = {(built.arch, built.num_classes, path, size, self.head_form): built.model}
         self._rebuild()
 
     def _on_weights_file_refused(self, message: str) -> None:
@@ -349,19 +350,9 @@ class ModelPanel(QWidget):
 
     def _rebuild(self) -> None:
         """The skeleton the engine would build (same constructor arguments, same heads), then the tree."""
-        from ftgui.core.base.errors import FtguiError
-        from ftgui.core.models import build_model
-
-        size = self._tree_size()
-        key = (self.arch, self.num_classes, self.weights, size)
+        key = (self.arch, self.num_classes, self.weights, self._tree_size(), self.head_form)
         if key not in self._skeletons:
-            try:
-                built = build_model(self.arch, self.num_classes, self.weights, size, meta=True)
-            except FtguiError:
-                # An image size this model cannot take: show the tree at the weights' own size
-                # (Start reports the problem with the size).
-                built = build_model(self.arch, self.num_classes, self.weights, None, meta=True)
-            self._skeletons = {key: built.model}
+            self._skeletons = {key: skeleton_for(*key)}
         self.skeleton = self._skeletons[key]
         self.plan = self.plan.restricted_to(self.skeleton)
         self.tree.fill(self.skeleton)
@@ -385,6 +376,12 @@ class ModelPanel(QWidget):
             self._select_combo("custom")
         self._refresh_states()
         self.changed.emit()
+
+    def set_head(self, combo: QComboBox) -> None:
+        """The classifier form chosen (auto, linear, concat): the tree shows what will train."""
+        self.head_form = str(combo.currentData())
+        if self.populated:
+            self._rebuild()
 
     def item_for(self, name: str) -> QStandardItem | None:
         return self.tree.item_for(name)

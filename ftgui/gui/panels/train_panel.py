@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ftgui.core.base.options import OPTIMIZERS, PRECISIONS, SCHEDULES
+from ftgui.core.base.options import HEAD_TIP, HEADS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from ftgui.gui.settings import setting
 from ftgui.gui.widgets.rate_box import RateSpinBox, format_rate
 
@@ -79,6 +79,10 @@ class TrainPanel(QWidget):
         self.schedule = QComboBox()
         for key, label in SCHEDULES.items():
             self.schedule.addItem(label, key)
+        self.head = QComboBox()
+        for key, label in HEADS.items():
+            self.head.addItem(label, key)
+        self.head.setToolTip(HEAD_TIP)
         self.image_size = QSpinBox()
         self.image_size.setRange(0, 1024)
         self.image_size.setSpecialValueText("weights' default")
@@ -143,6 +147,7 @@ class TrainPanel(QWidget):
         form.addRow("", self.lr_note)
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Schedule", self.schedule)
+        form.addRow("Classifier", self.head)
         form.addRow("Image size", self.image_size)
         form.addRow("", self.augment)
         device_row = QHBoxLayout()
@@ -172,6 +177,7 @@ class TrainPanel(QWidget):
             self.lr_mode,
             self.optimizer,
             self.schedule,
+            self.head,
             self.image_size,
             self.augment,
             self.device,
@@ -223,6 +229,7 @@ class TrainPanel(QWidget):
             "lr": self.requested_lr(),
             "optimizer": str(self.optimizer.currentData()),
             "schedule": str(self.schedule.currentData()),
+            "head": str(self.head.currentData()),
             "image_size": self.image_size.value() or None,
             "augment": self.augment.isChecked(),
             "device": self.device.currentText(),
@@ -318,6 +325,7 @@ class TrainPanel(QWidget):
         for combo, key in (
             (self.optimizer, "optimizer"),
             (self.schedule, "schedule"),
+            (self.head, "head"),
             (self.precision, "precision"),
         ):
             index = combo.findData(get(key, str(combo.currentData()), str))

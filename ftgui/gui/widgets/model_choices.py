@@ -10,6 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QCompleter
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from ftgui.core.models import ArchInfo
 
 
@@ -85,3 +87,16 @@ def searchable(combo: QComboBox, chosen: Callable[[int | None], None]) -> None:
     line = combo.lineEdit()
     if line is not None:
         line.editingFinished.connect(lambda: chosen(typed_choice(combo)))
+
+
+def skeleton_for(arch: str, num_classes: int, weights: str, size: int | None, head: str) -> nn.Module:
+    """The skeleton the engine would build (same constructor arguments, same heads). For an image
+    size or a head this model cannot take, the tree at the weights' own size with the automatic
+    head (Start reports the problem)."""
+    from ftgui.core.base.errors import FtguiError
+    from ftgui.core.models import build_model
+
+    try:
+        return build_model(arch, num_classes, weights, size, meta=True, head_form=head).model
+    except FtguiError:
+        return build_model(arch, num_classes, weights, None, meta=True, head_form="auto").model
