@@ -28,7 +28,8 @@ def test_backbones_are_ranked_by_a_cross_validated_linear_probe(tiny_config):
     assert {r.arch for r in ranked} == {"resnet18", VIT}
     assert ranked[0].accuracy >= ranked[1].accuracy
     by = {r.arch: r for r in ranked}
-    assert by["resnet18"].feature_dim == 512 and by[VIT].feature_dim == 64  # the head's input
+    # the head's input: resnet18's concat pooling (max and average, 2 x 512), the ViT's token
+    assert by["resnet18"].feature_dim == 1024 and by[VIT].feature_dim == 64
     assert by["resnet18"].images == 80 and all(0 <= r.accuracy <= 1 for r in ranked)
     assert all(r.latency_ms > 0 and r.params > 0 for r in ranked)
     assert by[VIT].licence == "apache-2.0"

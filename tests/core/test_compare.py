@@ -136,7 +136,9 @@ def test_ftgui_compare_writes_a_bundle_per_candidate_and_the_table(image_folder,
     assert [c["name"] for c in report["candidates"]] == ["head", "full"]
     assert report["recommended"] in ("head", "full") and report["reason"].startswith(report["recommended"])
     rows = list(csv.DictReader((out / "comparison.csv").open()))
-    assert [r["name"] for r in rows] == ["head", "full"] and rows[0]["trainable_params"] == "2052"
+    assert [r["name"] for r in rows] == ["head", "full"] and rows[0][
+        "trainable_params"
+    ] == "6148"  # the concat head
     for name in ("head", "full"):
         assert (out / name / "MODEL_CARD.md").is_file()
         assert Predictor.load(out / name).classes == ["circle", "square", "stripes", "triangle"]

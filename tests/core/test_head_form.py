@@ -4,6 +4,7 @@ models take it, and a trained one read back from its bundle and its checkpoint."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,6 +74,15 @@ def test_a_concat_head_trains_exports_and_reads_back(tmp_path, image_folder, ftg
         assert torch.allclose(predictor.model.eval()(x), resumed.model.eval()(x))
     events = list(resumed.run())
     assert type(events[-1]).__name__ == "Finished" and resumed.epoch == 2
+
+    # The README's plain-torchvision loading code, as it stands, on this bundle.
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    code = readme.split("The model loads in plain torchvision:\n\n```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(code.replace('"out/', f'"{out}/'), scope)  # noqa: S102 - the README's own example
+    plain = scope["model"].eval()
+    with torch.no_grad():
+        assert torch.allclose(plain(x), predictor.model(x), atol=1e-5)
 
     meta["model_kwargs"]["head"] = "mlp"
     with pytest.raises(CheckpointError, match="'model_kwargs.head' must be linear or concat"):

@@ -80,9 +80,9 @@ def _decodes(monkeypatch):
     calls = []
     real = data_module.load_rgb
 
-    def counting(path, target=None):
+    def counting(path, target=None, remember=False):
         calls.append(path)
-        return real(path, target)
+        return real(path, target, remember)
 
     monkeypatch.setattr(data_module, "load_rgb", counting)
     return calls
