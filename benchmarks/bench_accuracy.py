@@ -558,7 +558,7 @@ def head_form_table(names: list[str], strategies: tuple[str, ...], args: argpars
                 accs = {
                     form: [
                         run_ftgui(data, strategy, setting, head=form, seed=seed)[0]
-                        for seed in range(args.seeds)
+                        for seed in range(args.first_seed, args.first_seed + args.seeds)
                     ]
                     for form in forms
                 }
@@ -577,7 +577,7 @@ def head_form_table(names: list[str], strategies: tuple[str, ...], args: argpars
     for strategy in strategies:
         if not any(strategy in measured[n] for n in measured if n not in held):
             continue
-        chosen = selection.choose(measured, strategy, forms, held)
+        chosen = selection.choose(measured, strategy, forms, held, tie=args.tie / 100)
         worst = max(selection.shortfalls(measured, strategy, chosen, [n for n in measured if n not in held]))
         check = selection.held_out_check(measured, strategy, chosen, held)
         said = "; ".join(f"{n}: {100 * v:.1f} below the best" for n, v in check.items())
@@ -639,6 +639,14 @@ def main(argv: list[str] | None = None) -> int:
         "its own head and with a linear one, where fastai is installed)",
     )
     p.add_argument("--seeds", type=int, default=3, help="seeds per precision or --decide row (default 3)")
+    p.add_argument("--first-seed", type=int, default=0, help="--head-form: the first seed (default 0)")
+    p.add_argument(
+        "--tie",
+        type=float,
+        default=0.5,
+        metavar="POINTS",
+        help="--head-form: worst shortfalls this close count as equal, the better mean decides (default 0.5)",
+    )
     p.add_argument("--work", help="keep the generated folders and pretrained weights here (reused)")
     p.add_argument("--no-references", action="store_true", help="leave out fastai and Lightning")
     p.add_argument(

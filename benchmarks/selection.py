@@ -2,7 +2,8 @@
 
 - ``choose``: per strategy, the candidate whose worst shortfall against the best candidate of
   each selection setting is smallest (a default must not lose much anywhere), then the better
-  mean, then the cheaper one (candidates are listed cheapest first). Held-out settings never
+  mean, then the cheaper one (candidates are listed cheapest first; worst shortfalls within
+  ``tie`` of each other are equal). Held-out settings never
   take part; ``held_out_check`` reports how the choice does on them.
 - ``threshold``: the statistics shift above which adapting BatchNorm statistics pays: the
   midpoint between the largest shift where adapting lost and the smallest where it gained, when
@@ -26,16 +27,22 @@ def shortfalls(measured: Measured, strategy: str, candidate: str, settings: Sequ
     return out
 
 
-def choose(measured: Measured, strategy: str, candidates: Sequence[str], held_out: set[str]) -> str:
-    """The candidate to make the default for ``strategy`` (``candidates`` cheapest first)."""
+def choose(
+    measured: Measured, strategy: str, candidates: Sequence[str], held_out: set[str], tie: float = 0.0
+) -> str:
+    """The candidate to make the default for ``strategy`` (``candidates`` cheapest first).
+    Worst shortfalls within ``tie`` of the smallest count as equal (a measurement cannot tell
+    them apart): the better mean then decides, then the cheaper candidate."""
     settings = [s for s in measured if s not in held_out and strategy in measured[s]]
     if not settings:
         raise ValueError(f"no selection setting measured {strategy}")
+    gaps = {c: shortfalls(measured, strategy, c, settings) for c in candidates}
+    least = min(max(g) for g in gaps.values())
 
     def score(item: tuple[int, str]) -> tuple[float, float, int]:
         cost, c = item
-        gaps = shortfalls(measured, strategy, c, settings)
-        return (max(gaps), sum(gaps) / len(gaps), cost)
+        worst = max(gaps[c])
+        return (0.0 if worst <= least + tie else worst, sum(gaps[c]) / len(gaps[c]), cost)
 
     return min(enumerate(candidates), key=score)[1]
 

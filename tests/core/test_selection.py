@@ -37,6 +37,24 @@ def test_ties_go_to_the_better_mean_then_the_cheaper_candidate():
     assert selection.choose(two, "head", CANDIDATES, set()) == "adapt"  # no gap anywhere
 
 
+def test_worst_shortfalls_within_the_tie_are_equal_and_the_better_mean_decides():
+    # The head-form case measured for last-2: linear at most 1.32 below, concat at most 1.34
+    # below, but concat below only once (mean shortfall 0.27 against 0.48).
+    forms = ("linear", "concat")
+    measured = {
+        "a": {"last-2": {"linear": 0.9933, "concat": 0.9933}},
+        "b": {"last-2": {"linear": 0.7933, "concat": 0.8065}},
+        "c": {"last-2": {"linear": 0.7600, "concat": 0.7466}},
+        "d": {"last-2": {"linear": 0.9390, "concat": 0.9478}},
+        "e": {"last-2": {"linear": 0.9877, "concat": 0.9899}},
+    }
+    assert selection.choose(measured, "last-2", forms, set()) == "linear"  # by 0.02 points
+    assert selection.choose(measured, "last-2", forms, set(), tie=0.005) == "concat"
+    # A gap wider than the tie still decides by the worst shortfall.
+    measured["c"]["last-2"]["concat"] = 0.70
+    assert selection.choose(measured, "last-2", forms, set(), tie=0.005) == "linear"
+
+
 def test_held_out_settings_never_decide_and_are_reported():
     measured = {
         "a": {"head": {"keep": 0.8, "adapt": 0.9}},
