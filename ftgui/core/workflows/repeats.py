@@ -175,7 +175,7 @@ def decide(candidates: Sequence[Repeated], n_train: int, n_val: int) -> Repeated
     else:
         d = differences[pick.name]
         reason = (
-            f"{pick.name}: {pick.name} vs {best.name}: {points(d)} over {folds} folds, not a real difference "
+            f"{pick.name}: {points(d)} against {best.name} over {folds} folds, not a real difference "
             f"on this data, and {pick.name} is cheaper ({pick.trainable_params:,} trainable parameters "
             f"against {best.trainable_params:,})"
         )
