@@ -298,7 +298,6 @@ def _timm_tutorial_model(setting: Setting, pre: Any, classes: int, strategy: str
     """timm's own way: create_model(pretrained, num_classes=K); freeze all but the classifier,
     or (last-N) all but the last N of timm's coarse groups too."""
     import timm
-    from timm.models import group_parameters
 
     from ftgui.core.models import timm_source
 
@@ -306,14 +305,22 @@ def _timm_tutorial_model(setting: Setting, pre: Any, classes: int, strategy: str
         setting.arch[5:], pretrained=True, pretrained_cfg_overlay={"file": str(timm_file(setting.arch))},
         num_classes=classes, **timm_source.model_kwargs(setting.arch, pre.crop_size),
     )  # fmt: skip
+    _timm_open(model, strategy, int(strategy.split("-")[1]) if strategy.startswith("last-") else 0)
+    return model
+
+
+def _timm_open(model: nn.Module, strategy: str, last: int) -> None:
+    """The classifier and the last ``last`` of timm's coarse groups train (all of it: full)."""
+    from timm.models import group_parameters
+
+    from ftgui.core.models import timm_source
+
     prefix = timm_source.classifier_name(model) or ""
-    head = {f"{prefix}.{n}" for n, _ in model.get_classifier().named_parameters()}
-    groups = [names for _, names in sorted(group_parameters(model, model.group_matcher(coarse=True)).items())]
-    last = int(strategy.split("-")[1]) if strategy.startswith("last-") else 0
+    head = {f"{prefix}.{n}" for n, _ in model.get_classifier().named_parameters()}  # type: ignore[operator]
+    groups = [names for _, names in sorted(group_parameters(model, model.group_matcher(coarse=True)).items())]  # type: ignore[operator]
     open_names = {n for g in groups[len(groups) - 1 - last : -1] for n in g} if last else set()
     for name, p in model.named_parameters():
         p.requires_grad = strategy == "full" or name in open_names or name in head
-    return model
 
 
 def run_tutorial(data: Path, strategy: str, setting: Setting, seed: int = 0) -> float:
@@ -339,7 +346,10 @@ def run_tutorial(data: Path, strategy: str, setting: Setting, seed: int = 0) -> 
     for epoch in range(setting.epochs):
         if strategy == "gradual" and epoch > 0:
             before = {id(p) for p in model.parameters() if p.requires_grad}
-            _freeze_for(model, strategy, epoch)
+            if setting.arch.startswith("timm:"):
+                _timm_open(model, strategy, epoch)  # one more of timm's groups each epoch
+            else:
+                _freeze_for(model, strategy, epoch)
             new = [p for p in model.parameters() if p.requires_grad and id(p) not in before]
             if new:
                 opt.add_param_group({"params": new, "lr": 1e-4})
