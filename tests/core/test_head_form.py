@@ -82,7 +82,8 @@ def test_a_concat_head_trains_exports_and_reads_back(tmp_path, image_folder, ftg
     exec(code.replace('"out/', f'"{out}/'), scope)  # noqa: S102 - the README's own example
     plain = scope["model"].eval()
     with torch.no_grad():
-        assert torch.allclose(plain(x), predictor.model(x), atol=1e-5)
+        # (rounding only: summation order differs with the thread count; logits reach ~6)
+        assert torch.allclose(plain(x), predictor.model(x), rtol=1e-4, atol=1e-4)
 
     meta["model_kwargs"]["head"] = "mlp"
     with pytest.raises(CheckpointError, match="'model_kwargs.head' must be linear or concat"):
