@@ -13,6 +13,7 @@ from ftgui.core.base.options import (
     CACHE_MODES,
     DEVICES,
     EXPORT_FORMATS,
+    HEADS,
     MAX_ACCURACY_DROP,
     OPTIMIZERS,
     PRECISIONS,
@@ -185,7 +186,7 @@ def run_options(p: argparse.ArgumentParser, train: bool) -> argparse.ArgumentPar
     )
     p.add_argument(
         "--head",
-        choices=("auto", "linear", "concat"),
+        choices=list(HEADS),
         default="auto",
         help="the new classifier: concat (average and max pooling side by side, BatchNorm, one layer: "
         "fastai's; torchvision models that average-pool into one linear classifier), linear (one layer on "

@@ -251,7 +251,7 @@ class MainWindow(TrainingControls):
         self.model_panel.set_plan(self._saved_plan())
         self.train_panel.image_size.valueChanged.connect(lambda v: self.model_panel.set_image_size(v or None))
         self.train_panel.head.currentIndexChanged.connect(
-            lambda _: self.model_panel.set_head(self.train_panel.head)
+            lambda _: self.model_panel.set_head(str(self.train_panel.head.currentData()))
         )
         self.train_panel.set_strategy(self.model_panel.strategy_text())
         if self.data_panel.scan is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import torch
 
 from ftgui.core.base.errors import CheckpointError
-from ftgui.core.base.options import EXPORT_FORMATS, format_files
+from ftgui.core.base.options import EXPORT_FORMATS, HEADS, format_files
 from ftgui.core.base.staging import finish_interrupted
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def validate_metadata(meta: Any, name: str = META_FILE) -> None:
         kind = MODEL_KWARGS.get(key)
         if kind is None:
             raise bad(f"'model_kwargs' has an argument ftgui never writes ({key!r})")
-        if kind is str and value not in ("linear", "concat"):
+        if kind is str and value not in HEADS.keys() - {"auto"}:
             raise bad("'model_kwargs.head' must be linear or concat")
         if (kind is bool and not isinstance(value, bool)) or (kind is int and not _is_int(value)):
             raise bad(f"'model_kwargs.{key}' must be {'true or false' if kind is bool else 'a whole number'}")

@@ -7,11 +7,12 @@ sits below training in the layers and a bundle can be written from any source of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from ftgui.core.data.fingerprint import DataFingerprint
+from ftgui.core.data.fingerprint import DataFingerprint, fingerprint
 from ftgui.core.data.samples import ScanResult, Split
 from ftgui.core.models.build import BuiltModel
 from ftgui.core.models.preprocess import Preprocess
@@ -36,8 +37,14 @@ class TrainedModel:
     skipped: dict[str, str] = field(default_factory=dict)  # relative path -> reason
     evaluation: Evaluation | None = None  # the latest evaluation of this model, if any
     run_id: str = ""  # the training run (TrainerState.run_id): tells another run's export apart
-    data: DataFingerprint | None = None  # the files trained and validated on, hashed
     reproducibility: dict[str, Any] = field(default_factory=dict)  # seeds, precision, versions, machine
+
+    @cached_property
+    def data(self) -> DataFingerprint | None:
+        """The files trained and validated on, hashed: taken when a bundle is written (hashes of
+        the files the run read come from the fingerprint memo), not by every call that only
+        asks which model this is."""
+        return fingerprint(self.scan.root, [*self.split.train, *self.split.val]) if self.split else None
 
     @property
     def model(self) -> nn.Module:

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from ftgui.core.compute.precision import processor_name
+
 # The libraries a reproduction must match; Pillow and NumPy decode and convert the images.
 MATCHED = ("ftgui", "torch", "torchvision", "timm", "pillow", "numpy")
 
@@ -36,18 +38,6 @@ def versions() -> dict[str, str | None]:
         "numpy": numpy.__version__,
         "python": platform.python_version(),
     }
-
-
-def processor_name() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), else what the platform says."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(device: torch.device) -> dict[str, Any]:

@@ -72,6 +72,14 @@ def processor_name() -> str:
     return platform.processor() or platform.machine() or "unknown processor"
 
 
+DTYPE_NAMES: dict[str, torch.dtype | None] = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def dtype_name(d: torch.dtype | None) -> str:
+    """ "bf16", "fp16" or "fp32" (None: fp32), as model.json and the card say it."""
+    return next((k for k, v in DTYPE_NAMES.items() if v == d), "fp32")
+
+
 @dataclass(frozen=True)
 class Precision:
     """The formats a run computes in: ``train`` for training steps, ``infer`` for the frozen
@@ -93,11 +101,7 @@ class Precision:
     @property
     def label(self) -> str:
         """Short form for model.json and the card: "bf16", "fp32", or "bf16 / fp32" (training / inference)."""
-
-        def name(d: torch.dtype | None) -> str:
-            return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(d, "fp32") if d else "fp32"
-
-        a, b = name(self.train), name(self.infer)
+        a, b = dtype_name(self.train), dtype_name(self.infer)
         return a if a == b else f"{a} training, {b} inference"
 
 

@@ -1,6 +1,6 @@
 """The data a run used, as a fingerprint: every file's path, size and SHA-256, and one digest of
 them all. The hashes are taken from the bytes the decoder reads anyway (``load_rgb``'s
-``sink``); only files a run never read from disk (their pixels or features came from an
+``remember``); only files a run never read from disk (their pixels or features came from an
 earlier run's cache, or a DataLoader worker process decoded them) are read once more at the end.
 A process-wide memo keyed by the file's identity (device, inode, size, modification time)
 keeps later runs on the same files (the candidates of a comparison, its folds) from hashing

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ftgui.core.base.errors import FtguiError, ModelError
-from ftgui.core.base.options import BN_STATS, CACHE_MODES, OPTIMIZERS, PRECISIONS, SCHEDULES
+from ftgui.core.base.options import BN_STATS, CACHE_MODES, HEADS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from ftgui.core.models import arch_info, is_local_weights, model_source
 from ftgui.core.models.freeze import FreezePlan
 
@@ -176,7 +176,7 @@ def validate_config(cfg: TrainConfig) -> None:
     for option, text in (("--weights", cfg.weights), ("--device", cfg.device)):
         need(text is None or isinstance(text, str), option, "a name", text)
     need(cfg.optimizer in OPTIMIZERS, "--optimizer", f"one of {', '.join(OPTIMIZERS)}", cfg.optimizer)
-    need(cfg.head in ("auto", "linear", "concat"), "--head", "auto, linear or concat", cfg.head)
+    need(cfg.head in HEADS, "--head", f"one of {', '.join(HEADS)}", cfg.head)
     need(cfg.bn_stats in BN_STATS, "--bn-stats", f"one of {', '.join(BN_STATS)}", cfg.bn_stats)
     need(cfg.schedule in SCHEDULES, "--schedule", f"one of {', '.join(SCHEDULES)}", cfg.schedule)
     need(cfg.cache in CACHE_MODES, "--cache", " or ".join(CACHE_MODES), cfg.cache)

@@ -4,20 +4,15 @@ deterministic algorithms were on, the precision that actually ran, the versions 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from ftgui.core.compute import environment
 from ftgui.core.compute.distributed import World
-from ftgui.core.compute.precision import Precision
+from ftgui.core.compute.precision import DTYPE_NAMES, Precision, dtype_name
 from ftgui.core.training.config import TrainConfig
-
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
-
-
-def _name(dtype: torch.dtype | None) -> str:
-    return next((k for k, v in _DTYPES.items() if v == dtype), "fp32")
 
 
 def seeds(cfg: TrainConfig, split_drawn: bool) -> dict[str, Any]:
@@ -43,8 +38,8 @@ def run_record(
         "deterministic": bool(cfg.deterministic),
         "processes": world.size if world.active else 1,
         "precision": {
-            "train": _name(precision.train),
-            "infer": _name(precision.infer),
+            "train": dtype_name(precision.train),
+            "infer": dtype_name(precision.infer),
             "device_type": precision.device_type,
         },
         "versions": environment.versions(),
@@ -54,10 +49,6 @@ def run_record(
 
 def recorded_precision(record: dict[str, Any]) -> Precision:
     """The precision a recorded run computed in (a repeat does not time a trial again)."""
-    train, infer = _DTYPES.get(record.get("train", "fp32")), _DTYPES.get(record.get("infer", "fp32"))
-    label = (
-        "fp32"
-        if train is None and infer is None
-        else f"{record.get('train')} training, {record.get('infer')} inference"
-    )
-    return Precision(train, infer, f"{label} (as recorded)", record.get("device_type", "cpu"))
+    train, infer = DTYPE_NAMES.get(record.get("train", "fp32")), DTYPE_NAMES.get(record.get("infer", "fp32"))
+    ran = Precision(train, infer, device_type=record.get("device_type", "cpu"))
+    return replace(ran, note=f"{ran.label} (as recorded)")

@@ -22,7 +22,6 @@ from ftgui.core.bundle.metadata import distributed_record
 from ftgui.core.bundle.trained import TrainedModel
 from ftgui.core.compute.distributed import SINGLE, World
 from ftgui.core.compute.precision import FP32, Precision, RunShape, choose_precision
-from ftgui.core.data.fingerprint import fingerprint
 from ftgui.core.data.images import Batch
 from ftgui.core.data.samples import Sample, ScanResult, Split, split_samples
 from ftgui.core.data.scan import scan_folder
@@ -394,6 +393,5 @@ class TrainerBase:
             skipped=dict(self.skipped),
             evaluation=self.evaluation,
             run_id=self.state.run_id,
-            data=fingerprint(self.scan.root, [*self.split.train, *self.split.val]) if self.split else None,
             reproducibility=run_record(cfg, self.precision, self.world, self.device, self.split_drawn),
         )

@@ -377,9 +377,9 @@ class ModelPanel(QWidget):
         self._refresh_states()
         self.changed.emit()
 
-    def set_head(self, combo: QComboBox) -> None:
+    def set_head(self, form: str) -> None:
         """The classifier form chosen (auto, linear, concat): the tree shows what will train."""
-        self.head_form = str(combo.currentData())
+        self.head_form = form
         if self.populated:
             self._rebuild()
 
